@@ -192,7 +192,6 @@ pub enum LogFormat {
     Json,
 }
 
-
 /// A configuration problem, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
