@@ -4,12 +4,18 @@
 //! `tower::ServiceExt::oneshot`; `serve` binds it to a listener with graceful shutdown.
 //!
 //! Layout of the router:
-//! - **public routes** (listed in [`routes::public`]): health, readiness, the OpenAPI
-//!   document, login/refresh/logout, and `/metrics` when `http.metrics_public` is set;
-//! - **protected routes**: everything else. The authentication layer is applied to the
-//!   protected router as a whole, so a new route is authenticated unless it is added to
-//!   the public list on purpose. Handlers then authorise through the identity service,
-//!   which hands out tenant scopes only after checking the caller's grants.
+//! - **public routes** (listed in [`routes::public`], plus each [`Module`]'s `public`
+//!   router): health, readiness, the OpenAPI document, login/refresh/logout, and
+//!   `/metrics` when `http.metrics_public` is set;
+//! - **protected routes**: everything else, the platform's and each module's
+//!   `protected` router. The authentication layer is applied to all of them as a whole,
+//!   so a new route is authenticated unless it is added to a public list on purpose.
+//!   Handlers then authorise through the identity service, which hands out tenant scopes
+//!   only after checking the caller's grants.
+//!
+//! Modules (the NGSI-LD broker, the Handle REST API, ...) live in their own crates and
+//! hand their routes to [`app`] already bound to their own state, so this crate does not
+//! depend on them.
 //!
 //! Cross-cutting layers (outermost first): request id → trace span → metrics → panic
 //! catcher → timeout → internal-error logging → body limit → routes.
@@ -96,15 +102,28 @@ impl AppState {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
-    let (router, openapi) = routes::public(&state)
-        .merge(
-            routes::protected(&state).route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::authenticate,
-            )),
-        )
+/// The routes of one module of the platform, bound to the module's own state
+/// (`OpenApiRouter::<ModuleState>::with_state(module_state)` yields this type).
+pub struct Module {
+    /// Routes anyone may call. A module that authenticates callers its own way (e.g. the
+    /// Handle REST API's HS_ADMIN Basic auth) lists them here and checks credentials itself.
+    pub public: utoipa_axum::router::OpenApiRouter<AppState>,
+    /// Routes behind the platform's authentication layer; handlers get the caller with
+    /// the [`Caller`] extractor.
+    pub protected: utoipa_axum::router::OpenApiRouter<AppState>,
+}
+
+/// The whole HTTP application: the platform's own routes plus every module's.
+pub fn app(state: AppState, modules: Vec<Module>) -> Router {
+    let mut public = routes::public(&state);
+    let mut protected = routes::protected(&state);
+    for module in modules {
+        public = public.merge(module.public);
+        protected = protected.merge(module.protected);
+    }
+    let authenticate = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate);
+    let (router, openapi) = public
+        .merge(protected.route_layer(authenticate))
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
     let http = state.http().clone();
@@ -149,14 +168,14 @@ impl ApiError {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// Serves `app` (from [`app`]) on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -85,7 +85,7 @@ impl Platform {
                 .await
                 .unwrap();
         }
-        let app = app(AppState::new(identity.clone(), http));
+        let app = app(AppState::new(identity.clone(), http), Vec::new());
         Self {
             app,
             identity,

@@ -98,7 +98,8 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
     let state = platform.app_state();
     let grace = std::time::Duration::from_secs(platform.config.http.shutdown_grace_secs);
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let server = api_server::serve(listener, state, async move {
+    let app = api_server::app(state, platform.http_modules());
+    let server = api_server::serve(listener, app, async move {
         shutdown_signal().await;
         let _ = signalled.send(());
     });
