@@ -14,9 +14,66 @@ pub(crate) struct Platform {
     pub(crate) config: Config,
     pub(crate) store: SqliteStore,
     pub(crate) identity: Arc<IdentityService>,
+    /// The external token verifier, if `[auth.oidc]` is configured.
+    pub(crate) oidc: Option<Arc<OidcVerifier>>,
 }
 
 const SIGNING_KEY_FILE: &str = "secrets/access-token-hs256.key";
+
+/// The fetcher for an OpenID provider's keys: https only, unless the operator allowed a
+/// private network (then plain http on it is accepted too).
+fn jwks_fetcher(oidc: &settings::OidcConfig) -> anyhow::Result<egress::Fetcher> {
+    let policy = egress::EgressPolicy {
+        allow_private: oidc.jwks_allow_private,
+        allow_http: oidc.jwks_allow_private,
+        max_bytes: 256 * 1024,
+        ..Default::default()
+    };
+    Ok(egress::Fetcher::new(policy)?)
+}
+
+async fn fetch_jwks(fetcher: &egress::Fetcher, url: &str) -> anyhow::Result<String> {
+    let fetched = fetcher
+        .get(url, "application/json")
+        .await
+        .context("fetching auth.oidc.jwks_url")?;
+    String::from_utf8(fetched.body).context("the JWKS document is not UTF-8")
+}
+
+/// Re-fetches the provider's keys periodically (key rotation); failures keep the old keys.
+pub(crate) fn spawn_jwks_refresh(
+    config: &Config,
+    verifier: Arc<OidcVerifier>,
+) -> anyhow::Result<()> {
+    let Some(oidc) = &config.auth.oidc else {
+        return Ok(());
+    };
+    let Some(url) = oidc.jwks_url.clone() else {
+        return Ok(());
+    };
+    let fetcher = jwks_fetcher(oidc)?;
+    let every = std::time::Duration::from_secs(oidc.jwks_refresh_secs.max(60));
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            match fetch_jwks(&fetcher, &url)
+                .await
+                .map(|jwks| verifier.replace_keys(&jwks))
+            {
+                Ok(Ok(keys)) => tracing::debug!(keys, "refreshed the OpenID provider's keys"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the OpenID provider's new key set is unusable; keeping the old one")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "could not refresh the OpenID provider's keys")
+                }
+            }
+        }
+    });
+    Ok(())
+}
 
 /// Reads the access-token signing key, creating it (owner-only) on first start.
 fn signing_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
@@ -55,7 +112,7 @@ pub(crate) fn restrict(_path: &Path, _mode: u32) -> anyhow::Result<()> {
 
 impl Platform {
     /// Opens everything the configuration names.
-    pub(crate) fn open(config: Config) -> anyhow::Result<Self> {
+    pub(crate) async fn open(config: Config) -> anyhow::Result<Self> {
         let data_dir = config.data_dir().to_owned();
         std::fs::create_dir_all(&data_dir).with_context(|| {
             format!(
@@ -91,10 +148,8 @@ impl Platform {
                     (Some(file), _) => std::fs::read_to_string(file).with_context(|| {
                         format!("reading auth.oidc.jwks_file {}", file.display())
                     })?,
-                    (None, Some(url)) => bail!(
-                        "auth.oidc.jwks_url ({url}) is not supported by this build yet; download the JWKS and set auth.oidc.jwks_file"
-                    ),
-                    (None, None) => bail!("auth.oidc needs jwks_file"),
+                    (None, Some(url)) => fetch_jwks(&jwks_fetcher(oidc)?, url).await?,
+                    (None, None) => bail!("auth.oidc needs jwks_url or jwks_file"),
                 };
                 let settings = OidcSettings {
                     issuer: oidc.issuer.clone(),
@@ -112,12 +167,13 @@ impl Platform {
             &key,
             Arc::new(SystemClock),
             service_config,
-            oidc,
+            oidc.clone(),
         )?;
         Ok(Self {
             config,
             store,
             identity: Arc::new(identity),
+            oidc,
         })
     }
 

@@ -332,3 +332,116 @@ fn acknowledged_writes_survive_kill_9() {
     let _ = restarted.child.kill();
     let _ = restarted.child.wait();
 }
+
+/// Serves one JWKS document over HTTP on loopback, forever, from a thread.
+fn jwks_server(document: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 2048];
+            let _ = stream.read(&mut buffer);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{document}",
+                document.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    format!("http://{addr}/jwks")
+}
+
+#[test]
+fn tokens_from_an_external_openid_provider_are_accepted_via_its_jwks_url() {
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+    let url = jwks_server(format!(
+        r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"idp-1","x":"{x}"}}]}}"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("citybrain.toml");
+    std::fs::write(
+        &config,
+        format!("[auth.oidc]\nissuer = \"https://idp.city\"\naudience = \"citybrain\"\njwks_url = \"{url}\"\njwks_allow_private = true\n"),
+    )
+    .unwrap();
+    let mut child = citybrain()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("CITYBRAIN_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
+    wait_ready(&addr);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"iss": "https://idp.city", "aud": "citybrain", "sub": "officer-7", "exp": now + 300,
+                                    "tenant": "police", "roles": ["viewer"]});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("idp-1".into());
+    let der = key.to_pkcs8_der().unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .unwrap();
+    let (status, body) = http(&addr, "GET", "/api/v1/me", Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"kind\":\"external\"") && body.contains("\"police\""),
+        "{body}"
+    );
+    // The same claims signed by another key are refused.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32])
+        .to_pkcs8_der()
+        .unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(other.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(http(&addr, "GET", "/api/v1/me", Some(&forged), None).0, 401);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Without the private-network opt-in, a loopback JWKS URL is refused at start.
+    std::fs::write(
+        &config,
+        format!("[auth.oidc]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"{url}\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("jwks_url") && err.contains("refusing"),
+        "{err}"
+    );
+}

@@ -210,7 +210,7 @@ fn millis_to_string(millis: i64) -> String {
 }
 
 pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
-    let platform = Platform::open(config)?;
+    let platform = Platform::open(config).await?;
     let service = &platform.identity;
     let cli = Principal::system("cli");
     let json = args.json;

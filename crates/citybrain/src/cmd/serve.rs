@@ -4,6 +4,7 @@ use crate::platform::Platform;
 use anyhow::Context;
 use identity::secrets::Secret;
 use settings::Config;
+use std::sync::Arc;
 use store::TenantId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +78,10 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
              Never use this outside a test environment."
         );
     }
-    let platform = Platform::open(config)?;
+    let platform = Platform::open(config).await?;
+    if let Some(verifier) = &platform.oidc {
+        crate::platform::spawn_jwks_refresh(&platform.config, Arc::clone(verifier))?;
+    }
     let demo_login = match mode {
         Mode::Demo => Some(demo_admin(&platform).await?),
         Mode::Serve => None,
