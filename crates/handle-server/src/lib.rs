@@ -10,6 +10,7 @@
 //! - [`site`]: generated HS_SITE and the node's `did:web` document.
 //! - [`server`]: starts all of it from a [`server::ServerConfig`].
 
+pub mod bench;
 pub mod native;
 pub mod node;
 pub mod rest;

@@ -603,5 +603,5 @@ macro_rules! handle_store_test_suite {
 
 #[cfg(test)]
 mod tests {
-    crate::handle_store_test_suite!(super::MemoryStore::new());
+    crate::handle_store_test_suite!(crate::store::MemoryStore::new());
 }
