@@ -376,7 +376,9 @@ impl HandleNode {
                     Err(e) => {
                         b.body().truncate(at);
                         *out = b.finish();
-                        ctx.error(out, e.code, &e.message);
+                        // CNRI sends these two with an empty message (ErrorResponse(req, rc, null)).
+                        let quiet = e.code == ResponseCode::HANDLE_NOT_FOUND || e.code == ResponseCode::VALUES_NOT_FOUND;
+                        ctx.error(out, e.code, if quiet { "" } else { &e.message });
                     }
                 }
             }
