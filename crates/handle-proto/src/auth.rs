@@ -22,7 +22,12 @@ use crate::value::ValueReference;
 
 /// The answer a client holding `secret` sends for `nonce` and `request_digest`, in the format
 /// of a protocol ≥ 2.1 peer (`alg` byte then digest). `alg` must be MD5 or SHA-1, as in CNRI.
-pub fn secret_key_answer(secret: &[u8], nonce: &[u8], request_digest: &[u8], alg: DigestAlgorithm) -> Vec<u8> {
+pub fn secret_key_answer(
+    secret: &[u8],
+    nonce: &[u8],
+    request_digest: &[u8],
+    alg: DigestAlgorithm,
+) -> Vec<u8> {
     let digest = alg.hash(&[secret, nonce, request_digest, secret]);
     if alg == DigestAlgorithm::Md5OldFormat {
         return digest;
@@ -53,7 +58,12 @@ pub fn verify_secret_key_answer(
 
 /// The "shadowed" secret CNRI stores when asked to hash a password: lower-case hex SHA-1.
 pub fn shadow_secret(password: &[u8]) -> Vec<u8> {
-    DigestAlgorithm::Sha1.hash(&[password]).iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes()
+    DigestAlgorithm::Sha1
+        .hash(&[password])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
 }
 
 /// The bytes an HS_PUBKEY challenge answer signs: `nonce ‖ request_digest` (CNRI `verifyIdentity`).
@@ -171,7 +181,11 @@ pub fn authorize<'a>(
             is_some_admin = true;
         }
     }
-    Err(if is_some_admin { Denied::InsufficientPermissions } else { Denied::NotAdmin })
+    Err(if is_some_admin {
+        Denied::InsufficientPermissions
+    } else {
+        Denied::NotAdmin
+    })
 }
 
 fn is_member(
@@ -188,7 +202,9 @@ fn is_member(
         if visited.len() >= MAX_GROUPS_VISITED || !visited.insert(normalized(&group_ref)) {
             continue;
         }
-        let Some(group) = lookup_group(&group_ref) else { continue };
+        let Some(group) = lookup_group(&group_ref) else {
+            continue;
+        };
         for member in group.0 {
             if reference_matches(&member, identity) {
                 return true;
@@ -200,7 +216,10 @@ fn is_member(
 }
 
 fn normalized(r: &ValueReference) -> ValueReference {
-    ValueReference { handle: r.handle.to_ascii_uppercase(), index: r.index }
+    ValueReference {
+        handle: r.handle.to_ascii_uppercase(),
+        index: r.index,
+    }
 }
 
 #[cfg(test)]
@@ -211,23 +230,42 @@ mod tests {
     fn secret_key_answer_is_sha1_of_secret_nonce_digest_secret() {
         let answer = secret_key_answer(b"secret", b"nonce", b"digest", DigestAlgorithm::Sha1);
         assert_eq!(answer[0], 2);
-        assert_eq!(&answer[1..], DigestAlgorithm::Sha1.hash(&[b"secretnoncedigestsecret"]).as_slice());
-        assert!(verify_secret_key_answer(b"secret", b"nonce", b"digest", &answer, true));
-        assert!(!verify_secret_key_answer(b"Secret", b"nonce", b"digest", &answer, true));
+        assert_eq!(
+            &answer[1..],
+            DigestAlgorithm::Sha1
+                .hash(&[b"secretnoncedigestsecret"])
+                .as_slice()
+        );
+        assert!(verify_secret_key_answer(
+            b"secret", b"nonce", b"digest", &answer, true
+        ));
+        assert!(!verify_secret_key_answer(
+            b"Secret", b"nonce", b"digest", &answer, true
+        ));
         let md5 = secret_key_answer(b"secret", b"nonce", b"digest", DigestAlgorithm::Md5);
-        assert!(verify_secret_key_answer(b"secret", b"nonce", b"digest", &md5, true));
+        assert!(verify_secret_key_answer(
+            b"secret", b"nonce", b"digest", &md5, true
+        ));
         // Old peers send the bare MD5 digest.
         let bare = DigestAlgorithm::Md5.hash(&[b"secretnoncedigestsecret"]);
-        assert!(verify_secret_key_answer(b"secret", b"nonce", b"digest", &bare, false));
+        assert!(verify_secret_key_answer(
+            b"secret", b"nonce", b"digest", &bare, false
+        ));
     }
 
     #[test]
     fn shadow_is_lower_hex_sha1() {
-        assert_eq!(shadow_secret(b"abc"), b"a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            shadow_secret(b"abc"),
+            b"a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 
     fn rec(perms: u16, handle: &str, index: u32) -> AdminRecord {
-        AdminRecord { permissions: AdminPermissions(perms), admin: ValueReference::new(handle, index) }
+        AdminRecord {
+            permissions: AdminPermissions(perms),
+            admin: ValueReference::new(handle, index),
+        }
     }
 
     #[test]
@@ -235,28 +273,64 @@ mod tests {
         let me = ValueReference::new("21.T999/ADMIN", 300);
         let no_groups = |_: &ValueReference| None;
         let direct = [rec(AdminPermissions::ADD_VALUE, "21.t999/admin", 300)];
-        assert_eq!(authorize(Operation::AddValue { admin: false }, &direct, &me, &[], no_groups), Ok(()));
         assert_eq!(
-            authorize(Operation::AddValue { admin: true }, &direct, &me, &[], no_groups),
+            authorize(
+                Operation::AddValue { admin: false },
+                &direct,
+                &me,
+                &[],
+                no_groups
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(
+                Operation::AddValue { admin: true },
+                &direct,
+                &me,
+                &[],
+                no_groups
+            ),
             Err(Denied::InsufficientPermissions)
         );
         let via_group = [rec(AdminPermissions::ALL.0, "0.NA/21.T999", 200)];
         let groups = |r: &ValueReference| match (r.handle.as_str(), r.index) {
-            ("0.NA/21.T999", 200) => Some(ValueList(vec![ValueReference::new("0.NA/21.T999", 201)])),
+            ("0.NA/21.T999", 200) => {
+                Some(ValueList(vec![ValueReference::new("0.NA/21.T999", 201)]))
+            }
             ("0.NA/21.T999", 201) => Some(ValueList(vec![me.clone()])),
             _ => None,
         };
-        assert_eq!(authorize(Operation::DeleteHandle, &via_group, &me, &[], groups), Ok(()));
+        assert_eq!(
+            authorize(Operation::DeleteHandle, &via_group, &me, &[], groups),
+            Ok(())
+        );
         let stranger = ValueReference::new("21.T999/OTHER", 300);
-        assert_eq!(authorize(Operation::DeleteHandle, &via_group, &stranger, &[], groups), Err(Denied::NotAdmin));
-        assert_eq!(authorize(Operation::DeleteHandle, &[], &stranger, std::slice::from_ref(&stranger), no_groups), Ok(()));
+        assert_eq!(
+            authorize(Operation::DeleteHandle, &via_group, &stranger, &[], groups),
+            Err(Denied::NotAdmin)
+        );
+        assert_eq!(
+            authorize(
+                Operation::DeleteHandle,
+                &[],
+                &stranger,
+                std::slice::from_ref(&stranger),
+                no_groups
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn cyclic_groups_terminate() {
         let me = ValueReference::new("X/ME", 300);
         let records = [rec(AdminPermissions::ALL.0, "G/1", 200)];
-        let groups = |r: &ValueReference| Some(ValueList(vec![ValueReference::new(r.handle.clone(), 200)]));
-        assert_eq!(authorize(Operation::DeleteHandle, &records, &me, &[], groups), Err(Denied::NotAdmin));
+        let groups =
+            |r: &ValueReference| Some(ValueList(vec![ValueReference::new(r.handle.clone(), 200)]));
+        assert_eq!(
+            authorize(Operation::DeleteHandle, &records, &me, &[], groups),
+            Err(Denied::NotAdmin)
+        );
     }
 }

@@ -94,7 +94,10 @@ pub enum BatchCommand {
 }
 
 fn err(line: usize, reason: impl Into<String>) -> InvalidMessage {
-    InvalidMessage::InvalidText { line, reason: reason.into() }
+    InvalidMessage::InvalidText {
+        line,
+        reason: reason.into(),
+    }
 }
 
 /// Parses a batch file. `timestamp` is stamped on every value (the batch format has none);
@@ -121,7 +124,12 @@ pub fn parse_batch(
         let mut take_values = |i: &mut usize| -> Result<Vec<HandleValue>, InvalidMessage> {
             let mut values = Vec::new();
             while *i < lines.len() && !lines[*i].trim().is_empty() {
-                values.push(parse_value_line(lines[*i], *i + 1, timestamp, &mut load_file)?);
+                values.push(parse_value_line(
+                    lines[*i],
+                    *i + 1,
+                    timestamp,
+                    &mut load_file,
+                )?);
                 *i += 1;
             }
             if values.is_empty() {
@@ -129,34 +137,78 @@ pub fn parse_batch(
             }
             Ok(values)
         };
-        let need_handle = |rest: &str| if rest.is_empty() { Err(err(line_no, "missing handle")) } else { Ok(rest.to_owned()) };
+        let need_handle = |rest: &str| {
+            if rest.is_empty() {
+                Err(err(line_no, "missing handle"))
+            } else {
+                Ok(rest.to_owned())
+            }
+        };
         let cmd = match command.as_str() {
             "AUTHENTICATE" => {
                 let mut parts = rest.splitn(3, ':');
                 let kind = parts.next().unwrap_or_default().trim().to_ascii_uppercase();
-                let index = parts.next().and_then(|s| s.trim().parse().ok()).ok_or_else(|| err(line_no, "bad identity index"))?;
-                let handle = parts.next().map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| err(line_no, "missing identity handle"))?;
+                let index = parts
+                    .next()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| err(line_no, "bad identity index"))?;
+                let handle = parts
+                    .next()
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| err(line_no, "missing identity handle"))?;
                 let identity = ValueReference::new(handle, index);
-                let next = lines.get(i).map(|l| l.trim()).filter(|l| !l.is_empty()).ok_or_else(|| err(line_no + 1, "missing secret or key file line"))?;
+                let next = lines
+                    .get(i)
+                    .map(|l| l.trim())
+                    .filter(|l| !l.is_empty())
+                    .ok_or_else(|| err(line_no + 1, "missing secret or key file line"))?;
                 i += 1;
                 match kind.as_str() {
-                    "SECKEY" => BatchCommand::AuthenticateSecretKey { identity, secret: next.to_owned() },
-                    "PUBKEY" => BatchCommand::AuthenticatePublicKey { identity, key_file: next.to_owned() },
-                    _ => return Err(err(line_no, format!("unknown authentication kind {kind:?}"))),
+                    "SECKEY" => BatchCommand::AuthenticateSecretKey {
+                        identity,
+                        secret: next.to_owned(),
+                    },
+                    "PUBKEY" => BatchCommand::AuthenticatePublicKey {
+                        identity,
+                        key_file: next.to_owned(),
+                    },
+                    _ => {
+                        return Err(err(
+                            line_no,
+                            format!("unknown authentication kind {kind:?}"),
+                        ));
+                    }
                 }
             }
-            "CREATE" => BatchCommand::Create { handle: need_handle(rest)?, values: take_values(&mut i)? },
-            "ADD" => BatchCommand::Add { handle: need_handle(rest)?, values: take_values(&mut i)? },
-            "MODIFY" => BatchCommand::Modify { handle: need_handle(rest)?, values: take_values(&mut i)? },
-            "DELETE" => BatchCommand::Delete { handle: need_handle(rest)? },
+            "CREATE" => BatchCommand::Create {
+                handle: need_handle(rest)?,
+                values: take_values(&mut i)?,
+            },
+            "ADD" => BatchCommand::Add {
+                handle: need_handle(rest)?,
+                values: take_values(&mut i)?,
+            },
+            "MODIFY" => BatchCommand::Modify {
+                handle: need_handle(rest)?,
+                values: take_values(&mut i)?,
+            },
+            "DELETE" => BatchCommand::Delete {
+                handle: need_handle(rest)?,
+            },
             "REMOVE" => {
-                let (idx, handle) = rest.split_once(':').ok_or_else(|| err(line_no, "expected indexes:handle"))?;
+                let (idx, handle) = rest
+                    .split_once(':')
+                    .ok_or_else(|| err(line_no, "expected indexes:handle"))?;
                 let indexes = idx
                     .split(',')
                     .map(|s| s.trim().parse::<u32>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| err(line_no, "bad index list"))?;
-                BatchCommand::Remove { handle: need_handle(handle.trim())?, indexes }
+                BatchCommand::Remove {
+                    handle: need_handle(handle.trim())?,
+                    indexes,
+                }
             }
             "HOME" | "UNHOME" => {
                 let server = need_handle(rest)?;
@@ -165,7 +217,11 @@ pub fn parse_batch(
                     prefixes.push(lines[i].trim().to_owned());
                     i += 1;
                 }
-                if command == "HOME" { BatchCommand::Home { server, prefixes } } else { BatchCommand::Unhome { server, prefixes } }
+                if command == "HOME" {
+                    BatchCommand::Home { server, prefixes }
+                } else {
+                    BatchCommand::Unhome { server, prefixes }
+                }
             }
             _ => return Err(err(line_no, format!("unknown command {command:?}"))),
         };
@@ -191,43 +247,73 @@ fn parse_value_line(
         rest = tail;
         Ok(tok)
     };
-    let index: u32 = next("index")?.parse().map_err(|_| err(line, "bad value index"))?;
+    let index: u32 = next("index")?
+        .parse()
+        .map_err(|_| err(line, "bad value index"))?;
     let value_type = next("type")?.to_owned();
     let ttl: i32 = next("ttl")?.parse().map_err(|_| err(line, "bad ttl"))?;
     let perms = next("permissions")?;
     if perms.len() < 4 {
         return Err(err(line, "permissions need 4 characters"));
     }
-    let permissions = ValuePermissions::from_bit_string(&perms[..4]).ok_or_else(|| err(line, "bad permissions"))?;
+    let permissions = ValuePermissions::from_bit_string(&perms[..4])
+        .ok_or_else(|| err(line, "bad permissions"))?;
     let kind = next("data kind")?.to_ascii_uppercase();
     let data_text = rest.trim();
     let data = match kind.as_str() {
         "UTF8" => data_text.as_bytes().to_vec(),
         "HEX" => (0..data_text.len())
             .step_by(2)
-            .map(|i| data_text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                data_text
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
-            .filter(|_| data_text.len() % 2 == 0)
+            .filter(|_| data_text.len().is_multiple_of(2))
             .ok_or_else(|| err(line, "bad hex data"))?,
         "ADMIN" => {
             let mut parts = data_text.splitn(3, ':');
-            let admin_index = parts.next().and_then(|s| s.trim().parse().ok()).ok_or_else(|| err(line, "bad admin index"))?;
-            let bits = parts.next().map(str::trim).ok_or_else(|| err(line, "missing admin permissions"))?;
-            let permissions = AdminPermissions::from_batch_string(bits).ok_or_else(|| err(line, "admin permissions need 12 bits"))?;
-            let handle = parts.next().map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| err(line, "missing admin handle"))?;
-            AdminRecord { permissions, admin: ValueReference::new(handle, admin_index) }.to_bytes()
+            let admin_index = parts
+                .next()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| err(line, "bad admin index"))?;
+            let bits = parts
+                .next()
+                .map(str::trim)
+                .ok_or_else(|| err(line, "missing admin permissions"))?;
+            let permissions = AdminPermissions::from_batch_string(bits)
+                .ok_or_else(|| err(line, "admin permissions need 12 bits"))?;
+            let handle = parts
+                .next()
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| err(line, "missing admin handle"))?;
+            AdminRecord {
+                permissions,
+                admin: ValueReference::new(handle, admin_index),
+            }
+            .to_bytes()
         }
         "LIST" => {
             let mut refs = Vec::new();
-            for item in data_text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                refs.push(ValueReference::parse(item).ok_or_else(|| err(line, format!("bad reference {item:?}")))?);
+            for item in data_text
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                refs.push(
+                    ValueReference::parse(item)
+                        .ok_or_else(|| err(line, format!("bad reference {item:?}")))?,
+                );
             }
             if refs.is_empty() {
                 return Err(err(line, "empty reference list"));
             }
             ValueList(refs).to_bytes()
         }
-        "FILE" => load_file(data_text).ok_or_else(|| err(line, format!("cannot read file {data_text:?}")))?,
+        "FILE" => load_file(data_text)
+            .ok_or_else(|| err(line, format!("cannot read file {data_text:?}")))?,
         other => return Err(err(line, format!("unknown data kind {other:?}"))),
     };
     let mut value = HandleValue::new(index, value_type, data);
@@ -239,24 +325,47 @@ fn parse_value_line(
 
 /// Formats one value as a batch line (without newline).
 pub fn format_value_line(v: &HandleValue) -> String {
-    let head = format!("{} {} {} {}", v.index, v.value_type, v.ttl, v.permissions.to_bit_string());
+    let head = format!(
+        "{} {} {} {}",
+        v.index,
+        v.value_type,
+        v.ttl,
+        v.permissions.to_bit_string()
+    );
     let t = v.value_type.to_ascii_uppercase();
-    if t == types::HS_ADMIN {
-        if let Ok(a) = AdminRecord::read_bytes(&v.data) {
-            return format!("{head} ADMIN {}:{}:{}", a.admin.index, a.permissions.to_batch_string(), a.admin.handle);
-        }
+    if t == types::HS_ADMIN
+        && let Ok(a) = AdminRecord::read_bytes(&v.data)
+    {
+        return format!(
+            "{head} ADMIN {}:{}:{}",
+            a.admin.index,
+            a.permissions.to_batch_string(),
+            a.admin.handle
+        );
     }
-    if t == types::HS_VLIST {
-        if let Ok(l) = ValueList::read_bytes(&v.data) {
-            if !l.0.is_empty() {
-                let refs: String = l.0.iter().map(|r| format!("{}:{};", r.index, r.handle)).collect();
-                return format!("{head} LIST {refs}");
-            }
+    if t == types::HS_VLIST
+        && let Ok(l) = ValueList::read_bytes(&v.data)
+        && !l.0.is_empty()
+    {
+        {
+            let refs: String =
+                l.0.iter()
+                    .map(|r| format!("{}:{};", r.index, r.handle))
+                    .collect();
+            return format!("{head} LIST {refs}");
         }
     }
     match std::str::from_utf8(&v.data) {
-        Ok(s) if !s.chars().any(char::is_control) && s.trim() == s && !s.is_empty() => format!("{head} UTF8 {s}"),
-        _ => format!("{head} HEX {}", v.data.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Ok(s) if !s.chars().any(char::is_control) && s.trim() == s && !s.is_empty() => {
+            format!("{head} UTF8 {s}")
+        }
+        _ => format!(
+            "{head} HEX {}",
+            v.data
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
     }
 }
 
@@ -273,10 +382,16 @@ pub fn print_batch(commands: &[BatchCommand]) -> String {
     for c in commands {
         match c {
             BatchCommand::AuthenticateSecretKey { identity, secret } => {
-                out.push_str(&format!("AUTHENTICATE SECKEY:{}:{}\n{secret}\n", identity.index, identity.handle));
+                out.push_str(&format!(
+                    "AUTHENTICATE SECKEY:{}:{}\n{secret}\n",
+                    identity.index, identity.handle
+                ));
             }
             BatchCommand::AuthenticatePublicKey { identity, key_file } => {
-                out.push_str(&format!("AUTHENTICATE PUBKEY:{}:{}\n{key_file}\n", identity.index, identity.handle));
+                out.push_str(&format!(
+                    "AUTHENTICATE PUBKEY:{}:{}\n{key_file}\n",
+                    identity.index, identity.handle
+                ));
             }
             BatchCommand::Create { handle, values } => {
                 out.push_str(&format!("CREATE {handle}\n"));
@@ -296,7 +411,11 @@ pub fn print_batch(commands: &[BatchCommand]) -> String {
                 out.push_str(&format!("REMOVE {}:{handle}\n", idx.join(",")));
             }
             BatchCommand::Home { server, prefixes } | BatchCommand::Unhome { server, prefixes } => {
-                let word = if matches!(c, BatchCommand::Home { .. }) { "HOME" } else { "UNHOME" };
+                let word = if matches!(c, BatchCommand::Home { .. }) {
+                    "HOME"
+                } else {
+                    "UNHOME"
+                };
                 out.push_str(&format!("{word} {server}\n"));
                 for p in prefixes {
                     out.push_str(p);
@@ -319,17 +438,28 @@ mod tests {
     fn parses_cnri_sample_and_round_trips() {
         let cmds = parse_batch(SAMPLE, 42, |p| (p == "key.bin").then(|| vec![0, 1, 2])).unwrap();
         assert_eq!(cmds.len(), 5);
-        let BatchCommand::Create { handle, values } = &cmds[1] else { panic!("expected create") };
+        let BatchCommand::Create { handle, values } = &cmds[1] else {
+            panic!("expected create")
+        };
         assert_eq!(handle, "21.T999/obj-1");
         assert_eq!(values.len(), 4);
         let admin = AdminRecord::read_bytes(&values[0].data).unwrap();
-        assert_eq!((admin.permissions, admin.admin.index), (AdminPermissions::ALL, 300));
+        assert_eq!(
+            (admin.permissions, admin.admin.index),
+            (AdminPermissions::ALL, 300)
+        );
         assert_eq!(values[1].data, b"https://example.org/a b");
         assert_eq!(ValueList::read_bytes(&values[2].data).unwrap().0.len(), 2);
         assert_eq!((values[2].ttl, values[2].permissions.0), (3600, 0x0a));
         assert_eq!(values[3].data, vec![0, 1, 2]);
         assert_eq!(values[3].timestamp, 42);
-        assert_eq!(cmds[2], BatchCommand::Remove { handle: "21.T999/obj-1".into(), indexes: vec![1, 5] });
+        assert_eq!(
+            cmds[2],
+            BatchCommand::Remove {
+                handle: "21.T999/obj-1".into(),
+                indexes: vec![1, 5]
+            }
+        );
         let printed = print_batch(&cmds);
         assert!(printed.contains("5 BLOB 0 1100 HEX 000102"));
         assert_eq!(parse_batch(&printed, 42, |_| None).unwrap(), cmds);
@@ -337,11 +467,29 @@ mod tests {
 
     #[test]
     fn errors_carry_line_numbers() {
-        let e = parse_batch("CREATE 21.T999/x\n1 URL notanumber 1110 UTF8 x\n\n", 0, |_| None).unwrap_err();
-        assert_eq!(e, InvalidMessage::InvalidText { line: 2, reason: "bad ttl".into() });
+        let e = parse_batch(
+            "CREATE 21.T999/x\n1 URL notanumber 1110 UTF8 x\n\n",
+            0,
+            |_| None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            InvalidMessage::InvalidText {
+                line: 2,
+                reason: "bad ttl".into()
+            }
+        );
         let e = parse_batch("CREATE 21.T999/x\n\n", 0, |_| None).unwrap_err();
         assert!(matches!(e, InvalidMessage::InvalidText { line: 1, .. }));
         assert!(parse_batch("FROB x\n", 0, |_| None).is_err());
-        assert!(parse_batch("CREATE 21.T999/x\n100 HS_ADMIN 1 1110 ADMIN 300:1111:x\n\n", 0, |_| None).is_err());
+        assert!(
+            parse_batch(
+                "CREATE 21.T999/x\n100 HS_ADMIN 1 1110 ADMIN 300:1111:x\n\n",
+                0,
+                |_| None
+            )
+            .is_err()
+        );
     }
 }

@@ -49,7 +49,11 @@ impl<'a> Reader<'a> {
     /// Consumes exactly `len` bytes, or fails naming `field`.
     pub fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], InvalidMessage> {
         if self.left() < len {
-            return Err(InvalidMessage::MissingData { field, needed: len, available: self.left() });
+            return Err(InvalidMessage::MissingData {
+                field,
+                needed: len,
+                available: self.left(),
+            });
         }
         let start = self.cursor;
         self.cursor += len;
@@ -101,18 +105,30 @@ impl<'a> Reader<'a> {
 
     /// Reads a `u32` element count, bounded by what the remaining bytes could hold
     /// (`min_item_size` bytes per element), so a hostile count cannot make us allocate.
-    pub fn count(&mut self, field: &'static str, min_item_size: usize) -> Result<usize, InvalidMessage> {
+    pub fn count(
+        &mut self,
+        field: &'static str,
+        min_item_size: usize,
+    ) -> Result<usize, InvalidMessage> {
         let n = self.u32(field)? as usize;
         let possible = self.left() / min_item_size.max(1);
         if n > possible {
-            return Err(InvalidMessage::TooLong { field, len: n, max: possible });
+            return Err(InvalidMessage::TooLong {
+                field,
+                len: n,
+                max: possible,
+            });
         }
         Ok(n)
     }
 
     /// Fails with `TrailingData` unless everything was consumed.
     pub fn expect_empty(&self, what: &'static str) -> Result<(), InvalidMessage> {
-        if self.any_left() { Err(InvalidMessage::TrailingData(what)) } else { Ok(()) }
+        if self.any_left() {
+            Err(InvalidMessage::TrailingData(what))
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs `read` and then requires the reader to be exhausted.
@@ -178,19 +194,35 @@ mod tests {
     fn take_reports_missing_field() {
         let mut r = Reader::new(&[0, 0, 0]);
         let err = r.u32("op code").unwrap_err();
-        assert_eq!(err, InvalidMessage::MissingData { field: "op code", needed: 4, available: 3 });
+        assert_eq!(
+            err,
+            InvalidMessage::MissingData {
+                field: "op code",
+                needed: 4,
+                available: 3
+            }
+        );
     }
 
     #[test]
     fn all_rejects_trailing_data() {
-        let err = Reader::new(&[0, 1, 2]).all("thing", |r| r.u16("x")).unwrap_err();
+        let err = Reader::new(&[0, 1, 2])
+            .all("thing", |r| r.u16("x"))
+            .unwrap_err();
         assert_eq!(err, InvalidMessage::TrailingData("thing"));
     }
 
     #[test]
     fn count_cannot_exceed_remaining_bytes() {
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]);
-        assert!(matches!(r.count("values", 4), Err(InvalidMessage::TooLong { len: 0xffff_ffff, max: 1, .. })));
+        assert!(matches!(
+            r.count("values", 4),
+            Err(InvalidMessage::TooLong {
+                len: 0xffff_ffff,
+                max: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -200,6 +232,9 @@ mod tests {
         put_bytes(&mut out, &[0xff, 0xfe]);
         let mut r = Reader::new(&out);
         assert_eq!(r.utf8("first").unwrap(), "abc");
-        assert_eq!(r.utf8("second").unwrap_err(), InvalidMessage::InvalidUtf8("second"));
+        assert_eq!(
+            r.utf8("second").unwrap_err(),
+            InvalidMessage::InvalidUtf8("second")
+        );
     }
 }

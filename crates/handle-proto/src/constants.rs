@@ -86,7 +86,11 @@ impl OpFlags {
     /// `self` with `mask` set or cleared.
     #[must_use]
     pub fn with(self, mask: u32, on: bool) -> Self {
-        if on { Self(self.0 | mask) } else { Self(self.0 & !mask) }
+        if on {
+            Self(self.0 | mask)
+        } else {
+            Self(self.0 & !mask)
+        }
     }
 }
 
@@ -144,6 +148,10 @@ impl DigestAlgorithm {
     }
 
     /// Digest length in bytes.
+    #[allow(
+        clippy::len_without_is_empty,
+        reason = "a digest length, not a collection"
+    )]
     pub fn len(self) -> usize {
         match self {
             Self::Md5OldFormat | Self::Md5 => 16,
@@ -224,7 +232,9 @@ mod tests {
         assert_eq!(OpCode(1), OpCode::RESOLUTION);
         assert_eq!(ResponseCode(301).name(), Some("SERVER_NOT_RESP"));
         assert_eq!(ResponseCode(9999).to_string(), "9999");
-        let f = OpFlags::default().with(OpFlags::KEEP_ALIVE, true).with(OpFlags::REQUEST_DIGEST, true);
+        let f = OpFlags::default()
+            .with(OpFlags::KEEP_ALIVE, true)
+            .with(OpFlags::REQUEST_DIGEST, true);
         assert_eq!(f.0, 0x0280_0000);
         assert!(f.has(OpFlags::KEEP_ALIVE) && !f.has(OpFlags::PUBLIC_ONLY));
     }
@@ -237,7 +247,10 @@ mod tests {
             assert_eq!(alg.hash(&[b"abc"]).len(), alg.len());
         }
         // FIPS 180 "abc" test vector for SHA-1.
-        assert_eq!(DigestAlgorithm::Sha1.hash(&[b"a", b"bc"])[..4], [0xa9, 0x99, 0x3e, 0x36]);
+        assert_eq!(
+            DigestAlgorithm::Sha1.hash(&[b"a", b"bc"])[..4],
+            [0xa9, 0x99, 0x3e, 0x36]
+        );
         assert_eq!(DigestAlgorithm::from_code(4), None);
     }
 }

@@ -44,9 +44,18 @@ impl AdminPermissions {
     /// CNRI's permission array order (`AdminRecord.ADD_HANDLE` = 0 … `LIST_HANDLES` = 11), used
     /// by the batch format (first character = element 0) and REST JSON (last character = element 0).
     pub const ORDER: [u16; 12] = [
-        Self::ADD_HANDLE, Self::DELETE_HANDLE, Self::ADD_NA, Self::DELETE_NA, Self::MODIFY_VALUE,
-        Self::REMOVE_VALUE, Self::ADD_VALUE, Self::READ_VALUE, Self::MODIFY_ADMIN, Self::REMOVE_ADMIN,
-        Self::ADD_ADMIN, Self::LIST_HANDLES,
+        Self::ADD_HANDLE,
+        Self::DELETE_HANDLE,
+        Self::ADD_NA,
+        Self::DELETE_NA,
+        Self::MODIFY_VALUE,
+        Self::REMOVE_VALUE,
+        Self::ADD_VALUE,
+        Self::READ_VALUE,
+        Self::MODIFY_ADMIN,
+        Self::REMOVE_ADMIN,
+        Self::ADD_ADMIN,
+        Self::LIST_HANDLES,
     ];
 
     /// Everything.
@@ -59,7 +68,10 @@ impl AdminPermissions {
 
     /// Batch-file form: 12 characters in [`Self::ORDER`].
     pub fn to_batch_string(self) -> String {
-        Self::ORDER.iter().map(|&b| if self.has(b) { '1' } else { '0' }).collect()
+        Self::ORDER
+            .iter()
+            .map(|&b| if self.has(b) { '1' } else { '0' })
+            .collect()
     }
 
     /// Parses the batch-file form (exactly 12 `0`/`1` characters).
@@ -80,7 +92,11 @@ impl AdminPermissions {
 
     /// REST JSON form: [`Self::ORDER`] reversed (CNRI `GsonUtility.permsArrayToString`).
     pub fn to_json_string(self) -> String {
-        Self::ORDER.iter().rev().map(|&b| if self.has(b) { '1' } else { '0' }).collect()
+        Self::ORDER
+            .iter()
+            .rev()
+            .map(|&b| if self.has(b) { '1' } else { '0' })
+            .collect()
     }
 
     /// Parses the REST JSON form: the last character is element 0; shorter strings leave the
@@ -122,7 +138,10 @@ impl Codec for AdminRecord {
         let permissions = AdminPermissions(r.u16("admin permissions")?);
         let handle = r.utf8("admin handle")?.to_owned();
         let index = r.u32("admin index")?;
-        Ok(Self { permissions, admin: ValueReference { handle, index } })
+        Ok(Self {
+            permissions,
+            admin: ValueReference { handle, index },
+        })
     }
 }
 
@@ -201,7 +220,12 @@ impl ServerInfo {
     pub fn ip(&self) -> IpAddr {
         let v6 = Ipv6Addr::from(self.address);
         if self.address[..12].iter().all(|&b| b == 0) {
-            IpAddr::V4(std::net::Ipv4Addr::new(self.address[12], self.address[13], self.address[14], self.address[15]))
+            IpAddr::V4(std::net::Ipv4Addr::new(
+                self.address[12],
+                self.address[13],
+                self.address[14],
+                self.address[15],
+            ))
         } else if let Some(v4) = v6.to_ipv4_mapped() {
             IpAddr::V4(v4)
         } else {
@@ -318,11 +342,30 @@ impl Codec for SiteInfo {
                 let kind = r.u8("interface type")?;
                 let protocol = r.u8("interface protocol")?;
                 let port = r.u32("interface port")?;
-                interfaces.push(Interface { kind, protocol, port });
+                interfaces.push(Interface {
+                    kind,
+                    protocol,
+                    port,
+                });
             }
-            servers.push(ServerInfo { server_id, address, public_key, interfaces });
+            servers.push(ServerInfo {
+                server_id,
+                address,
+                public_key,
+                interfaces,
+            });
         }
-        Ok(Self { version, protocol_major, protocol_minor, serial, primary_mask, hash_option, hash_filter, attributes, servers })
+        Ok(Self {
+            version,
+            protocol_major,
+            protocol_minor,
+            serial,
+            primary_mask,
+            hash_option,
+            hash_filter,
+            attributes,
+            servers,
+        })
     }
 }
 
@@ -346,7 +389,11 @@ impl PublicKey {
 
     /// An Ed25519 key blob.
     pub fn ed25519(key: [u8; 32]) -> Self {
-        Self { key_type: Self::ED25519.to_owned(), flags: 0, components: vec![key.to_vec()] }
+        Self {
+            key_type: Self::ED25519.to_owned(),
+            flags: 0,
+            components: vec![key.to_vec()],
+        }
     }
 
     /// The raw Ed25519 key when this is an Ed25519 blob.
@@ -374,7 +421,11 @@ impl Codec for PublicKey {
         while r.any_left() {
             components.push(r.bytes("public key component")?.to_vec());
         }
-        Ok(Self { key_type, flags, components })
+        Ok(Self {
+            key_type,
+            flags,
+            components,
+        })
     }
 }
 
@@ -405,7 +456,11 @@ impl TypedData {
     /// Decodes `data` according to `value_type` (case-insensitive).
     pub fn decode(value_type: &str, data: &[u8]) -> Result<Self, InvalidMessage> {
         let t = value_type.to_ascii_uppercase();
-        let text = |field| std::str::from_utf8(data).map(str::to_owned).map_err(|_| InvalidMessage::InvalidUtf8(field));
+        let text = |field| {
+            std::str::from_utf8(data)
+                .map(str::to_owned)
+                .map_err(|_| InvalidMessage::InvalidUtf8(field))
+        };
         Ok(match t.as_str() {
             types::HS_ADMIN => Self::Admin(AdminRecord::read_bytes(data)?),
             types::HS_SITE | types::HS_NA_DELEGATE => Self::Site(SiteInfo::read_bytes(data)?),
@@ -438,9 +493,15 @@ mod tests {
 
     #[test]
     fn admin_record_layout() {
-        let a = AdminRecord { permissions: AdminPermissions(0x0ff3), admin: ValueReference::new("0.NA/1", 300) };
+        let a = AdminRecord {
+            permissions: AdminPermissions(0x0ff3),
+            admin: ValueReference::new("0.NA/1", 300),
+        };
         let bytes = a.to_bytes();
-        assert_eq!(bytes, [&[0x0f, 0xf3, 0, 0, 0, 6][..], b"0.NA/1", &[0, 0, 1, 44]].concat());
+        assert_eq!(
+            bytes,
+            [&[0x0f, 0xf3, 0, 0, 0, 6][..], b"0.NA/1", &[0, 0, 1, 44]].concat()
+        );
         assert_eq!(AdminRecord::read_bytes(&bytes).unwrap(), a);
         assert!(AdminRecord::read_bytes(&[bytes.clone(), vec![0]].concat()).is_err());
     }
@@ -450,23 +511,43 @@ mod tests {
         // pyhandle's default "011111110011" in REST JSON is everything but ADD_NA, DELETE_NA and
         // LIST_HANDLES: element 0 (add handle) is the last character.
         let p = AdminPermissions::from_json_string("011111110011").unwrap();
-        assert_eq!(p.0, 0x0fff & !(AdminPermissions::ADD_NA | AdminPermissions::DELETE_NA | AdminPermissions::LIST_HANDLES));
+        assert_eq!(
+            p.0,
+            0x0fff
+                & !(AdminPermissions::ADD_NA
+                    | AdminPermissions::DELETE_NA
+                    | AdminPermissions::LIST_HANDLES)
+        );
         assert_eq!(p.to_json_string(), "011111110011");
         assert_eq!(p.to_batch_string(), "110011111110");
         assert_eq!(AdminPermissions::from_batch_string("110011111110"), Some(p));
-        assert_eq!(AdminPermissions::from_json_string("1").unwrap().0, AdminPermissions::ADD_HANDLE);
+        assert_eq!(
+            AdminPermissions::from_json_string("1").unwrap().0,
+            AdminPermissions::ADD_HANDLE
+        );
         assert_eq!(AdminPermissions::from_batch_string("11"), None);
     }
 
     #[test]
     fn site_info_round_trip() {
         let site = SiteInfo {
-            version: 1, protocol_major: 2, protocol_minor: 1, serial: 3, primary_mask: SiteInfo::PRIMARY,
-            hash_option: hash_option::BY_HANDLE, hash_filter: vec![],
+            version: 1,
+            protocol_major: 2,
+            protocol_minor: 1,
+            serial: 3,
+            primary_mask: SiteInfo::PRIMARY,
+            hash_option: hash_option::BY_HANDLE,
+            hash_filter: vec![],
             attributes: vec![(b"desc".to_vec(), b"test".to_vec())],
             servers: vec![ServerInfo {
-                server_id: 1, address: ServerInfo::address_bytes("127.0.0.1".parse().unwrap()), public_key: vec![],
-                interfaces: vec![Interface { kind: interface_type::ADMIN_AND_QUERY, protocol: interface_protocol::TCP, port: 2641 }],
+                server_id: 1,
+                address: ServerInfo::address_bytes("127.0.0.1".parse().unwrap()),
+                public_key: vec![],
+                interfaces: vec![Interface {
+                    kind: interface_type::ADMIN_AND_QUERY,
+                    protocol: interface_protocol::TCP,
+                    port: 2641,
+                }],
             }],
         };
         let bytes = site.to_bytes();
@@ -478,11 +559,20 @@ mod tests {
     #[test]
     fn typed_dispatch() {
         let vl = ValueList(vec![ValueReference::new("21.T999/ADMIN", 300)]);
-        assert_eq!(TypedData::decode("hs_vlist", &vl.to_bytes()).unwrap(), TypedData::ValueList(vl.clone()));
-        assert_eq!(TypedData::decode("URL", b"http://x").unwrap().encode(), b"http://x");
+        assert_eq!(
+            TypedData::decode("hs_vlist", &vl.to_bytes()).unwrap(),
+            TypedData::ValueList(vl.clone())
+        );
+        assert_eq!(
+            TypedData::decode("URL", b"http://x").unwrap().encode(),
+            b"http://x"
+        );
         assert!(TypedData::decode("URL", &[0xff]).is_err());
         let k = PublicKey::ed25519([7; 32]);
-        let TypedData::PublicKey(back) = TypedData::decode("HS_PUBKEY", &k.to_bytes()).unwrap() else { panic!() };
+        let TypedData::PublicKey(back) = TypedData::decode("HS_PUBKEY", &k.to_bytes()).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(back.as_ed25519(), Some([7; 32]));
     }
 }

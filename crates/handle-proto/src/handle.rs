@@ -5,7 +5,10 @@ pub const NA_PREFIX: &str = "0.NA/";
 
 /// The prefix part of a handle (`21.T999` of `21.T999/abc`), or `None` without a `/`.
 pub fn prefix_of(handle: &str) -> Option<&str> {
-    handle.split_once('/').map(|(p, _)| p).filter(|p| !p.is_empty())
+    handle
+        .split_once('/')
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_empty())
 }
 
 /// The prefix handle that governs creation under `prefix`: `0.NA/<prefix>`.
@@ -16,7 +19,11 @@ pub fn prefix_handle(prefix: &str) -> String {
 /// For a handle in the `0.NA` namespace, the prefix it describes (`0.NA/21.T999` → `21.T999`).
 pub fn described_prefix(handle: &str) -> Option<&str> {
     let head = handle.get(..NA_PREFIX.len())?;
-    if head.eq_ignore_ascii_case(NA_PREFIX) { handle.get(NA_PREFIX.len()..).filter(|p| !p.is_empty()) } else { None }
+    if head.eq_ignore_ascii_case(NA_PREFIX) {
+        handle.get(NA_PREFIX.len()..).filter(|p| !p.is_empty())
+    } else {
+        None
+    }
 }
 
 /// The prefix under which a request for `handle` is homed: `0.NA/X` records live with prefix `X`.
@@ -28,7 +35,9 @@ pub fn homing_prefix(handle: &str) -> Option<&str> {
 /// characters, at most 2048 bytes.
 pub fn is_valid(handle: &str) -> bool {
     handle.len() <= crate::constants::MAX_HANDLE_LENGTH
-        && handle.split_once('/').is_some_and(|(p, s)| !p.is_empty() && !s.is_empty())
+        && handle
+            .split_once('/')
+            .is_some_and(|(p, s)| !p.is_empty() && !s.is_empty())
         && !handle.chars().any(char::is_control)
 }
 

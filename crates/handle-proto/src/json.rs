@@ -11,7 +11,10 @@ use serde_json::{Map, Value, json};
 
 use crate::codec::Codec;
 use crate::constants::types;
-use crate::data::{AdminPermissions, AdminRecord, Interface, ServerInfo, SiteInfo, ValueList, interface_protocol, interface_type};
+use crate::data::{
+    AdminPermissions, AdminRecord, Interface, ServerInfo, SiteInfo, ValueList, interface_protocol,
+    interface_type,
+};
 use crate::value::{HandleValue, TtlType, ValuePermissions, ValueReference};
 
 /// A JSON value that does not describe a valid handle value.
@@ -25,7 +28,10 @@ pub struct JsonValueError {
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> JsonValueError {
-    JsonValueError { field, reason: reason.into() }
+    JsonValueError {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -33,17 +39,35 @@ pub fn format_timestamp(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (or with a `+00:00` offset) into unix seconds.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -85,7 +109,9 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// other than tab, CR and LF.
 pub fn looks_like_binary(data: &[u8]) -> bool {
     match std::str::from_utf8(data) {
-        Ok(s) => s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
+        Ok(s) => s
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
         Err(_) => true,
     }
 }
@@ -185,28 +211,45 @@ pub fn value_to_json(v: &HandleValue) -> Value {
         TtlType::Absolute => json!(format_timestamp(i64::from(v.ttl))),
     };
     obj.insert("ttl".into(), ttl);
-    obj.insert("timestamp".into(), json!(format_timestamp(i64::from(v.timestamp))));
+    obj.insert(
+        "timestamp".into(),
+        json!(format_timestamp(i64::from(v.timestamp))),
+    );
     if !v.references.is_empty() {
-        obj.insert("references".into(), Value::Array(v.references.iter().map(reference_json).collect()));
+        obj.insert(
+            "references".into(),
+            Value::Array(v.references.iter().map(reference_json).collect()),
+        );
     }
     Value::Object(obj)
 }
 
 fn as_u32(v: &Value, field: &'static str) -> Result<u32, JsonValueError> {
     match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad(field, "not a u32")),
-        Value::String(s) => s.trim().parse().map_err(|_| bad(field, format!("{s:?} is not a u32"))),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(field, "not a u32")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| bad(field, format!("{s:?} is not a u32"))),
         _ => Err(bad(field, "expected a number")),
     }
 }
 
 fn as_str<'a>(v: Option<&'a Value>, field: &'static str) -> Result<&'a str, JsonValueError> {
-    v.and_then(Value::as_str).ok_or_else(|| bad(field, "expected a string"))
+    v.and_then(Value::as_str)
+        .ok_or_else(|| bad(field, "expected a string"))
 }
 
 fn reference_from_json(v: &Value) -> Result<ValueReference, JsonValueError> {
     let handle = as_str(v.get("handle"), "reference.handle")?;
-    let index = as_u32(v.get("index").ok_or_else(|| bad("reference.index", "missing"))?, "reference.index")?;
+    let index = as_u32(
+        v.get("index")
+            .ok_or_else(|| bad("reference.index", "missing"))?,
+        "reference.index",
+    )?;
     Ok(ValueReference::new(handle, index))
 }
 
@@ -216,10 +259,13 @@ fn admin_permissions_from_json(v: Option<&Value>) -> Result<AdminPermissions, Js
         None | Some(Value::Null) => Ok(AdminPermissions(0)),
         Some(Value::Bool(true)) => Ok(AdminPermissions::ALL),
         Some(Value::Bool(false)) => Ok(AdminPermissions(0)),
-        Some(Value::String(s)) => AdminPermissions::from_json_string(s).ok_or_else(|| bad(field, format!("{s:?}"))),
+        Some(Value::String(s)) => {
+            AdminPermissions::from_json_string(s).ok_or_else(|| bad(field, format!("{s:?}")))
+        }
         Some(Value::Number(n)) => {
             let bits = n.as_u64().ok_or_else(|| bad(field, "negative"))?;
-            AdminPermissions::from_json_string(&format!("{bits:b}")).ok_or_else(|| bad(field, "too many bits"))
+            AdminPermissions::from_json_string(&format!("{bits:b}"))
+                .ok_or_else(|| bad(field, "too many bits"))
         }
         Some(Value::Array(items)) => {
             let mut p = 0;
@@ -244,8 +290,15 @@ fn admin_permissions_from_json(v: Option<&Value>) -> Result<AdminPermissions, Js
 fn site_from_json(v: &Value) -> Result<SiteInfo, JsonValueError> {
     let (protocol_major, protocol_minor) = match v.get("protocolVersion").and_then(Value::as_str) {
         Some(s) => {
-            let (a, b) = s.split_once('.').ok_or_else(|| bad("site.protocolVersion", "expected major.minor"))?;
-            (a.parse().map_err(|_| bad("site.protocolVersion", "major"))?, b.parse().map_err(|_| bad("site.protocolVersion", "minor"))?)
+            let (a, b) = s
+                .split_once('.')
+                .ok_or_else(|| bad("site.protocolVersion", "expected major.minor"))?;
+            (
+                a.parse()
+                    .map_err(|_| bad("site.protocolVersion", "major"))?,
+                b.parse()
+                    .map_err(|_| bad("site.protocolVersion", "minor"))?,
+            )
         }
         None => (2, 1),
     };
@@ -254,53 +307,111 @@ fn site_from_json(v: &Value) -> Result<SiteInfo, JsonValueError> {
     match v.get("attributes") {
         Some(Value::Array(items)) => {
             for a in items {
-                attributes.push((as_str(a.get("name"), "site.attributes.name")?.as_bytes().to_vec(), as_str(a.get("value"), "site.attributes.value")?.as_bytes().to_vec()));
+                attributes.push((
+                    as_str(a.get("name"), "site.attributes.name")?
+                        .as_bytes()
+                        .to_vec(),
+                    as_str(a.get("value"), "site.attributes.value")?
+                        .as_bytes()
+                        .to_vec(),
+                ));
             }
         }
         Some(Value::Object(map)) => {
             for (k, val) in map {
-                attributes.push((k.as_bytes().to_vec(), as_str(Some(val), "site.attributes")?.as_bytes().to_vec()));
+                attributes.push((
+                    k.as_bytes().to_vec(),
+                    as_str(Some(val), "site.attributes")?.as_bytes().to_vec(),
+                ));
             }
         }
         _ => {}
     }
     let mut servers = Vec::new();
-    for s in v.get("servers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-        let ip: std::net::IpAddr = as_str(s.get("address"), "site.servers.address")?.parse().map_err(|_| bad("site.servers.address", "not an IP address"))?;
+    for s in v
+        .get("servers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let ip: std::net::IpAddr = as_str(s.get("address"), "site.servers.address")?
+            .parse()
+            .map_err(|_| bad("site.servers.address", "not an IP address"))?;
         let public_key = match s.get("publicKey") {
             Some(pk) => data_from_json("", pk)?,
             None => Vec::new(),
         };
         let mut interfaces = Vec::new();
-        for i in s.get("interfaces").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        for i in s
+            .get("interfaces")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let query = i.get("query").and_then(Value::as_bool).unwrap_or(false);
             let admin = i.get("admin").and_then(Value::as_bool).unwrap_or(false);
-            let kind = u8::from(query) * interface_type::QUERY + u8::from(admin) * interface_type::ADMIN;
+            let kind =
+                u8::from(query) * interface_type::QUERY + u8::from(admin) * interface_type::ADMIN;
             let protocol = match i.get("protocol") {
                 Some(Value::String(p)) if p == "UDP" => interface_protocol::UDP,
                 Some(Value::String(p)) if p == "TCP" => interface_protocol::TCP,
                 Some(Value::String(p)) if p == "HTTP" => interface_protocol::HTTP,
-                Some(other) => u8::try_from(as_u32(other, "site.interfaces.protocol")?).map_err(|_| bad("site.interfaces.protocol", "too large"))?,
+                Some(other) => u8::try_from(as_u32(other, "site.interfaces.protocol")?)
+                    .map_err(|_| bad("site.interfaces.protocol", "too large"))?,
                 None => return Err(bad("site.interfaces.protocol", "missing")),
             };
-            let port = as_u32(i.get("port").ok_or_else(|| bad("site.interfaces.port", "missing"))?, "site.interfaces.port")?;
-            interfaces.push(Interface { kind, protocol, port });
+            let port = as_u32(
+                i.get("port")
+                    .ok_or_else(|| bad("site.interfaces.port", "missing"))?,
+                "site.interfaces.port",
+            )?;
+            interfaces.push(Interface {
+                kind,
+                protocol,
+                port,
+            });
         }
         servers.push(ServerInfo {
-            server_id: as_u32(s.get("serverId").ok_or_else(|| bad("site.servers.serverId", "missing"))?, "site.servers.serverId")?,
+            server_id: as_u32(
+                s.get("serverId")
+                    .ok_or_else(|| bad("site.servers.serverId", "missing"))?,
+                "site.servers.serverId",
+            )?,
             address: ServerInfo::address_bytes(ip),
             public_key,
             interfaces,
         });
     }
     Ok(SiteInfo {
-        version: v.get("version").and_then(Value::as_u64).map_or(1, |x| x as u16),
+        version: v
+            .get("version")
+            .and_then(Value::as_u64)
+            .map_or(1, |x| x as u16),
         protocol_major,
         protocol_minor,
-        serial: v.get("serialNumber").and_then(Value::as_u64).map_or(1, |x| x as u16),
-        primary_mask: if flag("primarySite") { SiteInfo::PRIMARY } else { 0 } | if flag("multiPrimary") { SiteInfo::MULTI_PRIMARY } else { 0 },
-        hash_option: v.get("hashOption").and_then(Value::as_u64).map_or(0, |x| x as u8),
-        hash_filter: v.get("hashFilter").and_then(Value::as_str).unwrap_or_default().as_bytes().to_vec(),
+        serial: v
+            .get("serialNumber")
+            .and_then(Value::as_u64)
+            .map_or(1, |x| x as u16),
+        primary_mask: if flag("primarySite") {
+            SiteInfo::PRIMARY
+        } else {
+            0
+        } | if flag("multiPrimary") {
+            SiteInfo::MULTI_PRIMARY
+        } else {
+            0
+        },
+        hash_option: v
+            .get("hashOption")
+            .and_then(Value::as_u64)
+            .map_or(0, |x| x as u8),
+        hash_filter: v
+            .get("hashFilter")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
         attributes,
         servers,
     })
@@ -312,22 +423,39 @@ pub fn data_from_json(_value_type: &str, data: &Value) -> Result<Vec<u8>, JsonVa
         Value::String(s) => Ok(s.as_bytes().to_vec()),
         Value::Object(obj) => {
             let format = as_str(obj.get("format"), "data.format")?.to_ascii_lowercase();
-            let value = obj.get("value").ok_or_else(|| bad("data.value", "missing"))?;
+            let value = obj
+                .get("value")
+                .ok_or_else(|| bad("data.value", "missing"))?;
             match format.as_str() {
                 "string" => Ok(as_str(Some(value), "data.value")?.as_bytes().to_vec()),
                 "base64" => base64::engine::general_purpose::STANDARD
                     .decode(as_str(Some(value), "data.value")?)
                     .map_err(|e| bad("data.value", format!("bad base64: {e}"))),
-                "hex" => decode_hex(as_str(Some(value), "data.value")?).ok_or_else(|| bad("data.value", "bad hex")),
+                "hex" => decode_hex(as_str(Some(value), "data.value")?)
+                    .ok_or_else(|| bad("data.value", "bad hex")),
                 "admin" => {
                     let handle = as_str(value.get("handle"), "data.value.handle")?;
-                    let index = as_u32(value.get("index").ok_or_else(|| bad("data.value.index", "missing"))?, "data.value.index")?;
+                    let index = as_u32(
+                        value
+                            .get("index")
+                            .ok_or_else(|| bad("data.value.index", "missing"))?,
+                        "data.value.index",
+                    )?;
                     let permissions = admin_permissions_from_json(value.get("permissions"))?;
-                    Ok(AdminRecord { permissions, admin: ValueReference::new(handle, index) }.to_bytes())
+                    Ok(AdminRecord {
+                        permissions,
+                        admin: ValueReference::new(handle, index),
+                    }
+                    .to_bytes())
                 }
                 "vlist" => {
-                    let items = value.as_array().ok_or_else(|| bad("data.value", "expected an array"))?;
-                    let refs = items.iter().map(reference_from_json).collect::<Result<Vec<_>, _>>()?;
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| bad("data.value", "expected an array"))?;
+                    let refs = items
+                        .iter()
+                        .map(reference_from_json)
+                        .collect::<Result<Vec<_>, _>>()?;
                     Ok(ValueList(refs).to_bytes())
                 }
                 "site" => Ok(site_from_json(value)?.to_bytes()),
@@ -339,43 +467,65 @@ pub fn data_from_json(_value_type: &str, data: &Value) -> Result<Vec<u8>, JsonVa
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Decodes one REST JSON value. `now` (unix seconds) is used when `timestamp` is absent.
 pub fn value_from_json(v: &Value, now: u32) -> Result<HandleValue, JsonValueError> {
-    let obj = v.as_object().ok_or_else(|| bad("value", "expected an object"))?;
-    let index = as_u32(obj.get("index").ok_or_else(|| bad("index", "missing"))?, "index")?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("value", "expected an object"))?;
+    let index = as_u32(
+        obj.get("index").ok_or_else(|| bad("index", "missing"))?,
+        "index",
+    )?;
     let value_type = as_str(obj.get("type"), "type")?.to_owned();
-    let data = data_from_json(&value_type, obj.get("data").ok_or_else(|| bad("data", "missing"))?)?;
+    let data = data_from_json(
+        &value_type,
+        obj.get("data").ok_or_else(|| bad("data", "missing"))?,
+    )?;
     let mut value = HandleValue::new(index, value_type, data);
     value.timestamp = now;
     if let Some(p) = obj.get("permissions") {
         let s = as_str(Some(p), "permissions")?;
-        value.permissions = ValuePermissions::from_bit_string(s).ok_or_else(|| bad("permissions", format!("{s:?}")))?;
+        value.permissions = ValuePermissions::from_bit_string(s)
+            .ok_or_else(|| bad("permissions", format!("{s:?}")))?;
     }
     match obj.get("ttl") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) => {
-            value.ttl = n.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| bad("ttl", "not an i32"))?;
+            value.ttl = n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| bad("ttl", "not an i32"))?;
         }
         Some(Value::String(s)) => match s.trim().parse::<i32>() {
             Ok(n) => value.ttl = n,
             Err(_) => {
                 value.ttl_type = TtlType::Absolute;
-                value.ttl = parse_timestamp(s).and_then(|t| i32::try_from(t).ok()).ok_or_else(|| bad("ttl", format!("{s:?}")))?;
+                value.ttl = parse_timestamp(s)
+                    .and_then(|t| i32::try_from(t).ok())
+                    .ok_or_else(|| bad("ttl", format!("{s:?}")))?;
             }
         },
         Some(_) => return Err(bad("ttl", "expected a number or a time")),
     }
     if let Some(ts) = obj.get("timestamp").and_then(Value::as_str) {
-        value.timestamp = parse_timestamp(ts).and_then(|t| u32::try_from(t).ok()).ok_or_else(|| bad("timestamp", format!("{ts:?}")))?;
+        value.timestamp = parse_timestamp(ts)
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or_else(|| bad("timestamp", format!("{ts:?}")))?;
     }
     if let Some(refs) = obj.get("references").and_then(Value::as_array) {
-        value.references = refs.iter().map(reference_from_json).collect::<Result<_, _>>()?;
+        value.references = refs
+            .iter()
+            .map(reference_from_json)
+            .collect::<Result<_, _>>()?;
     }
     Ok(value)
 }
@@ -391,7 +541,10 @@ mod tests {
         for t in [0i64, 86_399, 951_782_400, 1_700_000_000, 4_102_444_800] {
             assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
         }
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20.123Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_timestamp("2023-13-14T22:13:20Z"), None);
     }
 
@@ -399,7 +552,12 @@ mod tests {
     fn pyhandle_register_body_decodes() {
         // The exact value list pyhandle 1.5.0 sends on register (handle.md §3.1).
         let body: Value = serde_json::from_str(r#"[{"index":100,"type":"HS_ADMIN","data":{"value":{"index":"200","handle":"0.NA/21.T999","permissions":"011111110011"},"format":"admin"}},{"index":1,"type":"URL","data":"https://example.org/x"},{"index":2,"type":"CHECKSUM","data":"abc"}]"#).unwrap();
-        let values: Vec<HandleValue> = body.as_array().unwrap().iter().map(|v| value_from_json(v, 5).unwrap()).collect();
+        let values: Vec<HandleValue> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| value_from_json(v, 5).unwrap())
+            .collect();
         let admin = AdminRecord::read_bytes(&values[0].data).unwrap();
         assert_eq!(admin.admin, ValueReference::new("0.NA/21.T999", 200));
         assert_eq!(admin.permissions.to_json_string(), "011111110011");
@@ -424,9 +582,14 @@ mod tests {
         assert_eq!(j["data"]["format"], "base64");
         assert_eq!(j["permissions"], "1100");
         assert_eq!(value_from_json(&j, 0).unwrap(), v);
-        let vl = HandleValue::new(200, "HS_VLIST", ValueList(vec![ValueReference::new("21.T999/ADMIN", 300)]).to_bytes());
+        let vl = HandleValue::new(
+            200,
+            "HS_VLIST",
+            ValueList(vec![ValueReference::new("21.T999/ADMIN", 300)]).to_bytes(),
+        );
         assert_eq!(value_from_json(&value_to_json(&vl), 0).unwrap(), vl);
-        let hex: Value = serde_json::json!({"index":1,"type":"X","data":{"format":"hex","value":"00ff"}});
+        let hex: Value =
+            serde_json::json!({"index":1,"type":"X","data":{"format":"hex","value":"00ff"}});
         assert_eq!(value_from_json(&hex, 0).unwrap().data, vec![0, 255]);
     }
 

@@ -13,8 +13,8 @@
 
 use crate::codec::{Codec, MAX_FIELD_LENGTH, Reader, patch_u32, put_bytes, put_u16, put_u32};
 use crate::constants::{
-    DigestAlgorithm, ENVELOPE_SIZE, EnvelopeFlags, HEADER_SIZE, MAX_HANDLE_LENGTH, MAX_MESSAGE_LENGTH, OpCode, OpFlags,
-    ResponseCode,
+    DigestAlgorithm, ENVELOPE_SIZE, EnvelopeFlags, HEADER_SIZE, MAX_HANDLE_LENGTH,
+    MAX_MESSAGE_LENGTH, OpCode, OpFlags, ResponseCode,
 };
 use crate::data::SiteInfo;
 use crate::error::InvalidMessage;
@@ -87,7 +87,16 @@ impl Codec for Envelope {
                 max: MAX_MESSAGE_LENGTH,
             });
         }
-        Ok(Self { major, minor, flags, suggested_minor, session_id, request_id, sequence_number, message_length })
+        Ok(Self {
+            major,
+            minor,
+            flags,
+            suggested_minor,
+            session_id,
+            request_id,
+            sequence_number,
+            message_length,
+        })
     }
 }
 
@@ -151,7 +160,15 @@ impl Codec for Header {
         r.u8("header reserved")?;
         let expiration = r.u32("header expiration")?;
         let body_length = r.u32("header body length")?;
-        Ok(Self { op_code, response_code, op_flags, site_info_serial, recursion_count, expiration, body_length })
+        Ok(Self {
+            op_code,
+            response_code,
+            op_flags,
+            site_info_serial,
+            recursion_count,
+            expiration,
+            body_length,
+        })
     }
 }
 
@@ -168,7 +185,10 @@ impl RequestDigest {
     /// Digests the request's header and body (the `messageBody` CNRI hashes; no envelope,
     /// no credential).
     pub fn of(algorithm: DigestAlgorithm, header_and_body: &[u8]) -> Self {
-        Self { algorithm, digest: algorithm.hash(&[header_and_body]) }
+        Self {
+            algorithm,
+            digest: algorithm.hash(&[header_and_body]),
+        }
     }
 }
 
@@ -186,7 +206,8 @@ impl Codec for RequestDigest {
 
     fn read(r: &mut Reader<'_>) -> Result<Self, InvalidMessage> {
         let code = r.u8("request digest algorithm")?;
-        let algorithm = DigestAlgorithm::from_code(code).ok_or(InvalidMessage::UnknownDigestAlgorithm(code))?;
+        let algorithm =
+            DigestAlgorithm::from_code(code).ok_or(InvalidMessage::UnknownDigestAlgorithm(code))?;
         let digest = if algorithm == DigestAlgorithm::Md5OldFormat {
             // The old format has no algorithm byte: the 0 we read is the top of a u32 length.
             let rest = r.take(3, "request digest length")?;
@@ -406,7 +427,11 @@ impl Request {
                 for _ in 0..n {
                     types.push(r.utf8("type")?.to_owned());
                 }
-                Self::Resolution { handle, indexes, types }
+                Self::Resolution {
+                    handle,
+                    indexes,
+                    types,
+                }
             }
             OpCode::GET_SITE_INFO
             | OpCode::HOME_NA
@@ -414,18 +439,29 @@ impl Request {
             | OpCode::LIST_HOMED_NAS
             | OpCode::SESSION_TERMINATE => {
                 // CNRI sends GET_SITE_INFO with an empty handle; some clients send no body at all.
-                let handle = if r.any_left() { handle_field(r, "handle")?.to_owned() } else { String::new() };
+                let handle = if r.any_left() {
+                    handle_field(r, "handle")?.to_owned()
+                } else {
+                    String::new()
+                };
                 Self::Generic { handle }
             }
             OpCode::CREATE_HANDLE => Self::CreateHandle(read_handle_values(r)?),
             OpCode::ADD_VALUE => Self::AddValue(read_handle_values(r)?),
             OpCode::MODIFY_VALUE => Self::ModifyValue(read_handle_values(r)?),
-            OpCode::DELETE_HANDLE => Self::DeleteHandle { handle: handle_field(r, "handle")?.to_owned() },
+            OpCode::DELETE_HANDLE => Self::DeleteHandle {
+                handle: handle_field(r, "handle")?.to_owned(),
+            },
             OpCode::REMOVE_VALUE => {
                 let handle = handle_field(r, "handle")?.to_owned();
-                Self::RemoveValue { handle, indexes: read_index_list(r, "index list")? }
+                Self::RemoveValue {
+                    handle,
+                    indexes: read_index_list(r, "index list")?,
+                }
             }
-            OpCode::LIST_HANDLES | OpCode::LIST_NAS => Self::ListHandles { handle: handle_field(r, "handle")?.to_owned() },
+            OpCode::LIST_HANDLES | OpCode::LIST_NAS => Self::ListHandles {
+                handle: handle_field(r, "handle")?.to_owned(),
+            },
             OpCode::CHALLENGE_RESPONSE => Self::ChallengeAnswer(ChallengeAnswer {
                 auth_type: r.utf8("auth type")?.to_owned(),
                 key_handle: handle_field(r, "key handle")?.to_owned(),
@@ -446,7 +482,11 @@ impl Request {
     /// Appends the body.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Resolution { handle, indexes, types } => {
+            Self::Resolution {
+                handle,
+                indexes,
+                types,
+            } => {
                 put_bytes(out, handle.as_bytes());
                 put_index_list(out, indexes);
                 put_u32(out, types.len() as u32);
@@ -454,10 +494,12 @@ impl Request {
                     put_bytes(out, t.as_bytes());
                 }
             }
-            Self::Generic { handle } | Self::DeleteHandle { handle } | Self::ListHandles { handle } => {
-                put_bytes(out, handle.as_bytes())
+            Self::Generic { handle }
+            | Self::DeleteHandle { handle }
+            | Self::ListHandles { handle } => put_bytes(out, handle.as_bytes()),
+            Self::CreateHandle(hv) | Self::AddValue(hv) | Self::ModifyValue(hv) => {
+                put_values(out, hv)
             }
-            Self::CreateHandle(hv) | Self::AddValue(hv) | Self::ModifyValue(hv) => put_values(out, hv),
             Self::RemoveValue { handle, indexes } => {
                 put_bytes(out, handle.as_bytes());
                 put_index_list(out, indexes);
@@ -497,7 +539,11 @@ impl Request {
 
 impl Response {
     /// Decodes a response payload (after the digest) for `op_code` and `code`.
-    pub fn read(op_code: OpCode, code: ResponseCode, r: &mut Reader<'_>) -> Result<Self, InvalidMessage> {
+    pub fn read(
+        op_code: OpCode,
+        code: ResponseCode,
+        r: &mut Reader<'_>,
+    ) -> Result<Self, InvalidMessage> {
         Ok(match code {
             ResponseCode::SUCCESS => match op_code {
                 OpCode::RESOLUTION => Self::Resolution(read_handle_values(r)?),
@@ -510,7 +556,9 @@ impl Response {
                     }
                     Self::HandleList(handles)
                 }
-                OpCode::VERIFY_RESPONSE => Self::VerifyAuth { valid: r.u8("verify result")? & 1 == 1 },
+                OpCode::VERIFY_RESPONSE => Self::VerifyAuth {
+                    valid: r.u8("verify result")? & 1 == 1,
+                },
                 OpCode::CREATE_HANDLE
                 | OpCode::DELETE_HANDLE
                 | OpCode::ADD_VALUE
@@ -525,10 +573,16 @@ impl Response {
                 }
                 _ => Self::Unknown(r.rest().to_vec()),
             },
-            ResponseCode::AUTHENTICATION_NEEDED => Self::Challenge { nonce: r.bytes("nonce")?.to_vec() },
+            ResponseCode::AUTHENTICATION_NEEDED => Self::Challenge {
+                nonce: r.bytes("nonce")?.to_vec(),
+            },
             ResponseCode::SERVICE_REFERRAL | ResponseCode::NA_DELEGATE => {
                 let handle = handle_field(r, "referral handle")?.to_owned();
-                let values = if r.any_left() { Some(read_values(r)?) } else { None };
+                let values = if r.any_left() {
+                    Some(read_values(r)?)
+                } else {
+                    None
+                };
                 Self::Referral { handle, values }
             }
             _ => {
@@ -538,7 +592,11 @@ impl Response {
                 } else {
                     String::new()
                 };
-                let indexes = if r.any_left() { read_index_list(r, "error index list")? } else { Vec::new() };
+                let indexes = if r.any_left() {
+                    read_index_list(r, "error index list")?
+                } else {
+                    Vec::new()
+                };
                 Self::Error { message, indexes }
             }
         })
@@ -593,11 +651,18 @@ impl Message {
             });
         }
         let (header, body, credential) = Self::read_after_envelope(&mut r)?;
-        Ok(Self { envelope, header, body, credential })
+        Ok(Self {
+            envelope,
+            header,
+            body,
+            credential,
+        })
     }
 
     /// Decodes header, body and credential from a reader holding exactly those bytes.
-    pub fn read_after_envelope(r: &mut Reader<'_>) -> Result<(Header, Body, Vec<u8>), InvalidMessage> {
+    pub fn read_after_envelope(
+        r: &mut Reader<'_>,
+    ) -> Result<(Header, Body, Vec<u8>), InvalidMessage> {
         let header = Header::read(r)?;
         if header.body_length as usize > r.left() {
             return Err(InvalidMessage::LengthMismatch {
@@ -608,15 +673,20 @@ impl Message {
         }
         let mut body_reader = r.sub(header.body_length as usize, "body")?;
         let body = if header.is_request() {
-            Body::Request(body_reader.clone().all("request body", |br| Request::read(header.op_code, br))?)
+            Body::Request(
+                body_reader
+                    .clone()
+                    .all("request body", |br| Request::read(header.op_code, br))?,
+            )
         } else {
             let digest = if header.op_flags.has(OpFlags::REQUEST_DIGEST) {
                 Some(RequestDigest::read(&mut body_reader)?)
             } else {
                 None
             };
-            let response =
-                body_reader.all("response body", |br| Response::read(header.op_code, header.response_code, br))?;
+            let response = body_reader.all("response body", |br| {
+                Response::read(header.op_code, header.response_code, br)
+            })?;
             Body::Response { digest, response }
         };
         let credential = if r.any_left() {
@@ -648,7 +718,10 @@ impl Message {
 /// Rejects envelopes we cannot process: unknown major version, compression, encryption.
 pub fn check_envelope(envelope: &Envelope) -> Result<(), InvalidMessage> {
     if envelope.major != 2 {
-        return Err(InvalidMessage::UnsupportedVersion { major: envelope.major, minor: envelope.minor });
+        return Err(InvalidMessage::UnsupportedVersion {
+            major: envelope.major,
+            minor: envelope.minor,
+        });
     }
     if envelope.flags.0 & (EnvelopeFlags::COMPRESSED | EnvelopeFlags::ENCRYPTED) != 0 {
         return Err(InvalidMessage::UnsupportedEnvelope(envelope.flags.0));
@@ -692,7 +765,11 @@ impl MessageBuilder {
         let body_len = self.out.len() - ENVELOPE_SIZE - HEADER_SIZE;
         put_bytes(&mut self.out, credential);
         let message_len = self.out.len() - ENVELOPE_SIZE;
-        patch_u32(&mut self.out, ENVELOPE_SIZE + HEADER_SIZE - 4, body_len as u32);
+        patch_u32(
+            &mut self.out,
+            ENVELOPE_SIZE + HEADER_SIZE - 4,
+            body_len as u32,
+        );
         patch_u32(&mut self.out, 16, message_len as u32);
         self.out
     }
@@ -726,8 +803,14 @@ mod tests {
         let msg = resolution_request();
         let bytes = msg.encode();
         let body_len = 4 + 11 + 4 + 8 + 4 + 4 + 3;
-        assert_eq!(u32::from_be_bytes(bytes[40..44].try_into().unwrap()) as usize, body_len);
-        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()) as usize, 24 + body_len + 4);
+        assert_eq!(
+            u32::from_be_bytes(bytes[40..44].try_into().unwrap()) as usize,
+            body_len
+        );
+        assert_eq!(
+            u32::from_be_bytes(bytes[16..20].try_into().unwrap()) as usize,
+            24 + body_len + 4
+        );
         let back = Message::read_bytes(&bytes).unwrap();
         assert_eq!(back.body, msg.body);
         assert_eq!(back.envelope.request_id, 0x1234);
@@ -756,7 +839,10 @@ mod tests {
             header,
             body: Body::Response {
                 digest: Some(digest),
-                response: Response::Error { message: "not found".into(), indexes: vec![] },
+                response: Response::Error {
+                    message: "not found".into(),
+                    indexes: vec![],
+                },
             },
             credential: vec![],
         };
@@ -771,15 +857,24 @@ mod tests {
     fn wrong_version_and_flags_rejected() {
         let mut bytes = resolution_request().encode();
         bytes[0] = 5;
-        assert!(matches!(Message::read_bytes(&bytes), Err(InvalidMessage::UnsupportedVersion { major: 5, .. })));
+        assert!(matches!(
+            Message::read_bytes(&bytes),
+            Err(InvalidMessage::UnsupportedVersion { major: 5, .. })
+        ));
         bytes[0] = 2;
         bytes[2] = EnvelopeFlags::ENCRYPTED;
-        assert!(matches!(Message::read_bytes(&bytes), Err(InvalidMessage::UnsupportedEnvelope(_))));
+        assert!(matches!(
+            Message::read_bytes(&bytes),
+            Err(InvalidMessage::UnsupportedEnvelope(_))
+        ));
     }
 
     #[test]
     fn old_format_digest() {
-        let d = RequestDigest { algorithm: DigestAlgorithm::Md5OldFormat, digest: vec![9; 16] };
+        let d = RequestDigest {
+            algorithm: DigestAlgorithm::Md5OldFormat,
+            digest: vec![9; 16],
+        };
         let bytes = d.to_bytes();
         assert_eq!(&bytes[..4], &[0, 0, 0, 16]);
         assert_eq!(RequestDigest::read_bytes(&bytes).unwrap(), d);

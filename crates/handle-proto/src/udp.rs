@@ -64,7 +64,11 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
     /// A reassembler that forgets partial messages after `timeout_ms` and keeps at most
     /// `max_in_flight` of them.
     pub fn new(timeout_ms: u64, max_in_flight: usize) -> Self {
-        Self { partial: HashMap::new(), timeout_ms, max_in_flight }
+        Self {
+            partial: HashMap::new(),
+            timeout_ms,
+            max_in_flight,
+        }
     }
 
     /// Number of partial messages held.
@@ -73,7 +77,12 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
     }
 
     /// Adds one datagram from `peer` received at `now_ms`.
-    pub fn push(&mut self, peer: K, datagram: &[u8], now_ms: u64) -> Result<Reassembly, InvalidMessage> {
+    pub fn push(
+        &mut self,
+        peer: K,
+        datagram: &[u8],
+        now_ms: u64,
+    ) -> Result<Reassembly, InvalidMessage> {
         let mut r = Reader::new(datagram);
         let envelope = Envelope::read(&mut r)?;
         check_envelope(&envelope)?;
@@ -83,13 +92,22 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
         if envelope.sequence_number == 0 && chunk.len() == total {
             return Ok(Reassembly::Complete(datagram.to_vec()));
         }
-        if envelope.sequence_number as usize >= max_seq || chunk.len() > MAX_UDP_DATA_SIZE || chunk.len() > total {
-            return Err(InvalidMessage::InvalidValue { field: "fragment", reason: "outside the announced message length" });
+        if envelope.sequence_number as usize >= max_seq
+            || chunk.len() > MAX_UDP_DATA_SIZE
+            || chunk.len() > total
+        {
+            return Err(InvalidMessage::InvalidValue {
+                field: "fragment",
+                reason: "outside the announced message length",
+            });
         }
         self.expire(now_ms);
         let key = (peer, envelope.request_id);
         if !self.partial.contains_key(&key) && self.partial.len() >= self.max_in_flight {
-            return Err(InvalidMessage::InvalidValue { field: "fragment", reason: "too many partial messages" });
+            return Err(InvalidMessage::InvalidValue {
+                field: "fragment",
+                reason: "too many partial messages",
+            });
         }
         let partial = self.partial.entry(key.clone()).or_insert_with(|| Partial {
             envelope,
@@ -105,13 +123,19 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
                 actual: partial_len_hint(envelope.message_length),
             });
         }
-        if partial.fragments.insert(envelope.sequence_number, chunk.to_vec()).is_none() {
+        if partial
+            .fragments
+            .insert(envelope.sequence_number, chunk.to_vec())
+            .is_none()
+        {
             partial.received += chunk.len();
         }
         if partial.received < total {
             return Ok(Reassembly::Pending);
         }
-        let Some(partial) = self.partial.remove(&key) else { return Ok(Reassembly::Pending) };
+        let Some(partial) = self.partial.remove(&key) else {
+            return Ok(Reassembly::Pending);
+        };
         let mut env = partial.envelope;
         env.sequence_number = 0;
         let mut out = Vec::with_capacity(ENVELOPE_SIZE + total);
@@ -119,7 +143,12 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
         for seq in 0..max_seq as u32 {
             match partial.fragments.get(&seq) {
                 Some(f) => out.extend_from_slice(f),
-                None => return Err(InvalidMessage::InvalidValue { field: "fragment", reason: "sequence gap" }),
+                None => {
+                    return Err(InvalidMessage::InvalidValue {
+                        field: "fragment",
+                        reason: "sequence gap",
+                    });
+                }
             }
         }
         if out.len() != ENVELOPE_SIZE + total {
@@ -135,7 +164,8 @@ impl<K: std::hash::Hash + Eq + Clone> Reassembler<K> {
     /// Drops partial messages first seen more than the timeout before `now_ms`.
     pub fn expire(&mut self, now_ms: u64) {
         let timeout = self.timeout_ms;
-        self.partial.retain(|_, p| now_ms.saturating_sub(p.first_seen_ms) <= timeout);
+        self.partial
+            .retain(|_, p| now_ms.saturating_sub(p.first_seen_ms) <= timeout);
     }
 }
 
@@ -166,11 +196,17 @@ mod tests {
         // CNRI answered a 570-byte message (550 after the envelope) as 512 + 78 bytes.
         let m = message_of(550, 9);
         let parts = fragment(&m).unwrap();
-        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), vec![512, 78]);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![512, 78]
+        );
         assert_eq!(u32::from_be_bytes(parts[1][12..16].try_into().unwrap()), 1);
         let mut r = Reassembler::new(1000, 16);
         assert_eq!(r.push("peer", &parts[1], 0).unwrap(), Reassembly::Pending);
-        assert_eq!(r.push("peer", &parts[0], 1).unwrap(), Reassembly::Complete(m));
+        assert_eq!(
+            r.push("peer", &parts[0], 1).unwrap(),
+            Reassembly::Complete(m)
+        );
         assert_eq!(r.in_flight(), 0);
     }
 
@@ -180,7 +216,7 @@ mod tests {
         let parts = fragment(&m).unwrap();
         assert_eq!(parts.len(), 5000usize.div_ceil(MAX_UDP_DATA_SIZE));
         let mut r = Reassembler::new(1000, 16);
-        for p in parts.iter().rev().skip(0).take(parts.len() - 1) {
+        for p in parts.iter().rev().take(parts.len() - 1) {
             assert_eq!(r.push(1u8, p, 0).unwrap(), Reassembly::Pending);
             assert_eq!(r.push(1u8, p, 0).unwrap(), Reassembly::Pending);
         }

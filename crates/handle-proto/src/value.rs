@@ -32,10 +32,15 @@ impl ValuePermissions {
     /// The four-character `adminRead adminWrite publicRead publicWrite` form used by the batch
     /// format and the REST JSON (`"1110"`).
     pub fn to_bit_string(self) -> String {
-        [Self::ADMIN_READ, Self::ADMIN_WRITE, Self::PUBLIC_READ, Self::PUBLIC_WRITE]
-            .iter()
-            .map(|&b| if self.has(b) { '1' } else { '0' })
-            .collect()
+        [
+            Self::ADMIN_READ,
+            Self::ADMIN_WRITE,
+            Self::PUBLIC_READ,
+            Self::PUBLIC_WRITE,
+        ]
+        .iter()
+        .map(|&b| if self.has(b) { '1' } else { '0' })
+        .collect()
     }
 
     /// Parses the bit-string form; like CNRI, the last four characters count and `*` means all.
@@ -87,7 +92,10 @@ pub struct ValueReference {
 impl ValueReference {
     /// Builds a reference.
     pub fn new(handle: impl Into<String>, index: u32) -> Self {
-        Self { handle: handle.into(), index }
+        Self {
+            handle: handle.into(),
+            index,
+        }
     }
 
     /// Parses the `index:handle` text form (`300:21.T999/ADMIN`).
@@ -186,7 +194,11 @@ impl HandleValue {
         MIN_VALUE_SIZE
             + self.value_type.len()
             + self.data.len()
-            + self.references.iter().map(|r| 8 + r.handle.len()).sum::<usize>()
+            + self
+                .references
+                .iter()
+                .map(|r| 8 + r.handle.len())
+                .sum::<usize>()
     }
 }
 
@@ -211,12 +223,20 @@ impl Codec for HandleValue {
         let ttl_type = match r.u8("value ttl type")? {
             0 => TtlType::Relative,
             1 => TtlType::Absolute,
-            _ => return Err(InvalidMessage::InvalidValue { field: "value ttl type", reason: "must be 0 or 1" }),
+            _ => {
+                return Err(InvalidMessage::InvalidValue {
+                    field: "value ttl type",
+                    reason: "must be 0 or 1",
+                });
+            }
         };
         let ttl = r.u32("value ttl")? as i32;
         let permissions = ValuePermissions(r.u8("value permissions")?);
         if permissions.0 & 0xf0 != 0 {
-            return Err(InvalidMessage::InvalidValue { field: "value permissions", reason: "unknown bits set" });
+            return Err(InvalidMessage::InvalidValue {
+                field: "value permissions",
+                reason: "unknown bits set",
+            });
         }
         let value_type = r.utf8("value type")?.to_owned();
         let data = r.bytes("value data")?.to_vec();
@@ -225,7 +245,16 @@ impl Codec for HandleValue {
         for _ in 0..n {
             references.push(ValueReference::read(r)?);
         }
-        Ok(Self { index, timestamp, ttl_type, ttl, permissions, value_type, data, references })
+        Ok(Self {
+            index,
+            timestamp,
+            ttl_type,
+            ttl,
+            permissions,
+            value_type,
+            data,
+            references,
+        })
     }
 }
 
@@ -259,14 +288,29 @@ impl<'a> RawValue<'a> {
         }
         let len = r.used() - start.used();
         let bytes = start.clone().take(len, "value")?;
-        Ok(Self { bytes, index, permissions, value_type })
+        Ok(Self {
+            bytes,
+            index,
+            permissions,
+            value_type,
+        })
     }
 }
 
 /// Iterates over a concatenation of encoded values.
 pub fn raw_values(bytes: &[u8]) -> impl Iterator<Item = Result<RawValue<'_>, InvalidMessage>> {
     let mut r = Reader::new(bytes);
-    std::iter::from_fn(move || if r.any_left() { Some(RawValue::read(&mut r)) } else { None })
+    std::iter::from_fn(move || {
+        if !r.any_left() {
+            return None;
+        }
+        let item = RawValue::read(&mut r);
+        if item.is_err() {
+            // Stop after the first error: the cursor may not have moved.
+            r.rest();
+        }
+        Some(item)
+    })
 }
 
 #[cfg(test)]
@@ -286,18 +330,38 @@ mod tests {
         assert_eq!(&bytes[14..21], &[0, 0, 0, 3, b'U', b'R', b'L']);
         assert_eq!(HandleValue::read_bytes(&bytes).unwrap(), v);
         let raw = raw_values(&bytes).next().unwrap().unwrap();
-        assert_eq!((raw.index, raw.value_type, raw.bytes.len()), (1, &b"URL"[..], bytes.len()));
+        assert_eq!(
+            (raw.index, raw.value_type, raw.bytes.len()),
+            (1, &b"URL"[..], bytes.len())
+        );
         for cut in 0..bytes.len() {
-            assert!(HandleValue::read_bytes(&bytes[..cut]).is_err(), "prefix {cut} must fail");
+            assert!(
+                HandleValue::read_bytes(&bytes[..cut]).is_err(),
+                "prefix {cut} must fail"
+            );
+            let raw: Vec<_> = raw_values(&bytes[..cut]).collect();
+            assert!(
+                cut == 0 && raw.is_empty() || raw.len() == 1 && raw[0].is_err(),
+                "prefix {cut}"
+            );
         }
     }
 
     #[test]
     fn permission_strings_follow_cnri() {
         assert_eq!(ValuePermissions::DEFAULT.to_bit_string(), "1110");
-        assert_eq!(ValuePermissions::from_bit_string("1010"), Some(ValuePermissions(0x0a)));
-        assert_eq!(ValuePermissions::from_bit_string("11"), Some(ValuePermissions(0x03)));
-        assert_eq!(ValuePermissions::from_bit_string("*"), Some(ValuePermissions(0x0f)));
+        assert_eq!(
+            ValuePermissions::from_bit_string("1010"),
+            Some(ValuePermissions(0x0a))
+        );
+        assert_eq!(
+            ValuePermissions::from_bit_string("11"),
+            Some(ValuePermissions(0x03))
+        );
+        assert_eq!(
+            ValuePermissions::from_bit_string("*"),
+            Some(ValuePermissions(0x0f))
+        );
         assert_eq!(ValuePermissions::from_bit_string("1x10"), None);
     }
 

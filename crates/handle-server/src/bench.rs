@@ -17,10 +17,21 @@ use handle_proto::{HandleValue, OpCode, OpFlags, ValueReference};
 /// The values of stored benchmark handle `i`: URL, CHECKSUM, EMAIL and HS_ADMIN (4 values,
 /// about 190 bytes on the wire), like a typical PID record.
 pub fn sample_values(i: u32) -> Vec<HandleValue> {
-    let admin = AdminRecord { permissions: AdminPermissions(0x0ff3), admin: ValueReference::new("0.NA/21.T999", 200) };
+    let admin = AdminRecord {
+        permissions: AdminPermissions(0x0ff3),
+        admin: ValueReference::new("0.NA/21.T999", 200),
+    };
     let mut values = vec![
-        HandleValue::new(1, types::URL, format!("https://data.city.example/entities/urn:ngsi-ld:Device:{i:08}").into_bytes()),
-        HandleValue::new(2, "CHECKSUM", format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()),
+        HandleValue::new(
+            1,
+            types::URL,
+            format!("https://data.city.example/entities/urn:ngsi-ld:Device:{i:08}").into_bytes(),
+        ),
+        HandleValue::new(
+            2,
+            "CHECKSUM",
+            format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes(),
+        ),
         HandleValue::new(3, types::EMAIL, b"ops@city.example".to_vec()),
         HandleValue::new(100, types::HS_ADMIN, admin.to_bytes()),
     ];
@@ -35,7 +46,11 @@ pub fn resolution_request(handle: &str, id: u32, flags: u32) -> Vec<u8> {
     Message {
         envelope: Envelope::new(id),
         header: Header::request(OpCode::RESOLUTION, flags),
-        body: Body::Request(Request::Resolution { handle: handle.to_owned(), indexes: vec![], types: vec![] }),
+        body: Body::Request(Request::Resolution {
+            handle: handle.to_owned(),
+            indexes: vec![],
+            types: vec![],
+        }),
         credential: vec![],
     }
     .encode()
@@ -70,7 +85,14 @@ fn percentile(sorted: &[u32], p: f64) -> u64 {
     u64::from(sorted[idx.min(sorted.len() - 1)])
 }
 
-fn finish(name: &str, sent: u64, replies: u64, successes: u64, seconds: f64, mut lat: Vec<u32>) -> Report {
+fn finish(
+    name: &str,
+    sent: u64,
+    replies: u64,
+    successes: u64,
+    seconds: f64,
+    mut lat: Vec<u32>,
+) -> Report {
     lat.sort_unstable();
     Report {
         name: name.to_owned(),
@@ -98,7 +120,14 @@ fn merge(name: &str, parts: Vec<(u64, u64, u64, Vec<u32>)>, seconds: f64) -> Rep
 /// UDP resolution load: `threads` sockets, each keeping `window` requests in flight over
 /// `handles`, for `duration`. With `rate` (requests/s in total) requests are paced instead, to
 /// measure latency below saturation.
-pub fn udp_resolution(target: SocketAddr, handles: &[String], threads: usize, window: usize, duration: Duration, rate: Option<f64>) -> std::io::Result<Report> {
+pub fn udp_resolution(
+    target: SocketAddr,
+    handles: &[String],
+    threads: usize,
+    window: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> std::io::Result<Report> {
     let per_thread_rate = rate.map(|r| r / threads as f64);
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -107,8 +136,14 @@ pub fn udp_resolution(target: SocketAddr, handles: &[String], threads: usize, wi
                     let sock = UdpSocket::bind("127.0.0.1:0")?;
                     sock.connect(target)?;
                     sock.set_read_timeout(Some(Duration::from_millis(2)))?;
-                    let requests: Vec<Vec<u8>> = handles.iter().skip(t).step_by(threads.max(1)).take(4096).enumerate()
-                        .map(|(i, h)| resolution_request(h, i as u32, 0)).collect();
+                    let requests: Vec<Vec<u8>> = handles
+                        .iter()
+                        .skip(t)
+                        .step_by(threads.max(1))
+                        .take(4096)
+                        .enumerate()
+                        .map(|(i, h)| resolution_request(h, i as u32, 0))
+                        .collect();
                     if requests.is_empty() {
                         return Ok((0, 0, 0, vec![]));
                     }
@@ -141,7 +176,8 @@ pub fn udp_resolution(target: SocketAddr, handles: &[String], threads: usize, wi
                         }
                         match sock.recv(&mut buf) {
                             Ok(n) if n >= 44 => {
-                                let id = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+                                let id =
+                                    u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
                                 let seq = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
                                 if seq != 0 {
                                     continue;
@@ -150,7 +186,9 @@ pub fn udp_resolution(target: SocketAddr, handles: &[String], threads: usize, wi
                                     sent_at[id] = None;
                                     in_flight -= 1;
                                     replies += 1;
-                                    lat.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                                    lat.push(
+                                        at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+                                    );
                                     if buf[24..28] == [0, 0, 0, 1] {
                                         ok += 1;
                                     }
@@ -172,7 +210,13 @@ pub fn udp_resolution(target: SocketAddr, handles: &[String], threads: usize, wi
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))).collect::<std::io::Result<Vec<_>>>()
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
     })?;
     Ok(merge("udp-resolution", results, duration.as_secs_f64()))
 }
@@ -189,14 +233,26 @@ fn read_tcp_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resu
 
 /// TCP resolution load, one connection per request (`keep_alive == false`) or one persistent
 /// connection per thread with KC set (`keep_alive == true`).
-pub fn tcp_resolution(target: SocketAddr, handles: &[String], threads: usize, duration: Duration, keep_alive: bool) -> std::io::Result<Report> {
+pub fn tcp_resolution(
+    target: SocketAddr,
+    handles: &[String],
+    threads: usize,
+    duration: Duration,
+    keep_alive: bool,
+) -> std::io::Result<Report> {
     let flags = if keep_alive { OpFlags::KEEP_ALIVE } else { 0 };
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> std::io::Result<(u64, u64, u64, Vec<u32>)> {
-                    let requests: Vec<Vec<u8>> = handles.iter().skip(t).step_by(threads.max(1)).take(4096).enumerate()
-                        .map(|(i, h)| resolution_request(h, i as u32, flags)).collect();
+                    let requests: Vec<Vec<u8>> = handles
+                        .iter()
+                        .skip(t)
+                        .step_by(threads.max(1))
+                        .take(4096)
+                        .enumerate()
+                        .map(|(i, h)| resolution_request(h, i as u32, flags))
+                        .collect();
                     let (mut sent, mut replies, mut ok) = (0u64, 0u64, 0u64);
                     let mut lat = Vec::new();
                     let mut buf = Vec::new();
@@ -233,22 +289,45 @@ pub fn tcp_resolution(target: SocketAddr, handles: &[String], threads: usize, du
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))).collect::<std::io::Result<Vec<_>>>()
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
     })?;
-    let name = if keep_alive { "tcp-keepalive" } else { "tcp-per-connection" };
+    let name = if keep_alive {
+        "tcp-keepalive"
+    } else {
+        "tcp-per-connection"
+    };
     Ok(merge(name, results, duration.as_secs_f64()))
 }
 
 /// REST `GET /api/handles/{h}` load over HTTP/1.1 keep-alive connections (`threads` of them).
-pub fn rest_get(target: SocketAddr, handles: &[String], threads: usize, duration: Duration) -> std::io::Result<Report> {
+pub fn rest_get(
+    target: SocketAddr,
+    handles: &[String],
+    threads: usize,
+    duration: Duration,
+) -> std::io::Result<Report> {
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> std::io::Result<(u64, u64, u64, Vec<u32>)> {
                     let mut stream = TcpStream::connect(target)?;
                     stream.set_nodelay(true)?;
-                    let requests: Vec<Vec<u8>> = handles.iter().skip(t).step_by(threads.max(1)).take(4096)
-                        .map(|h| format!("GET /api/handles/{h} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()).collect();
+                    let requests: Vec<Vec<u8>> = handles
+                        .iter()
+                        .skip(t)
+                        .step_by(threads.max(1))
+                        .take(4096)
+                        .map(|h| {
+                            format!("GET /api/handles/{h} HTTP/1.1\r\nHost: bench\r\n\r\n")
+                                .into_bytes()
+                        })
+                        .collect();
                     let (mut sent, mut replies, mut ok) = (0u64, 0u64, 0u64);
                     let mut lat = Vec::new();
                     let mut buf = vec![0u8; 64 * 1024];
@@ -267,9 +346,15 @@ pub fn rest_get(target: SocketAddr, handles: &[String], threads: usize, duration
                                 return Ok((sent, replies, ok, lat));
                             }
                             have += n;
-                            if let Some(pos) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                                let head = String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
-                                let len = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                            if let Some(pos) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
+                            {
+                                let head =
+                                    String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+                                let len = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                                    .unwrap_or(0);
                                 break (pos + 4, len);
                             }
                         };
@@ -288,7 +373,13 @@ pub fn rest_get(target: SocketAddr, handles: &[String], threads: usize, duration
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))).collect::<std::io::Result<Vec<_>>>()
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
     })?;
     Ok(merge("rest-get", results, duration.as_secs_f64()))
 }

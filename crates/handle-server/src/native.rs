@@ -30,8 +30,13 @@ use crate::node::HandleNode;
 pub fn bind_udp(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<UdpSocket>> {
     (0..workers.max(1))
         .map(|_| {
-            let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-            let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+            let domain = if addr.is_ipv4() {
+                socket2::Domain::IPV4
+            } else {
+                socket2::Domain::IPV6
+            };
+            let s =
+                socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
             s.set_reuse_address(true)?;
             s.set_reuse_port(true)?;
             s.set_recv_buffer_size(4 << 20)?;
@@ -52,7 +57,16 @@ pub fn run_udp_worker(node: Arc<HandleNode>, socket: UdpSocket, stop: Arc<Atomic
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "udp receive failed");
                 continue;
@@ -61,7 +75,9 @@ pub fn run_udp_worker(node: Arc<HandleNode>, socket: UdpSocket, stop: Arc<Atomic
         let datagram = &buf[..len];
         // Fast path: a whole message in one datagram (every resolution request in practice).
         let whole = datagram.len() >= ENVELOPE_SIZE
-            && u32::from_be_bytes([datagram[16], datagram[17], datagram[18], datagram[19]]) as usize == len - ENVELOPE_SIZE
+            && u32::from_be_bytes([datagram[16], datagram[17], datagram[18], datagram[19]])
+                as usize
+                == len - ENVELOPE_SIZE
             && datagram[12..16] == [0, 0, 0, 0];
         let replied = if whole {
             node.process(datagram, peer, 0, &mut out)
@@ -71,7 +87,9 @@ pub fn run_udp_worker(node: Arc<HandleNode>, socket: UdpSocket, stop: Arc<Atomic
                 Ok(Reassembly::Pending) => false,
                 // The envelope was readable but the fragment is inconsistent: answer like any
                 // malformed message (process() builds the PROTOCOL_ERROR from the envelope).
-                Err(_) if datagram.len() >= ENVELOPE_SIZE => node.process(&datagram[..ENVELOPE_SIZE], peer, 0, &mut out),
+                Err(_) if datagram.len() >= ENVELOPE_SIZE => {
+                    node.process(&datagram[..ENVELOPE_SIZE], peer, 0, &mut out)
+                }
                 Err(_) => false,
             }
         };
@@ -93,7 +111,9 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 /// Accepts TCP connections until the task is dropped.
 pub async fn run_tcp(node: Arc<HandleNode>, listener: TcpListener) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let node = node.clone();
         tokio::spawn(async move {
@@ -125,13 +145,22 @@ pub fn check_frame(buf: &[u8]) -> Result<Option<usize>, handle_proto::InvalidMes
     let envelope = Envelope::read(&mut Reader::new(&buf[..ENVELOPE_SIZE]))?;
     check_envelope(&envelope)?;
     let len = envelope.message_length as usize;
-    if len < HEADER_SIZE || len > MAX_MESSAGE_LENGTH {
-        return Err(handle_proto::InvalidMessage::TooLong { field: "envelope message length", len, max: MAX_MESSAGE_LENGTH });
+    if !(HEADER_SIZE..=MAX_MESSAGE_LENGTH).contains(&len) {
+        return Err(handle_proto::InvalidMessage::TooLong {
+            field: "envelope message length",
+            len,
+            max: MAX_MESSAGE_LENGTH,
+        });
     }
     Ok((buf.len() >= ENVELOPE_SIZE + len).then_some(ENVELOPE_SIZE + len))
 }
 
-async fn serve_connection(node: &HandleNode, mut stream: TcpStream, peer: SocketAddr, conn: u64) -> Result<(), FrameError> {
+async fn serve_connection(
+    node: &HandleNode,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+) -> Result<(), FrameError> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(2048);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -140,19 +169,26 @@ async fn serve_connection(node: &HandleNode, mut stream: TcpStream, peer: Socket
             if let Some(n) = check_frame(&buf)? {
                 break n;
             }
-            let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             if n == 0 {
                 return Ok(());
             }
             buf.extend_from_slice(&chunk[..n]);
         };
         let replied = node.process(&buf[..frame_len], peer, conn, &mut out);
-        let keep_alive = frame_len >= ENVELOPE_SIZE + 12 && OpFlags(u32::from_be_bytes([buf[28], buf[29], buf[30], buf[31]])).has(OpFlags::KEEP_ALIVE);
+        let keep_alive = frame_len >= ENVELOPE_SIZE + 12
+            && OpFlags(u32::from_be_bytes([buf[28], buf[29], buf[30], buf[31]]))
+                .has(OpFlags::KEEP_ALIVE);
         buf.drain(..frame_len);
         if replied {
             stream.write_all(&out).await?;
         }
-        let challenged = replied && out.len() >= 32 && u32::from_be_bytes([out[24], out[25], out[26], out[27]]) == ResponseCode::AUTHENTICATION_NEEDED.0;
+        let challenged = replied
+            && out.len() >= 32
+            && u32::from_be_bytes([out[24], out[25], out[26], out[27]])
+                == ResponseCode::AUTHENTICATION_NEEDED.0;
         if !(keep_alive || challenged) {
             stream.shutdown().await?;
             return Ok(());

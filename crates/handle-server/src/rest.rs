@@ -36,7 +36,10 @@ pub struct RestState {
 pub fn router(state: Arc<RestState>) -> Router {
     Router::new()
         .route("/api/handles", get(list_handles))
-        .route("/api/handles/{*handle}", get(get_handle).put(put_handle).delete(delete_handle))
+        .route(
+            "/api/handles/{*handle}",
+            get(get_handle).put(put_handle).delete(delete_handle),
+        )
         .route("/api/prefixes", get(list_prefixes))
         .route("/.well-known/did.json", get(did_document))
         .route("/{*handle}", get(proxy))
@@ -47,7 +50,11 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(raw: Option<&str>) -> Self {
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         Self(
             raw.unwrap_or_default()
                 .split('&')
@@ -61,7 +68,10 @@ impl Params {
     }
 
     fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -93,10 +103,29 @@ fn http_status(code: ResponseCode, is_get: bool) -> StatusCode {
 }
 
 fn respond(status: StatusCode, body: Value, params: &Params) -> Response {
-    let text = if params.flag("pretty", false) { serde_json::to_string_pretty(&body) } else { serde_json::to_string(&body) }.unwrap_or_default();
-    match params.get("callback").filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.')) {
-        Some(cb) => (status, [(header::CONTENT_TYPE, "application/javascript")], format!("{cb}({text});")).into_response(),
-        None => (status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], text).into_response(),
+    let text = if params.flag("pretty", false) {
+        serde_json::to_string_pretty(&body)
+    } else {
+        serde_json::to_string(&body)
+    }
+    .unwrap_or_default();
+    match params.get("callback").filter(|c| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.')
+    }) {
+        Some(cb) => (
+            status,
+            [(header::CONTENT_TYPE, "application/javascript")],
+            format!("{cb}({text});"),
+        )
+            .into_response(),
+        None => (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            text,
+        )
+            .into_response(),
     }
 }
 
@@ -116,22 +145,53 @@ enum Auth {
 }
 
 fn authenticate(node: &HandleNode, headers: &HeaderMap) -> Auth {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Auth::Anonymous };
-    let Some(b64) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else { return Auth::Failed };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else { return Auth::Failed };
-    let Ok(text) = String::from_utf8(decoded) else { return Auth::Failed };
-    let Some((user, password)) = text.split_once(':') else { return Auth::Failed };
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Auth::Anonymous;
+    };
+    let Some(b64) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Auth::Failed;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return Auth::Failed;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return Auth::Failed;
+    };
+    let Some((user, password)) = text.split_once(':') else {
+        return Auth::Failed;
+    };
     let user = percent_encoding::percent_decode_str(user).decode_utf8_lossy();
-    let Some(identity) = ValueReference::parse(&user) else { return Auth::Failed };
-    if node.verify_password(&identity, password.as_bytes()) { Auth::Identity(identity) } else { Auth::Failed }
+    let Some(identity) = ValueReference::parse(&user) else {
+        return Auth::Failed;
+    };
+    if node.verify_password(&identity, password.as_bytes()) {
+        Auth::Identity(identity)
+    } else {
+        Auth::Failed
+    }
 }
 
 fn auth_failed(handle: &str, params: &Params) -> Response {
     let e = OpError::new(ResponseCode::AUTHENTICATION_FAILED, "authentication failed");
-    respond(StatusCode::UNAUTHORIZED, json!({ "responseCode": e.code.0, "handle": handle, "message": e.message }), params)
+    respond(
+        StatusCode::UNAUTHORIZED,
+        json!({ "responseCode": e.code.0, "handle": handle, "message": e.message }),
+        params,
+    )
 }
 
-async fn get_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn get_handle(
+    State(st): State<Arc<RestState>>,
+    Path(handle): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
         Auth::Failed => return auth_failed(&handle, &params),
@@ -141,43 +201,81 @@ async fn get_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>
     let indexes: Vec<u32> = params.all("index").filter_map(|i| i.parse().ok()).collect();
     let types: Vec<String> = params.all("type").map(str::to_owned).collect();
     let public_only = params.flag("publicOnly", identity.is_none());
-    let filter = ValueFilter { indexes: &indexes, types: &types, public_only };
+    let filter = ValueFilter {
+        indexes: &indexes,
+        types: &types,
+        public_only,
+    };
     match st.node.resolve(&handle, &filter, identity.as_ref()) {
         Ok(values) => {
             let values: Vec<Value> = values.iter().map(value_to_json).collect();
-            respond(StatusCode::OK, json!({ "responseCode": 1, "handle": handle, "values": values }), &params)
+            respond(
+                StatusCode::OK,
+                json!({ "responseCode": 1, "handle": handle, "values": values }),
+                &params,
+            )
         }
-        Err(e) if e.code == ResponseCode::VALUES_NOT_FOUND => {
-            respond(StatusCode::OK, json!({ "responseCode": 200, "handle": handle, "values": [] }), &params)
-        }
+        Err(e) if e.code == ResponseCode::VALUES_NOT_FOUND => respond(
+            StatusCode::OK,
+            json!({ "responseCode": 200, "handle": handle, "values": [] }),
+            &params,
+        ),
         Err(e) => error_response(&e, &handle, true, &params),
     }
 }
 
 fn parse_values(body: &[u8], handle: &str) -> Result<Vec<HandleValue>, OpError> {
-    let json: Value = serde_json::from_slice(body).map_err(|e| OpError::new(ResponseCode::INVALID_VALUE, format!("invalid JSON: {e}")))?;
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| OpError::new(ResponseCode::INVALID_VALUE, format!("invalid JSON: {e}")))?;
     let items = match &json {
         Value::Array(a) => a.clone(),
-        Value::Object(o) if o.contains_key("values") => o.get("values").and_then(Value::as_array).cloned().unwrap_or_default(),
+        Value::Object(o) if o.contains_key("values") => o
+            .get("values")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
         Value::Object(_) => vec![json.clone()],
         _ => return Err(OpError::new(ResponseCode::INVALID_VALUE, "expected values")),
     };
-    if let Some(h) = json.get("handle").and_then(Value::as_str) {
-        if !h.eq_ignore_ascii_case(handle) && !handle.ends_with('/') {
-            return Err(OpError::new(ResponseCode::INVALID_HANDLE, "handle in body does not match the URL"));
-        }
+    if let Some(h) = json.get("handle").and_then(Value::as_str)
+        && !h.eq_ignore_ascii_case(handle)
+        && !handle.ends_with('/')
+    {
+        return Err(OpError::new(
+            ResponseCode::INVALID_HANDLE,
+            "handle in body does not match the URL",
+        ));
     }
     let now = now_seconds();
-    items.iter().map(|v| value_from_json(v, now).map_err(|e| OpError::new(ResponseCode::INVALID_VALUE, e.to_string()))).collect()
+    items
+        .iter()
+        .map(|v| {
+            value_from_json(v, now)
+                .map_err(|e| OpError::new(ResponseCode::INVALID_VALUE, e.to_string()))
+        })
+        .collect()
 }
 
 fn mint_suffix() -> String {
     let b = random_bytes::<16>();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-4{}-{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
-async fn put_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn put_handle(
+    State(st): State<Arc<RestState>>,
+    Path(handle): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
         Auth::Failed => return auth_failed(&handle, &params),
@@ -195,7 +293,11 @@ async fn put_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>
     let node = &st.node;
     let index_params: Vec<&str> = params.all("index").collect();
     let (handle, result) = if params.flag("mintNewSuffix", false) {
-        let minted = if handle.ends_with('/') { format!("{handle}{}", mint_suffix()) } else { format!("{handle}/{}", mint_suffix()) };
+        let minted = if handle.ends_with('/') {
+            format!("{handle}{}", mint_suffix())
+        } else {
+            format!("{handle}/{}", mint_suffix())
+        };
         let r = node.create_handle(Some(&identity), &minted, values, false);
         (minted, r)
     } else if !index_params.is_empty() {
@@ -203,7 +305,9 @@ async fn put_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>
             let wanted: Vec<u32> = index_params.iter().filter_map(|i| i.parse().ok()).collect();
             values.retain(|v| wanted.contains(&v.index));
         }
-        let r = node.upsert_values(Some(&identity), &handle, values, overwrite).map(|()| false);
+        let r = node
+            .upsert_values(Some(&identity), &handle, values, overwrite)
+            .map(|()| false);
         (handle, r)
     } else {
         let r = node.create_handle(Some(&identity), &handle, values, overwrite);
@@ -211,14 +315,27 @@ async fn put_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>
     };
     match result {
         Ok(created) => {
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            respond(status, json!({ "responseCode": 1, "handle": handle }), &params)
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            respond(
+                status,
+                json!({ "responseCode": 1, "handle": handle }),
+                &params,
+            )
         }
         Err(e) => error_response(&e, &handle, false, &params),
     }
 }
 
-async fn delete_handle(State(st): State<Arc<RestState>>, Path(handle): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn delete_handle(
+    State(st): State<Arc<RestState>>,
+    Path(handle): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
         Auth::Failed => return auth_failed(&handle, &params),
@@ -232,27 +349,45 @@ async fn delete_handle(State(st): State<Arc<RestState>>, Path(handle): Path<Stri
         st.node.remove_values(identity.as_ref(), &handle, &indexes)
     };
     match result {
-        Ok(()) => respond(StatusCode::OK, json!({ "responseCode": 1, "handle": handle }), &params),
+        Ok(()) => respond(
+            StatusCode::OK,
+            json!({ "responseCode": 1, "handle": handle }),
+            &params,
+        ),
         Err(e) => error_response(&e, &handle, false, &params),
     }
 }
 
-async fn list_handles(State(st): State<Arc<RestState>>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn list_handles(
+    State(st): State<Arc<RestState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let params = Params::parse(q.as_deref());
-    let prefix = params.get("prefix").unwrap_or_default().trim_start_matches("0.NA/").to_owned();
+    let prefix = params
+        .get("prefix")
+        .unwrap_or_default()
+        .trim_start_matches("0.NA/")
+        .to_owned();
     let identity = match authenticate(&st.node, &headers) {
         Auth::Failed => return auth_failed(&prefix, &params),
         Auth::Identity(id) => Some(id),
         Auth::Anonymous => None,
     };
     let page: usize = params.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
-    let page_size: Option<usize> = params.get("pageSize").and_then(|p| p.parse::<i64>().ok()).and_then(|n| usize::try_from(n).ok());
+    let page_size: Option<usize> = params
+        .get("pageSize")
+        .and_then(|p| p.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let (offset, limit) = match page_size {
         Some(0) => (0, 0),
         Some(n) => (page.saturating_mul(n), n),
         None => (0, usize::MAX),
     };
-    match st.node.list_handles(identity.as_ref(), &prefix, offset, limit) {
+    match st
+        .node
+        .list_handles(identity.as_ref(), &prefix, offset, limit)
+    {
         Ok(p) => respond(
             StatusCode::OK,
             json!({ "responseCode": 1, "prefix": prefix, "totalCount": p.total.to_string(), "page": page, "pageSize": page_size, "handles": p.handles }),
@@ -265,27 +400,59 @@ async fn list_handles(State(st): State<Arc<RestState>>, RawQuery(q): RawQuery, h
 async fn list_prefixes(State(st): State<Arc<RestState>>, RawQuery(q): RawQuery) -> Response {
     let params = Params::parse(q.as_deref());
     match st.node.store().homed_prefixes() {
-        Ok(p) => respond(StatusCode::OK, json!({ "responseCode": 1, "prefixes": p }), &params),
+        Ok(p) => respond(
+            StatusCode::OK,
+            json!({ "responseCode": 1, "prefixes": p }),
+            &params,
+        ),
         Err(e) => error_response(&e.into(), "", true, &params),
     }
 }
 
 async fn did_document(State(st): State<Arc<RestState>>) -> Response {
     match &st.did_document {
-        Some(doc) => ([(header::CONTENT_TYPE, "application/did+json")], doc.to_string()).into_response(),
+        Some(doc) => (
+            [(header::CONTENT_TYPE, "application/did+json")],
+            doc.to_string(),
+        )
+            .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 /// Proxy resolver: `GET /{handle}` redirects to a URL value (`?index=N` picks one, otherwise
 /// the lowest-index URL); `?noredirect` or no URL shows the record as JSON.
-async fn proxy(State(st): State<Arc<RestState>>, Path(handle): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn proxy(
+    State(st): State<Arc<RestState>>,
+    Path(handle): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let params = Params::parse(q.as_deref());
-    let values = match st.node.resolve(&handle, &ValueFilter { public_only: true, ..ValueFilter::ALL }, None) {
+    let values = match st.node.resolve(
+        &handle,
+        &ValueFilter {
+            public_only: true,
+            ..ValueFilter::ALL
+        },
+        None,
+    ) {
         Ok(v) => v,
-        Err(e) if e.code == ResponseCode::HANDLE_NOT_FOUND || e.code == ResponseCode::SERVER_NOT_RESP || e.code == ResponseCode::INVALID_HANDLE => {
-            let hint = if handle.ends_with('/') { " (check for a stray trailing slash)" } else { "" };
-            return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], format!("Handle Not Found: {handle}{hint}\n")).into_response();
+        Err(e)
+            if e.code == ResponseCode::HANDLE_NOT_FOUND
+                || e.code == ResponseCode::SERVER_NOT_RESP
+                || e.code == ResponseCode::INVALID_HANDLE =>
+        {
+            let hint = if handle.ends_with('/') {
+                " (check for a stray trailing slash)"
+            } else {
+                ""
+            };
+            return (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
+                format!("Handle Not Found: {handle}{hint}\n"),
+            )
+                .into_response();
         }
         Err(e) => return error_response(&e, &handle, true, &params),
     };
@@ -303,7 +470,11 @@ async fn proxy(State(st): State<Arc<RestState>>, Path(handle): Path<String>, Raw
         },
         _ => {
             let values: Vec<Value> = values.iter().map(value_to_json).collect();
-            respond(StatusCode::OK, json!({ "responseCode": 1, "handle": handle, "values": values }), &params)
+            respond(
+                StatusCode::OK,
+                json!({ "responseCode": 1, "handle": handle, "values": values }),
+                &params,
+            )
         }
     }
 }

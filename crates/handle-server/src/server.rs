@@ -79,14 +79,21 @@ impl RunningServer {
 }
 
 /// Starts the node on the current tokio runtime.
-pub async fn start(config: ServerConfig, store: Arc<dyn HandleStore>) -> std::io::Result<RunningServer> {
-    let tcp = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.native_port)).await?;
+pub async fn start(
+    config: ServerConfig,
+    store: Arc<dyn HandleStore>,
+) -> std::io::Result<RunningServer> {
+    let tcp =
+        tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.native_port)).await?;
     let native_addr = tcp.local_addr()?;
     let http = match config.http_port {
         Some(p) => Some(tokio::net::TcpListener::bind(SocketAddr::new(config.bind, p)).await?),
         None => None,
     };
-    let http_addr = http.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+    let http_addr = http
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
     let site = generate_site(&SiteParams {
         address: config.advertise.unwrap_or(config.bind),
         native_port: native_addr.port(),
@@ -95,30 +102,54 @@ pub async fn start(config: ServerConfig, store: Arc<dyn HandleStore>) -> std::io
         description: "citybrain handle node".into(),
         public_key: config.node_public_key,
     });
-    let node = Arc::new(HandleNode::new(store.clone(), NodeConfig { server_admins: config.server_admins.clone(), site, challenge_timeout_ms: 60_000 }));
+    let node = Arc::new(HandleNode::new(
+        store.clone(),
+        NodeConfig {
+            server_admins: config.server_admins.clone(),
+            site,
+            challenge_timeout_ms: 60_000,
+        },
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let udp_threads = crate::native::bind_udp(native_addr, config.udp_workers)?
         .into_iter()
         .enumerate()
         .map(|(i, socket)| {
             let (node, stop) = (node.clone(), stop.clone());
-            std::thread::Builder::new().name(format!("hdl-udp-{i}")).spawn(move || crate::native::run_udp_worker(node, socket, stop))
+            std::thread::Builder::new()
+                .name(format!("hdl-udp-{i}"))
+                .spawn(move || crate::native::run_udp_worker(node, socket, stop))
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     let mut tasks = vec![tokio::spawn(crate::native::run_tcp(node.clone(), tcp))];
     if let Some(listener) = http {
         let did_document = match (&config.did_host, config.node_public_key) {
-            (Some(host), Some(key)) => Some(did_web_document(host, &key, native_addr.port(), &store.homed_prefixes().unwrap_or_default())),
+            (Some(host), Some(key)) => Some(did_web_document(
+                host,
+                &key,
+                native_addr.port(),
+                &store.homed_prefixes().unwrap_or_default(),
+            )),
             _ => None,
         };
-        let app = router(Arc::new(RestState { node: node.clone(), did_document }));
+        let app = router(Arc::new(RestState {
+            node: node.clone(),
+            did_document,
+        }));
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "http server stopped");
             }
         }));
     }
-    Ok(RunningServer { node, native_addr, http_addr, stop, udp_threads, tasks })
+    Ok(RunningServer {
+        node,
+        native_addr,
+        http_addr,
+        stop,
+        udp_threads,
+        tasks,
+    })
 }
 
 /// How the prefix administrator authenticates.
@@ -134,7 +165,11 @@ pub enum AdminKey {
 /// `0.NA/<prefix>` has HS_ADMIN@100 for `300:<prefix>/ADMIN` and the admin group HS_VLIST@200
 /// (pyhandle's default owner `200:0.NA/<prefix>`); `<prefix>/ADMIN` holds HS_ADMIN@100 and the
 /// key at 300. Existing records are replaced.
-pub fn home_prefix_with_admin(store: &dyn HandleStore, prefix: &str, key: AdminKey) -> Result<ValueReference, StoreError> {
+pub fn home_prefix_with_admin(
+    store: &dyn HandleStore,
+    prefix: &str,
+    key: AdminKey,
+) -> Result<ValueReference, StoreError> {
     let admin_handle = format!("{prefix}/ADMIN");
     let admin = ValueReference::new(admin_handle.clone(), 300);
     let now = now_seconds();
@@ -143,21 +178,43 @@ pub fn home_prefix_with_admin(store: &dyn HandleStore, prefix: &str, key: AdminK
         v
     };
     let admin_value = |who: ValueReference| {
-        stamp(HandleValue::new(100, types::HS_ADMIN, AdminRecord { permissions: AdminPermissions::ALL, admin: who }.to_bytes()))
+        stamp(HandleValue::new(
+            100,
+            types::HS_ADMIN,
+            AdminRecord {
+                permissions: AdminPermissions::ALL,
+                admin: who,
+            }
+            .to_bytes(),
+        ))
     };
     store.home_prefix(prefix)?;
     store.create(
         &prefix_handle(prefix),
-        &[admin_value(admin.clone()), stamp(HandleValue::new(200, types::HS_VLIST, ValueList(vec![admin.clone()]).to_bytes()))],
+        &[
+            admin_value(admin.clone()),
+            stamp(HandleValue::new(
+                200,
+                types::HS_VLIST,
+                ValueList(vec![admin.clone()]).to_bytes(),
+            )),
+        ],
         CreateMode::Overwrite,
     )?;
     let mut key_value = match key {
         AdminKey::Secret(s) => HandleValue::new(300, types::HS_SECKEY, s),
-        AdminKey::Ed25519(k) => HandleValue::new(300, types::HS_PUBKEY, PublicKey::ed25519(k).to_bytes()),
+        AdminKey::Ed25519(k) => {
+            HandleValue::new(300, types::HS_PUBKEY, PublicKey::ed25519(k).to_bytes())
+        }
     };
     if key_value.value_type == types::HS_SECKEY {
-        key_value.permissions = ValuePermissions(ValuePermissions::ADMIN_READ | ValuePermissions::ADMIN_WRITE);
+        key_value.permissions =
+            ValuePermissions(ValuePermissions::ADMIN_READ | ValuePermissions::ADMIN_WRITE);
     }
-    store.create(&admin_handle, &[admin_value(admin.clone()), stamp(key_value)], CreateMode::Overwrite)?;
+    store.create(
+        &admin_handle,
+        &[admin_value(admin.clone()), stamp(key_value)],
+        CreateMode::Overwrite,
+    )?;
     Ok(admin)
 }

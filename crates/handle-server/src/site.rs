@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use handle_proto::codec::Codec;
-use handle_proto::data::{Interface, PublicKey, ServerInfo, SiteInfo, hash_option, interface_protocol, interface_type};
+use handle_proto::data::{
+    Interface, PublicKey, ServerInfo, SiteInfo, hash_option, interface_protocol, interface_type,
+};
 use serde_json::{Value, json};
 
 /// What the site record advertises.
@@ -40,11 +42,26 @@ pub fn generate_site(p: &SiteParams) -> SiteInfo {
         servers: vec![ServerInfo {
             server_id: 1,
             address: ServerInfo::address_bytes(p.address),
-            public_key: p.public_key.map(|k| PublicKey::ed25519(k).to_bytes()).unwrap_or_default(),
+            public_key: p
+                .public_key
+                .map(|k| PublicKey::ed25519(k).to_bytes())
+                .unwrap_or_default(),
             interfaces: vec![
-                Interface { kind: interface_type::ADMIN_AND_QUERY, protocol: interface_protocol::TCP, port },
-                Interface { kind: interface_type::QUERY, protocol: interface_protocol::UDP, port },
-                Interface { kind: interface_type::ADMIN_AND_QUERY, protocol: interface_protocol::HTTP, port: u32::from(p.http_port) },
+                Interface {
+                    kind: interface_type::ADMIN_AND_QUERY,
+                    protocol: interface_protocol::TCP,
+                    port,
+                },
+                Interface {
+                    kind: interface_type::QUERY,
+                    protocol: interface_protocol::UDP,
+                    port,
+                },
+                Interface {
+                    kind: interface_type::ADMIN_AND_QUERY,
+                    protocol: interface_protocol::HTTP,
+                    port: u32::from(p.http_port),
+                },
             ],
         }],
     }
@@ -52,7 +69,12 @@ pub fn generate_site(p: &SiteParams) -> SiteInfo {
 
 /// The `did:web` document for a node reachable at `host` (`example.org` or `example.org%3A8000`),
 /// listing its Ed25519 key and its Handle service endpoints (served at `/.well-known/did.json`).
-pub fn did_web_document(host: &str, public_key: &[u8; 32], native_port: u16, prefixes: &[String]) -> Value {
+pub fn did_web_document(
+    host: &str,
+    public_key: &[u8; 32],
+    native_port: u16,
+    prefixes: &[String],
+) -> Value {
     let did = format!("did:web:{host}");
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public_key);
     let http_host = host.replace("%3A", ":");
@@ -95,15 +117,29 @@ mod tests {
         assert_eq!(back.primary_mask, 0x80);
         assert_eq!(back.servers[0].ip().to_string(), "192.0.2.2");
         assert_eq!(back.servers[0].interfaces.len(), 3);
-        assert_eq!(PublicKey::read_bytes(&back.servers[0].public_key).unwrap().as_ed25519(), Some([1; 32]));
+        assert_eq!(
+            PublicKey::read_bytes(&back.servers[0].public_key)
+                .unwrap()
+                .as_ed25519(),
+            Some([1; 32])
+        );
     }
 
     #[test]
     fn did_document_names_key_and_services() {
         let doc = did_web_document("node.example%3A8000", &[0; 32], 2641, &["21.T999".into()]);
         assert_eq!(doc["id"], "did:web:node.example%3A8000");
-        assert_eq!(doc["verificationMethod"][0]["publicKeyJwk"]["x"], "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(doc["service"][0]["serviceEndpoint"], "https://node.example:8000/api/handles/");
-        assert_eq!(doc["service"][1]["serviceEndpoint"], "hdl://node.example:2641");
+        assert_eq!(
+            doc["verificationMethod"][0]["publicKeyJwk"]["x"],
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(
+            doc["service"][0]["serviceEndpoint"],
+            "https://node.example:8000/api/handles/"
+        );
+        assert_eq!(
+            doc["service"][1]["serviceEndpoint"],
+            "hdl://node.example:2641"
+        );
     }
 }

@@ -33,18 +33,29 @@ pub struct ValueFilter<'a> {
 
 impl ValueFilter<'_> {
     /// Every value.
-    pub const ALL: ValueFilter<'static> = ValueFilter { indexes: &[], types: &[], public_only: false };
+    pub const ALL: ValueFilter<'static> = ValueFilter {
+        indexes: &[],
+        types: &[],
+        public_only: false,
+    };
 
     /// Whether a value passes (CNRI semantics: in the index list *or* the type list).
     pub fn accepts(&self, v: &RawValue<'_>) -> bool {
-        if self.public_only && !v.permissions.has(handle_proto::ValuePermissions::PUBLIC_READ) {
+        if self.public_only
+            && !v
+                .permissions
+                .has(handle_proto::ValuePermissions::PUBLIC_READ)
+        {
             return false;
         }
         if self.indexes.is_empty() && self.types.is_empty() {
             return true;
         }
         self.indexes.contains(&v.index)
-            || self.types.iter().any(|t| HandleValue::type_matches(v.value_type, t.as_bytes()))
+            || self
+                .types
+                .iter()
+                .any(|t| HandleValue::type_matches(v.value_type, t.as_bytes()))
     }
 }
 
@@ -97,11 +108,21 @@ pub struct HandlePage {
 pub trait HandleStore: Send + Sync + 'static {
     /// Appends the wire encoding of the values of `handle` that pass `filter` to `out` and
     /// returns how many were appended, or `None` if the handle does not exist.
-    fn read_encoded(&self, handle: &str, filter: &ValueFilter<'_>, out: &mut Vec<u8>) -> Result<Option<u32>, StoreError>;
+    fn read_encoded(
+        &self,
+        handle: &str,
+        filter: &ValueFilter<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u32>, StoreError>;
 
     /// Creates `handle` (or replaces it with `CreateMode::Overwrite`). Returns `true` if it
     /// did not exist before.
-    fn create(&self, handle: &str, values: &[HandleValue], mode: CreateMode) -> Result<bool, StoreError>;
+    fn create(
+        &self,
+        handle: &str,
+        values: &[HandleValue],
+        mode: CreateMode,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes `handle`.
     fn delete(&self, handle: &str) -> Result<(), StoreError>;
@@ -136,7 +157,9 @@ pub trait HandleStore: Send + Sync + 'static {
     /// All values of `handle`, decoded.
     fn get(&self, handle: &str) -> Result<Option<Vec<HandleValue>>, StoreError> {
         let mut buf = Vec::new();
-        let Some(n) = self.read_encoded(handle, &ValueFilter::ALL, &mut buf)? else { return Ok(None) };
+        let Some(n) = self.read_encoded(handle, &ValueFilter::ALL, &mut buf)? else {
+            return Ok(None);
+        };
         let mut r = Reader::new(&buf);
         let mut values = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -174,14 +197,23 @@ impl Arena {
         let off = (location & 0xffff_ffff) as usize;
         let name_len = u16::from_be_bytes([chunk[off], chunk[off + 1]]) as usize;
         let vals_len_at = off + 2 + name_len + 4;
-        let vals_len = u32::from_be_bytes([chunk[vals_len_at], chunk[vals_len_at + 1], chunk[vals_len_at + 2], chunk[vals_len_at + 3]]) as usize;
+        let vals_len = u32::from_be_bytes([
+            chunk[vals_len_at],
+            chunk[vals_len_at + 1],
+            chunk[vals_len_at + 2],
+            chunk[vals_len_at + 3],
+        ]) as usize;
         &chunk[off..vals_len_at + 4 + vals_len]
     }
 
     fn append(&mut self, record: &[u8]) -> u64 {
-        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= record.len());
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= record.len());
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK_SIZE.max(record.len())));
+            self.chunks
+                .push(Vec::with_capacity(CHUNK_SIZE.max(record.len())));
         }
         let idx = self.chunks.len() - 1;
         let chunk = &mut self.chunks[idx];
@@ -201,20 +233,27 @@ struct Shard {
 
 impl Shard {
     fn find(&self, hash: u64, name: &str) -> Option<u64> {
-        self.table.find(hash, |&l| record_name(self.arena.record(l)).eq_ignore_ascii_case(name.as_bytes())).copied()
+        self.table
+            .find(hash, |&l| {
+                record_name(self.arena.record(l)).eq_ignore_ascii_case(name.as_bytes())
+            })
+            .copied()
     }
 
     fn upsert(&mut self, hash: u64, name: &str, record: &[u8], hasher: &impl Fn(&[u8]) -> u64) {
         let new_loc = self.arena.append(record);
         let arena = &mut self.arena;
-        match self.table.find_entry(hash, |&l| record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())) {
+        match self.table.find_entry(hash, |&l| {
+            record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())
+        }) {
             Ok(mut entry) => {
                 let old = std::mem::replace(entry.get_mut(), new_loc);
                 arena.live_bytes -= arena.record(old).len();
             }
             Err(_) => {
                 let arena = &self.arena;
-                self.table.insert_unique(hash, new_loc, |&l| hasher(record_name(arena.record(l))));
+                self.table
+                    .insert_unique(hash, new_loc, |&l| hasher(record_name(arena.record(l))));
             }
         }
         self.maybe_compact(hasher);
@@ -222,7 +261,9 @@ impl Shard {
 
     fn remove(&mut self, hash: u64, name: &str) -> bool {
         let arena = &mut self.arena;
-        match self.table.find_entry(hash, |&l| record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())) {
+        match self.table.find_entry(hash, |&l| {
+            record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())
+        }) {
             Ok(entry) => {
                 let (old, _) = entry.remove();
                 arena.live_bytes -= arena.record(old).len();
@@ -233,7 +274,9 @@ impl Shard {
     }
 
     fn maybe_compact(&mut self, hasher: &impl Fn(&[u8]) -> u64) {
-        if self.arena.total_bytes < 2 * CHUNK_SIZE || self.arena.live_bytes * 2 > self.arena.total_bytes {
+        if self.arena.total_bytes < 2 * CHUNK_SIZE
+            || self.arena.live_bytes * 2 > self.arena.total_bytes
+        {
             return;
         }
         let old_arena = std::mem::take(&mut self.arena);
@@ -243,7 +286,10 @@ impl Shard {
             let rec = old_arena.record(l);
             let new_loc = self.arena.append(rec);
             let arena = &self.arena;
-            self.table.insert_unique(hasher(record_name(rec)), new_loc, |&x| hasher(record_name(arena.record(x))));
+            self.table
+                .insert_unique(hasher(record_name(rec)), new_loc, |&x| {
+                    hasher(record_name(arena.record(x)))
+                });
         }
     }
 }
@@ -275,7 +321,9 @@ fn encode_record(name: &str, values: &[HandleValue]) -> Vec<u8> {
 fn decode_values(rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
     let (count, bytes) = record_values(rec);
     let mut r = Reader::new(bytes);
-    (0..count).map(|_| HandleValue::read(&mut r).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+    (0..count)
+        .map(|_| HandleValue::read(&mut r).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
 }
 
 fn check_unique(values: &[HandleValue]) -> Result<(), StoreError> {
@@ -327,7 +375,14 @@ impl MemoryStore {
 
     /// Bytes held by record arenas (capacity), for footprint reports.
     pub fn arena_bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.read().map(|s| s.arena.chunks.iter().map(Vec::capacity).sum::<usize>()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .map(|s| s.arena.chunks.iter().map(Vec::capacity).sum::<usize>())
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
     fn mutate(
@@ -336,12 +391,18 @@ impl MemoryStore {
         f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
     ) -> Result<bool, StoreError> {
         let hash = self.hash(handle.as_bytes());
-        let mut shard = self.shard(hash).write().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
         let existing = shard.find(hash, handle);
         let (name, current) = match existing {
             Some(l) => {
                 let rec = shard.arena.record(l);
-                (String::from_utf8_lossy(record_name(rec)).into_owned(), Some(decode_values(rec)?))
+                (
+                    String::from_utf8_lossy(record_name(rec)).into_owned(),
+                    Some(decode_values(rec)?),
+                )
             }
             None => (handle.to_owned(), None),
         };
@@ -366,10 +427,20 @@ impl MemoryStore {
 }
 
 impl HandleStore for MemoryStore {
-    fn read_encoded(&self, handle: &str, filter: &ValueFilter<'_>, out: &mut Vec<u8>) -> Result<Option<u32>, StoreError> {
+    fn read_encoded(
+        &self,
+        handle: &str,
+        filter: &ValueFilter<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u32>, StoreError> {
         let hash = self.hash(handle.as_bytes());
-        let shard = self.shard(hash).read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        let Some(l) = shard.find(hash, handle) else { return Ok(None) };
+        let shard = self
+            .shard(hash)
+            .read()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let Some(l) = shard.find(hash, handle) else {
+            return Ok(None);
+        };
         let (count, bytes) = record_values(shard.arena.record(l));
         if filter.indexes.is_empty() && filter.types.is_empty() && !filter.public_only {
             out.extend_from_slice(bytes);
@@ -386,7 +457,12 @@ impl HandleStore for MemoryStore {
         Ok(Some(n))
     }
 
-    fn create(&self, handle: &str, values: &[HandleValue], mode: CreateMode) -> Result<bool, StoreError> {
+    fn create(
+        &self,
+        handle: &str,
+        values: &[HandleValue],
+        mode: CreateMode,
+    ) -> Result<bool, StoreError> {
         check_unique(values)?;
         self.mutate(handle, |cur| match (cur, mode) {
             (Some(_), CreateMode::FailIfExists) => Err(StoreError::AlreadyExists),
@@ -395,7 +471,8 @@ impl HandleStore for MemoryStore {
     }
 
     fn delete(&self, handle: &str) -> Result<(), StoreError> {
-        self.mutate(handle, |cur| cur.map(|_| None).ok_or(StoreError::NotFound)).map(|_| ())
+        self.mutate(handle, |cur| cur.map(|_| None).ok_or(StoreError::NotFound))
+            .map(|_| ())
     }
 
     fn add_values(&self, handle: &str, values: &[HandleValue]) -> Result<(), StoreError> {
@@ -418,7 +495,10 @@ impl HandleStore for MemoryStore {
         self.mutate(handle, |cur| {
             let mut cur = cur.ok_or(StoreError::NotFound)?;
             for v in values {
-                let slot = cur.iter_mut().find(|c| c.index == v.index).ok_or(StoreError::ValueNotFound(v.index))?;
+                let slot = cur
+                    .iter_mut()
+                    .find(|c| c.index == v.index)
+                    .ok_or(StoreError::ValueNotFound(v.index))?;
                 *slot = v.clone();
             }
             Ok(Some(cur))
@@ -443,7 +523,9 @@ impl HandleStore for MemoryStore {
     fn list(&self, prefix: &str, offset: usize, limit: usize) -> Result<HandlePage, StoreError> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+            let shard = shard
+                .read()
+                .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
             for &l in shard.table.iter() {
                 let name = record_name(shard.arena.record(l));
                 let matches = name.len() > prefix.len()
@@ -461,21 +543,35 @@ impl HandleStore for MemoryStore {
     }
 
     fn home_prefix(&self, prefix: &str) -> Result<(), StoreError> {
-        self.prefixes.write().map_err(|_| StoreError::Backend("lock poisoned".into()))?.insert(prefix.to_ascii_uppercase());
+        self.prefixes
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?
+            .insert(prefix.to_ascii_uppercase());
         Ok(())
     }
 
     fn unhome_prefix(&self, prefix: &str) -> Result<(), StoreError> {
-        self.prefixes.write().map_err(|_| StoreError::Backend("lock poisoned".into()))?.remove(&prefix.to_ascii_uppercase());
+        self.prefixes
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?
+            .remove(&prefix.to_ascii_uppercase());
         Ok(())
     }
 
     fn homed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.prefixes.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?.iter().cloned().collect())
+        Ok(self
+            .prefixes
+            .read()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?
+            .iter()
+            .cloned()
+            .collect())
     }
 
     fn is_homed(&self, prefix: &str) -> bool {
-        let Ok(set) = self.prefixes.read() else { return false };
+        let Ok(set) = self.prefixes.read() else {
+            return false;
+        };
         if prefix.bytes().all(|b| !b.is_ascii_lowercase()) {
             set.contains(prefix)
         } else {
@@ -500,8 +596,8 @@ macro_rules! handle_store_test_suite {
         mod handle_store_suite {
             #[allow(unused_imports)]
             use super::*;
-            use $crate::store::{CreateMode, HandleStore, StoreError, ValueFilter};
             use handle_proto::HandleValue;
+            use $crate::store::{CreateMode, HandleStore, StoreError, ValueFilter};
 
             fn store() -> impl HandleStore {
                 $make
@@ -514,27 +610,62 @@ macro_rules! handle_store_test_suite {
             #[test]
             fn create_get_case_insensitive_and_conflict() {
                 let s = store();
-                assert_eq!(s.create("21.T999/Obj", &[url(1, "http://a")], CreateMode::FailIfExists), Ok(true));
+                assert_eq!(
+                    s.create(
+                        "21.T999/Obj",
+                        &[url(1, "http://a")],
+                        CreateMode::FailIfExists
+                    ),
+                    Ok(true)
+                );
                 let got = s.get("21.t999/OBJ").unwrap().unwrap();
                 assert_eq!(got, vec![url(1, "http://a")]);
-                assert_eq!(s.create("21.T999/OBJ", &[url(1, "x")], CreateMode::FailIfExists), Err(StoreError::AlreadyExists));
-                assert_eq!(s.create("21.T999/obj", &[url(2, "http://b")], CreateMode::Overwrite), Ok(false));
-                assert_eq!(s.get("21.T999/obj").unwrap().unwrap(), vec![url(2, "http://b")]);
+                assert_eq!(
+                    s.create("21.T999/OBJ", &[url(1, "x")], CreateMode::FailIfExists),
+                    Err(StoreError::AlreadyExists)
+                );
+                assert_eq!(
+                    s.create("21.T999/obj", &[url(2, "http://b")], CreateMode::Overwrite),
+                    Ok(false)
+                );
+                assert_eq!(
+                    s.get("21.T999/obj").unwrap().unwrap(),
+                    vec![url(2, "http://b")]
+                );
                 assert_eq!(s.handle_count(), 1);
-                assert_eq!(s.list("21.t999", 0, 10).unwrap().handles, vec!["21.T999/Obj".to_string()]);
+                assert_eq!(
+                    s.list("21.t999", 0, 10).unwrap().handles,
+                    vec!["21.T999/Obj".to_string()]
+                );
             }
 
             #[test]
             fn value_operations_and_errors() {
                 let s = store();
-                assert_eq!(s.add_values("a/b", &[url(1, "x")]), Err(StoreError::NotFound));
-                s.create("a/b", &[url(1, "x"), url(2, "y")], CreateMode::FailIfExists).unwrap();
-                assert_eq!(s.add_values("a/b", &[url(2, "z")]), Err(StoreError::ValueExists(2)));
-                assert_eq!(s.create("a/c", &[url(1, "x"), url(1, "y")], CreateMode::FailIfExists), Err(StoreError::DuplicateIndex(1)));
+                assert_eq!(
+                    s.add_values("a/b", &[url(1, "x")]),
+                    Err(StoreError::NotFound)
+                );
+                s.create("a/b", &[url(1, "x"), url(2, "y")], CreateMode::FailIfExists)
+                    .unwrap();
+                assert_eq!(
+                    s.add_values("a/b", &[url(2, "z")]),
+                    Err(StoreError::ValueExists(2))
+                );
+                assert_eq!(
+                    s.create("a/c", &[url(1, "x"), url(1, "y")], CreateMode::FailIfExists),
+                    Err(StoreError::DuplicateIndex(1))
+                );
                 s.add_values("a/b", &[url(3, "z")]).unwrap();
-                assert_eq!(s.modify_values("a/b", &[url(9, "q")]), Err(StoreError::ValueNotFound(9)));
+                assert_eq!(
+                    s.modify_values("a/b", &[url(9, "q")]),
+                    Err(StoreError::ValueNotFound(9))
+                );
                 s.modify_values("a/b", &[url(1, "changed")]).unwrap();
-                assert_eq!(s.remove_values("a/b", &[2, 7]), Err(StoreError::ValueNotFound(7)));
+                assert_eq!(
+                    s.remove_values("a/b", &[2, 7]),
+                    Err(StoreError::ValueNotFound(7))
+                );
                 // A failed call changed nothing.
                 assert_eq!(s.get("a/b").unwrap().unwrap().len(), 3);
                 s.remove_values("a/b", &[2]).unwrap();
@@ -551,25 +682,64 @@ macro_rules! handle_store_test_suite {
                 let s = store();
                 let mut secret = HandleValue::new(300, "HS_SECKEY", b"pw".to_vec());
                 secret.permissions = handle_proto::ValuePermissions(0x0c);
-                s.create("p/x", &[url(1, "u"), HandleValue::new(2, "10320.loc", b"l".to_vec()), secret], CreateMode::FailIfExists).unwrap();
+                s.create(
+                    "p/x",
+                    &[
+                        url(1, "u"),
+                        HandleValue::new(2, "10320.loc", b"l".to_vec()),
+                        secret,
+                    ],
+                    CreateMode::FailIfExists,
+                )
+                .unwrap();
                 let mut out = Vec::new();
                 let types = vec!["10320.".to_string()];
-                let n = s.read_encoded("p/x", &ValueFilter { indexes: &[1], types: &types, public_only: false }, &mut out).unwrap();
+                let n = s
+                    .read_encoded(
+                        "p/x",
+                        &ValueFilter {
+                            indexes: &[1],
+                            types: &types,
+                            public_only: false,
+                        },
+                        &mut out,
+                    )
+                    .unwrap();
                 assert_eq!(n, Some(2));
                 out.clear();
-                let n = s.read_encoded("p/x", &ValueFilter { indexes: &[], types: &[], public_only: true }, &mut out).unwrap();
+                let n = s
+                    .read_encoded(
+                        "p/x",
+                        &ValueFilter {
+                            indexes: &[],
+                            types: &[],
+                            public_only: true,
+                        },
+                        &mut out,
+                    )
+                    .unwrap();
                 assert_eq!(n, Some(2));
                 assert!(!out.windows(9).any(|w| w == b"HS_SECKEY"));
-                assert_eq!(s.read_encoded("p/none", &ValueFilter::ALL, &mut out).unwrap(), None);
+                assert_eq!(
+                    s.read_encoded("p/none", &ValueFilter::ALL, &mut out)
+                        .unwrap(),
+                    None
+                );
             }
 
             #[test]
             fn listing_pages_and_prefixes() {
                 let s = store();
                 for i in 0..25 {
-                    s.create(&format!("21.T999/{i:02}"), &[url(1, "u")], CreateMode::FailIfExists).unwrap();
+                    s.create(
+                        &format!("21.T999/{i:02}"),
+                        &[url(1, "u")],
+                        CreateMode::FailIfExists,
+                    )
+                    .unwrap();
                 }
-                s.create("21.T9990/other", &[url(1, "u")], CreateMode::FailIfExists).unwrap();
+                s.create("21.T9990/other", &[url(1, "u")], CreateMode::FailIfExists)
+                    .unwrap();
                 let page = s.list("21.T999", 10, 10).unwrap();
                 assert_eq!(page.total, 25);
                 assert_eq!(page.handles.first().map(String::as_str), Some("21.T999/10"));
@@ -588,7 +758,12 @@ macro_rules! handle_store_test_suite {
                 let payload = "x".repeat(2000);
                 for round in 0..3u32 {
                     for i in 0..3000u32 {
-                        s.create(&format!("c/{i}"), &[url(1, &format!("{round}-{payload}"))], CreateMode::Overwrite).unwrap();
+                        s.create(
+                            &format!("c/{i}"),
+                            &[url(1, &format!("{round}-{payload}"))],
+                            CreateMode::Overwrite,
+                        )
+                        .unwrap();
                     }
                 }
                 assert_eq!(s.handle_count(), 3000);
