@@ -232,14 +232,16 @@ fn read_tcp_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resu
 }
 
 /// TCP resolution load, one connection per request (`keep_alive == false`) or one persistent
-/// connection per thread with KC set (`keep_alive == true`).
+/// connection per thread with KC set (`keep_alive == true`), pipelining `depth` requests.
 pub fn tcp_resolution(
     target: SocketAddr,
     handles: &[String],
     threads: usize,
     duration: Duration,
     keep_alive: bool,
+    depth: usize,
 ) -> std::io::Result<Report> {
+    let depth = if keep_alive { depth.max(1) } else { 1 };
     let flags = if keep_alive { OpFlags::KEEP_ALIVE } else { 0 };
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -271,15 +273,27 @@ pub fn tcp_resolution(
                                 conn.insert(s)
                             }
                         };
-                        stream.write_all(req)?;
-                        sent += 1;
-                        match read_tcp_response(stream, &mut buf) {
-                            Ok(success) => {
-                                replies += 1;
-                                ok += u64::from(success);
-                                lat.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        let mut batch = Vec::with_capacity(req.len() * depth);
+                        for k in 0..depth {
+                            batch.extend_from_slice(&requests[(i + k) % requests.len()]);
+                        }
+                        i += depth - 1;
+                        stream.write_all(if depth == 1 { req } else { &batch })?;
+                        sent += depth as u64;
+                        for _ in 0..depth {
+                            match read_tcp_response(stream, &mut buf) {
+                                Ok(success) => {
+                                    replies += 1;
+                                    ok += u64::from(success);
+                                    lat.push(
+                                        at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+                                    );
+                                }
+                                Err(_) => {
+                                    conn = None;
+                                    break;
+                                }
                             }
-                            Err(_) => conn = None,
                         }
                         if !keep_alive {
                             conn = None;
@@ -305,13 +319,16 @@ pub fn tcp_resolution(
     Ok(merge(name, results, duration.as_secs_f64()))
 }
 
-/// REST `GET /api/handles/{h}` load over HTTP/1.1 keep-alive connections (`threads` of them).
+/// REST `GET /api/handles/{h}` load over HTTP/1.1 keep-alive connections (`threads` of them),
+/// each pipelining `depth` requests before reading the replies.
 pub fn rest_get(
     target: SocketAddr,
     handles: &[String],
     threads: usize,
     duration: Duration,
+    depth: usize,
 ) -> std::io::Result<Report> {
+    let depth = depth.max(1);
     let results = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -335,39 +352,50 @@ pub fn rest_get(
                     let mut i = 0;
                     while start.elapsed() < duration && !requests.is_empty() {
                         let at = Instant::now();
-                        stream.write_all(&requests[i % requests.len()])?;
-                        i += 1;
-                        sent += 1;
-                        // Read one response: headers, then Content-Length bytes.
-                        let mut have = 0;
-                        let (head_end, body_len) = loop {
-                            let n = stream.read(&mut buf[have..])?;
-                            if n == 0 {
-                                return Ok((sent, replies, ok, lat));
-                            }
-                            have += n;
-                            if let Some(pos) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
-                            {
-                                let head =
-                                    String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
-                                let len = head
-                                    .lines()
-                                    .find_map(|l| l.strip_prefix("content-length:"))
-                                    .and_then(|v| v.trim().parse::<usize>().ok())
-                                    .unwrap_or(0);
-                                break (pos + 4, len);
-                            }
-                        };
-                        while have < head_end + body_len {
-                            let n = stream.read(&mut buf[have..])?;
-                            if n == 0 {
-                                break;
-                            }
-                            have += n;
+                        let mut batch = Vec::new();
+                        for _ in 0..depth {
+                            batch.extend_from_slice(&requests[i % requests.len()]);
+                            i += 1;
                         }
-                        replies += 1;
-                        ok += u64::from(buf.starts_with(b"HTTP/1.1 200"));
-                        lat.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        stream.write_all(&batch)?;
+                        sent += depth as u64;
+                        let mut have = 0;
+                        for _ in 0..depth {
+                            // Read one response: headers, then Content-Length bytes.
+                            let head_start = 0;
+                            let (head_end, body_len) = loop {
+                                if let Some(pos) =
+                                    buf[..have].windows(4).position(|w| w == b"\r\n\r\n")
+                                {
+                                    let head =
+                                        String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+                                    let len = head
+                                        .lines()
+                                        .find_map(|l| l.strip_prefix("content-length:"))
+                                        .and_then(|v| v.trim().parse::<usize>().ok())
+                                        .unwrap_or(0);
+                                    break (pos + 4, len);
+                                }
+                                let n = stream.read(&mut buf[have..])?;
+                                if n == 0 {
+                                    return Ok((sent, replies, ok, lat));
+                                }
+                                have += n;
+                            };
+                            while have < head_end + body_len {
+                                let n = stream.read(&mut buf[have..])?;
+                                if n == 0 {
+                                    break;
+                                }
+                                have += n;
+                            }
+                            replies += 1;
+                            ok += u64::from(buf[head_start..].starts_with(b"HTTP/1.1 200"));
+                            lat.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                            // Keep whatever belongs to the next pipelined response.
+                            buf.copy_within(head_end + body_len..have, 0);
+                            have -= head_end + body_len;
+                        }
                     }
                     Ok((sent, replies, ok, lat))
                 })

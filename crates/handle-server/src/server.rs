@@ -137,6 +137,12 @@ pub async fn start(
             did_document,
         }));
         tasks.push(tokio::spawn(async move {
+            // Responses are small and often pipelined: without TCP_NODELAY, Nagle and delayed ACKs
+            // add 40 ms stalls.
+            use axum::serve::ListenerExt as _;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "http server stopped");
             }
