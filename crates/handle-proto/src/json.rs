@@ -224,6 +224,61 @@ pub fn value_to_json(v: &HandleValue) -> Value {
     Value::Object(obj)
 }
 
+/// Appends the JSON of `v` to `out`: the same document as [`value_to_json`], written directly
+/// for the common string/base64 cases (no intermediate tree; the REST GET hot path).
+pub fn write_value_json(v: &HandleValue, out: &mut String) {
+    use std::fmt::Write as _;
+    let t = v.value_type.to_ascii_uppercase();
+    if matches!(
+        t.as_str(),
+        types::HS_ADMIN | types::HS_VLIST | types::HS_SITE | types::HS_NA_DELEGATE
+    ) {
+        out.push_str(&value_to_json(v).to_string());
+        return;
+    }
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    out.push_str("{\"data\":{\"format\":");
+    if looks_like_binary(&v.data) {
+        let _ = write!(
+            out,
+            "\"base64\",\"value\":\"{}\"}}",
+            base64::engine::general_purpose::STANDARD.encode(&v.data)
+        );
+    } else {
+        let _ = write!(
+            out,
+            "\"string\",\"value\":{}}}",
+            quote(&String::from_utf8_lossy(&v.data))
+        );
+    }
+    let _ = write!(out, ",\"index\":{}", v.index);
+    if v.permissions != ValuePermissions::DEFAULT {
+        let _ = write!(
+            out,
+            ",\"permissions\":\"{}\"",
+            v.permissions.to_bit_string()
+        );
+    }
+    if !v.references.is_empty() {
+        let refs: Vec<Value> = v.references.iter().map(reference_json).collect();
+        let _ = write!(out, ",\"references\":{}", Value::Array(refs));
+    }
+    let _ = write!(
+        out,
+        ",\"timestamp\":\"{}\"",
+        format_timestamp(i64::from(v.timestamp))
+    );
+    match v.ttl_type {
+        TtlType::Relative => {
+            let _ = write!(out, ",\"ttl\":{}", v.ttl);
+        }
+        TtlType::Absolute => {
+            let _ = write!(out, ",\"ttl\":\"{}\"", format_timestamp(i64::from(v.ttl)));
+        }
+    }
+    let _ = write!(out, ",\"type\":{}}}", quote(&v.value_type));
+}
+
 fn as_u32(v: &Value, field: &'static str) -> Result<u32, JsonValueError> {
     match v {
         Value::Number(n) => n
@@ -591,6 +646,39 @@ mod tests {
         let hex: Value =
             serde_json::json!({"index":1,"type":"X","data":{"format":"hex","value":"00ff"}});
         assert_eq!(value_from_json(&hex, 0).unwrap().data, vec![0, 255]);
+    }
+
+    #[test]
+    fn direct_writer_matches_the_tree() {
+        let mut odd = HandleValue::new(
+            9,
+            "DESC \"quoted\"",
+            "line\nwith \\ escapes \u{e9}".as_bytes().to_vec(),
+        );
+        odd.permissions = ValuePermissions(0x0b);
+        odd.references = vec![ValueReference::new("x/y", 2)];
+        odd.ttl_type = TtlType::Absolute;
+        odd.ttl = 1_800_000_000;
+        let admin = HandleValue::new(
+            100,
+            "HS_ADMIN",
+            AdminRecord {
+                permissions: AdminPermissions(0x0ff3),
+                admin: ValueReference::new("0.NA/1", 200),
+            }
+            .to_bytes(),
+        );
+        for v in [
+            HandleValue::new(1, "URL", b"https://a/b?c=d".to_vec()),
+            HandleValue::new(2, "BIN", vec![0, 159, 255]),
+            odd,
+            admin,
+        ] {
+            let mut s = String::new();
+            write_value_json(&v, &mut s);
+            let parsed: Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(parsed, value_to_json(&v), "{s}");
+        }
     }
 
     #[test]

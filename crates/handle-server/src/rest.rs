@@ -207,6 +207,26 @@ async fn get_handle(
         public_only,
     };
     match st.node.resolve(&handle, &filter, identity.as_ref()) {
+        Ok(values) if params.get("pretty").is_none() && params.get("callback").is_none() => {
+            // Hot path: write the document directly instead of building a JSON tree.
+            let mut body = String::with_capacity(256 + 200 * values.len());
+            body.push_str("{\"handle\":");
+            body.push_str(&serde_json::to_string(&handle).unwrap_or_default());
+            body.push_str(",\"responseCode\":1,\"values\":[");
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                handle_proto::json::write_value_json(v, &mut body);
+            }
+            body.push_str("]}");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+                body,
+            )
+                .into_response()
+        }
         Ok(values) => {
             let values: Vec<Value> = values.iter().map(value_to_json).collect();
             respond(
