@@ -5,6 +5,7 @@
 //! so a reader sees at once whether it was met. Anchors (reference systems measured in
 //! the same run) are figures too.
 
+mod handle;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup.
+    /// Which benchmarks to run (default: all). Known: startup, handle.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -22,6 +23,15 @@ pub(crate) struct BenchArgs {
     /// Repetitions where a benchmark repeats a measurement.
     #[arg(long, default_value_t = 10)]
     runs: usize,
+    /// Handles stored for the `handle` benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    handle_count: u32,
+    /// Seconds per `handle` measurement.
+    #[arg(long, default_value_t = 10)]
+    handle_seconds: u64,
+    /// A reference Handle server (e.g. CNRI 7.3 on 127.0.0.1:2641) to measure in the same run.
+    #[arg(long)]
+    handle_reference: Option<std::net::SocketAddr>,
 }
 
 /// One measured number.
@@ -54,7 +64,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup"];
+const ALL: &[&str] = &["startup", "handle"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -72,6 +82,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for name in &names {
         let report = match name.as_str() {
             "startup" => startup::run(args.runs.max(1))?,
+            "handle" => handle::run(
+                args.handle_count,
+                args.handle_seconds,
+                args.handle_reference,
+            )?,
             _ => unreachable!("checked above"),
         };
         if !args.json {
