@@ -18,7 +18,7 @@
 //!
 //! Typical use by the HTTP layer:
 //!
-//! ```ignore
+//! ```
 //! use ngsi_ld::{Context, CoreContext, NoLoader, Query, QueryParams, RenderOptions, parse_entity, render};
 //! use serde_json::json;
 //!
@@ -29,7 +29,7 @@
 //! let out = render(&entity, &RenderOptions::default(), &ctx);
 //! assert_eq!(out["speed"], json!({"type": "Property", "value": 50}));
 //! # Ok::<(), ngsi_ld::NgsiError>(())
-//! ```ignore
+//! ```
 
 pub mod context;
 pub mod error;
@@ -37,6 +37,7 @@ pub mod geospatial;
 pub mod iri;
 pub mod model;
 pub mod parse;
+pub mod query;
 
 pub mod render;
 
@@ -47,5 +48,6 @@ pub use error::{ERROR_TABLE, ErrorKind, NgsiError, Result};
 pub use geospatial::{BBox, GeoQuery, GeoRel};
 pub use model::{Attribute, AttributeKind, AttributeValue, Entity, Timestamp};
 pub use parse::{ParseOptions, ParsedEntity, parse_entity, parse_entity_with};
+pub use query::{Query, QueryParams};
 
 pub use render::{Format, LangFilter, RenderOptions, render, render_geojson};

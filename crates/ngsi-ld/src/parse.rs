@@ -284,15 +284,15 @@ pub fn parse_attribute_instances(
     ctx: &Context,
     opts: ParseOptions,
 ) -> Result<Vec<Attribute>> {
-    if !opts.key_values {
-        if let Value::Array(items) = value {
-            if !items.is_empty() && items.iter().all(is_attribute_object) {
-                return items
-                    .iter()
-                    .map(|item| parse_attribute(name, item, ctx, opts))
-                    .collect();
-            }
-        }
+    if !opts.key_values
+        && let Value::Array(items) = value
+        && !items.is_empty()
+        && items.iter().all(is_attribute_object)
+    {
+        return items
+            .iter()
+            .map(|item| parse_attribute(name, item, ctx, opts))
+            .collect();
     }
     Ok(vec![parse_attribute(name, value, ctx, opts)?])
 }

@@ -120,10 +120,10 @@ pub struct RenderOptions {
 
 impl RenderOptions {
     fn member_wanted(&self, name: &str) -> bool {
-        if let Some(pick) = &self.pick {
-            if !pick.iter().any(|p| p == name) {
-                return false;
-            }
+        if let Some(pick) = &self.pick
+            && !pick.iter().any(|p| p == name)
+        {
+            return false;
         }
         !self
             .omit

@@ -328,12 +328,12 @@ impl Context {
     }
 
     fn process_object(&mut self, map: &Map<String, Value>, run: &mut Run<'_>) -> Result<()> {
-        if let Some(version) = map.get("@version") {
-            if version.as_f64() != Some(1.1) {
-                return Err(NgsiError::bad_data(format!(
-                    "invalid @version value {version}"
-                )));
-            }
+        if let Some(version) = map.get("@version")
+            && version.as_f64() != Some(1.1)
+        {
+            return Err(NgsiError::bad_data(format!(
+                "invalid @version value {version}"
+            )));
         }
         if map.contains_key("@import") {
             return Err(NgsiError::bad_data("@import in @context is not supported"));
@@ -649,15 +649,15 @@ impl Context {
             }
         }
 
-        if let Some(previous) = previous {
-            if previous.protected {
-                if !def.same_as(&previous) {
-                    return Err(NgsiError::bad_data(format!(
-                        "protected term redefinition: `{term}`"
-                    )));
-                }
-                def = previous;
+        if let Some(previous) = previous
+            && previous.protected
+        {
+            if !def.same_as(&previous) {
+                return Err(NgsiError::bad_data(format!(
+                    "protected term redefinition: `{term}`"
+                )));
             }
+            def = previous;
         }
         self.terms.insert(term.to_owned(), def);
         defined.insert(term.to_owned(), true);
@@ -713,10 +713,10 @@ impl Context {
         if local.contains_key(value) && defined.get(value) != Some(&true) {
             self.create_term_definition(local, value, defined, false, run)?;
         }
-        if let Some(def) = self.terms.get(value) {
-            if vocab || def.iri.as_deref().is_some_and(is_keyword) {
-                return Ok(def.iri.clone());
-            }
+        if let Some(def) = self.terms.get(value)
+            && (vocab || def.iri.as_deref().is_some_and(is_keyword))
+        {
+            return Ok(def.iri.clone());
         }
         if let Some((prefix, suffix)) = value.split_once(':').filter(|(p, _)| !p.is_empty()) {
             if prefix == "_" || suffix.starts_with("//") {
@@ -725,19 +725,17 @@ impl Context {
             if local.contains_key(prefix) && defined.get(prefix) != Some(&true) {
                 self.create_term_definition(local, prefix, defined, false, run)?;
             }
-            if let Some(def) = self.terms.get(prefix) {
-                if let (Some(iri), true) = (&def.iri, def.prefix) {
-                    return Ok(Some(format!("{iri}{suffix}")));
-                }
+            if let Some(def) = self.terms.get(prefix)
+                && let (Some(iri), true) = (&def.iri, def.prefix)
+            {
+                return Ok(Some(format!("{iri}{suffix}")));
             }
             if is_absolute_iri(value) {
                 return Ok(Some(value.to_owned()));
             }
         }
-        if vocab {
-            if let Some(v) = &self.vocab {
-                return Ok(Some(format!("{v}{value}")));
-            }
+        if vocab && let Some(v) = &self.vocab {
+            return Ok(Some(format!("{v}{value}")));
         }
         Ok(Some(value.to_owned()))
     }
@@ -782,22 +780,21 @@ impl Context {
     /// Expand `value` as a document-relative IRI (`@id`-typed values): only compact IRIs with a
     /// prefix term are rewritten, other strings are kept (NGSI-LD has no base IRI).
     pub fn expand_id(&self, value: &str) -> String {
-        if let Some((prefix, suffix)) = value.split_once(':').filter(|(p, _)| !p.is_empty()) {
-            if prefix != "_" && !suffix.starts_with("//") {
-                if let Some(TermDefinition {
-                    iri: Some(iri),
-                    prefix: true,
-                    ..
-                }) = self.terms.get(prefix)
-                {
-                    return format!("{iri}{suffix}");
-                }
-            }
+        if let Some((prefix, suffix)) = value.split_once(':').filter(|(p, _)| !p.is_empty())
+            && prefix != "_"
+            && !suffix.starts_with("//")
+            && let Some(TermDefinition {
+                iri: Some(iri),
+                prefix: true,
+                ..
+            }) = self.terms.get(prefix)
+        {
+            return format!("{iri}{suffix}");
         }
-        if let Some(TermDefinition { iri: Some(iri), .. }) = self.terms.get(value) {
-            if is_keyword(iri) {
-                return iri.clone();
-            }
+        if let Some(TermDefinition { iri: Some(iri), .. }) = self.terms.get(value)
+            && is_keyword(iri)
+        {
+            return iri.clone();
         }
         value.to_owned()
     }
@@ -830,12 +827,12 @@ impl Context {
         if let Some(term) = self.select_term(iri) {
             return term.to_owned();
         }
-        if let Some(vocab) = &self.vocab {
-            if let Some(suffix) = iri.strip_prefix(vocab.as_str()) {
-                if !suffix.is_empty() && !self.terms.contains_key(suffix) {
-                    return suffix.to_owned();
-                }
-            }
+        if let Some(vocab) = &self.vocab
+            && let Some(suffix) = iri.strip_prefix(vocab.as_str())
+            && !suffix.is_empty()
+            && !self.terms.contains_key(suffix)
+        {
+            return suffix.to_owned();
         }
         let mut best: Option<String> = None;
         for prefix in &self.prefixes {
