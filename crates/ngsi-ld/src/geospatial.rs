@@ -93,9 +93,11 @@ pub fn looks_like_geometry(v: &Value) -> bool {
         && v.get("coordinates").is_some()
 }
 
-/// Parse a GeoJSON geometry object into a `geo` geometry, validating positions (finite, longitude in
-/// [-180, 180], latitude in [-90, 90], an optional third altitude member ignored), line strings (at
-/// least two positions) and polygon rings (closed, at least four positions).
+/// Parse a GeoJSON geometry object into a `geo` geometry, validating positions (two or three finite
+/// numbers; the altitude is ignored), line strings (at least two positions) and polygon rings (closed,
+/// at least four positions). Stored data is not range-checked, because real payloads (including a
+/// Smart Data Models example) swap latitude and longitude and brokers accept them; query geometries
+/// are, see [`check_wgs84`].
 pub fn parse_geojson(v: &Value) -> Result<Geometry<f64>> {
     let ty = v
         .get("type")
@@ -159,11 +161,6 @@ fn position(v: &Value) -> Result<Coord<f64>> {
     if items.len() == 3 {
         num(2)?;
     }
-    if !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
-        return Err(NgsiError::bad_data(format!(
-            "GeoJSON position out of range (longitude, latitude): {v}"
-        )));
-    }
     Ok(Coord { x, y })
 }
 
@@ -193,6 +190,24 @@ fn polygon(v: &Value) -> Result<Polygon<f64>> {
         .next()
         .ok_or_else(|| NgsiError::bad_data("GeoJSON Polygon has no ring"))?;
     Ok(Polygon::new(exterior, rings.collect()))
+}
+
+/// Check that every position of a query geometry is a WGS 84 longitude/latitude.
+pub fn check_wgs84(g: &Geometry<f64>) -> Result<()> {
+    match bounding_box(g) {
+        Some(b)
+            if b.min_lon >= -180.0
+                && b.max_lon <= 180.0
+                && b.min_lat >= -90.0
+                && b.max_lat <= 90.0 =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(NgsiError::bad_data(
+            "geometry coordinates out of range (longitude, latitude)",
+        )),
+        None => Err(NgsiError::bad_data("geometry has no positions")),
+    }
 }
 
 /// The envelope of `g`, if it has one (empty multi-geometries have none).
@@ -352,6 +367,7 @@ impl GeoQuery {
         let ty = GeometryType::from_name(geometry)
             .ok_or_else(|| NgsiError::bad_data(format!("unsupported geometry `{geometry}`")))?;
         let parsed = parse_coordinates(ty, &coords)?;
+        check_wgs84(&parsed)?;
         if matches!(georel, GeoRel::Near { .. }) && ty != GeometryType::Point {
             return Err(NgsiError::bad_data("georel near needs a Point geometry"));
         }

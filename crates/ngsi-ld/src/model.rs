@@ -216,8 +216,8 @@ impl AttributeKind {
 pub enum AttributeValue {
     /// Any JSON value except `null` (numbers, strings, booleans, arrays, objects, typed literals).
     Property(Value),
-    /// The target entity id (a URI).
-    Relationship(String),
+    /// The target entity id(s) (URIs); usually one, an array in the input gives several.
+    Relationship(Vec<String>),
     /// A GeoJSON geometry object (validated on parse).
     GeoProperty(Value),
     /// Language tag -> string (or array of strings). The tag `@none` holds the untagged value.
@@ -300,7 +300,7 @@ impl Attribute {
 
     /// A Relationship to `object`.
     pub fn relationship(object: impl Into<String>) -> Self {
-        Attribute::new(AttributeValue::Relationship(object.into()))
+        Attribute::new(AttributeValue::Relationship(vec![object.into()]))
     }
 
     /// A GeoProperty with GeoJSON `geometry`.

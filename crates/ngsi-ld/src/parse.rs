@@ -145,11 +145,6 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
 /// Validate and expand an attribute name.
 pub fn expand_attribute_name(name: &str, ctx: &Context) -> Result<String> {
     validate_name("attribute", name)?;
-    if is_reserved_attribute_member(name) {
-        return Err(NgsiError::bad_data(format!(
-            "`{name}` is a reserved name and cannot be an attribute"
-        )));
-    }
     let iri = ctx.expand_term(name).ok_or_else(|| {
         NgsiError::bad_data(format!(
             "attribute name `{name}` is mapped to null by the @context"
@@ -243,37 +238,6 @@ pub fn validate_scope(s: &str) -> Result<()> {
 
 fn is_null_literal(v: &Value) -> bool {
     v.is_null() || v.as_str() == Some(NGSI_LD_NULL)
-}
-
-/// Members of an attribute object that are not sub-attributes.
-fn is_reserved_attribute_member(key: &str) -> bool {
-    matches!(
-        key,
-        "type"
-            | "@type"
-            | "value"
-            | "object"
-            | "objectList"
-            | "objectType"
-            | "languageMap"
-            | "vocab"
-            | "json"
-            | "valueList"
-            | "datasetId"
-            | "observedAt"
-            | "unitCode"
-            | "createdAt"
-            | "modifiedAt"
-            | "deletedAt"
-            | "instanceId"
-            | "lang"
-            | "id"
-            | "@id"
-            | "@context"
-            | "scope"
-            | "previousValue"
-            | "previousObject"
-    )
 }
 
 /// Parse the value of attribute `name` (compact, for messages) into its instances: an array of
@@ -485,28 +449,30 @@ fn parse_kind_value(
                 )));
             }
         }
-        AttributeKind::Relationship => match get()? {
-            Value::String(s) if is_absolute_iri(s) => {
-                AttributeValue::Relationship(ctx.expand_id(s))
+        AttributeKind::Relationship => {
+            let v = get()?;
+            let one = |i: &Value| -> Option<String> {
+                let s = match i {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(o) => o.get("id").and_then(Value::as_str),
+                    _ => None,
+                };
+                s.filter(|s| is_absolute_iri(s)).map(|s| ctx.expand_id(s))
+            };
+            let objects: Option<Vec<String>> = match v {
+                Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
+                Value::Array(_) => None,
+                other => one(other).map(|o| vec![o]),
+            };
+            match objects {
+                Some(o) => AttributeValue::Relationship(o),
+                None => {
+                    return Err(NgsiError::bad_data(format!(
+                        "attribute `{name}`: Relationship object must be a URI or URIs, found {v}"
+                    )));
+                }
             }
-            Value::Object(o)
-                if o.get("id")
-                    .and_then(Value::as_str)
-                    .is_some_and(is_absolute_iri) =>
-            {
-                AttributeValue::Relationship(
-                    o.get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                )
-            }
-            other => {
-                return Err(NgsiError::bad_data(format!(
-                    "attribute `{name}`: Relationship object must be a URI, found {other}"
-                )));
-            }
-        },
+        }
         AttributeKind::ListRelationship => {
             let Value::Array(items) = get()? else {
                 return Err(NgsiError::bad_data(format!(
@@ -742,8 +708,8 @@ mod tests {
                 "observedAt",
             ),
             (
-                json!({"id": "urn:x", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [500, 0]}}}),
-                "out of range",
+                json!({"id": "urn:x", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": ["a", 0]}}}),
+                "not a number",
             ),
             (
                 json!({"id": "urn:x", "type": "T", "l": {"type": "LanguageProperty", "languageMap": {"en": 5}}}),

@@ -262,7 +262,9 @@ pub fn render_instance(attr: &Attribute, opts: &RenderOptions, ctx: &Context) ->
         AttributeValue::Property(v)
         | AttributeValue::GeoProperty(v)
         | AttributeValue::JsonProperty(v) => v.clone(),
-        AttributeValue::Relationship(o) => Value::String(o.clone()),
+        AttributeValue::Relationship(o) => {
+            one_or_many(o.iter().cloned().map(Value::String).collect())
+        }
         AttributeValue::LanguageProperty(map) => match &opts.lang {
             Some(filter) => match filter.select(map) {
                 Some((tag, text)) => {

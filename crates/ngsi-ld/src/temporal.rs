@@ -267,7 +267,10 @@ pub fn temporal_values(
                 AttributeValue::Property(v)
                 | AttributeValue::GeoProperty(v)
                 | AttributeValue::JsonProperty(v) => v.clone(),
-                AttributeValue::Relationship(o) => Value::String(o.clone()),
+                AttributeValue::Relationship(o) => match o.as_slice() {
+                    [one] => Value::String(one.clone()),
+                    many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+                },
                 AttributeValue::LanguageProperty(m) => {
                     Value::Object(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 }

@@ -131,10 +131,6 @@ impl TermDefinition {
             && self.index == other.index
             && self.nest == other.nest
     }
-
-    fn is_plain_container(&self) -> bool {
-        self.container.is_empty() || self.container == ["@set"]
-    }
 }
 
 /// A compiled active context.
@@ -819,10 +815,8 @@ impl Context {
     }
 
     /// Compact `iri` as JSON-LD IRI compaction with `vocab = true` does for a node value (an NGSI-LD
-    /// attribute, an entity type, a `@vocab` value): a term mapping to it (preferring `@type: @id`
-    /// terms, then terms without type mapping, then any, each shortest-then-least; terms with list or
-    /// language containers are skipped), else the `@vocab`-relative suffix, else the shortest compact IRI
-    /// from a prefix term, else the IRI itself.
+    /// attribute, an entity type, a `@vocab` value): a term mapping to it (see `select_term`), else the
+    /// `@vocab`-relative suffix, else the shortest compact IRI from a prefix term, else the IRI itself.
     pub fn compact_iri(&self, iri: &str) -> String {
         if let Some(term) = self.select_term(iri) {
             return term.to_owned();
@@ -861,19 +855,32 @@ impl Context {
         best.unwrap_or_else(|| iri.to_owned())
     }
 
+    /// JSON-LD term selection for a node value (pyld `_select_term` with type/language `@type`/`@id`):
+    /// containers `@set` then none; within each, terms typed `@id`, then terms with neither type nor
+    /// language mapping (or `@type: @none`); shortest then least. Typed, `@vocab`, `@json`, language
+    /// and list/index terms are never chosen for a node.
     fn select_term(&self, iri: &str) -> Option<&str> {
         let candidates = self.inverse.get(iri)?;
-        let plain = || {
-            candidates
-                .iter()
-                .filter_map(|t| self.terms.get(t).map(|d| (t, d)))
-                .filter(|(_, d)| d.is_plain_container())
-        };
-        plain()
-            .find(|(_, d)| d.type_mapping == Some(TypeMapping::Id))
-            .or_else(|| plain().find(|(_, d)| d.type_mapping.is_none() && d.language.is_none()))
-            .or_else(|| plain().next())
-            .map(|(t, _)| t.as_str())
+        let set = ["@set".to_owned()];
+        for container in [&set[..], &[]] {
+            let in_container = || {
+                candidates
+                    .iter()
+                    .filter_map(|t| self.terms.get(t).map(|d| (t, d)))
+                    .filter(move |(_, d)| d.container.as_slice() == container)
+            };
+            let id_typed = in_container().find(|(_, d)| d.type_mapping == Some(TypeMapping::Id));
+            let untyped = || {
+                in_container().find(|(_, d)| {
+                    (d.type_mapping.is_none() && d.language.is_none())
+                        || d.type_mapping == Some(TypeMapping::None)
+                })
+            };
+            if let Some((t, _)) = id_typed.or_else(untyped) {
+                return Some(t.as_str());
+            }
+        }
+        None
     }
 }
 

@@ -672,7 +672,10 @@ pub fn attribute_value(attr: &Attribute) -> Value {
         AttributeValue::Property(v)
         | AttributeValue::GeoProperty(v)
         | AttributeValue::JsonProperty(v) => v.clone(),
-        AttributeValue::Relationship(o) => Value::String(o.clone()),
+        AttributeValue::Relationship(o) => match o.as_slice() {
+            [one] => Value::String(one.clone()),
+            many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+        },
         AttributeValue::LanguageProperty(m) => {
             if m.len() == 1 {
                 m.values().next().cloned().unwrap_or(Value::Null)
