@@ -229,8 +229,12 @@ pub fn render_attribute(
             }
             Some(json!({ "dataset": dataset }))
         }
+        // Bare concise values are never used inside a multi-attribute array: the array would no
+        // longer read back as a list of instances.
         (_, many) => Some(Value::Array(
-            many.iter().map(|a| render_instance(a, opts, ctx)).collect(),
+            many.iter()
+                .map(|a| render_instance_with(a, opts, ctx, false))
+                .collect(),
         )),
     }
 }
@@ -255,6 +259,15 @@ fn object_list(ids: &[String]) -> Value {
 
 /// Render one attribute instance.
 pub fn render_instance(attr: &Attribute, opts: &RenderOptions, ctx: &Context) -> Value {
+    render_instance_with(attr, opts, ctx, true)
+}
+
+fn render_instance_with(
+    attr: &Attribute,
+    opts: &RenderOptions,
+    ctx: &Context,
+    allow_bare: bool,
+) -> Value {
     let mut kind = attr.kind();
     let mut lang_tag: Option<String> = attr.lang.clone();
     // The value member and its value, after `lang` filtering turns a LanguageProperty into a Property.
@@ -336,6 +349,7 @@ pub fn render_instance(attr: &Attribute, opts: &RenderOptions, ctx: &Context) ->
         insert_time(&mut out, "deletedAt", attr.deleted_at.as_ref());
     }
     if opts.format == Format::Concise
+        && allow_bare
         && out.len() == 1
         && matches!(kind, AttributeKind::Property | AttributeKind::GeoProperty)
     {
