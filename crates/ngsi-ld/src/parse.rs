@@ -87,6 +87,31 @@ pub fn parse_entity_with(json: &Value, ctx: &Context, opts: ParseOptions) -> Res
             parsed.deletions.push((name, None));
             continue;
         }
+        let kept;
+        let value = if opts.allow_null {
+            // Instance-level nulls: `{"value": "urn:ngsi-ld:null", "datasetId": ...}` deletes that instance.
+            let items: Vec<&Value> = match value {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            let mut rest = Vec::new();
+            for item in items {
+                match null_instance(item) {
+                    Some(dataset_id) => parsed.deletions.push((name.clone(), dataset_id)),
+                    None => rest.push(item.clone()),
+                }
+            }
+            match rest.len() {
+                0 => continue,
+                1 if !value.is_array() => value,
+                _ => {
+                    kept = Value::Array(rest);
+                    &kept
+                }
+            }
+        } else {
+            value
+        };
         let instances = parse_attribute_instances(key, value, ctx, opts)?;
         let slot = entity.attributes.entry(name).or_default();
         for instance in instances {
@@ -234,6 +259,30 @@ pub fn validate_scope(s: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// If `item` is an attribute object whose value member is the null literal, the `datasetId` of the
+/// instance it deletes (`None` for the default instance).
+fn null_instance(item: &Value) -> Option<Option<String>> {
+    let Value::Object(m) = item else {
+        return None;
+    };
+    let is_null = [
+        "value",
+        "object",
+        "objectList",
+        "languageMap",
+        "vocab",
+        "json",
+        "valueList",
+    ]
+    .iter()
+    .any(|k| m.get(*k).is_some_and(is_null_literal));
+    is_null.then(|| {
+        m.get("datasetId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    })
 }
 
 fn is_null_literal(v: &Value) -> bool {
@@ -749,6 +798,24 @@ mod tests {
             Some(AttributeKind::GeoProperty)
         );
         assert_eq!(p.deletions.len(), 2);
+        let p = parse_entity_with(
+            &json!({"location": {"type": "GeoProperty", "value": "urn:ngsi-ld:null"},
+                    "temp": [{"value": 5}, {"value": "urn:ngsi-ld:null", "datasetId": "urn:ds:1"}]}),
+            &core(),
+            ParseOptions { fragment: true, allow_null: true, key_values: false },
+        )
+        .expect("valid merge fragment");
+        assert_eq!(
+            p.deletions,
+            vec![
+                (crate::model::LOCATION.to_owned(), None),
+                (format!("{DC}temp"), Some("urn:ds:1".to_owned()))
+            ]
+        );
+        assert_eq!(
+            p.entity.attribute(&format!("{DC}temp")).map(<[_]>::len),
+            Some(1)
+        );
         let frag = parse_entity_with(
             &json!({"a": 1}),
             &core(),

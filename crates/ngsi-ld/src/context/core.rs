@@ -64,6 +64,15 @@ impl CoreContext {
             }
             None => url,
         };
+        // Stellio publishes byte copies of the core contexts that the ETSI suite's data files reference.
+        let url = url
+            .strip_prefix("https://easy-global-market.github.io/ngsild-api-data-models/shared-jsonld-contexts/")
+            .map_or(url, |file| match file {
+                "ngsi-ld-core-context-v1.6.jsonld" => CoreContext::V1_6.url(),
+                "ngsi-ld-core-context-v1.8.jsonld" => CoreContext::V1_8.url(),
+                "ngsi-ld-core-context-v1.9.jsonld" => CoreContext::V1_9.url(),
+                _ => url,
+            });
         let matches = |candidate: &str| url == candidate;
         if matches(Self::ALIAS_URL) {
             return Some(CoreContext::V1_9);

@@ -48,6 +48,7 @@ pub fn smart_data_models_preload() -> Vec<(String, &'static str)> {
 
 const TEST_SUITE: &str = include_str!("../../contexts/ngsi-ld-test-suite.jsonld");
 const TEST_SUITE_COMPOUND: &str = include_str!("../../contexts/ngsi-ld-test-suite-compound.jsonld");
+const EGM_COMPOUND_V1_8: &str = include_str!("../../contexts/ngsildTestSuiteV1.8-compound.jsonld");
 
 /// The ETSI NGSI-LD test suite's own contexts: (URL, document text). Both the ETSI Forge URLs (the
 /// ETSI import) and the fork's GitHub URLs map to the pinned copies. The fork's compound context
@@ -69,6 +70,14 @@ pub fn test_suite_urls() -> Vec<(&'static str, &'static str)> {
         (
             "https://raw.githubusercontent.com/marek-mraz/ngsi-ld-test-suite/main/resources/jsonld-contexts/ngsi-ld-test-suite-compound.jsonld",
             TEST_SUITE_COMPOUND,
+        ),
+        (
+            "https://easy-global-market.github.io/ngsild-api-data-models/ngsildTestSuite/ngsildTestSuiteV1.8-compound.jsonld",
+            EGM_COMPOUND_V1_8,
+        ),
+        (
+            "https://easy-global-market.github.io/ngsild-api-data-models/ngsildTestSuite/ngsildTestSuite.jsonld",
+            TEST_SUITE,
         ),
     ]
 }
@@ -150,7 +159,7 @@ mod tests {
     #[test]
     fn the_test_suite_compound_context_resolves_offline() {
         let map = PreloadMap::with_test_suite();
-        assert_eq!(map.len(), 4);
+        assert_eq!(map.len(), 6);
         let url = test_suite_urls()[1].0;
         let ctx =
             Context::for_request(Some(&json!(url)), CoreContext::V1_9, &map).expect("resolves");
