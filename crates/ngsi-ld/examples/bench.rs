@@ -44,7 +44,7 @@ fn measure(name: &str, iterations: usize, mut f: impl FnMut(usize)) {
 fn template(i: usize) -> Value {
     json!({
         "id": format!("urn:ngsi-ld:Vehicle:{i}"),
-        "type": if i % 10 == 0 { "Vehicle" } else { "Building" },
+        "type": if i.is_multiple_of(10) { "Vehicle" } else { "Building" },
         "speed": {"type": "Property", "value": (i % 1000) as f64 / 10.0, "observedAt": "2024-05-01T10:00:00Z"},
         "brandName": {"type": "Property", "value": format!("brand-{}", i % 50)},
         "fuelLevel": {"type": "Property", "value": i % 100},
