@@ -114,11 +114,13 @@ impl CoreContext {
             let mut ctx = Context::empty()
                 .process_with(&inner, &mut run)
                 .unwrap_or_default();
-            for def in ctx.terms.values_mut() {
+            for def in Arc::make_mut(&mut ctx.terms).values_mut() {
                 def.protected = true;
             }
-            ctx.core = Some(self);
+            // Build the indexes before naming the core: `rebuild_inverse` would otherwise look up this
+            // very context while it is being initialised.
             ctx.rebuild_inverse();
+            ctx.core = Some(self);
             ctx
         })
     }

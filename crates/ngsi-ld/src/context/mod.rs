@@ -134,15 +134,18 @@ impl TermDefinition {
 }
 
 /// A compiled active context.
+///
+/// Cloning is cheap: the term table and the compaction indexes are shared (`Arc`) and copied on
+/// write, so handing out the compiled core context per request costs a few reference counts.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    terms: HashMap<String, TermDefinition>,
+    terms: Arc<HashMap<String, TermDefinition>>,
     vocab: Option<String>,
     default_language: Option<String>,
     /// IRI -> terms mapping to it, for compaction; rebuilt lazily after processing.
-    inverse: HashMap<String, Vec<String>>,
+    inverse: Arc<HashMap<String, Vec<String>>>,
     /// Prefix terms (prefix flag set), sorted shortest then lexicographically, for compact IRIs.
-    prefixes: Vec<String>,
+    prefixes: Arc<Vec<String>>,
     /// The core context this context was completed with, if any.
     core: Option<CoreContext>,
 }
@@ -247,17 +250,38 @@ impl Context {
     }
 
     fn apply_core(self, core: CoreContext) -> Result<Context> {
-        let mut ctx = self;
-        let core_ctx = core.compiled();
         // The core is processed last and overrides even protected user terms (override-protected).
-        for (term, def) in &core_ctx.terms {
-            ctx.terms.insert(term.clone(), def.clone());
-        }
-        if core_ctx.vocab.is_some() {
-            ctx.vocab = core_ctx.vocab.clone();
-        }
+        let mut ctx = self.merge_core(core, true)?;
         ctx.core = Some(core);
         Ok(ctx)
+    }
+
+    /// Processing a core context document, without reprocessing it: its compiled terms are merged in.
+    /// This equals JSON-LD processing of the document because every core term is defined from the
+    /// core's own prefixes, absolute IRIs or its own `@vocab`.
+    fn merge_core(mut self, core: CoreContext, override_protected: bool) -> Result<Context> {
+        let compiled = core.compiled();
+        if self.terms.is_empty() {
+            self.terms = Arc::clone(&compiled.terms);
+        } else {
+            let terms = Arc::make_mut(&mut self.terms);
+            for (term, def) in compiled.terms.iter() {
+                if !override_protected
+                    && let Some(previous) = terms.get(term)
+                    && previous.protected
+                    && !previous.same_as(def)
+                {
+                    return Err(NgsiError::bad_data(format!(
+                        "protected term redefinition: `{term}`"
+                    )));
+                }
+                terms.insert(term.clone(), def.clone());
+            }
+        }
+        if compiled.vocab.is_some() {
+            self.vocab = compiled.vocab.clone();
+        }
+        Ok(self)
     }
 
     fn process_with(&self, local: &Value, run: &mut Run<'_>) -> Result<Context> {
@@ -305,13 +329,11 @@ impl Context {
                 "@context reference `{url}` is not an absolute IRI"
             )));
         }
-        let document: Arc<Value> = match CoreContext::from_url(url) {
-            Some(core) => {
-                run.core_seen = Some(core);
-                core.document()
-            }
-            None => run.loader.load(url)?,
-        };
+        if let Some(core) = CoreContext::from_url(url) {
+            run.core_seen = Some(core);
+            return self.merge_core(core, false);
+        }
+        let document: Arc<Value> = run.loader.load(url)?;
         let Some(inner) = document.get("@context") else {
             return Err(NgsiError::context_not_available(format!(
                 "document at `{url}` is not a JSON-LD context (no @context member)"
@@ -444,7 +466,7 @@ impl Context {
             defined.insert(term.to_owned(), true);
             return Ok(());
         }
-        let previous = self.terms.remove(term);
+        let previous = Arc::make_mut(&mut self.terms).remove(term);
 
         let (simple, map) = match value {
             Value::Null => (false, None),
@@ -534,7 +556,7 @@ impl Context {
                     // A term mapped to a keyword-like string is ignored (JSON-LD 1.1, 4.2.2 step 14.2.2).
                     defined.insert(term.to_owned(), true);
                     if let Some(previous) = previous {
-                        self.terms.insert(term.to_owned(), previous);
+                        Arc::make_mut(&mut self.terms).insert(term.to_owned(), previous);
                     }
                     return Ok(());
                 }
@@ -655,7 +677,7 @@ impl Context {
             }
             def = previous;
         }
-        self.terms.insert(term.to_owned(), def);
+        Arc::make_mut(&mut self.terms).insert(term.to_owned(), def);
         defined.insert(term.to_owned(), true);
         Ok(())
     }
@@ -796,9 +818,17 @@ impl Context {
     }
 
     fn rebuild_inverse(&mut self) {
+        if let Some(core) = self.core {
+            let compiled = core.compiled();
+            if Arc::ptr_eq(&self.terms, &compiled.terms) {
+                self.inverse = Arc::clone(&compiled.inverse);
+                self.prefixes = Arc::clone(&compiled.prefixes);
+                return;
+            }
+        }
         let mut inverse: HashMap<String, Vec<String>> = HashMap::new();
         let mut prefixes = Vec::new();
-        for (term, def) in &self.terms {
+        for (term, def) in self.terms.iter() {
             if let Some(iri) = &def.iri {
                 inverse.entry(iri.clone()).or_default().push(term.clone());
                 if def.prefix {
@@ -810,8 +840,8 @@ impl Context {
             terms.sort_by(|a, b| shortest_then_least(a, b));
         }
         prefixes.sort_by(|a, b| shortest_then_least(a, b));
-        self.inverse = inverse;
-        self.prefixes = prefixes;
+        self.inverse = Arc::new(inverse);
+        self.prefixes = Arc::new(prefixes);
     }
 
     /// Compact `iri` as JSON-LD IRI compaction with `vocab = true` does for a node value (an NGSI-LD
@@ -829,7 +859,7 @@ impl Context {
             return suffix.to_owned();
         }
         let mut best: Option<String> = None;
-        for prefix in &self.prefixes {
+        for prefix in self.prefixes.iter() {
             let Some(prefix_iri) = self.terms.get(prefix).and_then(|d| d.iri.as_deref()) else {
                 continue;
             };
