@@ -308,11 +308,11 @@ pub trait AuditLog: Send + Sync + 'static {
     async fn verify_chain(&self) -> StoreResult<ChainVerification>;
 }
 
-/// The canonical bytes hashed for an audit entry: stable across backends.
+/// The canonical bytes hashed for an audit entry: stable across backends and across
+/// serde_json feature flags (object keys are sorted recursively, so neither the order in
+/// which a caller built `detail` nor a backend's JSON storage can change the hash).
 pub fn audit_entry_digest_input(seq: i64, event: &AuditEvent, prev_hash: &str) -> Vec<u8> {
-    // serde_json::Value objects keep keys sorted (no `preserve_order` feature), so this
-    // serialisation is canonical for the detail object too.
-    let canonical = serde_json::json!({
+    let entry = serde_json::json!({
         "seq": seq,
         "at": event.at.0,
         "tenant": event.tenant.as_ref().map(TenantId::as_str),
@@ -323,7 +323,43 @@ pub fn audit_entry_digest_input(seq: i64, event: &AuditEvent, prev_hash: &str) -
         "detail": event.detail,
         "prev_hash": prev_hash,
     });
-    canonical.to_string().into_bytes()
+    let mut out = Vec::new();
+    write_canonical(&entry, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    serde_json::Value::String(key.clone())
+                        .to_string()
+                        .as_bytes(),
+                );
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
 }
 
 /// Hex SHA-256 of an audit entry: `sha256(canonical content including prev_hash)`.
@@ -338,3 +374,31 @@ pub fn audit_entry_hash(seq: i64, event: &AuditEvent, prev_hash: &str) -> String
 /// The `prev_hash` of the first entry.
 pub const AUDIT_GENESIS_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_digest_ignores_key_order() {
+        let event = |detail: serde_json::Value| AuditEvent {
+            at: UnixMillis(1),
+            tenant: None,
+            actor: "a".into(),
+            action: "x".into(),
+            outcome: AuditOutcome::Success,
+            target: None,
+            detail,
+        };
+        let one: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":[{"f":1,"e":2}]}}"#).unwrap();
+        let two: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"c":[{"e":2,"f":1}],"d":2},"b":1}"#).unwrap();
+        assert_eq!(
+            audit_entry_hash(1, &event(one.clone()), "p"),
+            audit_entry_hash(1, &event(two), "p")
+        );
+        let input = String::from_utf8(audit_entry_digest_input(1, &event(one), "p")).unwrap();
+        assert!(input.starts_with(r#"{"action":"x","actor":"a","at":1,"detail":{"a":{"c":[{"e":2,"f":1}],"d":2},"b":1}"#), "{input}");
+    }
+}

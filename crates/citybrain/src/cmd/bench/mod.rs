@@ -6,6 +6,7 @@
 //! the same run) are figures too.
 
 mod handle;
+mod ngsi_core;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -64,7 +65,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup", "handle"];
+const ALL: &[&str] = &["startup", "handle", "ngsi-core"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -87,6 +88,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_seconds,
                 args.handle_reference,
             )?,
+            "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
             _ => unreachable!("checked above"),
         };
         if !args.json {

@@ -1,0 +1,33 @@
+//! Fuzz the entity parser (all input modes) and the renderer on whatever it accepts.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ngsi_ld::{
+    Context, CoreContext, Format, ParseOptions, RenderOptions, parse_entity_with, render,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let ctx = Context::core(CoreContext::V1_9);
+    let flags = data.first().copied().unwrap_or(0);
+    let opts = ParseOptions {
+        key_values: flags & 1 != 0,
+        fragment: flags & 2 != 0,
+        allow_null: flags & 4 != 0,
+    };
+    if let Ok(parsed) = parse_entity_with(&json, &ctx, opts) {
+        for format in [Format::Normalized, Format::Concise, Format::KeyValues] {
+            let _ = render(
+                &parsed.entity,
+                &RenderOptions {
+                    format,
+                    sys_attrs: true,
+                    ..Default::default()
+                },
+                &ctx,
+            );
+        }
+    }
+});

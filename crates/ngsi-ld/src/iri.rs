@@ -1,0 +1,109 @@
+//! Small IRI and name checks shared by the context processor, the entity parser and the query parsers.
+//!
+//! NGSI-LD only needs to know whether a string is an absolute IRI (`scheme:rest`, RFC 3987 section 2.2
+//! scheme syntax, no whitespace or characters that are never allowed in an IRI); it never resolves
+//! relative references, because NGSI-LD documents have no base IRI.
+
+/// Characters that RFC 3987 never allows unescaped in an IRI.
+fn is_forbidden_iri_char(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`')
+}
+
+/// The scheme of `s` if it starts with `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`.
+pub fn scheme(s: &str) -> Option<&str> {
+    let colon = s.find(':')?;
+    let scheme = s.get(..colon)?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    if !first.is_ascii_alphabetic() {
+        return None;
+    }
+    if chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+        Some(scheme)
+    } else {
+        None
+    }
+}
+
+/// True if `s` is an absolute IRI: a scheme, a colon, and no forbidden characters.
+pub fn is_absolute_iri(s: &str) -> bool {
+    scheme(s).is_some() && !s.chars().any(is_forbidden_iri_char)
+}
+
+/// True if `s` is a JSON-LD keyword form (`@` followed by ASCII letters only).
+pub fn looks_like_keyword(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('@') && s[1..].chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// The JSON-LD 1.1 keywords.
+pub const KEYWORDS: &[&str] = &[
+    "@base",
+    "@container",
+    "@context",
+    "@direction",
+    "@graph",
+    "@id",
+    "@import",
+    "@included",
+    "@index",
+    "@json",
+    "@language",
+    "@list",
+    "@nest",
+    "@none",
+    "@prefix",
+    "@propagate",
+    "@protected",
+    "@reverse",
+    "@set",
+    "@type",
+    "@value",
+    "@version",
+    "@vocab",
+];
+
+/// True if `s` is one of the JSON-LD keywords.
+pub fn is_keyword(s: &str) -> bool {
+    KEYWORDS.contains(&s)
+}
+
+/// True if `c` is an RFC 3986 gen-delim, which makes a simple term usable as a prefix.
+pub fn is_gen_delim(c: char) -> bool {
+    matches!(c, ':' | '/' | '?' | '#' | '[' | ']' | '@')
+}
+
+/// Characters the NGSI-LD spec (4.6.2, 4.6.3) forbids in entity type and attribute names, because they
+/// break the query language or HTML/URL embedding.
+pub fn is_forbidden_name_char(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '<' | '>' | '"' | '\'' | '=' | ';' | '(' | ')')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_iris() {
+        assert!(is_absolute_iri("urn:ngsi-ld:Vehicle:A1"));
+        assert!(is_absolute_iri("https://example.org/a#b"));
+        assert!(is_absolute_iri("x:"));
+        assert!(!is_absolute_iri("Vehicle"));
+        assert!(!is_absolute_iri("1abc:def"));
+        assert!(!is_absolute_iri("urn:ngsi ld"));
+        assert!(!is_absolute_iri(":abc"));
+        assert!(!is_absolute_iri("urn:<a>"));
+    }
+
+    #[test]
+    fn keyword_forms() {
+        assert!(looks_like_keyword("@foo"));
+        assert!(!looks_like_keyword("@"));
+        assert!(!looks_like_keyword("@foo1"));
+        assert!(is_keyword("@vocab"));
+        assert!(!is_keyword("@foo"));
+    }
+}

@@ -1,0 +1,409 @@
+//! The NGSI-LD information model (spec clause 4.5): entities, attributes of each kind, sub-attributes,
+//! multi-attribute instances keyed by `datasetId`, and system attributes.
+//!
+//! Design decisions:
+//! - **Names are stored expanded.** Entity types, attribute and sub-attribute names are full IRIs, so
+//!   two requests with different `@context`s that mean the same thing store the same thing; rendering
+//!   compacts them against the caller's context. Reserved members (`value`, `object`, `observedAt`, ...)
+//!   belong to the protected core context and are kept as typed fields, not as map entries.
+//! - **Values are stored verbatim.** Structured Property values, JSON values and typed literals
+//!   (`{"@type": "DateTime", "@value": ...}`) are kept as the client sent them; member names inside a
+//!   value are not JSON-LD-expanded. This keeps writes cheap and round-trips exact.
+//! - **Attribute order is insertion order** ([`IndexMap`]), so rendering is stable and matches input.
+//! - **Multi-attributes**: every attribute name maps to a non-empty list of instances, at most one
+//!   without `datasetId` (the default instance) and at most one per `datasetId`.
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::Value;
+
+/// Instants in NGSI-LD are UTC date-times.
+pub type Timestamp = DateTime<Utc>;
+
+/// The IRI of the `location` GeoProperty.
+pub const LOCATION: &str = "https://uri.etsi.org/ngsi-ld/location";
+/// The IRI of the `observationSpace` GeoProperty.
+pub const OBSERVATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/observationSpace";
+/// The IRI of the `operationSpace` GeoProperty.
+pub const OPERATION_SPACE: &str = "https://uri.etsi.org/ngsi-ld/operationSpace";
+
+/// An NGSI-LD entity with expanded names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Entity {
+    /// The entity id, an absolute URI.
+    pub id: String,
+    /// Expanded entity type IRIs (at least one for a valid entity; 1.5+ allows several).
+    pub types: Vec<String>,
+    /// Hierarchical scopes (`/Madrid/Gardens`), if any.
+    pub scope: Vec<String>,
+    /// Attributes by expanded name; each list holds the instances (see the module docs).
+    pub attributes: IndexMap<String, Vec<Attribute>>,
+    /// System attribute `createdAt` (set by the store).
+    pub created_at: Option<Timestamp>,
+    /// System attribute `modifiedAt` (set by the store).
+    pub modified_at: Option<Timestamp>,
+    /// System attribute `deletedAt` (temporal representation of deleted entities).
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl Entity {
+    /// An entity with `id` and one expanded `type`, no attributes.
+    pub fn new(id: impl Into<String>, entity_type: impl Into<String>) -> Self {
+        Entity {
+            id: id.into(),
+            types: vec![entity_type.into()],
+            ..Entity::default()
+        }
+    }
+
+    /// The instances of the attribute with expanded name `name`.
+    pub fn attribute(&self, name: &str) -> Option<&[Attribute]> {
+        self.attributes.get(name).map(Vec::as_slice)
+    }
+
+    /// The default instance (no `datasetId`) of attribute `name`, else its first instance.
+    pub fn first_attribute(&self, name: &str) -> Option<&Attribute> {
+        let instances = self.attributes.get(name)?;
+        instances
+            .iter()
+            .find(|a| a.dataset_id.is_none())
+            .or_else(|| instances.first())
+    }
+
+    /// Add or replace the instance of `name` with the same `datasetId` as `attr`.
+    /// Returns the replaced instance, if any.
+    pub fn upsert_attribute(
+        &mut self,
+        name: impl Into<String>,
+        attr: Attribute,
+    ) -> Option<Attribute> {
+        let instances = self.attributes.entry(name.into()).or_default();
+        match instances
+            .iter_mut()
+            .find(|a| a.dataset_id == attr.dataset_id)
+        {
+            Some(slot) => Some(std::mem::replace(slot, attr)),
+            None => {
+                instances.push(attr);
+                None
+            }
+        }
+    }
+
+    /// Remove the instance of `name` with `dataset_id` (or all instances if `all`).
+    /// Returns true if something was removed.
+    pub fn remove_attribute(&mut self, name: &str, dataset_id: Option<&str>, all: bool) -> bool {
+        let Some(instances) = self.attributes.get_mut(name) else {
+            return false;
+        };
+        let before = instances.len();
+        if all {
+            instances.clear();
+        } else {
+            instances.retain(|a| a.dataset_id.as_deref() != dataset_id);
+        }
+        let removed = instances.len() != before;
+        if instances.is_empty() {
+            self.attributes.shift_remove(name);
+        }
+        removed
+    }
+
+    /// The GeoJSON geometry of GeoProperty `name` (default instance), if it has one.
+    pub fn geometry(&self, name: &str) -> Option<&Value> {
+        match &self.first_attribute(name)?.value {
+            AttributeValue::GeoProperty(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// True if the entity has type `expanded_type`.
+    pub fn has_type(&self, expanded_type: &str) -> bool {
+        self.types.iter().any(|t| t == expanded_type)
+    }
+
+    /// Number of attribute instances (all attributes, all datasets).
+    pub fn instance_count(&self) -> usize {
+        self.attributes.values().map(Vec::len).sum()
+    }
+}
+
+/// The attribute kinds of NGSI-LD (the `type` member in normalized form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttributeKind {
+    /// `Property`.
+    Property,
+    /// `Relationship`.
+    Relationship,
+    /// `GeoProperty`.
+    GeoProperty,
+    /// `LanguageProperty` (1.4+).
+    LanguageProperty,
+    /// `VocabProperty` (1.6+).
+    VocabProperty,
+    /// `JsonProperty` (1.7+).
+    JsonProperty,
+    /// `ListProperty` (1.8+).
+    ListProperty,
+    /// `ListRelationship` (1.8+).
+    ListRelationship,
+}
+
+impl AttributeKind {
+    /// Every kind.
+    pub const ALL: [AttributeKind; 8] = [
+        AttributeKind::Property,
+        AttributeKind::Relationship,
+        AttributeKind::GeoProperty,
+        AttributeKind::LanguageProperty,
+        AttributeKind::VocabProperty,
+        AttributeKind::JsonProperty,
+        AttributeKind::ListProperty,
+        AttributeKind::ListRelationship,
+    ];
+
+    /// The compact name (`"Property"`, ...), as written in the `type` member.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttributeKind::Property => "Property",
+            AttributeKind::Relationship => "Relationship",
+            AttributeKind::GeoProperty => "GeoProperty",
+            AttributeKind::LanguageProperty => "LanguageProperty",
+            AttributeKind::VocabProperty => "VocabProperty",
+            AttributeKind::JsonProperty => "JsonProperty",
+            AttributeKind::ListProperty => "ListProperty",
+            AttributeKind::ListRelationship => "ListRelationship",
+        }
+    }
+
+    /// The kind named `name` (compact name or full `https://uri.etsi.org/ngsi-ld/...` IRI).
+    pub fn from_name(name: &str) -> Option<AttributeKind> {
+        let short = name
+            .strip_prefix(crate::context::NGSI_LD_NS)
+            .unwrap_or(name);
+        AttributeKind::ALL.into_iter().find(|k| k.name() == short)
+    }
+
+    /// The member that carries the value in normalized form (`value`, `object`, `languageMap`, ...).
+    pub fn value_member(self) -> &'static str {
+        match self {
+            AttributeKind::Property | AttributeKind::GeoProperty => "value",
+            AttributeKind::Relationship => "object",
+            AttributeKind::LanguageProperty => "languageMap",
+            AttributeKind::VocabProperty => "vocab",
+            AttributeKind::JsonProperty => "json",
+            AttributeKind::ListProperty => "valueList",
+            AttributeKind::ListRelationship => "objectList",
+        }
+    }
+
+    /// The member that carries the values in the simplified temporal representation.
+    pub fn temporal_values_member(self) -> &'static str {
+        match self {
+            AttributeKind::Property | AttributeKind::GeoProperty => "values",
+            AttributeKind::Relationship => "objects",
+            AttributeKind::LanguageProperty => "languageMaps",
+            AttributeKind::VocabProperty => "vocabs",
+            AttributeKind::JsonProperty => "jsons",
+            AttributeKind::ListProperty => "valueLists",
+            AttributeKind::ListRelationship => "objectsLists",
+        }
+    }
+}
+
+/// The value of an attribute instance, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    /// Any JSON value except `null` (numbers, strings, booleans, arrays, objects, typed literals).
+    Property(Value),
+    /// The target entity id(s) (URIs); usually one, an array in the input gives several.
+    Relationship(Vec<String>),
+    /// A GeoJSON geometry object (validated on parse).
+    GeoProperty(Value),
+    /// Language tag -> string (or array of strings). The tag `@none` holds the untagged value.
+    LanguageProperty(IndexMap<String, Value>),
+    /// Expanded vocabulary IRIs (one or more).
+    VocabProperty(Vec<String>),
+    /// An opaque JSON value (never expanded or interpreted).
+    JsonProperty(Value),
+    /// An ordered list of values.
+    ListProperty(Vec<Value>),
+    /// An ordered list of entity ids.
+    ListRelationship(Vec<String>),
+}
+
+impl AttributeValue {
+    /// The kind of this value.
+    pub fn kind(&self) -> AttributeKind {
+        match self {
+            AttributeValue::Property(_) => AttributeKind::Property,
+            AttributeValue::Relationship(_) => AttributeKind::Relationship,
+            AttributeValue::GeoProperty(_) => AttributeKind::GeoProperty,
+            AttributeValue::LanguageProperty(_) => AttributeKind::LanguageProperty,
+            AttributeValue::VocabProperty(_) => AttributeKind::VocabProperty,
+            AttributeValue::JsonProperty(_) => AttributeKind::JsonProperty,
+            AttributeValue::ListProperty(_) => AttributeKind::ListProperty,
+            AttributeValue::ListRelationship(_) => AttributeKind::ListRelationship,
+        }
+    }
+}
+
+/// One attribute instance (or a sub-attribute).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    /// The value and, through it, the kind.
+    pub value: AttributeValue,
+    /// `datasetId` (a URI) distinguishing multi-attribute instances; `None` is the default instance.
+    pub dataset_id: Option<String>,
+    /// `observedAt`.
+    pub observed_at: Option<Timestamp>,
+    /// `unitCode` (UN/CEFACT code).
+    pub unit_code: Option<String>,
+    /// Expanded entity type(s) of a Relationship's target (`objectType`, 1.8+).
+    pub object_type: Vec<String>,
+    /// `lang` of a Property produced from a LanguageProperty by `lang` filtering (output only).
+    pub lang: Option<String>,
+    /// System attribute `createdAt`.
+    pub created_at: Option<Timestamp>,
+    /// System attribute `modifiedAt`.
+    pub modified_at: Option<Timestamp>,
+    /// System attribute `deletedAt` (temporal representation).
+    pub deleted_at: Option<Timestamp>,
+    /// Temporal instance id (a URI) in the temporal representation.
+    pub instance_id: Option<String>,
+    /// Sub-attributes by expanded name (properties of properties, relationships of properties, ...).
+    pub sub_attributes: IndexMap<String, Attribute>,
+}
+
+impl Attribute {
+    /// An instance with `value` and nothing else.
+    pub fn new(value: AttributeValue) -> Self {
+        Attribute {
+            value,
+            dataset_id: None,
+            observed_at: None,
+            unit_code: None,
+            object_type: Vec::new(),
+            lang: None,
+            created_at: None,
+            modified_at: None,
+            deleted_at: None,
+            instance_id: None,
+            sub_attributes: IndexMap::new(),
+        }
+    }
+
+    /// A Property with `value`.
+    pub fn property(value: Value) -> Self {
+        Attribute::new(AttributeValue::Property(value))
+    }
+
+    /// A Relationship to `object`.
+    pub fn relationship(object: impl Into<String>) -> Self {
+        Attribute::new(AttributeValue::Relationship(vec![object.into()]))
+    }
+
+    /// A GeoProperty with GeoJSON `geometry`.
+    pub fn geo(geometry: Value) -> Self {
+        Attribute::new(AttributeValue::GeoProperty(geometry))
+    }
+
+    /// The kind of this instance.
+    pub fn kind(&self) -> AttributeKind {
+        self.value.kind()
+    }
+
+    /// Builder: set `datasetId`.
+    pub fn with_dataset_id(mut self, dataset_id: impl Into<String>) -> Self {
+        self.dataset_id = Some(dataset_id.into());
+        self
+    }
+
+    /// Builder: set `observedAt`.
+    pub fn with_observed_at(mut self, at: Timestamp) -> Self {
+        self.observed_at = Some(at);
+        self
+    }
+
+    /// Builder: set `unitCode`.
+    pub fn with_unit_code(mut self, unit: impl Into<String>) -> Self {
+        self.unit_code = Some(unit.into());
+        self
+    }
+
+    /// Builder: add a sub-attribute with expanded name `name`.
+    pub fn with_sub_attribute(mut self, name: impl Into<String>, attr: Attribute) -> Self {
+        self.sub_attributes.insert(name.into(), attr);
+        self
+    }
+
+    /// Set `createdAt` (if unset) and `modifiedAt` on this instance and all sub-attributes, as a store
+    /// does on write.
+    pub fn stamp(&mut self, now: Timestamp) {
+        if self.created_at.is_none() {
+            self.created_at = Some(now);
+        }
+        self.modified_at = Some(now);
+        for sub in self.sub_attributes.values_mut() {
+            sub.stamp(now);
+        }
+    }
+}
+
+impl Entity {
+    /// Set `createdAt` (if unset) and `modifiedAt` on the entity and every attribute instance.
+    pub fn stamp(&mut self, now: Timestamp) {
+        if self.created_at.is_none() {
+            self.created_at = Some(now);
+        }
+        self.modified_at = Some(now);
+        for attr in self.attributes.values_mut().flatten() {
+            attr.stamp(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn multi_attribute_instances_are_keyed_by_dataset_id() {
+        let mut e = Entity::new("urn:a", "T");
+        assert!(
+            e.upsert_attribute("p", Attribute::property(json!(1)))
+                .is_none()
+        );
+        assert!(
+            e.upsert_attribute("p", Attribute::property(json!(2)).with_dataset_id("urn:d1"))
+                .is_none()
+        );
+        let replaced = e.upsert_attribute("p", Attribute::property(json!(3)));
+        assert_eq!(
+            replaced.map(|a| a.value),
+            Some(AttributeValue::Property(json!(1)))
+        );
+        assert_eq!(e.attribute("p").map(<[_]>::len), Some(2));
+        assert!(e.remove_attribute("p", Some("urn:d1"), false));
+        assert_eq!(
+            e.first_attribute("p").map(|a| &a.value),
+            Some(&AttributeValue::Property(json!(3)))
+        );
+        assert!(e.remove_attribute("p", None, false));
+        assert!(e.attributes.is_empty());
+        assert!(!e.remove_attribute("p", None, true));
+    }
+
+    #[test]
+    fn kinds_round_trip_through_names() {
+        for k in AttributeKind::ALL {
+            assert_eq!(AttributeKind::from_name(k.name()), Some(k));
+            assert_eq!(
+                AttributeKind::from_name(&format!("https://uri.etsi.org/ngsi-ld/{}", k.name())),
+                Some(k)
+            );
+        }
+        assert_eq!(AttributeKind::from_name("Foo"), None);
+    }
+}
