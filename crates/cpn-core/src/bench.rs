@@ -44,13 +44,41 @@ pub struct ThroughputReport {
 }
 
 /// Places `jobs` synthetic jobs (offered GPU load 0.8) over a `sites`-site synthetic world.
-pub fn placement_throughput(jobs: usize, sites: usize, seed: u64, clock: &mut dyn FnMut() -> u64) -> ThroughputReport {
-    let opts = EastWestOptions { gpus: 100.0 * sites as f64 / 12.0 * 8.0, cpu_cores: 4000.0 * sites as f64, memory_gib: 16384.0 * sites as f64, ..EastWestOptions::default() };
+pub fn placement_throughput(
+    jobs: usize,
+    sites: usize,
+    seed: u64,
+    clock: &mut dyn FnMut() -> u64,
+) -> ThroughputReport {
+    let opts = EastWestOptions {
+        gpus: 100.0 * sites as f64 / 12.0 * 8.0,
+        cpu_cores: 4000.0 * sites as f64,
+        memory_gib: 16384.0 * sites as f64,
+        ..EastWestOptions::default()
+    };
     let world = synthetic_world(sites, &opts, seed);
-    let total_gpus: f64 = world.sites.iter().flat_map(|s| s.gpus.iter().map(|g| g.1 as f64 / 1000.0)).sum();
-    let specs = synthetic_jobs(&SynthOptions { jobs, load: 0.8, total_gpus, seed }, &Augment { seed, ..Augment::default() });
+    let total_gpus: f64 = world
+        .sites
+        .iter()
+        .flat_map(|s| s.gpus.iter().map(|g| g.1 as f64 / 1000.0))
+        .sum();
+    let specs = synthetic_jobs(
+        &SynthOptions {
+            jobs,
+            load: 0.8,
+            total_gpus,
+            seed,
+        },
+        &Augment {
+            seed,
+            ..Augment::default()
+        },
+    );
     let (valid, rejected) = validate_all(&world, &specs);
-    let sim = SimOptions { horizon_margin_s: 7 * 86_400, slot_s: 300, ..SimOptions::default() };
+    let sim = SimOptions {
+        horizon_margin_s: 7 * 86_400,
+        ..SimOptions::default()
+    };
     let cfg = engine_config(&valid, Policy::CostAware, &sim);
     let mut engine = Engine::new(&world, cfg);
     let mut lat = Vec::with_capacity(valid.len());
@@ -77,7 +105,11 @@ pub fn placement_throughput(jobs: usize, sites: usize, seed: u64, clock: &mut dy
         rejected,
         decisions: lat.len(),
         seconds: total,
-        decisions_per_s: if total > 0.0 { lat.len() as f64 / total } else { 0.0 },
+        decisions_per_s: if total > 0.0 {
+            lat.len() as f64 / total
+        } else {
+            0.0
+        },
         p50_us: pct(0.5),
         p99_us: pct(0.99),
         max_us: lat.last().map_or(0.0, |v| *v as f64 / 1000.0),
@@ -112,7 +144,12 @@ pub struct TraceBenchOptions {
 
 impl Default for TraceBenchOptions {
     fn default() -> Self {
-        Self { augment: Augment::default(), capacity_factor: 2.5, sim: SimOptions::default(), with_lp: true }
+        Self {
+            augment: Augment::default(),
+            capacity_factor: 2.5,
+            sim: SimOptions::default(),
+            with_lp: true,
+        }
     }
 }
 
@@ -144,7 +181,11 @@ pub struct MappingStatsReport {
 
 impl From<MappingStats> for MappingStatsReport {
     fn from(s: MappingStats) -> Self {
-        Self { pods: s.pods, jobs: s.jobs, never_scheduled: s.never_scheduled }
+        Self {
+            pods: s.pods,
+            jobs: s.jobs,
+            never_scheduled: s.never_scheduled,
+        }
     }
 }
 
@@ -157,7 +198,12 @@ pub fn demand_profile(specs: &[JobSpec]) -> ([f64; 3], [f64; 3]) {
     for (k, key) in keys.iter().enumerate() {
         let mut events: Vec<(i64, f64)> = Vec::with_capacity(2 * specs.len());
         for s in specs {
-            let v = s.resources.iter().filter(|(n, _)| n.as_str() == *key || (k == 0 && n.starts_with("gpu:"))).map(|(_, v)| *v).sum::<f64>();
+            let v = s
+                .resources
+                .iter()
+                .filter(|(n, _)| n.as_str() == *key || (k == 0 && n.starts_with("gpu:")))
+                .map(|(_, v)| *v)
+                .sum::<f64>();
             if v > 0.0 {
                 largest[k] = largest[k].max(v);
                 events.push((s.submit_s, v));
@@ -175,16 +221,52 @@ pub fn demand_profile(specs: &[JobSpec]) -> ([f64; 3], [f64; 3]) {
 }
 
 /// Sizes the east/west set for a workload: each total is `factor × peak concurrent demand`, but at
-/// least enough that the smallest site can hold the largest single request.
+/// least enough that the smallest site can hold the largest single request; and each zone that
+/// sovereignty-restricted jobs are confined to gets at least `factor ×` the peak of that
+/// restricted demand (otherwise no policy could run it on time).
 pub fn size_east_west(specs: &[JobSpec], factor: f64) -> EastWestOptions {
     let (peaks, largest) = demand_profile(specs);
-    let min_share = EAST_WEST_SITES.iter().map(|r| r.share).fold(f64::INFINITY, f64::min);
-    let total = |k: usize| (factor * peaks[k]).max(largest[k] / min_share).max(1.0).ceil();
-    EastWestOptions { gpus: total(0), cpu_cores: total(1), memory_gib: total(2), ..EastWestOptions::default() }
+    let min_share = EAST_WEST_SITES
+        .iter()
+        .map(|r| r.share)
+        .fold(f64::INFINITY, f64::min);
+    let total = |k: usize| {
+        (factor * peaks[k])
+            .max(largest[k] / min_share)
+            .max(1.0)
+            .ceil()
+    };
+    let mut zone_floor = std::collections::BTreeMap::new();
+    let mut zones: Vec<&String> = specs
+        .iter()
+        .filter(|s| s.allowed_zones.len() == 1)
+        .map(|s| &s.allowed_zones[0])
+        .collect();
+    zones.sort();
+    zones.dedup();
+    for zone in zones {
+        let confined: Vec<JobSpec> = specs
+            .iter()
+            .filter(|s| s.allowed_zones.len() == 1 && s.allowed_zones[0] == *zone)
+            .cloned()
+            .collect();
+        let (zone_peaks, _) = demand_profile(&confined);
+        zone_floor.insert(zone.clone(), zone_peaks.map(|p| (factor * p).ceil()));
+    }
+    EastWestOptions {
+        gpus: total(0),
+        cpu_cores: total(1),
+        memory_gib: total(2),
+        zone_floor,
+        ..EastWestOptions::default()
+    }
 }
 
 /// Replays the trace CSV over the east/west site set under every policy.
-pub fn trace_benchmark(trace_csv: &str, opts: &TraceBenchOptions) -> Result<TraceBenchReport, TraceError> {
+pub fn trace_benchmark(
+    trace_csv: &str,
+    opts: &TraceBenchOptions,
+) -> Result<TraceBenchReport, TraceError> {
     let pods = parse_pods(trace_csv)?;
     let (specs, stats) = pods_to_specs(&pods, &opts.augment);
     let sizing = size_east_west(&specs, opts.capacity_factor);

@@ -151,7 +151,8 @@ pub struct LiveLoad {
 impl SiteAdvert {
     /// Parses and validates an advert.
     pub fn from_json(text: &str) -> Result<Self, AdvertError> {
-        let advert: Self = serde_json::from_str(text).map_err(|e| AdvertError::Json(e.to_string()))?;
+        let advert: Self =
+            serde_json::from_str(text).map_err(|e| AdvertError::Json(e.to_string()))?;
         advert.validate()?;
         Ok(advert)
     }
@@ -164,10 +165,15 @@ impl SiteAdvert {
     /// Checks names, units, ranges and L2/L1 consistency.
     pub fn validate(&self) -> Result<(), AdvertError> {
         if self.version != ADVERT_VERSION {
-            return Err(AdvertError::Invalid(format!("unsupported version {}", self.version)));
+            return Err(AdvertError::Invalid(format!(
+                "unsupported version {}",
+                self.version
+            )));
         }
         if self.site.is_empty() || self.region.is_empty() || self.zone.is_empty() {
-            return Err(AdvertError::Invalid("site, region and zone must be non-empty".into()));
+            return Err(AdvertError::Invalid(
+                "site, region and zone must be non-empty".into(),
+            ));
         }
         let bad = |metric: &str, reason: String| AdvertError::BadMetric {
             site: self.site.clone(),
@@ -179,10 +185,16 @@ impl SiteAdvert {
                 return Err(bad(&m.name, "unknown L0 metric".into()));
             };
             if m.unit != *unit {
-                return Err(bad(&m.name, format!("unit `{}`, expected `{unit}`", m.unit)));
+                return Err(bad(
+                    &m.name,
+                    format!("unit `{}`, expected `{unit}`", m.unit),
+                ));
             }
             if !m.value.is_finite() || m.value < 0.0 {
-                return Err(bad(&m.name, format!("value {} must be finite and >= 0", m.value)));
+                return Err(bad(
+                    &m.name,
+                    format!("value {} must be finite and >= 0", m.value),
+                ));
             }
             if self.l0[..i].iter().any(|p| p.name == m.name) {
                 return Err(bad(&m.name, "repeated".into()));
@@ -193,7 +205,10 @@ impl SiteAdvert {
                 return Err(bad(&s.category, "unknown L1 category".into()));
             }
             if !s.score.is_finite() || !(0.0..=100.0).contains(&s.score) {
-                return Err(bad(&s.category, format!("score {} outside [0, 100]", s.score)));
+                return Err(bad(
+                    &s.category,
+                    format!("score {} outside [0, 100]", s.score),
+                ));
             }
             if self.l1[..i].iter().any(|p| p.category == s.category) {
                 return Err(bad(&s.category, "repeated".into()));
@@ -205,7 +220,10 @@ impl SiteAdvert {
         if !self.l1.is_empty() {
             let expected = l2_from_l1(&self.l1);
             if self.l2.abs_diff(expected) > 1 {
-                return Err(bad("l2", format!("{} disagrees with L1 (expected {expected})", self.l2)));
+                return Err(bad(
+                    "l2",
+                    format!("{} disagrees with L1 (expected {expected})", self.l2),
+                ));
             }
         }
         Ok(())
@@ -239,12 +257,21 @@ fn scale(value: f64, best: f64, worst: f64) -> f64 {
 /// L1 scores: `compute` = free share of capacity (GPU if any, else CPU) blended 50/50 with a
 /// cost-and-carbon score; `network` = egress bandwidth against 400 Gbit/s; `storage` = free memory
 /// share; `delay` = RTT from the site's region to the eastern data hubs, 0 ms → 100, 60 ms → 0.
-pub fn advertise(world: &World, site_idx: usize, live: &LiveLoad, timestamp_s: i64) -> Option<SiteAdvert> {
+pub fn advertise(
+    world: &World,
+    site_idx: usize,
+    live: &LiveLoad,
+    timestamp_s: i64,
+) -> Option<SiteAdvert> {
     let site: &Site = world.sites.get(site_idx)?;
     let gpu_total = site.gpus.iter().map(|g| g.1).sum::<u64>() as f64 / 1000.0;
     let cpu_total = site.cpu_milli as f64 / 1000.0;
     let mem_total = site.mem_mib as f64 / 1024.0;
-    let gpu_price = site.price_gpu_hour.iter().copied().fold(f64::INFINITY, f64::min);
+    let gpu_price = site
+        .price_gpu_hour
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
     let carbon_g = site.effective_kg_per_kwh() * 1000.0;
     let egress = (0..world.regions.len())
         .filter(|o| *o != site.region)
@@ -258,14 +285,22 @@ pub fn advertise(world: &World, site_idx: usize, live: &LiveLoad, timestamp_s: i
     let m = |name: &str, value: f64, source: MetricSource| L0Metric {
         name: name.to_owned(),
         value: value.max(0.0),
-        unit: L0_METRICS.iter().find(|(n, _)| *n == name).map_or("", |(_, u)| u).to_owned(),
+        unit: L0_METRICS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, u)| u)
+            .to_owned(),
         source,
     };
     let mut l0 = vec![
         m("cpu_free", live.cpu_free, MetricSource::Measured),
         m("memory_free", live.memory_free, MetricSource::Measured),
         m("cpu_total", cpu_total, MetricSource::Nominal),
-        m("price_cpu_core_hour", site.price_cpu_core_hour, MetricSource::Nominal),
+        m(
+            "price_cpu_core_hour",
+            site.price_cpu_core_hour,
+            MetricSource::Nominal,
+        ),
         m("carbon_intensity", carbon_g, MetricSource::Aggregated),
         m("pue", site.pue, MetricSource::Nominal),
         m("egress_bandwidth", egress, MetricSource::Nominal),
@@ -277,21 +312,49 @@ pub fn advertise(world: &World, site_idx: usize, live: &LiveLoad, timestamp_s: i
         l0.push(m("gpu_total", gpu_total, MetricSource::Nominal));
         l0.push(m("price_gpu_hour", gpu_price, MetricSource::Nominal));
     }
-    let free_share = if gpu_total > 0.0 { live.gpu_free / gpu_total } else { live.cpu_free / cpu_total.max(1e-9) };
+    let free_share = if gpu_total > 0.0 {
+        live.gpu_free / gpu_total
+    } else {
+        live.cpu_free / cpu_total.max(1e-9)
+    };
     let green = scale(carbon_g * site.pue, 0.0, 900.0);
-    let cheap = if gpu_total > 0.0 { scale(gpu_price, 2.0, 4.0) } else { scale(site.price_cpu_core_hour, 0.03, 0.1) };
+    let cheap = if gpu_total > 0.0 {
+        scale(gpu_price, 2.0, 4.0)
+    } else {
+        scale(site.price_cpu_core_hour, 0.03, 0.1)
+    };
     let n = MetricSource::Normalised;
     let l1 = vec![
-        L1Score { category: "compute".into(), score: 0.5 * (100.0 * free_share.clamp(0.0, 1.0)) + 0.25 * green + 0.25 * cheap, source: n },
-        L1Score { category: "network".into(), score: scale(egress, 400.0, 0.0), source: n },
-        L1Score { category: "storage".into(), score: 100.0 * (live.memory_free / mem_total.max(1e-9)).clamp(0.0, 1.0), source: n },
-        L1Score { category: "delay".into(), score: scale(rtt, 0.0, 60.0), source: n },
+        L1Score {
+            category: "compute".into(),
+            score: 0.5 * (100.0 * free_share.clamp(0.0, 1.0)) + 0.25 * green + 0.25 * cheap,
+            source: n,
+        },
+        L1Score {
+            category: "network".into(),
+            score: scale(egress, 400.0, 0.0),
+            source: n,
+        },
+        L1Score {
+            category: "storage".into(),
+            score: 100.0 * (live.memory_free / mem_total.max(1e-9)).clamp(0.0, 1.0),
+            source: n,
+        },
+        L1Score {
+            category: "delay".into(),
+            score: scale(rtt, 0.0, 60.0),
+            source: n,
+        },
     ];
     let l2 = l2_from_l1(&l1);
     Some(SiteAdvert {
         version: ADVERT_VERSION,
         site: site.id.clone(),
-        region: world.regions.get(site.region).map(|r| r.id.clone()).unwrap_or_default(),
+        region: world
+            .regions
+            .get(site.region)
+            .map(|r| r.id.clone())
+            .unwrap_or_default(),
         zone: world.zones.get(site.zone).cloned().unwrap_or_default(),
         timestamp_s,
         l0,
@@ -308,7 +371,17 @@ mod tests {
     fn advert() -> SiteAdvert {
         let world = east_west(&EastWestOptions::default());
         let zw = world.site_index("zhongwei").unwrap();
-        advertise(&world, zw, &LiveLoad { cpu_free: 100.0, memory_free: 400.0, gpu_free: 6.0 }, 1_700_000_000).unwrap()
+        advertise(
+            &world,
+            zw,
+            &LiveLoad {
+                cpu_free: 100.0,
+                memory_free: 400.0,
+                gpu_free: 6.0,
+            },
+            1_700_000_000,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -327,10 +400,20 @@ mod tests {
     fn schema_lists_every_l0_metric_and_category() {
         let schema: serde_json::Value = serde_json::from_str(ADVERT_SCHEMA).unwrap();
         let names = &schema["properties"]["l0"]["items"]["properties"]["name"]["enum"];
-        let listed: Vec<&str> = names.as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        let listed: Vec<&str> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
         assert_eq!(listed, L0_METRICS.iter().map(|m| m.0).collect::<Vec<_>>());
         let cats = &schema["properties"]["l1"]["items"]["properties"]["category"]["enum"];
-        let listed: Vec<&str> = cats.as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        let listed: Vec<&str> = cats
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
         assert_eq!(listed, L1_CATEGORIES.to_vec());
     }
 
@@ -349,14 +432,23 @@ mod tests {
         a.l0.push(a.l0[0].clone());
         assert!(a.validate().unwrap_err().to_string().contains("repeated"));
         assert!(SiteAdvert::from_json(r#"{"version":1}"#).is_err());
-        let text = advert().to_json().replacen("\"version\":1", "\"version\":1,\"extra\":true", 1);
-        assert!(matches!(SiteAdvert::from_json(&text), Err(AdvertError::Json(_))));
+        let text = advert()
+            .to_json()
+            .replacen("\"version\":1", "\"version\":1,\"extra\":true", 1);
+        assert!(matches!(
+            SiteAdvert::from_json(&text),
+            Err(AdvertError::Json(_))
+        ));
     }
 
     #[test]
     fn greener_cheaper_emptier_site_scores_higher() {
         let world = east_west(&EastWestOptions::default());
-        let live = LiveLoad { cpu_free: 50.0, memory_free: 200.0, gpu_free: 3.0 };
+        let live = LiveLoad {
+            cpu_free: 50.0,
+            memory_free: 200.0,
+            gpu_free: 3.0,
+        };
         let tianfu = advertise(&world, world.site_index("tianfu").unwrap(), &live, 0).unwrap();
         let bj = advertise(&world, world.site_index("bj-city").unwrap(), &live, 0).unwrap();
         let compute = |a: &SiteAdvert| a.l1.iter().find(|s| s.category == "compute").unwrap().score;

@@ -11,25 +11,53 @@ const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 60.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 90.0;
-const COLOURS: [&str; 6] = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"];
+const COLOURS: [&str; 6] = [
+    "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+];
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-fn metrics() -> [(&'static str, fn(&SimReport) -> f64, fn(f64) -> String); 5] {
+/// (name, value of a row, label of a value).
+type Metric = (&'static str, fn(&SimReport) -> f64, fn(f64) -> String);
+
+fn metrics() -> [Metric; 5] {
     [
-        ("total cost", |r| r.total_cost, |v| format!("{:.0}k", v / 1000.0)),
+        (
+            "total cost",
+            |r| r.total_cost,
+            |v| format!("{:.0}k", v / 1000.0),
+        ),
         ("CO2", |r| r.carbon_kg, |v| format!("{:.1}t", v / 1000.0)),
-        ("cross-region bytes", |r| r.bytes_moved as f64, |v| format!("{:.1}TB", v / 1e12)),
-        ("deadline misses", |r| r.deadline_misses as f64, |v| format!("{v:.0}")),
-        ("mean wait", |r| r.mean_wait_s, |v| format!("{:.0}m", v / 60.0)),
+        (
+            "cross-region bytes",
+            |r| r.bytes_moved as f64,
+            |v| format!("{:.1}TB", v / 1e12),
+        ),
+        (
+            "deadline misses",
+            |r| r.deadline_misses as f64,
+            |v| format!("{v:.0}"),
+        ),
+        (
+            "mean wait",
+            |r| r.mean_wait_s,
+            |v| format!("{:.0}m", v / 60.0),
+        ),
     ]
 }
 
 /// Renders the comparison; `title` is escaped.
 pub fn comparison_svg(cmp: &Comparison, title: &str) -> String {
-    let reference = cmp.rows.iter().find(|r| r.policy.starts_with("karmada")).or(cmp.rows.first());
+    let reference = cmp
+        .rows
+        .iter()
+        .find(|r| r.policy.starts_with("karmada"))
+        .or(cmp.rows.first());
     let groups = metrics();
     let plot_w = WIDTH - LEFT - 20.0;
     let plot_h = HEIGHT - TOP - BOTTOM;
@@ -58,7 +86,13 @@ pub fn comparison_svg(cmp: &Comparison, title: &str) -> String {
         let base = reference.map(value).unwrap_or(0.0);
         for (i, row) in cmp.rows.iter().enumerate() {
             let v = value(row);
-            let pct = if base > 0.0 { 100.0 * v / base } else if v > 0.0 { max_pct } else { 0.0 };
+            let pct = if base > 0.0 {
+                100.0 * v / base
+            } else if v > 0.0 {
+                max_pct
+            } else {
+                0.0
+            };
             let x = gx + i as f64 * bar_w;
             let top = y(pct);
             svg.push_str(&format!(
@@ -112,7 +146,10 @@ mod tests {
     #[test]
     fn svg_has_one_bar_per_policy_and_metric_and_escapes_title() {
         let cmp = Comparison {
-            rows: vec![row(Policy::CostAware, 50.0), row(Policy::KarmadaGreedy, 100.0)],
+            rows: vec![
+                row(Policy::CostAware, 50.0),
+                row(Policy::KarmadaGreedy, 100.0),
+            ],
             lp_bound: None,
             capacity_free_bound: None,
             lp_solver: None,

@@ -19,7 +19,8 @@ use crate::world::{GpuModelIdx, World};
 /// Weights of the objective.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CostWeights {
-    /// CNY per kg CO2 (shadow carbon price).
+    /// CNY per kg CO2 (shadow carbon price; default 1.4 CNY/kg ≈ US EPA 2023 social cost of
+    /// carbon, 190 USD/t).
     pub carbon_cny_per_kg: f64,
     /// Extra CNY per GB moved between regions, on top of the transfer price (0 by default).
     pub data_cny_per_gb: f64,
@@ -32,7 +33,7 @@ pub struct CostWeights {
 impl Default for CostWeights {
     fn default() -> Self {
         Self {
-            carbon_cny_per_kg: 0.5,
+            carbon_cny_per_kg: 1.4,
             data_cny_per_gb: 0.0,
             miss_penalty_cny: 100.0,
             late_cny_per_hour: 20.0,
@@ -81,7 +82,10 @@ pub fn static_cost(
     model: Option<GpuModelIdx>,
 ) -> StaticCost {
     let Some(site) = world.sites.get(site_idx) else {
-        return StaticCost { weighted: f64::INFINITY, ..StaticCost::default() };
+        return StaticCost {
+            weighted: f64::INFINITY,
+            ..StaticCost::default()
+        };
     };
     let hours = job.duration_s as f64 / 3600.0;
     let cores = job.demand.cpu_milli as f64 / 1000.0;
@@ -95,7 +99,10 @@ pub fn static_cost(
                 .position(|(gm, _)| *gm == m)
                 .and_then(|i| site.price_gpu_hour.get(i).copied())
                 .unwrap_or(f64::INFINITY);
-            let watts = world.gpu_models.get(usize::from(m)).map_or(0.0, |g| g.watts);
+            let watts = world
+                .gpu_models
+                .get(usize::from(m))
+                .map_or(0.0, |g| g.watts);
             (price, watts)
         }
         _ => (0.0, 0.0),
@@ -111,9 +118,19 @@ pub fn static_cost(
     let link = world.link(job.data_region, site.region);
     let transfer_cny = gb * link.cny_per_gb;
     let transfer_s = world.transfer_seconds(job.data_region, site.region, job.data_bytes);
-    let weighted =
-        compute_cny + transfer_cny + weights.carbon_cny_per_kg * carbon_kg + weights.data_cny_per_gb * gb;
-    StaticCost { compute_cny, transfer_cny, carbon_kg, energy_kwh, bytes_moved, transfer_s, weighted }
+    let weighted = compute_cny
+        + transfer_cny
+        + weights.carbon_cny_per_kg * carbon_kg
+        + weights.data_cny_per_gb * gb;
+    StaticCost {
+        compute_cny,
+        transfer_cny,
+        carbon_kg,
+        energy_kwh,
+        bytes_moved,
+        transfer_s,
+        weighted,
+    }
 }
 
 /// Lateness penalty for finishing at `finish_s`.
@@ -128,9 +145,20 @@ pub fn lateness_penalty(weights: &CostWeights, job: &Job, finish_s: i64) -> (i64
 }
 
 /// Full breakdown for a start time.
-pub fn breakdown(weights: &CostWeights, job: &Job, fixed: StaticCost, start_s: i64) -> CostBreakdown {
-    let (late_s, penalty_cny) = lateness_penalty(weights, job, start_s.saturating_add(job.duration_s));
-    CostBreakdown { fixed, late_s, penalty_cny, total: fixed.weighted + penalty_cny }
+pub fn breakdown(
+    weights: &CostWeights,
+    job: &Job,
+    fixed: StaticCost,
+    start_s: i64,
+) -> CostBreakdown {
+    let (late_s, penalty_cny) =
+        lateness_penalty(weights, job, start_s.saturating_add(job.duration_s));
+    CostBreakdown {
+        fixed,
+        late_s,
+        penalty_cny,
+        total: fixed.weighted + penalty_cny,
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +179,10 @@ mod tests {
             priority: 3,
             resources: [("cpu".to_owned(), 2.0)].into_iter().collect(),
             gpu_models: vec![],
-            input: Some(DataRef { region: "jingjinji".into(), size_gb: 10.0 }),
+            input: Some(DataRef {
+                region: "jingjinji".into(),
+                size_gb: 10.0,
+            }),
             allowed_zones: vec![],
         };
         let job = spec.validate(&world).unwrap();

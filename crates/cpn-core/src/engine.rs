@@ -24,9 +24,9 @@
 //! [`Policy::CheapestPrice`] and [`Policy::LowestCarbon`]. When no site has free capacity now, a
 //! baseline queues the job at the site where it can start earliest.
 
-use crate::cost::{CostBreakdown, CostWeights, StaticCost, breakdown, lateness_penalty, static_cost};
+use crate::cost::{CostBreakdown, CostWeights, StaticCost, breakdown, lateness_penalty};
 use crate::error::PlaceError;
-use crate::job::{Job, fits_site};
+use crate::job::Job;
 use crate::timeline::{DimRequest, SiteTimeline};
 use crate::world::{GpuModelIdx, World};
 
@@ -45,8 +45,12 @@ pub enum Policy {
 
 impl Policy {
     /// Every policy, ours first.
-    pub const ALL: [Policy; 4] =
-        [Policy::CostAware, Policy::KarmadaGreedy, Policy::CheapestPrice, Policy::LowestCarbon];
+    pub const ALL: [Policy; 4] = [
+        Policy::CostAware,
+        Policy::KarmadaGreedy,
+        Policy::CheapestPrice,
+        Policy::LowestCarbon,
+    ];
 
     /// Short name used in tables and charts.
     pub fn name(self) -> &'static str {
@@ -81,7 +85,13 @@ impl EngineConfig {
         let max_slots = max_slots.max(1);
         let slot_s = ((span + max_slots as i64 - 1) / max_slots as i64).max(1);
         let slots = ((span + slot_s - 1) / slot_s) as usize;
-        Self { slot_s, slots, origin_s, weights: CostWeights::default(), policy }
+        Self {
+            slot_s,
+            slots,
+            origin_s,
+            weights: CostWeights::default(),
+            policy,
+        }
     }
 }
 
@@ -115,6 +125,28 @@ struct Option_ {
     bound: f64,
 }
 
+/// Per-site figures the hot path needs, flattened from [`World`] once.
+#[derive(Debug, Clone)]
+struct SiteRates {
+    region: usize,
+    zone: usize,
+    cpu_milli: u64,
+    mem_mib: u64,
+    cpu_price: f64,
+    mem_price: f64,
+    pue: f64,
+    kg_per_kwh: f64,
+    gpus: Vec<GpuRate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GpuRate {
+    model: GpuModelIdx,
+    capacity: u64,
+    price: f64,
+    watts: f64,
+}
+
 /// Handle of a job inside the engine.
 pub type JobHandle = usize;
 
@@ -130,6 +162,8 @@ pub struct Engine<'w> {
     jobs: Vec<Job>,
     placements: Vec<Option<Placement>>,
     scratch: Vec<Option_>,
+    xfer_scratch: Vec<(f64, f64)>,
+    rates: Vec<SiteRates>,
     decisions: u64,
 }
 
@@ -153,6 +187,34 @@ impl<'w> Engine<'w> {
             timelines.push(SiteTimeline::new(caps, cfg.slots));
             gpu_dim.push(dims);
         }
+        let rates = world
+            .sites
+            .iter()
+            .map(|site| SiteRates {
+                region: site.region,
+                zone: site.zone,
+                cpu_milli: site.cpu_milli,
+                mem_mib: site.mem_mib,
+                cpu_price: site.price_cpu_core_hour,
+                mem_price: site.price_mem_gib_hour,
+                pue: site.pue,
+                kg_per_kwh: site.effective_kg_per_kwh(),
+                gpus: site
+                    .gpus
+                    .iter()
+                    .zip(&site.price_gpu_hour)
+                    .map(|((model, capacity), price)| GpuRate {
+                        model: *model,
+                        capacity: *capacity,
+                        price: *price,
+                        watts: world
+                            .gpu_models
+                            .get(usize::from(*model))
+                            .map_or(0.0, |g| g.watts),
+                    })
+                    .collect(),
+            })
+            .collect();
         Self {
             world,
             cfg,
@@ -162,6 +224,8 @@ impl<'w> Engine<'w> {
             jobs: Vec::new(),
             placements: Vec::new(),
             scratch: Vec::new(),
+            xfer_scratch: Vec::new(),
+            rates,
             decisions: 0,
         }
     }
@@ -205,12 +269,23 @@ impl<'w> Engine<'w> {
         ((rel + self.cfg.slot_s - 1) / self.cfg.slot_s) as usize
     }
 
-    fn requests(&self, job: &Job, site: usize, model: Option<GpuModelIdx>, out: &mut [DimRequest; 3]) -> usize {
+    fn requests(
+        &self,
+        job: &Job,
+        site: usize,
+        model: Option<GpuModelIdx>,
+        out: &mut [DimRequest; 3],
+    ) -> usize {
         out[0] = (CPU_DIM, job.demand.cpu_milli as i64);
         out[1] = (MEM_DIM, job.demand.mem_mib as i64);
         let mut n = 2;
         if let Some(m) = model {
-            let dim = self.gpu_dim.get(site).and_then(|d| d.get(usize::from(m))).copied().unwrap_or(u8::MAX);
+            let dim = self
+                .gpu_dim
+                .get(site)
+                .and_then(|d| d.get(usize::from(m)))
+                .copied()
+                .unwrap_or(u8::MAX);
             out[2] = (usize::from(dim), job.demand.gpu_milli as i64);
             n = 3;
         }
@@ -225,25 +300,42 @@ impl<'w> Engine<'w> {
         site: usize,
         model: Option<GpuModelIdx>,
         ready_s: i64,
+        latest_start_s: i64,
     ) -> Option<(i64, usize, usize)> {
         let tl = self.timelines.get(site)?;
         let mut reqs = [(0, 0); 3];
         let n = self.requests(job, site, model, &mut reqs);
         let reqs = &reqs[..n];
         let ready_s = ready_s.max(self.cfg.origin_s);
+        if ready_s > latest_start_s {
+            return None;
+        }
         let r = self.slot_floor(ready_s);
         let hi_r = self.slot_ceil(ready_s + job.duration_s);
         if hi_r <= tl.slots() && tl.blocking_slot(r, hi_r, reqs).is_none() {
             return Some((ready_s, r, hi_r));
         }
         let len = ((job.duration_s + self.cfg.slot_s - 1) / self.cfg.slot_s) as usize;
-        let t = tl.earliest_fit(r + 1, len, reqs)?;
+        let max_slot = if latest_start_s == i64::MAX {
+            usize::MAX
+        } else {
+            ((latest_start_s - self.cfg.origin_s).max(0) / self.cfg.slot_s) as usize
+        };
+        let t = tl.earliest_fit(r + 1, len, max_slot, reqs)?;
         Some((self.cfg.origin_s + t as i64 * self.cfg.slot_s, t, t + len))
     }
 
     /// Available replicas of the job at (site, model) in `slot` (Karmada's estimator view).
-    fn available_replicas(&self, job: &Job, site: usize, model: Option<GpuModelIdx>, slot: usize) -> f64 {
-        let Some(tl) = self.timelines.get(site) else { return 0.0 };
+    fn available_replicas(
+        &self,
+        job: &Job,
+        site: usize,
+        model: Option<GpuModelIdx>,
+        slot: usize,
+    ) -> f64 {
+        let Some(tl) = self.timelines.get(site) else {
+            return 0.0;
+        };
         let mut reqs = [(0, 0); 3];
         let n = self.requests(job, site, model, &mut reqs);
         reqs[..n]
@@ -260,39 +352,85 @@ impl<'w> Engine<'w> {
         let mut options = std::mem::take(&mut self.scratch);
         options.clear();
         let world = self.world;
-        for (s, site) in world.sites.iter().enumerate() {
+        let w = self.cfg.weights;
+        // Per-job constants, computed once instead of once per option.
+        let hours = job.duration_s as f64 / 3600.0;
+        let cores = job.demand.cpu_milli as f64 / 1000.0;
+        let gib = job.demand.mem_mib as f64 / 1024.0;
+        let gpus = job.demand.gpu_milli as f64 / 1000.0;
+        let base_watts = cores * world.cpu_core_watts + gib * world.memory_gib_watts;
+        let gb = job.data_bytes as f64 / 1e9;
+        let mut xfer = std::mem::take(&mut self.xfer_scratch);
+        xfer.clear();
+        xfer.extend((0..world.regions.len()).map(|r| {
+            let link = world.link(job.data_region, r);
+            (
+                world.transfer_seconds(job.data_region, r, job.data_bytes),
+                gb * link.cny_per_gb,
+            )
+        }));
+        let start = job.arrival_s.max(now_s);
+        for (s, rates) in self.rates.iter().enumerate() {
             if !self.site_up.get(s).copied().unwrap_or(false)
-                || !job.allows_zone(site.zone)
-                || !fits_site(&job.demand, site)
+                || !job.allows_zone(rates.zone)
+                || job.demand.cpu_milli > rates.cpu_milli
+                || job.demand.mem_mib > rates.mem_mib
             {
                 continue;
             }
-            let mut push = |model: Option<GpuModelIdx>| {
-                let fixed = static_cost(world, &self.cfg.weights, job, s, model);
+            let (transfer_s, transfer_cny) = xfer.get(rates.region).copied().unwrap_or((0.0, 0.0));
+            let cross = rates.region != job.data_region;
+            let bytes_moved = if cross { job.data_bytes } else { 0 };
+            let moved_gb = if cross { gb } else { 0.0 };
+            let base_cny = hours * (cores * rates.cpu_price + gib * rates.mem_price);
+            let mut push = |model: Option<GpuModelIdx>, gpu_price: f64, gpu_watts: f64| {
+                let compute_cny = base_cny + hours * gpus * gpu_price;
+                let energy_kwh = hours * (base_watts + gpus * gpu_watts) / 1000.0 * rates.pue;
+                let carbon_kg = energy_kwh * rates.kg_per_kwh;
+                let weighted = compute_cny
+                    + transfer_cny
+                    + w.carbon_cny_per_kg * carbon_kg
+                    + w.data_cny_per_gb * moved_gb;
+                let fixed = StaticCost {
+                    compute_cny,
+                    transfer_cny,
+                    carbon_kg,
+                    energy_kwh,
+                    bytes_moved,
+                    transfer_s,
+                    weighted,
+                };
                 let ready_s = match keep {
                     Some(p) if p.site == s && p.gpu_model == model => p.ready_s,
-                    _ => job.arrival_s.max(now_s) + fixed.transfer_s.ceil() as i64,
+                    _ => start + transfer_s.ceil() as i64,
                 };
-                let (_, pen) = lateness_penalty(&self.cfg.weights, job, ready_s + job.duration_s);
-                options.push(Option_ { site: s, model, fixed, ready_s, bound: fixed.weighted + pen });
+                let (_, pen) = lateness_penalty(&w, job, ready_s + job.duration_s);
+                options.push(Option_ {
+                    site: s,
+                    model,
+                    fixed,
+                    ready_s,
+                    bound: weighted + pen,
+                });
             };
             if job.demand.gpu_milli == 0 {
-                push(None);
+                push(None, 0.0, 0.0);
             } else {
-                for (m, cap) in &site.gpus {
-                    if job.demand.accepts_model(*m) && job.demand.gpu_milli <= *cap {
-                        push(Some(*m));
+                for g in &rates.gpus {
+                    if job.demand.accepts_model(g.model) && job.demand.gpu_milli <= g.capacity {
+                        push(Some(g.model), g.price, g.watts);
                     }
                 }
             }
         }
+        self.xfer_scratch = xfer;
         self.scratch = options;
     }
 
     fn choose(&mut self, job: &Job) -> Option<Placement> {
-        let options = std::mem::take(&mut self.scratch);
+        let mut options = std::mem::take(&mut self.scratch);
         let result = match self.cfg.policy {
-            Policy::CostAware => self.choose_cost_aware(job, &options),
+            Policy::CostAware => self.choose_cost_aware(job, &mut options),
             Policy::KarmadaGreedy => self.choose_greedy(job, &options, |e, o| {
                 -e.available_replicas(job, o.site, o.model, e.slot_floor(o.ready_s))
             }),
@@ -303,37 +441,99 @@ impl<'w> Engine<'w> {
         result
     }
 
-    fn choose_cost_aware(&self, job: &Job, options: &[Option_]) -> Option<Placement> {
-        let mut order: Vec<usize> = (0..options.len()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            options[a].bound.total_cmp(&options[b].bound).then(a.cmp(&b))
-        });
+    /// Latest start at which an option with static cost `fixed` can still beat `best`
+    /// (`i64::MAX`: no limit). Without a best yet, the limit is the on-time start (`on_time`).
+    fn latest_useful_start(&self, job: &Job, fixed: f64, best: Option<f64>, on_time: bool) -> i64 {
+        let on_time_start = job.deadline_s.saturating_sub(job.duration_s);
+        let Some(best) = best else {
+            return if on_time { on_time_start } else { i64::MAX };
+        };
+        let w = &self.cfg.weights;
+        let priority = f64::from(job.priority);
+        if fixed >= best {
+            return i64::MIN;
+        }
+        if fixed + priority * w.miss_penalty_cny >= best {
+            return on_time_start;
+        }
+        if w.late_cny_per_hour <= 0.0 {
+            return i64::MAX;
+        }
+        let hours =
+            (best - fixed - priority * w.miss_penalty_cny) / (priority * w.late_cny_per_hour);
+        on_time_start.saturating_add((hours * 3600.0).min(1e15) as i64)
+    }
+
+    /// Probes options in increasing lower bound (by repeated minimum selection: usually the first
+    /// probe starts on time and ends the search, so a full sort would be wasted work). Each probe's
+    /// timeline search stops at the latest start that could still beat the best so far; while no
+    /// best exists, only on-time starts are searched, and the options that had none are searched
+    /// again without that limit at the end, so the result is the exact minimum over all options.
+    fn choose_cost_aware(&self, job: &Job, options: &mut [Option_]) -> Option<Placement> {
         let mut best: Option<Placement> = None;
-        for i in order {
-            let o = &options[i];
-            if let Some(b) = &best {
-                if o.bound >= b.cost.total {
-                    break;
+        let mut deferred: Vec<usize> = Vec::new();
+        loop {
+            let mut next: Option<usize> = None;
+            for (i, o) in options.iter().enumerate() {
+                if o.bound.is_nan() {
+                    continue; // already probed
+                }
+                if next.is_none_or(|n| o.bound < options[n].bound) {
+                    next = Some(i);
                 }
             }
-            let Some((start, lo, hi)) = self.earliest_start(job, o.site, o.model, o.ready_s) else {
-                continue;
-            };
-            let cost = breakdown(&self.cfg.weights, job, o.fixed, start);
-            if best.as_ref().is_none_or(|b| cost.total < b.cost.total) {
-                best = Some(Placement {
-                    site: o.site,
-                    gpu_model: o.model,
-                    ready_s: o.ready_s,
-                    start_s: start,
-                    end_s: start + job.duration_s,
-                    lo_slot: lo,
-                    hi_slot: hi,
-                    cost,
-                });
+            let Some(i) = next else { break };
+            let o = options[i];
+            options[i].bound = f64::NAN;
+            if best.as_ref().is_some_and(|b| o.bound >= b.cost.total) {
+                break;
             }
+            let limit =
+                self.latest_useful_start(job, o.fixed.weighted, best.map(|b| b.cost.total), true);
+            if best.is_none() {
+                deferred.push(i);
+            }
+            self.probe(job, &o, limit, &mut best);
+        }
+        // Options first probed on-time-only, before any best existed, may still win with a late
+        // start.
+        for i in deferred {
+            let o = options[i];
+            if best
+                .as_ref()
+                .is_some_and(|b| o.fixed.weighted >= b.cost.total)
+            {
+                continue;
+            }
+            let limit =
+                self.latest_useful_start(job, o.fixed.weighted, best.map(|b| b.cost.total), false);
+            let on_time_start = job.deadline_s.saturating_sub(job.duration_s);
+            if limit <= on_time_start && best.is_some() {
+                continue; // already searched up to here
+            }
+            self.probe(job, &o, limit, &mut best);
         }
         best
+    }
+
+    fn probe(&self, job: &Job, o: &Option_, limit: i64, best: &mut Option<Placement>) {
+        let Some((start, lo, hi)) = self.earliest_start(job, o.site, o.model, o.ready_s, limit)
+        else {
+            return;
+        };
+        let cost = breakdown(&self.cfg.weights, job, o.fixed, start);
+        if best.as_ref().is_none_or(|b| cost.total < b.cost.total) {
+            *best = Some(Placement {
+                site: o.site,
+                gpu_model: o.model,
+                ready_s: o.ready_s,
+                start_s: start,
+                end_s: start + job.duration_s,
+                lo_slot: lo,
+                hi_slot: hi,
+                cost,
+            });
+        }
     }
 
     /// Baselines: among options that can start as soon as their input arrives, the one with the
@@ -347,7 +547,9 @@ impl<'w> Engine<'w> {
         let mut best_free: Option<(f64, Placement)> = None;
         let mut best_queued: Option<Placement> = None;
         for o in options {
-            let Some((start, lo, hi)) = self.earliest_start(job, o.site, o.model, o.ready_s) else {
+            let Some((start, lo, hi)) =
+                self.earliest_start(job, o.site, o.model, o.ready_s, i64::MAX)
+            else {
                 continue;
             };
             let placement = Placement {
@@ -425,7 +627,8 @@ impl<'w> Engine<'w> {
         });
         let mut moved = 0;
         for h in pending {
-            let (Some(job), Some(Some(old))) = (self.jobs.get(h).cloned(), self.placements.get(h).copied())
+            let (Some(job), Some(Some(old))) =
+                (self.jobs.get(h).cloned(), self.placements.get(h).copied())
             else {
                 continue;
             };
@@ -461,7 +664,8 @@ impl<'w> Engine<'w> {
             .collect();
         let mut lost = Vec::new();
         for h in affected {
-            let (Some(job), Some(Some(old))) = (self.jobs.get(h).cloned(), self.placements.get(h).copied())
+            let (Some(job), Some(Some(old))) =
+                (self.jobs.get(h).cloned(), self.placements.get(h).copied())
             else {
                 continue;
             };
@@ -504,9 +708,14 @@ mod tests {
             duration_s: hours * 3600.0,
             deadline_s: Some(t + (hours * 3600.0 * 3.0) as i64 + 3600),
             priority: 1,
-            resources: [("cpu".to_owned(), 4.0), ("gpu".to_owned(), 1.0)].into_iter().collect(),
+            resources: [("cpu".to_owned(), 4.0), ("gpu".to_owned(), 1.0)]
+                .into_iter()
+                .collect(),
             gpu_models: vec![],
-            input: Some(DataRef { region: "jingjinji".into(), size_gb: gb }),
+            input: Some(DataRef {
+                region: "jingjinji".into(),
+                size_gb: gb,
+            }),
             allowed_zones: zones.iter().map(|z| (*z).to_owned()).collect(),
         }
         .validate(world)
@@ -522,9 +731,18 @@ mod tests {
         let world = east_west(&EastWestOptions::default());
         let mut e = Engine::new(&world, cfg(Policy::CostAware));
         let (_, p) = e.place(job(&world, "long", 0, 48.0, 1.0, &[]), 0).unwrap();
-        assert!(!crate::sites::EAST_WEST_SITES[p.site].east, "{}", world.sites[p.site].id);
-        let (_, p) = e.place(job(&world, "short", 0, 0.2, 500.0, &[]), 0).unwrap();
-        assert_eq!(world.sites[p.site].region, world.region_index("jingjinji").unwrap());
+        assert!(
+            !crate::sites::EAST_WEST_SITES[p.site].east,
+            "{}",
+            world.sites[p.site].id
+        );
+        let (_, p) = e
+            .place(job(&world, "short", 0, 0.2, 500.0, &[]), 0)
+            .unwrap();
+        assert_eq!(
+            world.sites[p.site].region,
+            world.region_index("jingjinji").unwrap()
+        );
     }
 
     #[test]
@@ -534,7 +752,9 @@ mod tests {
         for policy in Policy::ALL {
             let mut e = Engine::new(&world, cfg(policy));
             for i in 0..40 {
-                let (_, p) = e.place(job(&world, &format!("j{i}"), 0, 2.0, 1.0, &["CN-BJ"]), 0).unwrap();
+                let (_, p) = e
+                    .place(job(&world, &format!("j{i}"), 0, 2.0, 1.0, &["CN-BJ"]), 0)
+                    .unwrap();
                 assert_eq!(p.site, bj, "{policy:?}");
             }
         }
@@ -548,7 +768,9 @@ mod tests {
         // bj-city has 6 GPUs (100 × 0.06); place 20 one-GPU jobs pinned there.
         let mut starts = Vec::new();
         for i in 0..20 {
-            let (_, p) = e.place(job(&world, &format!("j{i}"), 0, 1.0, 0.0, &["CN-BJ"]), 0).unwrap();
+            let (_, p) = e
+                .place(job(&world, &format!("j{i}"), 0, 1.0, 0.0, &["CN-BJ"]), 0)
+                .unwrap();
             starts.push(p.start_s);
         }
         let at_zero = starts.iter().filter(|s| **s == 0).count();
@@ -565,7 +787,9 @@ mod tests {
         let mut e = Engine::new(&world, cfg(Policy::CostAware));
         let mut handles = Vec::new();
         for i in 0..30 {
-            let (h, _) = e.place(job(&world, &format!("j{i}"), 0, 3.0, 0.0, &["CN-BJ"]), 0).unwrap();
+            let (h, _) = e
+                .place(job(&world, &format!("j{i}"), 0, 3.0, 0.0, &["CN-BJ"]), 0)
+                .unwrap();
             handles.push(h);
         }
         let before: f64 = e.placements().iter().flatten().map(|p| p.cost.total).sum();
@@ -578,7 +802,27 @@ mod tests {
         let after: f64 = e.placements().iter().flatten().map(|p| p.cost.total).sum();
         assert!(after <= remaining_before + 1e-6);
         assert!(remaining_before < before);
-        assert!(moved > 0, "freed capacity should let queued jobs start earlier");
+        assert!(
+            moved > 0,
+            "freed capacity should let queued jobs start earlier"
+        );
+    }
+
+    #[test]
+    fn fast_option_costs_equal_the_reference_cost_function() {
+        let world = east_west(&EastWestOptions::default());
+        let mut e = Engine::new(&world, cfg(Policy::CostAware));
+        let j = job(&world, "x", 100, 5.0, 80.0, &[]);
+        e.collect_options(&j, 100, None);
+        assert!(e.scratch.len() > world.sites.len());
+        for o in &e.scratch {
+            let reference =
+                crate::cost::static_cost(&world, &CostWeights::default(), &j, o.site, o.model);
+            assert!((o.fixed.weighted - reference.weighted).abs() < 1e-9);
+            assert!((o.fixed.carbon_kg - reference.carbon_kg).abs() < 1e-12);
+            assert_eq!(o.fixed.bytes_moved, reference.bytes_moved);
+            assert!((o.fixed.transfer_s - reference.transfer_s).abs() < 1e-9);
+        }
     }
 
     #[test]

@@ -132,7 +132,11 @@ fn non_negative(job: &str, field: &str, value: f64) -> Result<f64, JobError> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(JobError::NegativeOrNotFinite { job: job.to_owned(), field: field.to_owned(), value })
+        Err(JobError::NegativeOrNotFinite {
+            job: job.to_owned(),
+            field: field.to_owned(),
+            value,
+        })
     }
 }
 
@@ -186,15 +190,24 @@ impl JobSpec {
             });
         }
 
-        let all_models: ModelMask =
-            if world.gpu_models.len() >= 32 { u32::MAX } else { (1u32 << world.gpu_models.len()) - 1 };
-        let model_bit = |name: &str| -> Result<ModelMask, JobError> {
-            world.gpu_model_index(name).map(|m| 1u32 << m).ok_or_else(|| JobError::UnknownResource {
-                job: id.to_owned(),
-                resource: format!("gpu:{name}"),
-            })
+        let all_models: ModelMask = if world.gpu_models.len() >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << world.gpu_models.len()) - 1
         };
-        let mut demand = Demand { gpu_models: all_models, ..Demand::default() };
+        let model_bit = |name: &str| -> Result<ModelMask, JobError> {
+            world
+                .gpu_model_index(name)
+                .map(|m| 1u32 << m)
+                .ok_or_else(|| JobError::UnknownResource {
+                    job: id.to_owned(),
+                    resource: format!("gpu:{name}"),
+                })
+        };
+        let mut demand = Demand {
+            gpu_models: all_models,
+            ..Demand::default()
+        };
         let mut gpus = 0.0;
         let mut pinned: ModelMask = all_models;
         for (name, amount) in &self.resources {
@@ -218,7 +231,10 @@ impl JobSpec {
                         gpus += amount;
                     }
                     None => {
-                        return Err(JobError::UnknownResource { job: id.to_owned(), resource: other.to_owned() });
+                        return Err(JobError::UnknownResource {
+                            job: id.to_owned(),
+                            resource: other.to_owned(),
+                        });
                     }
                 },
             }
@@ -235,7 +251,10 @@ impl JobSpec {
         if demand.gpu_milli > 0 && demand.gpu_models == 0 {
             return Err(JobError::UnknownResource {
                 job: id.to_owned(),
-                resource: format!("gpu with models {:?} (no model satisfies every constraint)", self.gpu_models),
+                resource: format!(
+                    "gpu with models {:?} (no model satisfies every constraint)",
+                    self.gpu_models
+                ),
             });
         }
         if demand.cpu_milli == 0 && demand.mem_mib == 0 && demand.gpu_milli == 0 {
@@ -244,10 +263,13 @@ impl JobSpec {
 
         let (data_region, data_bytes) = match &self.input {
             Some(data) => {
-                let region = world.region_index(&data.region).ok_or_else(|| JobError::UnknownRegion {
-                    job: id.to_owned(),
-                    region: data.region.clone(),
-                })?;
+                let region =
+                    world
+                        .region_index(&data.region)
+                        .ok_or_else(|| JobError::UnknownRegion {
+                            job: id.to_owned(),
+                            region: data.region.clone(),
+                        })?;
                 let gb = non_negative(id, "input.size_gb", data.size_gb)?;
                 if gb > 1e9 {
                     return Err(JobError::OutOfRange {
@@ -272,7 +294,10 @@ impl JobSpec {
                 .filter_map(|z| world.zone_index(z))
                 .fold(0u64, |m, z| m | (1u64 << z));
             if mask == 0 {
-                return Err(JobError::NoSiteInZones { job: id.to_owned(), zones: self.allowed_zones.clone() });
+                return Err(JobError::NoSiteInZones {
+                    job: id.to_owned(),
+                    zones: self.allowed_zones.clone(),
+                });
             }
             mask
         };
@@ -326,7 +351,10 @@ pub fn fits_site(demand: &Demand, site: &crate::world::Site) -> bool {
     demand.cpu_milli <= site.cpu_milli
         && demand.mem_mib <= site.mem_mib
         && (demand.gpu_milli == 0
-            || site.gpus.iter().any(|(m, cap)| demand.accepts_model(*m) && demand.gpu_milli <= *cap))
+            || site
+                .gpus
+                .iter()
+                .any(|(m, cap)| demand.accepts_model(*m) && demand.gpu_milli <= *cap))
 }
 
 #[cfg(test)]
@@ -342,11 +370,18 @@ mod tests {
             duration_s: 3600.0,
             deadline_s: Some(100 + 7200),
             priority: 2,
-            resources: [("cpu".to_owned(), 4.0), ("memory_gib".to_owned(), 16.0), ("gpu".to_owned(), 1.0)]
-                .into_iter()
-                .collect(),
+            resources: [
+                ("cpu".to_owned(), 4.0),
+                ("memory_gib".to_owned(), 16.0),
+                ("gpu".to_owned(), 1.0),
+            ]
+            .into_iter()
+            .collect(),
             gpu_models: vec![],
-            input: Some(DataRef { region: "yrd".into(), size_gb: 50.0 }),
+            input: Some(DataRef {
+                region: "yrd".into(),
+                size_gb: 50.0,
+            }),
             allowed_zones: vec![],
         }
     }
@@ -369,7 +404,10 @@ mod tests {
     fn json_round_trip() {
         let s = spec();
         assert_eq!(JobSpec::from_json(&s.to_json()).unwrap(), s);
-        assert!(matches!(JobSpec::from_json("{\"id\":1}"), Err(JobError::Json(_))));
+        assert!(matches!(
+            JobSpec::from_json("{\"id\":1}"),
+            Err(JobError::Json(_))
+        ));
     }
 
     #[test]
@@ -377,28 +415,45 @@ mod tests {
         let mut s = spec();
         s.resources.insert("tpu".into(), 1.0);
         let err = s.validate(&world()).unwrap_err();
-        assert_eq!(err, JobError::UnknownResource { job: "j1".into(), resource: "tpu".into() });
+        assert_eq!(
+            err,
+            JobError::UnknownResource {
+                job: "j1".into(),
+                resource: "tpu".into()
+            }
+        );
         let mut s = spec();
         s.gpu_models = vec!["H100".into()];
-        assert!(matches!(s.validate(&world()), Err(JobError::UnknownResource { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::UnknownResource { .. })
+        ));
         let mut s = spec();
         s.resources.insert("gpu:B200".into(), 1.0);
         assert!(err_mentions(&s, "gpu:B200"));
     }
 
     fn err_mentions(s: &JobSpec, needle: &str) -> bool {
-        s.validate(&world()).err().is_some_and(|e| e.to_string().contains(needle))
+        s.validate(&world())
+            .err()
+            .is_some_and(|e| e.to_string().contains(needle))
     }
 
     #[test]
     fn rejects_impossible_deadline() {
         let mut s = spec();
         s.deadline_s = Some(100 + 3599);
-        assert!(matches!(s.validate(&world()), Err(JobError::ImpossibleDeadline { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::ImpossibleDeadline { .. })
+        ));
         // Exactly duration + intra-region transfer is feasible only if transfer fits: a deadline
         // right at submit + duration with 50 GB of input cannot be met anywhere.
         s.deadline_s = Some(100 + 3600);
-        assert!(matches!(s.validate(&world()), Err(JobError::ImpossibleDeadline { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::ImpossibleDeadline { .. })
+        ));
         s.input = None;
         assert!(s.validate(&world()).is_ok());
     }
@@ -407,7 +462,10 @@ mod tests {
     fn rejects_zone_nobody_offers() {
         let mut s = spec();
         s.allowed_zones = vec!["US-CA".into()];
-        assert!(matches!(s.validate(&world()), Err(JobError::NoSiteInZones { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::NoSiteInZones { .. })
+        ));
         s.allowed_zones = vec!["US-CA".into(), "CN-SH".into()];
         let job = s.validate(&world()).unwrap();
         let w = world();
@@ -417,11 +475,20 @@ mod tests {
     #[test]
     fn rejects_negative_and_non_finite_sizes() {
         for (field, edit) in [
-            ("resources.cpu", Box::new(|s: &mut JobSpec| {
-                s.resources.insert("cpu".into(), -1.0);
-            }) as Box<dyn Fn(&mut JobSpec)>),
-            ("input.size_gb", Box::new(|s: &mut JobSpec| s.input.as_mut().unwrap().size_gb = -5.0)),
-            ("duration_s", Box::new(|s: &mut JobSpec| s.duration_s = f64::NAN)),
+            (
+                "resources.cpu",
+                Box::new(|s: &mut JobSpec| {
+                    s.resources.insert("cpu".into(), -1.0);
+                }) as Box<dyn Fn(&mut JobSpec)>,
+            ),
+            (
+                "input.size_gb",
+                Box::new(|s: &mut JobSpec| s.input.as_mut().unwrap().size_gb = -5.0),
+            ),
+            (
+                "duration_s",
+                Box::new(|s: &mut JobSpec| s.duration_s = f64::NAN),
+            ),
         ] {
             let mut s = spec();
             edit(&mut s);
@@ -436,13 +503,25 @@ mod tests {
     fn rejects_too_large_and_unknown_region_and_empty() {
         let mut s = spec();
         s.resources.insert("gpu".into(), 10_000.0);
-        assert!(matches!(s.validate(&world()), Err(JobError::TooLarge { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::TooLarge { .. })
+        ));
         let mut s = spec();
-        s.input = Some(DataRef { region: "mars".into(), size_gb: 1.0 });
-        assert!(matches!(s.validate(&world()), Err(JobError::UnknownRegion { .. })));
+        s.input = Some(DataRef {
+            region: "mars".into(),
+            size_gb: 1.0,
+        });
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::UnknownRegion { .. })
+        ));
         let mut s = spec();
         s.resources.clear();
-        assert!(matches!(s.validate(&world()), Err(JobError::EmptyRequest { .. })));
+        assert!(matches!(
+            s.validate(&world()),
+            Err(JobError::EmptyRequest { .. })
+        ));
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub struct LpOptions {
 
 impl Default for LpOptions {
     fn default() -> Self {
-        Self { base_interval_s: 3600, weights: CostWeights::default() }
+        Self {
+            base_interval_s: 3600,
+            weights: CostWeights::default(),
+        }
     }
 }
 
@@ -79,17 +82,29 @@ pub struct Lp {
 pub fn solve_microlp(lp: &Lp) -> Result<f64, String> {
     use microlp::{ComparisonOp, OptimizationDirection, Problem};
     let mut problem = Problem::new(OptimizationDirection::Minimize);
-    let vars: Vec<_> = lp.costs.iter().map(|c| problem.add_var(*c, (0.0, 1.0))).collect();
+    let vars: Vec<_> = lp
+        .costs
+        .iter()
+        .map(|c| problem.add_var(*c, (0.0, 1.0)))
+        .collect();
     for cols in &lp.assign {
-        let expr: Vec<_> = cols.iter().filter_map(|c| vars.get(*c).map(|v| (*v, 1.0))).collect();
+        let expr: Vec<_> = cols
+            .iter()
+            .filter_map(|c| vars.get(*c).map(|v| (*v, 1.0)))
+            .collect();
         problem.add_constraint(expr.as_slice(), ComparisonOp::Eq, 1.0);
     }
     for (coefs, rhs) in &lp.capacity {
-        let expr: Vec<_> = coefs.iter().filter_map(|(c, a)| vars.get(*c).map(|v| (*v, *a))).collect();
+        let expr: Vec<_> = coefs
+            .iter()
+            .filter_map(|(c, a)| vars.get(*c).map(|v| (*v, *a)))
+            .collect();
         problem.add_constraint(expr.as_slice(), ComparisonOp::Le, *rhs);
     }
     let outcome = problem.solve().map_err(|e| e.to_string())?;
-    let solution = outcome.into_solution().map_err(|_| "interrupted".to_owned())?;
+    let solution = outcome
+        .into_solution()
+        .map_err(|_| "interrupted".to_owned())?;
     Ok(solution.objective())
 }
 
@@ -98,13 +113,23 @@ pub fn solve_microlp(lp: &Lp) -> Result<f64, String> {
 pub fn solve_highs(lp: &Lp) -> Result<f64, String> {
     use highs::{HighsModelStatus, RowProblem, Sense};
     let mut pb = RowProblem::default();
-    let cols: Vec<_> = lp.costs.iter().map(|c| pb.add_column(*c, 0.0..=1.0)).collect();
+    let cols: Vec<_> = lp
+        .costs
+        .iter()
+        .map(|c| pb.add_column(*c, 0.0..=1.0))
+        .collect();
     for assign in &lp.assign {
-        let row: Vec<_> = assign.iter().filter_map(|c| cols.get(*c).map(|v| (*v, 1.0))).collect();
+        let row: Vec<_> = assign
+            .iter()
+            .filter_map(|c| cols.get(*c).map(|v| (*v, 1.0)))
+            .collect();
         pb.add_row(1.0..=1.0, &row);
     }
     for (coefs, rhs) in &lp.capacity {
-        let row: Vec<_> = coefs.iter().filter_map(|(c, a)| cols.get(*c).map(|v| (*v, *a))).collect();
+        let row: Vec<_> = coefs
+            .iter()
+            .filter_map(|(c, a)| cols.get(*c).map(|v| (*v, *a)))
+            .collect();
         pb.add_row(..=*rhs, &row);
     }
     let solved = pb.optimise(Sense::Minimise).solve();
@@ -114,6 +139,9 @@ pub fn solve_highs(lp: &Lp) -> Result<f64, String> {
     let x = solved.get_solution().columns().to_vec();
     Ok(x.iter().zip(&lp.costs).map(|(v, c)| v * c).sum())
 }
+
+/// (site, dimension, level, shifted, index) of one capacity interval.
+type IntervalKey = (usize, u16, u8, u8, i64);
 
 struct Candidate {
     job: usize,
@@ -130,12 +158,17 @@ fn dims(job: &Job, model: Option<u8>) -> [(u16, f64); 3] {
     [
         (0, job.demand.cpu_milli as f64 * d),
         (1, job.demand.mem_mib as f64 * d),
-        (model.map_or(u16::MAX, |m| 2 + u16::from(m)), job.demand.gpu_milli as f64 * d),
+        (
+            model.map_or(u16::MAX, |m| 2 + u16::from(m)),
+            job.demand.gpu_milli as f64 * d,
+        ),
     ]
 }
 
 fn capacity_of(world: &World, site: usize, dim: u16) -> f64 {
-    let Some(s) = world.sites.get(site) else { return 0.0 };
+    let Some(s) = world.sites.get(site) else {
+        return 0.0;
+    };
     match dim {
         0 => s.cpu_milli as f64,
         1 => s.mem_mib as f64,
@@ -149,7 +182,15 @@ pub fn lower_bound(world: &World, jobs: &[Job], opts: &LpOptions) -> LpBound {
     let rows = lp.capacity.len();
     let columns = lp.costs.len();
     if lp.assign.is_empty() {
-        return LpBound { value: constant, capacity_free, lp_jobs, columns, rows, solver: "none-needed", note: None };
+        return LpBound {
+            value: constant,
+            capacity_free,
+            lp_jobs,
+            columns,
+            rows,
+            solver: "none-needed",
+            note: None,
+        };
     }
     #[cfg(feature = "highs")]
     let (result, solver) = (solve_highs(&lp), "highs");
@@ -202,7 +243,12 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                 let ready = job.arrival_s + fixed.transfer_s.ceil() as i64;
                 let (late, _) = lateness_penalty(w, job, ready + job.duration_s);
                 let late_cost = fixed.weighted + f64::from(job.priority) * w.miss_penalty_cny;
-                candidates.push(Candidate { job: j, option: option_id, cost: late_cost, on_time: None });
+                candidates.push(Candidate {
+                    job: j,
+                    option: option_id,
+                    cost: late_cost,
+                    on_time: None,
+                });
                 if late == 0 {
                     for (dim, area) in dims(job, model) {
                         if dim != u16::MAX && area > 0.0 {
@@ -215,8 +261,16 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                         }
                     }
                     // A job with no positive area on any dimension still has an on-time option.
-                    if dims(job, model).iter().all(|(d, a)| *d == u16::MAX || *a <= 0.0) {
-                        candidates.push(Candidate { job: j, option: option_id, cost: fixed.weighted, on_time: None });
+                    if dims(job, model)
+                        .iter()
+                        .all(|(d, a)| *d == u16::MAX || *a <= 0.0)
+                    {
+                        candidates.push(Candidate {
+                            job: j,
+                            option: option_id,
+                            cost: fixed.weighted,
+                            on_time: None,
+                        });
                     }
                 }
             }
@@ -228,12 +282,16 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
     let base = opts.base_interval_s.max(1);
     // Interval key: (level, shifted, index). Membership of a window [a, d] at a level: the aligned
     // or half-shifted interval that contains it, if any.
-    let mut interval_load: BTreeMap<(usize, u16, u8, u8, i64), f64> = BTreeMap::new();
-    let mut memberships: Vec<Vec<(usize, u16, u8, u8, i64)>> = vec![Vec::new(); candidates.len()];
+    let mut interval_load: BTreeMap<IntervalKey, f64> = BTreeMap::new();
+    let mut memberships: Vec<Vec<IntervalKey>> = vec![Vec::new(); candidates.len()];
     for (ci, c) in candidates.iter().enumerate() {
-        let Some((site, dim, area)) = c.on_time else { continue };
+        let Some((site, dim, area)) = c.on_time else {
+            continue;
+        };
         let Some(job) = jobs.get(c.job) else { continue };
-        let Some(deadline) = job.deadline() else { continue };
+        let Some(deadline) = job.deadline() else {
+            continue;
+        };
         let (a, d) = (job.arrival_s - t0, deadline - t0);
         for level in 0u8..40 {
             let len = base.saturating_mul(1i64 << level);
@@ -260,7 +318,7 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
         }
     }
     // Keep intervals whose potential load exceeds capacity.
-    let mut kept_rows: BTreeMap<(usize, u16, u8, u8, i64), usize> = BTreeMap::new();
+    let mut kept_rows: BTreeMap<IntervalKey, usize> = BTreeMap::new();
     let mut row_rhs: Vec<f64> = Vec::new();
     for (key, load) in &interval_load {
         let (site, dim, level, _, _) = *key;
@@ -309,7 +367,11 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                 if rows.is_empty() {
                     per_job_min_free[c.job] = per_job_min_free[c.job].min(c.cost);
                 } else {
-                    columns.push(Column { job: c.job, cost: c.cost, rows });
+                    columns.push(Column {
+                        job: c.job,
+                        cost: c.cost,
+                        rows,
+                    });
                 }
                 i = k;
             }
@@ -362,7 +424,11 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
     lp.assign = job_cols.into_values().collect();
     let rhs_of: BTreeMap<usize, usize> = used_rows.iter().map(|(orig, rr)| (*rr, *orig)).collect();
     for (rr, coefs) in row_coefs.into_iter().enumerate() {
-        let rhs = rhs_of.get(&rr).and_then(|o| row_rhs.get(*o)).copied().unwrap_or(0.0);
+        let rhs = rhs_of
+            .get(&rr)
+            .and_then(|o| row_rhs.get(*o))
+            .copied()
+            .unwrap_or(0.0);
         lp.capacity.push((coefs, if rhs > 0.0 { 1.0 } else { 0.0 }));
     }
     (lp, constant, capacity_free, lp_jobs)

@@ -87,21 +87,42 @@ pub struct SimReport {
 /// Engine configuration that covers `jobs` with slots of `opts.slot_s`.
 pub fn engine_config(jobs: &[Job], policy: Policy, opts: &SimOptions) -> EngineConfig {
     let origin = jobs.iter().map(|j| j.arrival_s).min().unwrap_or(0);
-    let end = jobs.iter().map(|j| j.arrival_s.saturating_add(j.duration_s)).max().unwrap_or(origin);
+    let end = jobs
+        .iter()
+        .map(|j| j.arrival_s.saturating_add(j.duration_s))
+        .max()
+        .unwrap_or(origin);
     let slot_s = opts.slot_s.max(1);
-    let span = (end - origin).saturating_add(opts.horizon_margin_s).max(slot_s);
+    let span = (end - origin)
+        .saturating_add(opts.horizon_margin_s)
+        .max(slot_s);
     let slots = ((span + slot_s - 1) / slot_s) as usize;
-    EngineConfig { slot_s, slots, origin_s: origin, weights: opts.weights, policy }
+    EngineConfig {
+        slot_s,
+        slots,
+        origin_s: origin,
+        weights: opts.weights,
+        policy,
+    }
 }
 
 /// Replays `jobs` (any order; sorted by arrival here) under `policy`.
-pub fn simulate(world: &World, jobs: &[Job], policy: Policy, opts: &SimOptions) -> (SimReport, Vec<Option<Placement>>) {
+pub fn simulate(
+    world: &World,
+    jobs: &[Job],
+    policy: Policy,
+    opts: &SimOptions,
+) -> (SimReport, Vec<Option<Placement>>) {
     let cfg = engine_config(jobs, policy, opts);
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| (jobs[i].arrival_s, i));
     let mut engine = Engine::new(world, cfg);
     let mut reopt_moves = 0;
-    let reopt = if policy == Policy::CostAware { opts.reopt_interval_s.filter(|i| *i > 0) } else { None };
+    let reopt = if policy == Policy::CostAware {
+        opts.reopt_interval_s.filter(|i| *i > 0)
+    } else {
+        None
+    };
     let mut next_reopt = reopt.map(|i| cfg.origin_s + i);
     // Engine handles are assigned in placement order; map them back to input order.
     let mut placements: Vec<Option<Placement>> = vec![None; jobs.len()];
@@ -121,7 +142,13 @@ pub fn simulate(world: &World, jobs: &[Job], policy: Policy, opts: &SimOptions) 
     for (i, h) in handle_of.iter().enumerate() {
         placements[i] = engine.placements().get(*h).copied().flatten();
     }
-    let mut report = measure(world, jobs, &placements, policy, opts.check_overcommit.then_some(&cfg));
+    let mut report = measure(
+        world,
+        jobs,
+        &placements,
+        policy,
+        opts.check_overcommit.then_some(&cfg),
+    );
     report.reopt_moves = reopt_moves;
     report.decisions = engine.decisions();
     (report, placements)
@@ -190,7 +217,11 @@ pub fn measure(
         r.p95_wait_s = waits[idx];
     }
     let span = (last - first).max(1) as f64;
-    let gpu_cap: u64 = world.sites.iter().flat_map(|s| s.gpus.iter().map(|g| g.1)).sum();
+    let gpu_cap: u64 = world
+        .sites
+        .iter()
+        .flat_map(|s| s.gpus.iter().map(|g| g.1))
+        .sum();
     let cpu_cap: u64 = world.sites.iter().map(|s| s.cpu_milli).sum();
     if gpu_cap > 0 {
         r.gpu_utilisation = gpu_used / (gpu_cap as f64 * span);
@@ -204,17 +235,25 @@ pub fn measure(
 
 /// Recounts committed usage per (site, resource, slot) from the placements' start and end times
 /// with difference arrays, and returns how many triples exceed capacity.
-pub fn overcommitted_slots(world: &World, jobs: &[Job], placements: &[Option<Placement>], cfg: &EngineConfig) -> usize {
+pub fn overcommitted_slots(
+    world: &World,
+    jobs: &[Job],
+    placements: &[Option<Placement>],
+    cfg: &EngineConfig,
+) -> usize {
     let slot_s = cfg.slot_s.max(1);
     let n = cfg.slots + 2;
     let mut bad = 0;
     for (s, site) in world.sites.iter().enumerate() {
         // Dimensions: cpu, memory, then each GPU model offered.
-        let mut caps: Vec<(Option<u8>, i64)> = vec![(None, site.cpu_milli as i64), (None, site.mem_mib as i64)];
+        let mut caps: Vec<(Option<u8>, i64)> =
+            vec![(None, site.cpu_milli as i64), (None, site.mem_mib as i64)];
         caps.extend(site.gpus.iter().map(|(m, c)| (Some(*m), *c as i64)));
         let mut diffs = vec![vec![0i64; n]; caps.len()];
         for (job, p) in jobs.iter().zip(placements) {
-            let Some(p) = p.filter(|p| p.site == s) else { continue };
+            let Some(p) = p.filter(|p| p.site == s) else {
+                continue;
+            };
             let lo = ((p.start_s - cfg.origin_s).max(0) / slot_s) as usize;
             let hi = ((p.end_s - cfg.origin_s).max(0) + slot_s - 1) as usize / slot_s as usize;
             let (lo, hi) = (lo.min(n - 1), hi.min(n - 1));
@@ -285,9 +324,20 @@ pub struct Goals {
 impl Comparison {
     /// Runs every policy and the LP bound.
     pub fn run(world: &World, jobs: &[Job], opts: &SimOptions, with_lp: bool) -> Self {
-        let rows = Policy::ALL.iter().map(|p| simulate(world, jobs, *p, opts).0).collect();
-        let lp: Option<LpBound> =
-            with_lp.then(|| lower_bound(world, jobs, &LpOptions { weights: opts.weights, ..LpOptions::default() }));
+        let rows = Policy::ALL
+            .iter()
+            .map(|p| simulate(world, jobs, *p, opts).0)
+            .collect();
+        let lp: Option<LpBound> = with_lp.then(|| {
+            lower_bound(
+                world,
+                jobs,
+                &LpOptions {
+                    weights: opts.weights,
+                    ..LpOptions::default()
+                },
+            )
+        });
         Self {
             rows,
             lp_bound: lp.as_ref().map(|l| l.value),
@@ -307,7 +357,15 @@ impl Comparison {
         let ours = self.row(Policy::CostAware)?;
         let greedy = self.row(Policy::KarmadaGreedy)?;
         let cheapest = self.row(Policy::CheapestPrice)?;
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else if a > 0.0 { f64::INFINITY } else { 0.0 };
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                a / b
+            } else if a > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        };
         let gap = |c: f64| self.lp_bound.filter(|b| *b > 0.0).map(|b| (c - b) / b);
         let cost_gap_vs_lp = gap(ours.total_cost);
         let miss_ratio = ratio(ours.deadline_misses as f64, greedy.deadline_misses as f64);
@@ -327,7 +385,8 @@ impl Comparison {
             miss_ratio_vs_greedy: miss_ratio,
             co2_reduction_vs_greedy: co2,
             bytes_reduction_vs_greedy: bytes,
-            bytes_reduction_vs_cheapest: 1.0 - ratio(ours.bytes_moved as f64, cheapest.bytes_moved as f64),
+            bytes_reduction_vs_cheapest: 1.0
+                - ratio(ours.bytes_moved as f64, cheapest.bytes_moved as f64),
             cost_vs_cheapest: ratio(ours.total_cost, cheapest.total_cost) - 1.0,
             sovereignty_violations: sov,
             overcommitted_slots: over,

@@ -38,6 +38,10 @@ pub struct EastWestOptions {
     pub tenant_share: f64,
     /// Inter-region transfer price in CNY per GB.
     pub inter_region_cny_per_gb: f64,
+    /// Minimum capacity (GPUs, cores, GiB) per sovereignty zone: a zone whose share-based
+    /// capacity is smaller has its sites scaled up (per resource) to reach it. Used to size city
+    /// data centres for the work that may not leave their province.
+    pub zone_floor: BTreeMap<String, [f64; 3]>,
 }
 
 impl Default for EastWestOptions {
@@ -49,6 +53,7 @@ impl Default for EastWestOptions {
             inter_region_gbps: 100.0,
             tenant_share: 0.02,
             inter_region_cny_per_gb: 0.2,
+            zone_floor: BTreeMap::new(),
         }
     }
 }
@@ -104,18 +109,186 @@ pub struct SiteRow {
 /// data centre and a hub cluster each) and six western hub sites. City data centres offer one
 /// GPU model (inference cards), hub sites two; a share of 0 means the model is not offered.
 pub const EAST_WEST_SITES: [SiteRow; 12] = [
-    SiteRow { id: "bj-city", region: "jingjinji", zone: "CN-BJ", lat: 39.9042, lon: 116.4074, grid: 0.6776, green: 0.10, electricity: 0.80, pue: 1.40, rent: 1.15, share: 0.06, gpus: [("T4", 1.0), ("A10", 0.0)], east: true },
-    SiteRow { id: "zhangjiakou", region: "jingjinji", zone: "CN-HE", lat: 40.7686, lon: 114.8860, grid: 0.7252, green: 0.50, electricity: 0.55, pue: 1.25, rent: 1.05, share: 0.08, gpus: [("G2", 0.7), ("V100M32", 0.3)], east: true },
-    SiteRow { id: "sh-city", region: "yrd", zone: "CN-SH", lat: 31.2304, lon: 121.4737, grid: 0.5617, green: 0.10, electricity: 0.85, pue: 1.35, rent: 1.15, share: 0.06, gpus: [("T4", 1.0), ("V100M16", 0.0)], east: true },
-    SiteRow { id: "wuhu", region: "yrd", zone: "CN-AH", lat: 31.3526, lon: 118.4330, grid: 0.6782, green: 0.20, electricity: 0.60, pue: 1.25, rent: 1.05, share: 0.05, gpus: [("G2", 0.7), ("P100", 0.3)], east: true },
-    SiteRow { id: "gz-city", region: "gba", zone: "CN-GD", lat: 23.1291, lon: 113.2644, grid: 0.3869, green: 0.10, electricity: 0.75, pue: 1.40, rent: 1.15, share: 0.05, gpus: [("A10", 1.0), ("T4", 0.0)], east: true },
-    SiteRow { id: "shaoguan", region: "gba", zone: "CN-GD", lat: 24.8104, lon: 113.5972, grid: 0.3869, green: 0.30, electricity: 0.60, pue: 1.25, rent: 1.05, share: 0.05, gpus: [("G2", 0.7), ("V100M16", 0.3)], east: true },
-    SiteRow { id: "hohhot", region: "inner-mongolia", zone: "CN-NM", lat: 40.8424, lon: 111.7490, grid: 0.6849, green: 0.60, electricity: 0.38, pue: 1.20, rent: 1.0, share: 0.12, gpus: [("G2", 0.7), ("G3", 0.3)], east: false },
-    SiteRow { id: "zhongwei", region: "ningxia", zone: "CN-NX", lat: 37.5149, lon: 105.1968, grid: 0.5857, green: 0.60, electricity: 0.36, pue: 1.10, rent: 1.0, share: 0.12, gpus: [("G2", 0.7), ("P100", 0.3)], east: false },
-    SiteRow { id: "qingyang", region: "gansu", zone: "CN-GS", lat: 35.7097, lon: 107.6432, grid: 0.5857, green: 0.50, electricity: 0.40, pue: 1.20, rent: 1.0, share: 0.10, gpus: [("G2", 0.6), ("T4", 0.4)], east: false },
-    SiteRow { id: "guian", region: "guizhou", zone: "CN-GZ", lat: 26.6470, lon: 106.6302, grid: 0.3869, green: 0.50, electricity: 0.40, pue: 1.20, rent: 1.0, share: 0.11, gpus: [("G2", 0.6), ("V100M32", 0.4)], east: false },
-    SiteRow { id: "tianfu", region: "chengyu", zone: "CN-SC", lat: 30.5728, lon: 104.0668, grid: 0.1404, green: 0.30, electricity: 0.45, pue: 1.25, rent: 1.0, share: 0.10, gpus: [("G2", 0.6), ("G3", 0.4)], east: false },
-    SiteRow { id: "chongqing", region: "chengyu", zone: "CN-CQ", lat: 29.5630, lon: 106.5516, grid: 0.2268, green: 0.20, electricity: 0.50, pue: 1.30, rent: 1.0, share: 0.10, gpus: [("T4", 0.5), ("P100", 0.5)], east: false },
+    SiteRow {
+        id: "bj-city",
+        region: "jingjinji",
+        zone: "CN-BJ",
+        lat: 39.9042,
+        lon: 116.4074,
+        grid: 0.6776,
+        green: 0.10,
+        electricity: 0.80,
+        pue: 1.40,
+        rent: 1.15,
+        share: 0.06,
+        gpus: [("T4", 1.0), ("A10", 0.0)],
+        east: true,
+    },
+    SiteRow {
+        id: "zhangjiakou",
+        region: "jingjinji",
+        zone: "CN-HE",
+        lat: 40.7686,
+        lon: 114.8860,
+        grid: 0.7252,
+        green: 0.50,
+        electricity: 0.55,
+        pue: 1.25,
+        rent: 1.05,
+        share: 0.08,
+        gpus: [("G2", 0.7), ("V100M32", 0.3)],
+        east: true,
+    },
+    SiteRow {
+        id: "sh-city",
+        region: "yrd",
+        zone: "CN-SH",
+        lat: 31.2304,
+        lon: 121.4737,
+        grid: 0.5617,
+        green: 0.10,
+        electricity: 0.85,
+        pue: 1.35,
+        rent: 1.15,
+        share: 0.06,
+        gpus: [("T4", 1.0), ("V100M16", 0.0)],
+        east: true,
+    },
+    SiteRow {
+        id: "wuhu",
+        region: "yrd",
+        zone: "CN-AH",
+        lat: 31.3526,
+        lon: 118.4330,
+        grid: 0.6782,
+        green: 0.20,
+        electricity: 0.60,
+        pue: 1.25,
+        rent: 1.05,
+        share: 0.05,
+        gpus: [("G2", 0.7), ("P100", 0.3)],
+        east: true,
+    },
+    SiteRow {
+        id: "gz-city",
+        region: "gba",
+        zone: "CN-GD",
+        lat: 23.1291,
+        lon: 113.2644,
+        grid: 0.3869,
+        green: 0.10,
+        electricity: 0.75,
+        pue: 1.40,
+        rent: 1.15,
+        share: 0.05,
+        gpus: [("A10", 1.0), ("T4", 0.0)],
+        east: true,
+    },
+    SiteRow {
+        id: "shaoguan",
+        region: "gba",
+        zone: "CN-GD",
+        lat: 24.8104,
+        lon: 113.5972,
+        grid: 0.3869,
+        green: 0.30,
+        electricity: 0.60,
+        pue: 1.25,
+        rent: 1.05,
+        share: 0.05,
+        gpus: [("G2", 0.7), ("V100M16", 0.3)],
+        east: true,
+    },
+    SiteRow {
+        id: "hohhot",
+        region: "inner-mongolia",
+        zone: "CN-NM",
+        lat: 40.8424,
+        lon: 111.7490,
+        grid: 0.6849,
+        green: 0.60,
+        electricity: 0.38,
+        pue: 1.20,
+        rent: 1.0,
+        share: 0.12,
+        gpus: [("G2", 0.7), ("G3", 0.3)],
+        east: false,
+    },
+    SiteRow {
+        id: "zhongwei",
+        region: "ningxia",
+        zone: "CN-NX",
+        lat: 37.5149,
+        lon: 105.1968,
+        grid: 0.5857,
+        green: 0.60,
+        electricity: 0.36,
+        pue: 1.10,
+        rent: 1.0,
+        share: 0.12,
+        gpus: [("G2", 0.7), ("P100", 0.3)],
+        east: false,
+    },
+    SiteRow {
+        id: "qingyang",
+        region: "gansu",
+        zone: "CN-GS",
+        lat: 35.7097,
+        lon: 107.6432,
+        grid: 0.5857,
+        green: 0.50,
+        electricity: 0.40,
+        pue: 1.20,
+        rent: 1.0,
+        share: 0.10,
+        gpus: [("G2", 0.6), ("T4", 0.4)],
+        east: false,
+    },
+    SiteRow {
+        id: "guian",
+        region: "guizhou",
+        zone: "CN-GZ",
+        lat: 26.6470,
+        lon: 106.6302,
+        grid: 0.3869,
+        green: 0.50,
+        electricity: 0.40,
+        pue: 1.20,
+        rent: 1.0,
+        share: 0.11,
+        gpus: [("G2", 0.6), ("V100M32", 0.4)],
+        east: false,
+    },
+    SiteRow {
+        id: "tianfu",
+        region: "chengyu",
+        zone: "CN-SC",
+        lat: 30.5728,
+        lon: 104.0668,
+        grid: 0.1404,
+        green: 0.30,
+        electricity: 0.45,
+        pue: 1.25,
+        rent: 1.0,
+        share: 0.10,
+        gpus: [("G2", 0.6), ("G3", 0.4)],
+        east: false,
+    },
+    SiteRow {
+        id: "chongqing",
+        region: "chengyu",
+        zone: "CN-CQ",
+        lat: 29.5630,
+        lon: 106.5516,
+        grid: 0.2268,
+        green: 0.20,
+        electricity: 0.50,
+        pue: 1.30,
+        rent: 1.0,
+        share: 0.10,
+        gpus: [("T4", 0.5), ("P100", 0.5)],
+        east: false,
+    },
 ];
 
 /// Regions and their anchor cities: (id, lat, lon, eastern data-origin weight).
@@ -145,7 +318,10 @@ fn price_config(row: &SiteRow) -> PriceConfig {
     let energy = |watts: f64| watts / 1000.0 * row.pue * row.electricity;
     let mut gpu_hour = BTreeMap::new();
     for (model, _) in row.gpus {
-        gpu_hour.insert(model.to_owned(), GPU_AMORTISATION * row.rent + energy(GPU_WATTS));
+        gpu_hour.insert(
+            model.to_owned(),
+            GPU_AMORTISATION * row.rent + energy(GPU_WATTS),
+        );
     }
     PriceConfig {
         cpu_core_hour: CPU_AMORTISATION * row.rent + energy(CPU_CORE_WATTS),
@@ -183,12 +359,22 @@ fn base_config(opts: &EastWestOptions) -> WorldConfig {
     WorldConfig {
         gpu_models: GPU_MODELS
             .iter()
-            .map(|m| GpuModelConfig { name: (*m).to_owned(), watts: GPU_WATTS })
+            .map(|m| GpuModelConfig {
+                name: (*m).to_owned(),
+                watts: GPU_WATTS,
+            })
             .collect(),
-        power: PowerConfig { cpu_core_watts: CPU_CORE_WATTS, memory_gib_watts: MEMORY_GIB_WATTS },
+        power: PowerConfig {
+            cpu_core_watts: CPU_CORE_WATTS,
+            memory_gib_watts: MEMORY_GIB_WATTS,
+        },
         regions: EAST_WEST_REGIONS
             .iter()
-            .map(|(id, lat, lon, _)| RegionConfig { id: (*id).to_owned(), lat: *lat, lon: *lon })
+            .map(|(id, lat, lon, _)| RegionConfig {
+                id: (*id).to_owned(),
+                lat: *lat,
+                lon: *lon,
+            })
             .collect(),
         network: NetworkConfig {
             route_factor: 1.3,
@@ -206,7 +392,40 @@ fn base_config(opts: &EastWestOptions) -> WorldConfig {
 /// Builds the documented 12-site east/west world with the given totals.
 pub fn east_west_config(opts: &EastWestOptions) -> WorldConfig {
     let mut config = base_config(opts);
-    config.sites = EAST_WEST_SITES.iter().map(|row| site_config(row, opts, 1.0)).collect();
+    config.sites = EAST_WEST_SITES
+        .iter()
+        .map(|row| site_config(row, opts, 1.0))
+        .collect();
+    for (zone, floor) in &opts.zone_floor {
+        let in_zone = |s: &&mut SiteConfig| s.zone == *zone;
+        let have = config
+            .sites
+            .iter_mut()
+            .filter(in_zone)
+            .fold([0.0; 3], |mut acc, s| {
+                acc[0] += s.capacity.gpus.values().sum::<f64>();
+                acc[1] += s.capacity.cpu_cores;
+                acc[2] += s.capacity.memory_gib;
+                acc
+            });
+        let factor: Vec<f64> = (0..3)
+            .map(|k| {
+                if have[k] > 0.0 && floor[k] > have[k] {
+                    floor[k] / have[k]
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        for site in config.sites.iter_mut().filter(in_zone) {
+            site.capacity
+                .gpus
+                .values_mut()
+                .for_each(|g| *g *= factor[0]);
+            site.capacity.cpu_cores *= factor[1];
+            site.capacity.memory_gib *= factor[2];
+        }
+    }
     config
 }
 
@@ -220,7 +439,11 @@ pub fn east_west(opts: &EastWestOptions) -> World {
 
 fn fallback_world() -> World {
     let mut config = base_config(&EastWestOptions::default());
-    config.sites = vec![site_config(&EAST_WEST_SITES[0], &EastWestOptions::default(), 1.0)];
+    config.sites = vec![site_config(
+        &EAST_WEST_SITES[0],
+        &EastWestOptions::default(),
+        1.0,
+    )];
     config.sites[0].capacity.gpus.clear();
     config.sites[0].price.gpu_hour.clear();
     // A single site with plain numbers: valid by construction; if even this failed the only
@@ -242,7 +465,8 @@ pub fn synthetic_world(n_sites: usize, opts: &EastWestOptions, seed: u64) -> Wor
     let n = n_sites.max(1);
     for i in 0..n {
         let row = &EAST_WEST_SITES[i % EAST_WEST_SITES.len()];
-        let jitter = |rng: &mut SplitMix64, x: f64, spread: f64| x * rng.uniform(1.0 - spread, 1.0 + spread);
+        let jitter =
+            |rng: &mut SplitMix64, x: f64, spread: f64| x * rng.uniform(1.0 - spread, 1.0 + spread);
         let mut jittered = *row;
         jittered.grid = jitter(&mut rng, row.grid, 0.15);
         jittered.electricity = jitter(&mut rng, row.electricity, 0.15);
@@ -271,7 +495,11 @@ mod tests {
         let opts = EastWestOptions::default();
         let world = east_west(&opts);
         assert_eq!(world.sites.len(), 12);
-        let gpus: u64 = world.sites.iter().flat_map(|s| s.gpus.iter().map(|g| g.1)).sum();
+        let gpus: u64 = world
+            .sites
+            .iter()
+            .flat_map(|s| s.gpus.iter().map(|g| g.1))
+            .sum();
         assert!((gpus as f64 / 1000.0 - opts.gpus).abs() < 0.1);
         let cores: u64 = world.sites.iter().map(|s| s.cpu_milli).sum();
         assert!((cores as f64 / 1000.0 - opts.cpu_cores).abs() < 0.1);
@@ -285,7 +513,9 @@ mod tests {
         let greenest = world
             .sites
             .iter()
-            .min_by(|a, b| (a.effective_kg_per_kwh() * a.pue).total_cmp(&(b.effective_kg_per_kwh() * b.pue)))
+            .min_by(|a, b| {
+                (a.effective_kg_per_kwh() * a.pue).total_cmp(&(b.effective_kg_per_kwh() * b.pue))
+            })
             .unwrap();
         assert_eq!(greenest.id, "tianfu");
     }

@@ -41,20 +41,34 @@ pub fn synthetic_jobs(opts: &SynthOptions, augment: &Augment) -> Vec<JobSpec> {
         let gpus = if u < 0.13 {
             0.0
         } else if u < 0.98 {
-            if rng.next_f64() < 1.0 / 3.0 { (rng.uniform(0.25, 0.9) * 100.0).round() / 100.0 } else { 1.0 }
+            if rng.next_f64() < 1.0 / 3.0 {
+                (rng.uniform(0.25, 0.9) * 100.0).round() / 100.0
+            } else {
+                1.0
+            }
         } else {
             [2.0, 4.0, 8.0][rng.below(3) as usize]
         };
         let cores = (2.0 * (1u64 << rng.below(4)) as f64).min(16.0);
-        let duration = rng.log_normal(600.0, 1.8).clamp(5.0, 7.0 * 86_400.0).round() as i64;
+        let duration = rng
+            .log_normal(600.0, 1.8)
+            .clamp(5.0, 7.0 * 86_400.0)
+            .round() as i64;
         gpu_seconds += gpus * duration as f64;
-        shapes.push(Shape { cores, gpus, duration });
+        shapes.push(Shape {
+            cores,
+            gpus,
+            duration,
+        });
     }
     let load = opts.load.max(1e-3);
     let window = gpu_seconds / (opts.total_gpus.max(1e-3) * load);
     let mean_gap = window / opts.jobs.max(1) as f64;
     let mut t = 0.0;
-    let aug = Augment { seed: augment.seed ^ opts.seed, ..augment.clone() };
+    let aug = Augment {
+        seed: augment.seed ^ opts.seed,
+        ..augment.clone()
+    };
     let mut specs = Vec::with_capacity(opts.jobs);
     for (i, shape) in shapes.into_iter().enumerate() {
         t += -mean_gap * (1.0 - rng.next_f64()).ln();
@@ -75,7 +89,10 @@ pub fn synthetic_jobs(opts: &SynthOptions, augment: &Augment) -> Vec<JobSpec> {
             priority: 1 + (i % 4) as u32,
             resources,
             gpu_models: Vec::new(),
-            input: Some(DataRef { region: extra.region, size_gb: extra.size_gb }),
+            input: Some(DataRef {
+                region: extra.region,
+                size_gb: extra.size_gb,
+            }),
             allowed_zones: extra.zones,
         });
     }
@@ -88,11 +105,19 @@ mod tests {
 
     #[test]
     fn offered_load_matches_request() {
-        let opts = SynthOptions { jobs: 5000, load: 0.8, total_gpus: 100.0, seed: 9 };
+        let opts = SynthOptions {
+            jobs: 5000,
+            load: 0.8,
+            total_gpus: 100.0,
+            seed: 9,
+        };
         let specs = synthetic_jobs(&opts, &Augment::default());
         assert_eq!(specs.len(), 5000);
         assert!(specs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s));
-        let gpu_s: f64 = specs.iter().map(|s| s.resources.get("gpu").copied().unwrap_or(0.0) * s.duration_s).sum();
+        let gpu_s: f64 = specs
+            .iter()
+            .map(|s| s.resources.get("gpu").copied().unwrap_or(0.0) * s.duration_s)
+            .sum();
         let window = (specs[specs.len() - 1].submit_s - specs[0].submit_s) as f64;
         let load = gpu_s / (100.0 * window);
         assert!((load - 0.8).abs() < 0.08, "load {load}");

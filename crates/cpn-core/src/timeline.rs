@@ -21,7 +21,11 @@ impl SlotTree {
     /// A tree of `slots` slots (rounded up to a power of two), all zero.
     pub fn new(slots: usize) -> Self {
         let size = slots.max(1).next_power_of_two();
-        Self { size, max: vec![0; 2 * size], add: vec![0; 2 * size] }
+        Self {
+            size,
+            max: vec![0; 2 * size],
+            add: vec![0; 2 * size],
+        }
     }
 
     /// Number of slots.
@@ -75,7 +79,13 @@ impl SlotTree {
             return self.max[node];
         }
         let mid = (nl + nr) / 2;
-        let best = self.max_rec(2 * node, nl, mid, lo, hi).max(self.max_rec(2 * node + 1, mid, nr, lo, hi));
+        let best = self.max_rec(2 * node, nl, mid, lo, hi).max(self.max_rec(
+            2 * node + 1,
+            mid,
+            nr,
+            lo,
+            hi,
+        ));
         best.saturating_add(self.add[node])
     }
 
@@ -158,11 +168,18 @@ impl SiteTimeline {
         worst
     }
 
-    /// Earliest slot `t` in `[from, limit)` such that `[t, t + len)` fits, with `t + len <= slots`.
-    pub fn earliest_fit(&self, from: usize, len: usize, reqs: &[DimRequest]) -> Option<usize> {
+    /// Earliest slot `t` in `[from, max_start]` such that `[t, t + len)` fits, with
+    /// `t + len <= slots`.
+    pub fn earliest_fit(
+        &self,
+        from: usize,
+        len: usize,
+        max_start: usize,
+        reqs: &[DimRequest],
+    ) -> Option<usize> {
         let slots = self.slots();
         let mut t = from;
-        while t + len <= slots {
+        while t + len <= slots && t <= max_start {
             match self.blocking_slot(t, t + len, reqs) {
                 None => return Some(t),
                 Some(b) => t = b + 1,
@@ -221,12 +238,13 @@ mod tests {
         tl.apply(2, 5, &[(0, 8)], 1);
         tl.apply(7, 9, &[(0, 8)], 1);
         // Needs 3 units for 3 slots: slots 0..2 too short, 5..7 too short, 9.. fits.
-        assert_eq!(tl.earliest_fit(0, 3, &[(0, 3)]), Some(9));
-        assert_eq!(tl.earliest_fit(0, 2, &[(0, 3)]), Some(0));
-        assert_eq!(tl.earliest_fit(0, 3, &[(0, 2)]), Some(0));
-        assert_eq!(tl.earliest_fit(0, 3, &[(0, 11)]), None);
+        assert_eq!(tl.earliest_fit(0, 3, usize::MAX, &[(0, 3)]), Some(9));
+        assert_eq!(tl.earliest_fit(0, 3, 8, &[(0, 3)]), None);
+        assert_eq!(tl.earliest_fit(0, 2, usize::MAX, &[(0, 3)]), Some(0));
+        assert_eq!(tl.earliest_fit(0, 3, usize::MAX, &[(0, 2)]), Some(0));
+        assert_eq!(tl.earliest_fit(0, 3, usize::MAX, &[(0, 11)]), None);
         tl.apply(2, 5, &[(0, 8)], -1);
-        assert_eq!(tl.earliest_fit(0, 3, &[(0, 3)]), Some(0));
+        assert_eq!(tl.earliest_fit(0, 3, usize::MAX, &[(0, 3)]), Some(0));
         assert_eq!(tl.peak(0, 0, 32), 8);
     }
 }

@@ -15,9 +15,9 @@
 //! - **origin region**: drawn over the eastern hubs with weights 0.40 / 0.35 / 0.25
 //!   (Beijing-Tianjin-Hebei, Yangtze River Delta, Greater Bay Area).
 //! - **input size**: log-normal, median 50 GB, σ = 1.5 (in log space).
-//! - **deadline**: arrival + max(k × duration, duration + 30 min) with k = 1.5 (30 %), 3 (40 %),
-//!   or duration + 24 h (30 %). The 30-minute floor keeps seconds-long pods from having deadlines
-//!   no data transfer could meet.
+//! - **deadline**: arrival + duration + max(slack, 30 min + 1 s per GB of input) with slack =
+//!   0.5 × duration (30 %), 2 × duration (40 %) or 24 h (30 %), i.e. k = 1.5, 3 or +24 h. The floor
+//!   keeps seconds-long pods from having deadlines no staging of their input could meet.
 //! - **sovereignty**: 15 % of jobs must stay in their origin province (the city's zone).
 //! - **priority** from QoS: LS and Guaranteed 4, Burstable 2, BE 1. **Tenant**: `openb-<qos>`.
 
@@ -66,8 +66,16 @@ const COLUMNS: [&str; 11] = [
     "scheduled_time",
 ];
 
-fn parse_num<T: std::str::FromStr>(raw: &str, line: usize, column: &'static str) -> Result<T, TraceError> {
-    raw.trim().parse::<T>().map_err(|_| TraceError::BadField { line, column, value: raw.chars().take(64).collect() })
+fn parse_num<T: std::str::FromStr>(
+    raw: &str,
+    line: usize,
+    column: &'static str,
+) -> Result<T, TraceError> {
+    raw.trim().parse::<T>().map_err(|_| TraceError::BadField {
+        line,
+        column,
+        value: raw.chars().take(64).collect(),
+    })
 }
 
 fn parse_opt_time(raw: &str, line: usize, column: &'static str) -> Result<Option<i64>, TraceError> {
@@ -77,19 +85,34 @@ fn parse_opt_time(raw: &str, line: usize, column: &'static str) -> Result<Option
     }
     let t: i64 = parse_num(raw, line, column)?;
     if t.unsigned_abs() > 1 << 40 {
-        return Err(TraceError::BadField { line, column, value: raw.chars().take(64).collect() });
+        return Err(TraceError::BadField {
+            line,
+            column,
+            value: raw.chars().take(64).collect(),
+        });
     }
     Ok(Some(t))
 }
 
 /// Parses the pod list CSV.
 pub fn parse_pods(text: &str) -> Result<Vec<TracePod>, TraceError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or(TraceError::Empty)?;
-    let names: Vec<&str> = header.trim().trim_start_matches('\u{feff}').split(',').map(str::trim).collect();
+    let names: Vec<&str> = header
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(str::trim)
+        .collect();
     let mut index = [0usize; 11];
     for (slot, col) in index.iter_mut().zip(COLUMNS) {
-        *slot = names.iter().position(|n| *n == col).ok_or(TraceError::MissingColumn(col))?;
+        *slot = names
+            .iter()
+            .position(|n| *n == col)
+            .ok_or(TraceError::MissingColumn(col))?;
     }
     let width = names.len();
     let mut pods = Vec::new();
@@ -97,20 +120,32 @@ pub fn parse_pods(text: &str) -> Result<Vec<TracePod>, TraceError> {
         let line = i + 1;
         let fields: Vec<&str> = raw.trim_end_matches('\r').split(',').collect();
         if fields.len() < width {
-            return Err(TraceError::ShortRow { line, expected: width, found: fields.len() });
+            return Err(TraceError::ShortRow {
+                line,
+                expected: width,
+                found: fields.len(),
+            });
         }
         let f = |k: usize| fields.get(index[k]).copied().unwrap_or("");
         let spec = f(5).trim();
         let gpu_spec = if spec.is_empty() || spec.eq_ignore_ascii_case("nan") {
             Vec::new()
         } else {
-            let mut models: Vec<String> = spec.split('|').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            let mut models: Vec<String> = spec
+                .split('|')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
             models.sort();
             models.dedup();
             models
         };
-        let creation = parse_opt_time(f(8), line, "creation_time")?
-            .ok_or(TraceError::BadField { line, column: "creation_time", value: String::new() })?;
+        let creation =
+            parse_opt_time(f(8), line, "creation_time")?.ok_or(TraceError::BadField {
+                line,
+                column: "creation_time",
+                value: String::new(),
+            })?;
         pods.push(TracePod {
             name: f(0).trim().to_owned(),
             cpu_milli: parse_num(f(1), line, "cpu_milli")?,
@@ -145,6 +180,8 @@ pub struct Augment {
     pub sovereign_share: f64,
     /// Minimum slack between duration and deadline, s.
     pub min_slack_s: i64,
+    /// Extra minimum slack per GB of input, s (time to stage the input inside its hub).
+    pub slack_per_gb_s: f64,
 }
 
 impl Default for Augment {
@@ -166,6 +203,7 @@ impl Default for Augment {
             data_sigma: 1.5,
             sovereign_share: 0.15,
             min_slack_s: 1800,
+            slack_per_gb_s: 1.0,
         }
     }
 }
@@ -188,8 +226,14 @@ impl Augment {
     pub fn draw(&self, index: u64, arrival_s: i64, duration_s: i64) -> Augmented {
         let mut rng = SplitMix64::for_item(self.seed, index);
         let weights: Vec<f64> = self.origins.iter().map(|o| o.1).collect();
-        let region = self.origins.get(rng.weighted_index(&weights)).map(|o| o.0.clone()).unwrap_or_default();
-        let size_gb = rng.log_normal(self.data_median_gb, self.data_sigma).min(1e6);
+        let region = self
+            .origins
+            .get(rng.weighted_index(&weights))
+            .map(|o| o.0.clone())
+            .unwrap_or_default();
+        let size_gb = rng
+            .log_normal(self.data_median_gb, self.data_sigma)
+            .min(1e6);
         let u = rng.next_f64();
         let slack = if u < 0.3 {
             duration_s / 2
@@ -198,13 +242,23 @@ impl Augment {
         } else {
             86_400
         };
-        let deadline_s = arrival_s + duration_s + slack.max(self.min_slack_s);
+        let floor = self.min_slack_s + (size_gb * self.slack_per_gb_s).ceil() as i64;
+        let deadline_s = arrival_s + duration_s + slack.max(floor);
         let zones = if rng.next_f64() < self.sovereign_share {
-            self.home_zones.iter().filter(|(r, _)| *r == region).map(|(_, z)| z.clone()).collect()
+            self.home_zones
+                .iter()
+                .filter(|(r, _)| *r == region)
+                .map(|(_, z)| z.clone())
+                .collect()
         } else {
             Vec::new()
         };
-        Augmented { region, size_gb, deadline_s, zones }
+        Augmented {
+            region,
+            size_gb,
+            deadline_s,
+            zones,
+        }
     }
 }
 
@@ -221,7 +275,10 @@ pub struct MappingStats {
 
 /// Turns pods into job specs (sorted by arrival, ties by trace order).
 pub fn pods_to_specs(pods: &[TracePod], augment: &Augment) -> (Vec<JobSpec>, MappingStats) {
-    let mut stats = MappingStats { pods: pods.len(), ..MappingStats::default() };
+    let mut stats = MappingStats {
+        pods: pods.len(),
+        ..MappingStats::default()
+    };
     let mut specs = Vec::with_capacity(pods.len());
     for (i, pod) in pods.iter().enumerate() {
         let (Some(scheduled), Some(deleted)) = (pod.scheduled_s, pod.deletion_s) else {
@@ -247,7 +304,11 @@ pub fn pods_to_specs(pods: &[TracePod], augment: &Augment) -> (Vec<JobSpec>, Map
             _ => 1,
         };
         specs.push(JobSpec {
-            id: if pod.name.is_empty() { format!("pod-{i}") } else { pod.name.clone() },
+            id: if pod.name.is_empty() {
+                format!("pod-{i}")
+            } else {
+                pod.name.clone()
+            },
             tenant: format!("openb-{}", pod.qos.to_ascii_lowercase()),
             submit_s: pod.creation_s,
             duration_s: duration as f64,
@@ -255,7 +316,10 @@ pub fn pods_to_specs(pods: &[TracePod], augment: &Augment) -> (Vec<JobSpec>, Map
             priority,
             resources,
             gpu_models: pod.gpu_spec.clone(),
-            input: Some(DataRef { region: extra.region, size_gb: extra.size_gb }),
+            input: Some(DataRef {
+                region: extra.region,
+                size_gb: extra.size_gb,
+            }),
             allowed_zones: extra.zones,
         });
     }
@@ -280,7 +344,10 @@ openb-pod-0003,4000,8192,0,0,,BE,Pending,700,900,
         let pods = parse_pods(SAMPLE).unwrap();
         assert_eq!(pods.len(), 4);
         assert_eq!(pods[1].gpu_milli, 460);
-        assert_eq!(pods[2].gpu_spec, vec!["V100M16".to_owned(), "V100M32".to_owned()]);
+        assert_eq!(
+            pods[2].gpu_spec,
+            vec!["V100M16".to_owned(), "V100M32".to_owned()]
+        );
         assert_eq!(pods[3].scheduled_s, None);
         assert_eq!(pods[0].deletion_s, Some(12_537_496));
     }
@@ -288,11 +355,24 @@ openb-pod-0003,4000,8192,0,0,,BE,Pending,700,900,
     #[test]
     fn rejects_bad_input_with_line_and_column() {
         assert_eq!(parse_pods(""), Err(TraceError::Empty));
-        assert_eq!(parse_pods("name,cpu_milli\n"), Err(TraceError::MissingColumn("memory_mib")));
+        assert_eq!(
+            parse_pods("name,cpu_milli\n"),
+            Err(TraceError::MissingColumn("memory_mib"))
+        );
         let bad = SAMPLE.replace("6000,12288", "six,12288");
-        assert!(matches!(parse_pods(&bad), Err(TraceError::BadField { line: 3, column: "cpu_milli", .. })));
+        assert!(matches!(
+            parse_pods(&bad),
+            Err(TraceError::BadField {
+                line: 3,
+                column: "cpu_milli",
+                ..
+            })
+        ));
         let short = format!("{}\nx,1,2\n", SAMPLE.trim_end());
-        assert!(matches!(parse_pods(&short), Err(TraceError::ShortRow { line: 6, .. })));
+        assert!(matches!(
+            parse_pods(&short),
+            Err(TraceError::ShortRow { line: 6, .. })
+        ));
     }
 
     #[test]
@@ -300,7 +380,14 @@ openb-pod-0003,4000,8192,0,0,,BE,Pending,700,900,
         let pods = parse_pods(SAMPLE).unwrap();
         let aug = Augment::default();
         let (specs, stats) = pods_to_specs(&pods, &aug);
-        assert_eq!(stats, MappingStats { pods: 4, jobs: 3, never_scheduled: 1 });
+        assert_eq!(
+            stats,
+            MappingStats {
+                pods: 4,
+                jobs: 3,
+                never_scheduled: 1
+            }
+        );
         let sharing = specs.iter().find(|s| s.id == "openb-pod-0001").unwrap();
         assert_eq!(sharing.resources["gpu"], 0.46);
         assert_eq!(sharing.priority, 1);
@@ -310,7 +397,13 @@ openb-pod-0003,4000,8192,0,0,,BE,Pending,700,900,
         assert!(multi.deadline_s.unwrap() >= 500 + 900 + 1800);
         let (again, _) = pods_to_specs(&pods, &aug);
         assert_eq!(specs, again);
-        let (other, _) = pods_to_specs(&pods, &Augment { seed: 1, ..Augment::default() });
+        let (other, _) = pods_to_specs(
+            &pods,
+            &Augment {
+                seed: 1,
+                ..Augment::default()
+            },
+        );
         assert_ne!(specs, other);
     }
 

@@ -229,7 +229,10 @@ impl Site {
 
     /// GPU capacity (milli-GPUs) of `model` at this site, 0 if not offered.
     pub fn gpu_capacity(&self, model: GpuModelIdx) -> u64 {
-        self.gpus.iter().find(|(m, _)| *m == model).map_or(0, |(_, c)| *c)
+        self.gpus
+            .iter()
+            .find(|(m, _)| *m == model)
+            .map_or(0, |(_, c)| *c)
     }
 }
 
@@ -285,11 +288,22 @@ fn finite_in(
     if value.is_finite() && value >= lo && value <= hi {
         Ok(value)
     } else {
-        Err(WorldError::OutOfRange { element: element.to_owned(), field, value, lo, hi })
+        Err(WorldError::OutOfRange {
+            element: element.to_owned(),
+            field,
+            value,
+            lo,
+            hi,
+        })
     }
 }
 
-fn to_units(value: f64, per_unit: f64, element: &str, field: &'static str) -> Result<u64, WorldError> {
+fn to_units(
+    value: f64,
+    per_unit: f64,
+    element: &str,
+    field: &'static str,
+) -> Result<u64, WorldError> {
     let v = finite_in(value, 0.0, 1e12, element, field)?;
     Ok((v * per_unit).round() as u64)
 }
@@ -315,62 +329,125 @@ impl World {
     /// Validates a configuration.
     pub fn from_config(config: WorldConfig) -> Result<Self, WorldError> {
         if config.gpu_models.len() > MAX_GPU_MODELS {
-            return Err(WorldError::TooMany { what: "gpu_models", max: MAX_GPU_MODELS });
+            return Err(WorldError::TooMany {
+                what: "gpu_models",
+                max: MAX_GPU_MODELS,
+            });
         }
         let mut gpu_models = Vec::with_capacity(config.gpu_models.len());
         for m in &config.gpu_models {
             if m.name.is_empty() || m.name.contains([':', '|']) {
-                return Err(WorldError::BadName { element: "gpu_model".into(), name: m.name.clone() });
+                return Err(WorldError::BadName {
+                    element: "gpu_model".into(),
+                    name: m.name.clone(),
+                });
             }
             if gpu_models.iter().any(|g: &GpuModel| g.name == m.name) {
-                return Err(WorldError::Duplicate { what: "gpu_model", id: m.name.clone() });
+                return Err(WorldError::Duplicate {
+                    what: "gpu_model",
+                    id: m.name.clone(),
+                });
             }
             let watts = finite_in(m.watts, 0.0, 1e5, &format!("gpu_model {}", m.name), "watts")?;
-            gpu_models.push(GpuModel { name: m.name.clone(), watts });
+            gpu_models.push(GpuModel {
+                name: m.name.clone(),
+                watts,
+            });
         }
-        let cpu_core_watts = finite_in(config.power.cpu_core_watts, 0.0, 1e4, "power", "cpu_core_watts")?;
-        let memory_gib_watts =
-            finite_in(config.power.memory_gib_watts, 0.0, 1e4, "power", "memory_gib_watts")?;
+        let cpu_core_watts = finite_in(
+            config.power.cpu_core_watts,
+            0.0,
+            1e4,
+            "power",
+            "cpu_core_watts",
+        )?;
+        let memory_gib_watts = finite_in(
+            config.power.memory_gib_watts,
+            0.0,
+            1e4,
+            "power",
+            "memory_gib_watts",
+        )?;
 
         let mut regions: Vec<Region> = Vec::with_capacity(config.regions.len());
         for r in &config.regions {
             if r.id.is_empty() {
-                return Err(WorldError::BadName { element: "region".into(), name: r.id.clone() });
+                return Err(WorldError::BadName {
+                    element: "region".into(),
+                    name: r.id.clone(),
+                });
             }
             if regions.iter().any(|x| x.id == r.id) {
-                return Err(WorldError::Duplicate { what: "region", id: r.id.clone() });
+                return Err(WorldError::Duplicate {
+                    what: "region",
+                    id: r.id.clone(),
+                });
             }
             let el = format!("region {}", r.id);
             let lat = finite_in(r.lat, -90.0, 90.0, &el, "lat")?;
             let lon = finite_in(r.lon, -180.0, 180.0, &el, "lon")?;
-            regions.push(Region { id: r.id.clone(), lat, lon });
+            regions.push(Region {
+                id: r.id.clone(),
+                lat,
+                lon,
+            });
         }
         let region_index = |id: &str, element: &str| -> Result<usize, WorldError> {
             regions
                 .iter()
                 .position(|r| r.id == id)
-                .ok_or_else(|| WorldError::UnknownRegion { element: element.to_owned(), region: id.to_owned() })
+                .ok_or_else(|| WorldError::UnknownRegion {
+                    element: element.to_owned(),
+                    region: id.to_owned(),
+                })
         };
 
         let net = &config.network;
         finite_in(net.route_factor, 1.0, 10.0, "network", "route_factor")?;
         finite_in(net.switching_ms, 0.0, 1e4, "network", "switching_ms")?;
-        finite_in(net.inter_region_gbps, 1e-6, 1e6, "network", "inter_region_gbps")?;
-        finite_in(net.intra_region_gbps, 1e-6, 1e6, "network", "intra_region_gbps")?;
+        finite_in(
+            net.inter_region_gbps,
+            1e-6,
+            1e6,
+            "network",
+            "inter_region_gbps",
+        )?;
+        finite_in(
+            net.intra_region_gbps,
+            1e-6,
+            1e6,
+            "network",
+            "intra_region_gbps",
+        )?;
         finite_in(net.tenant_share, 1e-6, 1.0, "network", "tenant_share")?;
-        finite_in(net.inter_region_cny_per_gb, 0.0, 1e6, "network", "inter_region_cny_per_gb")?;
+        finite_in(
+            net.inter_region_cny_per_gb,
+            0.0,
+            1e6,
+            "network",
+            "inter_region_cny_per_gb",
+        )?;
         let n = regions.len();
         let mut links = Vec::with_capacity(n * n);
         for a in &regions {
             for b in &regions {
                 let same = a.id == b.id;
                 let km = great_circle_km(a.lat, a.lon, b.lat, b.lon);
-                let rtt_ms = 2.0 * km * net.route_factor * FIBRE_US_PER_KM / 1000.0 + net.switching_ms;
-                let gbps = if same { net.intra_region_gbps } else { net.inter_region_gbps };
+                let rtt_ms =
+                    2.0 * km * net.route_factor * FIBRE_US_PER_KM / 1000.0 + net.switching_ms;
+                let gbps = if same {
+                    net.intra_region_gbps
+                } else {
+                    net.inter_region_gbps
+                };
                 links.push(Link {
                     rtt_ms,
                     job_gbps: gbps * net.tenant_share,
-                    cny_per_gb: if same { 0.0 } else { net.inter_region_cny_per_gb },
+                    cny_per_gb: if same {
+                        0.0
+                    } else {
+                        net.inter_region_cny_per_gb
+                    },
                 });
             }
         }
@@ -397,20 +474,32 @@ impl World {
         for s in &config.sites {
             let el = format!("site {}", s.id);
             if s.id.is_empty() {
-                return Err(WorldError::BadName { element: "site".into(), name: s.id.clone() });
+                return Err(WorldError::BadName {
+                    element: "site".into(),
+                    name: s.id.clone(),
+                });
             }
             if sites.iter().any(|x| x.id == s.id) {
-                return Err(WorldError::Duplicate { what: "site", id: s.id.clone() });
+                return Err(WorldError::Duplicate {
+                    what: "site",
+                    id: s.id.clone(),
+                });
             }
             if s.zone.is_empty() {
-                return Err(WorldError::BadName { element: el, name: s.zone.clone() });
+                return Err(WorldError::BadName {
+                    element: el,
+                    name: s.zone.clone(),
+                });
             }
             let region = region_index(&s.region, &el)?;
             let zone = match zones.iter().position(|z| *z == s.zone) {
                 Some(z) => z,
                 None => {
                     if zones.len() == MAX_ZONES {
-                        return Err(WorldError::TooMany { what: "zones", max: MAX_ZONES });
+                        return Err(WorldError::TooMany {
+                            what: "zones",
+                            max: MAX_ZONES,
+                        });
                     }
                     zones.push(s.zone.clone());
                     zones.len() - 1
@@ -419,23 +508,32 @@ impl World {
             let mut gpus = Vec::new();
             let mut price_gpu_hour = Vec::new();
             for (name, count) in &s.capacity.gpus {
-                let model = gpu_models.iter().position(|g| g.name == *name).ok_or_else(|| {
-                    WorldError::UnknownGpuModel { element: el.clone(), model: name.clone() }
-                })?;
+                let model = gpu_models
+                    .iter()
+                    .position(|g| g.name == *name)
+                    .ok_or_else(|| WorldError::UnknownGpuModel {
+                        element: el.clone(),
+                        model: name.clone(),
+                    })?;
                 let milli = to_units(*count, 1000.0, &el, "capacity.gpus")?;
                 if milli == 0 {
                     continue;
                 }
-                let price = s.price.gpu_hour.get(name).copied().ok_or_else(|| WorldError::MissingPrice {
-                    element: el.clone(),
-                    model: name.clone(),
+                let price = s.price.gpu_hour.get(name).copied().ok_or_else(|| {
+                    WorldError::MissingPrice {
+                        element: el.clone(),
+                        model: name.clone(),
+                    }
                 })?;
                 price_gpu_hour.push(finite_in(price, 0.0, 1e6, &el, "price.gpu_hour")?);
                 gpus.push((model as GpuModelIdx, milli));
             }
             for name in s.price.gpu_hour.keys() {
                 if !gpu_models.iter().any(|g| g.name == *name) {
-                    return Err(WorldError::UnknownGpuModel { element: el.clone(), model: name.clone() });
+                    return Err(WorldError::UnknownGpuModel {
+                        element: el.clone(),
+                        model: name.clone(),
+                    });
                 }
             }
             sites.push(Site {
@@ -447,8 +545,20 @@ impl World {
                 cpu_milli: to_units(s.capacity.cpu_cores, 1000.0, &el, "capacity.cpu_cores")?,
                 mem_mib: to_units(s.capacity.memory_gib, 1024.0, &el, "capacity.memory_gib")?,
                 gpus,
-                price_cpu_core_hour: finite_in(s.price.cpu_core_hour, 0.0, 1e6, &el, "price.cpu_core_hour")?,
-                price_mem_gib_hour: finite_in(s.price.memory_gib_hour, 0.0, 1e6, &el, "price.memory_gib_hour")?,
+                price_cpu_core_hour: finite_in(
+                    s.price.cpu_core_hour,
+                    0.0,
+                    1e6,
+                    &el,
+                    "price.cpu_core_hour",
+                )?,
+                price_mem_gib_hour: finite_in(
+                    s.price.memory_gib_hour,
+                    0.0,
+                    1e6,
+                    &el,
+                    "price.memory_gib_hour",
+                )?,
                 price_gpu_hour,
                 electricity_cny_per_kwh: finite_in(
                     s.electricity_cny_per_kwh,
@@ -467,9 +577,21 @@ impl World {
             return Err(WorldError::NoSites);
         }
         if sites.len() > usize::from(u16::MAX) {
-            return Err(WorldError::TooMany { what: "sites", max: usize::from(u16::MAX) });
+            return Err(WorldError::TooMany {
+                what: "sites",
+                max: usize::from(u16::MAX),
+            });
         }
-        Ok(Self { gpu_models, cpu_core_watts, memory_gib_watts, regions, zones, sites, links, config })
+        Ok(Self {
+            gpu_models,
+            cpu_core_watts,
+            memory_gib_watts,
+            regions,
+            zones,
+            sites,
+            links,
+            config,
+        })
     }
 
     /// Network figures from region `from` to region `to`.
@@ -504,7 +626,10 @@ impl World {
 
     /// Index of the GPU model called `name`.
     pub fn gpu_model_index(&self, name: &str) -> Option<GpuModelIdx> {
-        self.gpu_models.iter().position(|g| g.name == name).map(|i| i as GpuModelIdx)
+        self.gpu_models
+            .iter()
+            .position(|g| g.name == name)
+            .map(|i| i as GpuModelIdx)
     }
 
     /// Index of the site called `id`.
@@ -542,7 +667,10 @@ mod tests {
         let mut cfg = world.config().clone();
         cfg.sites[2].pue = 0.8;
         let err = World::from_config(cfg).unwrap_err().to_string();
-        assert!(err.contains("pue") && err.contains(&world.sites[2].id), "{err}");
+        assert!(
+            err.contains("pue") && err.contains(&world.sites[2].id),
+            "{err}"
+        );
 
         let mut cfg = world.config().clone();
         cfg.sites[0].region = "atlantis".into();
