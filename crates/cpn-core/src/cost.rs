@@ -7,11 +7,13 @@
 //! carbon   = energy × grid_factor × (1 − green_share)                                   (kg)
 //! late     = max(0, start + duration − deadline)
 //! penalty  = priority × (miss_penalty + late_hours × late_per_hour)   if late > 0
-//! cost     = money + carbon_price · carbon + data_price · GB_moved + penalty
+//! wait     = priority × wait_per_hour × (start − arrival) / 3600
+//! cost     = money + carbon_price · carbon + data_price · GB_moved + penalty + wait
 //! ```
 //!
-//! Every term except lateness is fixed once the (job, site, GPU model) is fixed; the engine
-//! computes that static part once per option ([`StaticCost`]) and adds lateness per start time.
+//! Every term except lateness and waiting is fixed once the (job, site, GPU model) is fixed; the
+//! engine computes that static part once per option ([`StaticCost`]) and adds the start-dependent
+//! terms per start time. Both are non-decreasing in the start time.
 
 use crate::job::Job;
 use crate::world::{GpuModelIdx, World};
@@ -28,6 +30,10 @@ pub struct CostWeights {
     pub miss_penalty_cny: f64,
     /// CNY per priority unit and hour of lateness.
     pub late_cny_per_hour: f64,
+    /// CNY per priority unit and hour between arrival and start: the value of finishing sooner,
+    /// and the price of holding future capacity (without it, waiting is free until the deadline and
+    /// an online policy queues work at the cheapest site until it clogs).
+    pub wait_cny_per_hour: f64,
 }
 
 impl Default for CostWeights {
@@ -37,6 +43,7 @@ impl Default for CostWeights {
             data_cny_per_gb: 0.0,
             miss_penalty_cny: 100.0,
             late_cny_per_hour: 20.0,
+            wait_cny_per_hour: 2.0,
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct CostBreakdown {
     pub late_s: i64,
     /// Lateness penalty, CNY.
     pub penalty_cny: f64,
+    /// Waiting cost, CNY.
+    pub wait_cny: f64,
     /// Weighted total.
     pub total: f64,
 }
@@ -153,12 +162,20 @@ pub fn breakdown(
 ) -> CostBreakdown {
     let (late_s, penalty_cny) =
         lateness_penalty(weights, job, start_s.saturating_add(job.duration_s));
+    let wait_cny = wait_cost(weights, job, start_s);
     CostBreakdown {
         fixed,
         late_s,
         penalty_cny,
-        total: fixed.weighted + penalty_cny,
+        wait_cny,
+        total: fixed.weighted + penalty_cny + wait_cny,
     }
+}
+
+/// Waiting cost of starting at `start_s`.
+pub fn wait_cost(weights: &CostWeights, job: &Job, start_s: i64) -> f64 {
+    let wait = start_s.saturating_sub(job.arrival_s).max(0) as f64;
+    f64::from(job.priority) * weights.wait_cny_per_hour * wait / 3600.0
 }
 
 #[cfg(test)]
@@ -205,8 +222,12 @@ mod tests {
 
         let on_time = breakdown(&w, &job, c, 0);
         assert_eq!(on_time.late_s, 0);
-        let late = breakdown(&w, &job, c, 10_000 - 7200 + 3600);
+        assert_eq!(on_time.wait_cny, 0.0);
+        let start = 10_000 - 7200 + 3600;
+        let late = breakdown(&w, &job, c, start);
         assert_eq!(late.late_s, 3600);
         assert!((late.penalty_cny - 3.0 * (100.0 + 20.0)).abs() < 1e-9);
+        assert!((late.wait_cny - 3.0 * 2.0 * start as f64 / 3600.0).abs() < 1e-9);
+        assert!((late.total - (c.weighted + late.penalty_cny + late.wait_cny)).abs() < 1e-9);
     }
 }

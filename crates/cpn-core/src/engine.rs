@@ -24,7 +24,7 @@
 //! [`Policy::CheapestPrice`] and [`Policy::LowestCarbon`]. When no site has free capacity now, a
 //! baseline queues the job at the site where it can start earliest.
 
-use crate::cost::{CostBreakdown, CostWeights, StaticCost, breakdown, lateness_penalty};
+use crate::cost::{CostBreakdown, CostWeights, StaticCost, breakdown, lateness_penalty, wait_cost};
 use crate::error::PlaceError;
 use crate::job::Job;
 use crate::timeline::{DimRequest, SiteTimeline};
@@ -410,7 +410,7 @@ impl<'w> Engine<'w> {
                     model,
                     fixed,
                     ready_s,
-                    bound: weighted + pen,
+                    bound: weighted + pen + wait_cost(&w, job, ready_s),
                 });
             };
             if job.demand.gpu_milli == 0 {
@@ -443,25 +443,42 @@ impl<'w> Engine<'w> {
 
     /// Latest start at which an option with static cost `fixed` can still beat `best`
     /// (`i64::MAX`: no limit). Without a best yet, the limit is the on-time start (`on_time`).
+    /// The start-dependent cost is piecewise linear and non-decreasing: `a × wait` before the
+    /// on-time start, plus `miss + b × lateness` after it.
     fn latest_useful_start(&self, job: &Job, fixed: f64, best: Option<f64>, on_time: bool) -> i64 {
         let on_time_start = job.deadline_s.saturating_sub(job.duration_s);
         let Some(best) = best else {
             return if on_time { on_time_start } else { i64::MAX };
         };
-        let w = &self.cfg.weights;
-        let priority = f64::from(job.priority);
         if fixed >= best {
             return i64::MIN;
         }
-        if fixed + priority * w.miss_penalty_cny >= best {
+        let w = &self.cfg.weights;
+        let priority = f64::from(job.priority);
+        let a = priority * w.wait_cny_per_hour / 3600.0;
+        let b = priority * w.late_cny_per_hour / 3600.0;
+        let miss = priority * w.miss_penalty_cny;
+        let clamp = |t: f64| {
+            if t >= 9.0e15 {
+                i64::MAX
+            } else {
+                t.floor() as i64
+            }
+        };
+        if a > 0.0 {
+            let t = job.arrival_s as f64 + (best - fixed) / a;
+            if t <= on_time_start as f64 {
+                return clamp(t);
+            }
+        }
+        let at_deadline = fixed + a * (on_time_start - job.arrival_s).max(0) as f64 + miss;
+        if at_deadline >= best {
             return on_time_start;
         }
-        if w.late_cny_per_hour <= 0.0 {
+        if a + b <= 0.0 {
             return i64::MAX;
         }
-        let hours =
-            (best - fixed - priority * w.miss_penalty_cny) / (priority * w.late_cny_per_hour);
-        on_time_start.saturating_add((hours * 3600.0).min(1e15) as i64)
+        clamp(on_time_start as f64 + (best - at_deadline) / (a + b))
     }
 
     /// Probes options in increasing lower bound (by repeated minimum selection: usually the first

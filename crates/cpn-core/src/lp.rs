@@ -2,8 +2,9 @@
 //!
 //! **Variables.** For each job `j` and option `o` (allowed site × acceptable GPU model):
 //! - `on[j,o]`, only if the job can finish by its deadline there when started as soon as its
-//!   input arrives; cost = static cost (money, carbon, data) with no penalty;
-//! - `late[j,o]`, cost = static cost + `priority × miss_penalty` (the least any late run pays).
+//!   input arrives; cost = static cost (money, carbon, data) + the waiting cost of starting as soon
+//!   as the input arrives, no penalty;
+//! - `late[j,o]`, cost = the same + `priority × miss_penalty` (the least any late run pays).
 //!
 //! Each job's variables sum to 1, all in `[0, 1]`.
 //!
@@ -25,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cost::{CostWeights, lateness_penalty, static_cost};
+use crate::cost::{CostWeights, lateness_penalty, static_cost, wait_cost};
 use crate::job::{Job, fits_site};
 use crate::world::World;
 
@@ -242,7 +243,10 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                 let fixed = static_cost(world, w, job, s, model);
                 let ready = job.arrival_s + fixed.transfer_s.ceil() as i64;
                 let (late, _) = lateness_penalty(w, job, ready + job.duration_s);
-                let late_cost = fixed.weighted + f64::from(job.priority) * w.miss_penalty_cny;
+                // Any plan starts no earlier than `ready`, so it waits at least this long.
+                let min_wait = wait_cost(w, job, ready);
+                let late_cost =
+                    fixed.weighted + min_wait + f64::from(job.priority) * w.miss_penalty_cny;
                 candidates.push(Candidate {
                     job: j,
                     option: option_id,
@@ -255,7 +259,7 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                             candidates.push(Candidate {
                                 job: j,
                                 option: option_id,
-                                cost: fixed.weighted,
+                                cost: fixed.weighted + min_wait,
                                 on_time: Some((s, dim, area)),
                             });
                         }
@@ -268,7 +272,7 @@ pub fn build(world: &World, jobs: &[Job], opts: &LpOptions) -> (Lp, f64, f64, us
                         candidates.push(Candidate {
                             job: j,
                             option: option_id,
-                            cost: fixed.weighted,
+                            cost: fixed.weighted + min_wait,
                             on_time: None,
                         });
                     }

@@ -10,12 +10,20 @@
 //! `O(jumps × log n)` and a typical decision costs a handful of tree walks.
 
 /// One segment tree: `used` per slot with range add and range max.
+///
+/// A flat copy of the per-slot values is kept beside the tree: most jobs span a few slots, and for
+/// windows up to [`SCAN_LIMIT`] slots a linear scan of the flat array beats a tree walk. Updates
+/// pay `O(len)` on the flat copy, once per committed reservation.
 #[derive(Debug, Clone)]
 pub struct SlotTree {
     size: usize,
     max: Vec<i64>,
     add: Vec<i64>,
+    flat: Vec<i64>,
 }
+
+/// Windows up to this many slots are answered from the flat array.
+pub const SCAN_LIMIT: usize = 32;
 
 impl SlotTree {
     /// A tree of `slots` slots (rounded up to a power of two), all zero.
@@ -25,6 +33,7 @@ impl SlotTree {
             size,
             max: vec![0; 2 * size],
             add: vec![0; 2 * size],
+            flat: vec![0; size],
         }
     }
 
@@ -45,6 +54,9 @@ impl SlotTree {
             return;
         }
         self.add_rec(1, 0, self.size, lo, hi, delta);
+        for v in &mut self.flat[lo..hi] {
+            *v += delta;
+        }
     }
 
     fn add_rec(&mut self, node: usize, nl: usize, nr: usize, lo: usize, hi: usize, delta: i64) {
@@ -68,6 +80,9 @@ impl SlotTree {
         if lo >= hi {
             return i64::MIN;
         }
+        if hi - lo <= SCAN_LIMIT {
+            return self.flat[lo..hi].iter().copied().max().unwrap_or(i64::MIN);
+        }
         self.max_rec(1, 0, self.size, lo, hi)
     }
 
@@ -89,9 +104,9 @@ impl SlotTree {
         best.saturating_add(self.add[node])
     }
 
-    /// Value of one slot.
+    /// Value of one slot (0 outside the tree).
     pub fn at(&self, slot: usize) -> i64 {
-        self.max(slot, slot + 1)
+        self.flat.get(slot).copied().unwrap_or(0)
     }
 
     /// Rightmost slot in `[lo, hi)` whose value exceeds `limit`.
@@ -99,6 +114,9 @@ impl SlotTree {
         let hi = hi.min(self.size);
         if lo >= hi {
             return None;
+        }
+        if hi - lo <= SCAN_LIMIT {
+            return (lo..hi).rev().find(|&i| self.flat[i] > limit);
         }
         self.last_above_rec(1, 0, self.size, lo, hi, limit)
     }
@@ -215,20 +233,24 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tree_matches_brute_force(ops in proptest::collection::vec((0usize..70, 0usize..70, -5i64..6), 1..60),
-                                    q in (0usize..64, 0usize..64, -3i64..8)) {
-            let mut tree = SlotTree::new(64);
-            let mut naive = vec![0i64; 64];
+        fn tree_matches_brute_force(ops in proptest::collection::vec((0usize..140, 0usize..140, -5i64..6), 1..60),
+                                    q in (0usize..128, 0usize..128, -3i64..8)) {
+            // 128 slots: windows both below and above SCAN_LIMIT exercise the flat and tree paths.
+            let mut tree = SlotTree::new(128);
+            let mut naive = vec![0i64; 128];
             for (a, b, d) in ops {
                 let (lo, hi) = (a.min(b), a.max(b));
                 tree.add(lo, hi, d);
-                for v in naive.iter_mut().take(hi.min(64)).skip(lo) { *v += d; }
+                for v in naive.iter_mut().take(hi.min(128)).skip(lo) { *v += d; }
             }
             let (lo, hi) = (q.0.min(q.1), q.0.max(q.1));
             let expect_max = naive[lo..hi].iter().copied().max().unwrap_or(i64::MIN);
             prop_assert_eq!(tree.max(lo, hi), expect_max);
             let expect_last = (lo..hi).rev().find(|&i| naive[i] > q.2);
             prop_assert_eq!(tree.last_above(lo, hi, q.2), expect_last);
+            // The tree path must agree with the flat path on the same window.
+            prop_assert_eq!(tree.last_above_rec(1, 0, tree.size, lo, hi, q.2), if lo < hi { expect_last } else { None });
+            prop_assert_eq!(tree.at(lo), naive[lo]);
         }
     }
 

@@ -2,14 +2,16 @@
 //!
 //! One [`Executor`] trait (submit, status, logs, cancel) and one job state machine ([`JobState`])
 //! that every engine's status is mapped onto, so the scheduler and the API never see engine-specific
-//! states. [`local::LocalExecutor`] runs jobs as real processes on this machine; [`state`] holds the
-//! pure mappings from Slurm job states and Kubernetes pod phases onto [`JobState`], ready for the
-//! slurmrestd and kube executors.
+//! states. [`local::LocalExecutor`] runs jobs as real processes on this machine;
+//! [`slurm::SlurmExecutor`] submits to Slurm through slurmrestd (OpenAPI v0.0.38, JWT); [`state`]
+//! holds the pure mappings from Slurm job states and Kubernetes pod phases onto [`JobState`].
 //!
 //! The trait is synchronous on purpose: submission and status are short calls, the local executor
 //! needs no runtime, and an async server can call it from `spawn_blocking`.
 
+pub mod http;
 pub mod local;
+pub mod slurm;
 pub mod state;
 
 use std::collections::BTreeMap;
