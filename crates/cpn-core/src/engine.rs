@@ -165,7 +165,16 @@ pub struct Engine<'w> {
     xfer_scratch: Vec<(f64, f64)>,
     rates: Vec<SiteRates>,
     decisions: u64,
+    /// Per site and dimension: decaying sum of resource-seconds submitted by jobs confined to
+    /// zones this site serves (see [`Engine::note_confined`]).
+    confined: Vec<Vec<f64>>,
+    confined_at: i64,
 }
+
+/// Time constant of the confined-demand estimate, s.
+const CONFINED_TAU_S: f64 = 24.0 * 3600.0;
+/// Capacity held back for confined work, as a multiple of its estimated load.
+const CONFINED_HEADROOM: f64 = 1.5;
 
 const CPU_DIM: usize = 0;
 const MEM_DIM: usize = 1;
@@ -225,6 +234,12 @@ impl<'w> Engine<'w> {
             placements: Vec::new(),
             scratch: Vec::new(),
             xfer_scratch: Vec::new(),
+            confined: world
+                .sites
+                .iter()
+                .map(|s| vec![0.0; 2 + s.gpus.len()])
+                .collect(),
+            confined_at: cfg.origin_s,
             rates,
             decisions: 0,
         }
@@ -305,6 +320,14 @@ impl<'w> Engine<'w> {
         let tl = self.timelines.get(site)?;
         let mut reqs = [(0, 0); 3];
         let n = self.requests(job, site, model, &mut reqs);
+        // Cost-aware placement of a job that may run anywhere keeps the capacity that jobs confined
+        // to this site's zone are expected to need: it checks for room as if it asked for that
+        // much more (the commit uses the real amounts).
+        if self.cfg.policy == Policy::CostAware && job.zones == u64::MAX {
+            for r in reqs[..n].iter_mut() {
+                r.1 += self.reserve(site, r.0);
+            }
+        }
         let reqs = &reqs[..n];
         let ready_s = ready_s.max(self.cfg.origin_s);
         if ready_s > latest_start_s {
@@ -323,6 +346,59 @@ impl<'w> Engine<'w> {
         };
         let t = tl.earliest_fit(r + 1, len, max_slot, reqs)?;
         Some((self.cfg.origin_s + t as i64 * self.cfg.slot_s, t, t + len))
+    }
+
+    /// Capacity of `dim` at `site` held back for confined jobs: 1.5 × their estimated load.
+    fn reserve(&self, site: usize, dim: usize) -> i64 {
+        let acc = self
+            .confined
+            .get(site)
+            .and_then(|d| d.get(dim))
+            .copied()
+            .unwrap_or(0.0);
+        (CONFINED_HEADROOM * acc / CONFINED_TAU_S).round() as i64
+    }
+
+    /// Updates the decaying estimate of demand confined to each site's zone with `job` (no-op for
+    /// jobs that may run anywhere). The estimate is spread over the job's allowed sites.
+    fn note_confined(&mut self, job: &Job, now_s: i64) {
+        let dt = (now_s - self.confined_at).max(0) as f64;
+        if dt > 0.0 {
+            let decay = (-dt / CONFINED_TAU_S).exp();
+            self.confined.iter_mut().flatten().for_each(|v| *v *= decay);
+            self.confined_at = now_s;
+        }
+        if job.zones == u64::MAX {
+            return;
+        }
+        let sites: Vec<usize> = (0..self.rates.len())
+            .filter(|s| self.rates.get(*s).is_some_and(|r| job.allows_zone(r.zone)))
+            .collect();
+        if sites.is_empty() {
+            return;
+        }
+        let share = job.duration_s as f64 / sites.len() as f64;
+        for s in sites {
+            let Some(acc) = self.confined.get_mut(s) else {
+                continue;
+            };
+            acc[CPU_DIM] += job.demand.cpu_milli as f64 * share;
+            acc[MEM_DIM] += job.demand.mem_mib as f64 * share;
+            if job.demand.gpu_milli > 0 {
+                // Spread over the models the job accepts at this site.
+                let dims: Vec<usize> = self.gpu_dim[s]
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, d)| **d != u8::MAX && job.demand.accepts_model(*m as u8))
+                    .map(|(_, d)| usize::from(*d))
+                    .collect();
+                for d in &dims {
+                    if let Some(v) = acc.get_mut(*d) {
+                        *v += job.demand.gpu_milli as f64 * share / dims.len() as f64;
+                    }
+                }
+            }
+        }
     }
 
     /// Available replicas of the job at (site, model) in `slot` (Karmada's estimator view).
@@ -601,6 +677,7 @@ impl<'w> Engine<'w> {
 
     /// Places a newly arrived job (online decision at time `now_s`, normally its arrival).
     pub fn place(&mut self, job: Job, now_s: i64) -> Result<(JobHandle, Placement), PlaceError> {
+        self.note_confined(&job, now_s);
         self.collect_options(&job, now_s, None);
         self.decisions += 1;
         let chosen = self.choose(&job);
