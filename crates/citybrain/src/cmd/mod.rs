@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod cpn;
 mod serve;
 mod sim;
 
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Traffic simulation (the city's digital twin).
     Sim(sim::SimArgs),
+    /// Computing-power network: placement simulation over member sites.
+    Cpn(cpn::CpnArgs),
 }
 
 /// Where to listen and where the data lives.
@@ -106,6 +109,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => return bench::run(args),
         Command::Sim(args) => return sim::run(args),
+        Command::Cpn(args) => return cpn::run(args),
     }
     Ok(ExitCode::SUCCESS)
 }

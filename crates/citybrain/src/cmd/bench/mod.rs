@@ -5,6 +5,7 @@
 //! so a reader sees at once whether it was met. Anchors (reference systems measured in
 //! the same run) are figures too.
 
+mod cpn;
 mod handle;
 mod ngsi_core;
 mod startup;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -65,7 +66,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup", "handle", "ngsi-core"];
+const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -89,6 +90,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_reference,
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
+            "cpn" => cpn::run()?,
             _ => unreachable!("checked above"),
         };
         if !args.json {
