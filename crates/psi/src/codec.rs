@@ -71,7 +71,11 @@ impl<'a> Reader<'a> {
     pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let available = self.remaining();
         if n > available {
-            return Err(DecodeError::Truncated { field, needed: n, available });
+            return Err(DecodeError::Truncated {
+                field,
+                needed: n,
+                available,
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -119,11 +123,17 @@ impl<'a> Reader<'a> {
         if count > max {
             return Err(DecodeError::TooMany { field, count, max });
         }
-        let count = usize::try_from(count)
-            .map_err(|_| DecodeError::InvalidField { field, reason: "does not fit in memory" })?;
+        let count = usize::try_from(count).map_err(|_| DecodeError::InvalidField {
+            field,
+            reason: "does not fit in memory",
+        })?;
         let needed = count.saturating_mul(min_element_len);
         if needed > self.remaining() {
-            return Err(DecodeError::Truncated { field, needed, available: self.remaining() });
+            return Err(DecodeError::Truncated {
+                field,
+                needed,
+                available: self.remaining(),
+            });
         }
         Ok(count)
     }
@@ -166,7 +176,11 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(
             r.u32("set_size"),
-            Err(DecodeError::Truncated { field: "set_size", needed: 4, available: 3 })
+            Err(DecodeError::Truncated {
+                field: "set_size",
+                needed: 4,
+                available: 3
+            })
         );
     }
 
@@ -174,15 +188,27 @@ mod tests {
     fn rejects_trailing_data() {
         let mut r = Reader::new(&[7, 0, 9]);
         assert_eq!(r.u16("x"), Ok(7));
-        assert_eq!(r.finish("msg"), Err(DecodeError::TrailingData { what: "msg", extra: 1 }));
+        assert_eq!(
+            r.finish("msg"),
+            Err(DecodeError::TrailingData {
+                what: "msg",
+                extra: 1
+            })
+        );
     }
 
     #[test]
     fn count_is_checked_against_limit_and_remaining_bytes() {
         let mut buf = 5u32.to_le_bytes().to_vec();
         buf.extend_from_slice(&[0; 9]);
-        assert!(matches!(Reader::new(&buf).count("n", 4, 1), Err(DecodeError::TooMany { .. })));
-        assert!(matches!(Reader::new(&buf).count("n", 10, 2), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            Reader::new(&buf).count("n", 4, 1),
+            Err(DecodeError::TooMany { .. })
+        ));
+        assert!(matches!(
+            Reader::new(&buf).count("n", 10, 2),
+            Err(DecodeError::Truncated { .. })
+        ));
         assert_eq!(Reader::new(&buf).count("n", 10, 1), Ok(5));
     }
 }

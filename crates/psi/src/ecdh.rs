@@ -25,8 +25,7 @@ use crate::error::{AbortCode, PsiError};
 use crate::group::{ItemHasher, MaskKey, TAG_MASK, TagHasher, hash_and_mask, remask_to_tags};
 use crate::manifest::{JobManifest, PsiMode, Role};
 use crate::wire::{
-    self, Channel, CiphertextBytes, FrameKind, Hello, Outcome, SessionId, VALUE_LIMBS,
-    ValuedPoint,
+    self, Channel, CiphertextBytes, FrameKind, Hello, Outcome, SessionId, VALUE_LIMBS, ValuedPoint,
 };
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -163,7 +162,14 @@ impl PsiSession {
     /// Checks the job against the manifest and, only if it is allowed, creates the session and
     /// its hello frame (the first message to send).
     pub fn new(config: PsiConfig) -> Result<(Self, Vec<u8>), PsiError> {
-        let PsiConfig { manifest, local_party, session_id, set_size, seed, batch_size } = config;
+        let PsiConfig {
+            manifest,
+            local_party,
+            session_id,
+            set_size,
+            seed,
+            batch_size,
+        } = config;
         // Governance first: nothing cryptographic exists until this passes.
         let role = manifest.authorize(&local_party, set_size)?;
         if batch_size == 0 || batch_size as u64 > wire::MAX_BATCH_ITEMS {
@@ -331,7 +337,9 @@ impl PsiSession {
 
     fn fail(&mut self, error: &PsiError) {
         if !matches!(error, PsiError::PeerAborted(_)) {
-            let frame = self.channel.seal(FrameKind::Abort, &wire::encode_abort(error.abort_code()));
+            let frame = self
+                .channel
+                .seal(FrameKind::Abort, &wire::encode_abort(error.abort_code()));
             self.abort_frame = Some(frame);
         }
         self.state = State::Failed;
@@ -415,21 +423,30 @@ impl PsiSession {
         let mut buffer = std::mem::take(&mut self.return_buffer);
         shuffle(&mut buffer, &mut self.rng);
         for chunk in buffer.chunks(self.batch_size) {
-            self.seal(FrameKind::Returned, &wire::encode_tags(chunk, self.tags.len()), out);
+            self.seal(
+                FrameKind::Returned,
+                &wire::encode_tags(chunk, self.tags.len()),
+                out,
+            );
         }
     }
 
     fn handle_inner(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, PsiError> {
         let frame = self.channel.open(bytes)?;
         let malformed = |kind: FrameKind| {
-            move |source| PsiError::Malformed { kind: kind.name(), source }
+            move |source| PsiError::Malformed {
+                kind: kind.name(),
+                source,
+            }
         };
         if frame.kind == FrameKind::Abort {
             let code = wire::decode_abort(frame.payload).unwrap_or(AbortCode::Protocol);
             return Err(PsiError::PeerAborted(code));
         }
-        let unexpected =
-            |s: &Self| PsiError::Unexpected { got: frame.kind.name(), state: s.state.name() };
+        let unexpected = |s: &Self| PsiError::Unexpected {
+            got: frame.kind.name(),
+            state: s.state.name(),
+        };
         let mut out = Vec::new();
         match (self.state, frame.kind) {
             (State::AwaitingHello, FrameKind::Hello) => {
@@ -438,9 +455,14 @@ impl PsiSession {
             }
             (State::Running, FrameKind::Masked) if self.role == Role::Helper => {
                 let points = wire::decode_points(frame.payload).map_err(malformed(frame.kind))?;
-                self.received_masked = check_count(self.received_masked, points.len(), self.peer_size)?;
-                let tags = remask_to_tags(&self.key, &self.tags, &points)
-                    .map_err(|e| PsiError::InvalidPoint { kind: "masked-batch", index: e.index })?;
+                self.received_masked =
+                    check_count(self.received_masked, points.len(), self.peer_size)?;
+                let tags = remask_to_tags(&self.key, &self.tags, &points).map_err(|e| {
+                    PsiError::InvalidPoint {
+                        kind: "masked-batch",
+                        index: e.index,
+                    }
+                })?;
                 if self.shuffles() {
                     self.return_buffer.extend(tags);
                     if self.received_masked == self.peer_size {
@@ -459,8 +481,11 @@ impl PsiSession {
                     .map_err(malformed(frame.kind))?;
                 let base = self.own_table.len() as u64;
                 check_count(base, tags.len(), self.own_size)?;
-                self.own_table
-                    .extend(tags.iter().enumerate().map(|(k, t)| t | u128::from(base as u32 + k as u32)));
+                self.own_table.extend(
+                    tags.iter()
+                        .enumerate()
+                        .map(|(k, t)| t | u128::from(base as u32 + k as u32)),
+                );
             }
             (State::Running, FrameKind::Masked)
                 if self.role == Role::Matcher && self.mode != PsiMode::IntersectionSum =>
@@ -507,11 +532,16 @@ impl PsiSession {
     fn match_peer_points(&mut self, points: &[[u8; 32]]) -> Result<(), PsiError> {
         let base = self.peer_table.len() as u64;
         check_count(base, points.len(), self.peer_size)?;
-        let tags = remask_to_tags(&self.key, &self.tags, points).map_err(|e| {
-            PsiError::InvalidPoint { kind: "masked-batch", index: e.index }
-        })?;
-        self.peer_table
-            .extend(tags.iter().enumerate().map(|(k, t)| t | u128::from(base as u32 + k as u32)));
+        let tags =
+            remask_to_tags(&self.key, &self.tags, points).map_err(|e| PsiError::InvalidPoint {
+                kind: "masked-batch",
+                index: e.index,
+            })?;
+        self.peer_table.extend(
+            tags.iter()
+                .enumerate()
+                .map(|(k, t)| t | u128::from(base as u32 + k as u32)),
+        );
         Ok(())
     }
 
@@ -526,8 +556,10 @@ impl PsiSession {
         let wants_value_key = self.mode == PsiMode::IntersectionSum && self.role == Role::Matcher;
         match (&hello.value_key, wants_value_key) {
             (Some(k), true) => {
-                let pk = PublicKey::from_bytes(k)
-                    .ok_or(PsiError::InvalidPoint { kind: "hello", index: 0 })?;
+                let pk = PublicKey::from_bytes(k).ok_or(PsiError::InvalidPoint {
+                    kind: "hello",
+                    index: 0,
+                })?;
                 self.value_public = Some(pk);
             }
             (None, false) => {}
@@ -541,9 +573,13 @@ impl PsiSession {
                 });
             }
         }
-        let peer_ephemeral = CompressedRistretto(hello.ephemeral)
-            .decompress()
-            .ok_or(PsiError::InvalidPoint { kind: "hello", index: 0 })?;
+        let peer_ephemeral =
+            CompressedRistretto(hello.ephemeral)
+                .decompress()
+                .ok_or(PsiError::InvalidPoint {
+                    kind: "hello",
+                    index: 0,
+                })?;
         let shared = (peer_ephemeral * self.ephemeral).compress().to_bytes();
         let (m_hello, h_hello) = match self.role {
             Role::Matcher => (self.own_hello.as_slice(), payload),
@@ -556,7 +592,10 @@ impl PsiSession {
         zeroize::Zeroize::zeroize(&mut self.ephemeral);
         self.peer_size = hello.set_size;
         let session_context = self.hasher_context();
-        self.tags = TagHasher::new(&session_context, TagHasher::len_for(self.own_size, self.peer_size));
+        self.tags = TagHasher::new(
+            &session_context,
+            TagHasher::len_for(self.own_size, self.peer_size),
+        );
         self.state = State::Running;
         Ok(())
     }
@@ -594,22 +633,39 @@ impl PsiSession {
         self.manifest.check_release(joined.distinct)?;
         let (output, outcome) = match self.mode {
             PsiMode::Intersection => (
-                PsiOutput::Intersection { positions: sorted(joined.own_positions) },
+                PsiOutput::Intersection {
+                    positions: sorted(joined.own_positions),
+                },
                 Outcome::Completed,
             ),
             PsiMode::IntersectionBoth => (
-                PsiOutput::Intersection { positions: sorted(joined.own_positions) },
-                Outcome::Positions(sorted(joined.peer_positions).into_iter().map(|p| p as u32).collect()),
+                PsiOutput::Intersection {
+                    positions: sorted(joined.own_positions),
+                },
+                Outcome::Positions(
+                    sorted(joined.peer_positions)
+                        .into_iter()
+                        .map(|p| p as u32)
+                        .collect(),
+                ),
             ),
-            PsiMode::Cardinality => {
-                (PsiOutput::Cardinality { size: joined.distinct }, Outcome::Completed)
-            }
+            PsiMode::Cardinality => (
+                PsiOutput::Cardinality {
+                    size: joined.distinct,
+                },
+                Outcome::Completed,
+            ),
             PsiMode::IntersectionSum => {
                 let sum = self.encrypted_sum(&joined.peer_positions)?;
-                (PsiOutput::Cardinality { size: joined.distinct }, Outcome::Sum {
-                    size: joined.distinct,
-                    sum,
-                })
+                (
+                    PsiOutput::Cardinality {
+                        size: joined.distinct,
+                    },
+                    Outcome::Sum {
+                        size: joined.distinct,
+                        sum,
+                    },
+                )
             }
         };
         self.peer_values = Vec::new();
@@ -628,14 +684,23 @@ impl PsiSession {
             let value = self
                 .peer_values
                 .get(p as usize)
-                .ok_or(PsiError::CountMismatch { what: "values", declared: self.peer_size, got: p })?;
+                .ok_or(PsiError::CountMismatch {
+                    what: "values",
+                    declared: self.peer_size,
+                    got: p,
+                })?;
             for (acc, bytes) in sum.iter_mut().zip(value) {
-                let c = Ciphertext::from_bytes(bytes)
-                    .ok_or(PsiError::InvalidPoint { kind: "valued-batch", index: p as usize })?;
+                let c = Ciphertext::from_bytes(bytes).ok_or(PsiError::InvalidPoint {
+                    kind: "valued-batch",
+                    index: p as usize,
+                })?;
                 *acc = acc.add(&c);
             }
         }
-        let pk = self.value_public.as_ref().ok_or(PsiError::Usage("missing value key"))?;
+        let pk = self
+            .value_public
+            .as_ref()
+            .ok_or(PsiError::Usage("missing value key"))?;
         let mut out = [[[0u8; 32]; 2]; VALUE_LIMBS];
         for (slot, c) in out.iter_mut().zip(&sum) {
             let r = random_scalar(&mut self.rng);
@@ -645,13 +710,19 @@ impl PsiSession {
     }
 
     fn accept_outcome(&mut self, outcome: Outcome) -> Result<PsiOutput, PsiError> {
-        let wrong = || PsiError::Unexpected { got: "outcome of another mode", state: "running" };
+        let wrong = || PsiError::Unexpected {
+            got: "outcome of another mode",
+            state: "running",
+        };
         Ok(match (self.mode, outcome) {
             (PsiMode::Intersection | PsiMode::Cardinality, Outcome::Completed) => {
                 PsiOutput::Completed
             }
             (PsiMode::IntersectionBoth, Outcome::Positions(positions)) => {
-                if positions.last().is_some_and(|&p| u64::from(p) >= self.own_size) {
+                if positions
+                    .last()
+                    .is_some_and(|&p| u64::from(p) >= self.own_size)
+                {
                     return Err(PsiError::CountMismatch {
                         what: "positions",
                         declared: self.own_size,
@@ -661,17 +732,28 @@ impl PsiSession {
                 // The matcher enforced the minimum on distinct items; with duplicates there are
                 // at least as many positions, so fewer means the outcome is not genuine.
                 self.manifest.check_release(positions.len() as u64)?;
-                PsiOutput::Intersection { positions: positions.into_iter().map(u64::from).collect() }
+                PsiOutput::Intersection {
+                    positions: positions.into_iter().map(u64::from).collect(),
+                }
             }
             (PsiMode::IntersectionSum, Outcome::Sum { size, sum }) => {
                 self.manifest.check_release(size)?;
-                let sk = self.value_secret.as_ref().ok_or(PsiError::Usage("missing value key"))?;
-                let bound = self.own_size.saturating_mul((1 << crate::elgamal::LIMB_BITS) - 1);
+                let sk = self
+                    .value_secret
+                    .as_ref()
+                    .ok_or(PsiError::Usage("missing value key"))?;
+                let bound = self
+                    .own_size
+                    .saturating_mul((1 << crate::elgamal::LIMB_BITS) - 1);
                 let mut total = 0u64;
                 for (k, bytes) in sum.iter().enumerate() {
-                    let c = Ciphertext::from_bytes(bytes)
-                        .ok_or(PsiError::InvalidPoint { kind: "outcome", index: k })?;
-                    let limb = sk.decrypt_bounded(&c, bound).ok_or(PsiError::SumOutOfRange)?;
+                    let c = Ciphertext::from_bytes(bytes).ok_or(PsiError::InvalidPoint {
+                        kind: "outcome",
+                        index: k,
+                    })?;
+                    let limb = sk
+                        .decrypt_bounded(&c, bound)
+                        .ok_or(PsiError::SumOutOfRange)?;
                     total = total
                         .checked_add(limb << (crate::elgamal::LIMB_BITS * k as u32))
                         .ok_or(PsiError::SumOutOfRange)?;
@@ -687,7 +769,11 @@ impl PsiSession {
 fn check_count(so_far: u64, add: usize, declared: u64) -> Result<u64, PsiError> {
     let got = so_far + add as u64;
     if got > declared {
-        return Err(PsiError::CountMismatch { what: "items", declared, got });
+        return Err(PsiError::CountMismatch {
+            what: "items",
+            declared,
+            got,
+        });
     }
     Ok(got)
 }
@@ -715,7 +801,11 @@ struct Joined {
 
 /// Merge-join of two sorted (tag | position) tables.
 fn join(own: &[u128], peer: &[u128]) -> Joined {
-    let mut out = Joined { distinct: 0, own_positions: Vec::new(), peer_positions: Vec::new() };
+    let mut out = Joined {
+        distinct: 0,
+        own_positions: Vec::new(),
+        peer_positions: Vec::new(),
+    };
     let (mut i, mut j) = (0, 0);
     while i < own.len() && j < peer.len() {
         let (a, b) = (own[i] & TAG_MASK, peer[j] & TAG_MASK);

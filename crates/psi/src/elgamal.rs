@@ -28,12 +28,18 @@ pub struct Ciphertext {
 impl Ciphertext {
     /// The encryption of zero with zero randomness (the sum's neutral element).
     pub fn zero() -> Self {
-        Self { c1: RistrettoPoint::identity(), c2: RistrettoPoint::identity() }
+        Self {
+            c1: RistrettoPoint::identity(),
+            c2: RistrettoPoint::identity(),
+        }
     }
 
     /// Homomorphic addition.
     pub fn add(&self, other: &Self) -> Self {
-        Self { c1: self.c1 + other.c1, c2: self.c2 + other.c2 }
+        Self {
+            c1: self.c1 + other.c1,
+            c2: self.c2 + other.c2,
+        }
     }
 
     /// Compressed encoding.
@@ -58,7 +64,10 @@ pub struct PublicKey {
 impl PublicKey {
     /// Wraps a public point.
     pub fn new(point: RistrettoPoint) -> Self {
-        Self { table: RistrettoBasepointTable::create(&point), point }
+        Self {
+            table: RistrettoBasepointTable::create(&point),
+            point,
+        }
     }
 
     /// Decodes a compressed public key.
@@ -74,7 +83,11 @@ impl PublicKey {
     }
 
     /// Encrypts the limbs of a `u32`, each with its own randomness.
-    pub fn encrypt_value(&self, value: u32, r: &[Scalar; VALUE_LIMBS]) -> [Ciphertext; VALUE_LIMBS] {
+    pub fn encrypt_value(
+        &self,
+        value: u32,
+        r: &[Scalar; VALUE_LIMBS],
+    ) -> [Ciphertext; VALUE_LIMBS] {
         std::array::from_fn(|i| {
             let limb = (u64::from(value) >> (LIMB_BITS * i as u32)) & ((1 << LIMB_BITS) - 1);
             self.encrypt(limb, &r[i])
@@ -140,7 +153,10 @@ pub fn discrete_log_bounded(target: &RistrettoPoint, bound: u64) -> Option<u64> 
             halves.push(acc);
             acc += g_half;
         }
-        for (k, enc) in RistrettoPoint::double_and_compress_batch(&halves).into_iter().enumerate() {
+        for (k, enc) in RistrettoPoint::double_and_compress_batch(&halves)
+            .into_iter()
+            .enumerate()
+        {
             baby.entry(enc.to_bytes()).or_insert(j + k as u64);
         }
         j += n;
@@ -156,7 +172,10 @@ pub fn discrete_log_bounded(target: &RistrettoPoint, bound: u64) -> Option<u64> 
             halves.push(acc);
             acc -= giant_half;
         }
-        for (k, enc) in RistrettoPoint::double_and_compress_batch(&halves).into_iter().enumerate() {
+        for (k, enc) in RistrettoPoint::double_and_compress_batch(&halves)
+            .into_iter()
+            .enumerate()
+        {
             if let Some(&j) = baby.get(enc.as_bytes()) {
                 let m = (i + k as u64).checked_mul(steps)?.checked_add(j)?;
                 return (m <= bound).then_some(m);
@@ -185,8 +204,10 @@ mod tests {
             }
         }
         let bound = values.len() as u64 * 65_535;
-        let limbs: Vec<u64> =
-            sum.iter().map(|c| sk.decrypt_bounded(c, bound).unwrap()).collect();
+        let limbs: Vec<u64> = sum
+            .iter()
+            .map(|c| sk.decrypt_bounded(c, bound).unwrap())
+            .collect();
         let total = limbs[0] + (limbs[1] << 16);
         assert_eq!(total, values.iter().map(|&v| u64::from(v)).sum::<u64>());
     }

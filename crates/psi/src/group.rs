@@ -49,7 +49,10 @@ impl MaskKey {
     /// `k·P` for every point, compressed.
     pub fn mul_compress(&self, points: &[RistrettoPoint]) -> Vec<[u8; 32]> {
         let halves: Vec<RistrettoPoint> = points.iter().map(|p| p * self.half).collect();
-        RistrettoPoint::double_and_compress_batch(&halves).iter().map(|c| c.to_bytes()).collect()
+        RistrettoPoint::double_and_compress_batch(&halves)
+            .iter()
+            .map(|c| c.to_bytes())
+            .collect()
     }
 }
 
@@ -76,13 +79,18 @@ impl ItemHasher {
     pub fn new(context: &[u8]) -> Self {
         let mut h = blake3::Hasher::new_derive_key("citybrain-psi v1 hash-to-group");
         h.update(context);
-        Self { key: *h.finalize().as_bytes() }
+        Self {
+            key: *h.finalize().as_bytes(),
+        }
     }
 
     /// The random-oracle point of one item.
     pub fn hash(&self, item: &[u8]) -> RistrettoPoint {
         let mut wide = [0u8; 64];
-        blake3::Hasher::new_keyed(&self.key).update(item).finalize_xof().fill(&mut wide);
+        blake3::Hasher::new_keyed(&self.key)
+            .update(item)
+            .finalize_xof()
+            .fill(&mut wide);
         RistrettoPoint::from_uniform_bytes(&wide)
     }
 }
@@ -121,7 +129,9 @@ where
     F: Fn(&[T]) -> Result<Vec<U>, InvalidPoint> + Sync + Send,
 {
     let with_offset = |offset: usize, chunk: &[T]| {
-        f(chunk).map_err(|e| InvalidPoint { index: offset + e.index })
+        f(chunk).map_err(|e| InvalidPoint {
+            index: offset + e.index,
+        })
     };
     #[cfg(feature = "parallel")]
     {
@@ -149,8 +159,10 @@ pub fn hash_and_mask<I: AsRef<[u8]> + Sync>(
     items: &[I],
 ) -> Vec<[u8; 32]> {
     map_chunks(items, |chunk| {
-        let points: Vec<RistrettoPoint> =
-            chunk.iter().map(|item| hasher.hash(item.as_ref())).collect();
+        let points: Vec<RistrettoPoint> = chunk
+            .iter()
+            .map(|item| hasher.hash(item.as_ref()))
+            .collect();
         key.mul_compress(&points)
     })
 }
@@ -162,7 +174,9 @@ pub fn decompress_all(encoded: &[[u8; 32]]) -> Result<Vec<RistrettoPoint>, Inval
             .iter()
             .enumerate()
             .map(|(index, bytes)| {
-                CompressedRistretto(*bytes).decompress().ok_or(InvalidPoint { index })
+                CompressedRistretto(*bytes)
+                    .decompress()
+                    .ok_or(InvalidPoint { index })
             })
             .collect()
     })
@@ -173,7 +187,11 @@ pub fn remask(key: &MaskKey, encoded: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, Inva
     try_map_chunks(encoded, |chunk| {
         let mut points = Vec::with_capacity(chunk.len());
         for (index, bytes) in chunk.iter().enumerate() {
-            points.push(CompressedRistretto(*bytes).decompress().ok_or(InvalidPoint { index })?);
+            points.push(
+                CompressedRistretto(*bytes)
+                    .decompress()
+                    .ok_or(InvalidPoint { index })?,
+            );
         }
         Ok(key.mul_compress(&points))
     })
@@ -188,9 +206,17 @@ pub fn remask_to_tags(
     try_map_chunks(encoded, |chunk| {
         let mut points = Vec::with_capacity(chunk.len());
         for (index, bytes) in chunk.iter().enumerate() {
-            points.push(CompressedRistretto(*bytes).decompress().ok_or(InvalidPoint { index })?);
+            points.push(
+                CompressedRistretto(*bytes)
+                    .decompress()
+                    .ok_or(InvalidPoint { index })?,
+            );
         }
-        Ok(key.mul_compress(&points).iter().map(|p| tags.tag(p)).collect())
+        Ok(key
+            .mul_compress(&points)
+            .iter()
+            .map(|p| tags.tag(p))
+            .collect())
     })
 }
 
@@ -222,7 +248,10 @@ impl TagHasher {
     pub fn new(context: &[u8], len: usize) -> Self {
         let mut h = blake3::Hasher::new_derive_key("citybrain-psi v1 comparison tag");
         h.update(context);
-        Self { key: *h.finalize().as_bytes(), len: len.clamp(Self::MIN_LEN, Self::MAX_LEN) }
+        Self {
+            key: *h.finalize().as_bytes(),
+            len: len.clamp(Self::MIN_LEN, Self::MAX_LEN),
+        }
     }
 
     /// Tag length in bytes.
@@ -288,7 +317,10 @@ mod tests {
 
     #[test]
     fn different_jobs_hash_differently() {
-        assert_ne!(ItemHasher::new(b"a").hash(b"x"), ItemHasher::new(b"b").hash(b"x"));
+        assert_ne!(
+            ItemHasher::new(b"a").hash(b"x"),
+            ItemHasher::new(b"b").hash(b"x")
+        );
     }
 
     #[test]

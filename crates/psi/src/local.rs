@@ -91,7 +91,9 @@ pub fn run_pair_with(
     loop {
         let mut progress = false;
         for i in 0..2 {
-            let Some(session) = sessions[i].as_mut() else { continue };
+            let Some(session) = sessions[i].as_mut() else {
+                continue;
+            };
             if results[i].is_some() {
                 queues[i].clear();
                 continue;
@@ -142,7 +144,10 @@ pub fn run_pair_with(
         }
     }
     let finish = |r: Option<PartyResult>| {
-        r.unwrap_or(Err(PsiError::Unexpected { got: "end of traffic", state: "unfinished" }))
+        r.unwrap_or(Err(PsiError::Unexpected {
+            got: "end of traffic",
+            state: "unfinished",
+        }))
     };
     let [ra, rb] = results;
     (finish(ra), finish(rb))

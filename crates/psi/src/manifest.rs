@@ -43,7 +43,12 @@ impl PsiMode {
             2 => Self::IntersectionBoth,
             3 => Self::Cardinality,
             4 => Self::IntersectionSum,
-            _ => return Err(DecodeError::InvalidField { field: "mode", reason: "unknown mode" }),
+            _ => {
+                return Err(DecodeError::InvalidField {
+                    field: "mode",
+                    reason: "unknown mode",
+                });
+            }
         })
     }
 
@@ -149,13 +154,19 @@ impl JobManifest {
             return Err(GovernanceError::InvalidManifest("party id is empty"));
         }
         if a.id == b.id {
-            return Err(GovernanceError::InvalidManifest("the two parties must differ"));
+            return Err(GovernanceError::InvalidManifest(
+                "the two parties must differ",
+            ));
         }
         if self.receiver != a.id && self.receiver != b.id {
-            return Err(GovernanceError::InvalidManifest("receiver is not one of the parties"));
+            return Err(GovernanceError::InvalidManifest(
+                "receiver is not one of the parties",
+            ));
         }
         if a.max_set_size > PROTOCOL_MAX_SET_SIZE || b.max_set_size > PROTOCOL_MAX_SET_SIZE {
-            return Err(GovernanceError::InvalidManifest("set-size cap above the protocol limit"));
+            return Err(GovernanceError::InvalidManifest(
+                "set-size cap above the protocol limit",
+            ));
         }
         Ok(())
     }
@@ -178,7 +189,10 @@ impl JobManifest {
 
     /// Checks a declared set size against the cap of party `index`.
     pub fn check_size(&self, index: usize, size: u64) -> Result<(), GovernanceError> {
-        let spec = self.parties.get(index).ok_or(GovernanceError::InvalidManifest("index"))?;
+        let spec = self
+            .parties
+            .get(index)
+            .ok_or(GovernanceError::InvalidManifest("index"))?;
         if size > spec.max_set_size {
             return Err(GovernanceError::SetTooLarge {
                 party: spec.id.clone(),
@@ -192,16 +206,29 @@ impl JobManifest {
     /// The protocol role of party `index`. The matcher learns the result, except in
     /// `IntersectionSum`, where the value holder (the receiver) helps and decrypts the sum.
     pub fn role_of(&self, index: usize) -> Role {
-        let is_receiver = self.parties.get(index).is_some_and(|p| p.id == self.receiver);
-        let receiver_role =
-            if self.mode == PsiMode::IntersectionSum { Role::Helper } else { Role::Matcher };
-        if is_receiver { receiver_role } else { receiver_role.peer() }
+        let is_receiver = self
+            .parties
+            .get(index)
+            .is_some_and(|p| p.id == self.receiver);
+        let receiver_role = if self.mode == PsiMode::IntersectionSum {
+            Role::Helper
+        } else {
+            Role::Matcher
+        };
+        if is_receiver {
+            receiver_role
+        } else {
+            receiver_role.peer()
+        }
     }
 
     /// Refuses a result below the release minimum.
     pub fn check_release(&self, size: u64) -> Result<(), GovernanceError> {
         if size < self.min_release_size {
-            return Err(GovernanceError::BelowReleaseMinimum { size, min: self.min_release_size });
+            return Err(GovernanceError::BelowReleaseMinimum {
+                size,
+                min: self.min_release_size,
+            });
         }
         Ok(())
     }
@@ -232,8 +259,10 @@ impl JobManifest {
         }
         let text = |r: &mut Reader<'_>, field| -> Result<String, DecodeError> {
             let raw = r.bytes_u32(field, MAX_NAME_LEN)?;
-            String::from_utf8(raw.to_vec())
-                .map_err(|_| DecodeError::InvalidField { field, reason: "not UTF-8" })
+            String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::InvalidField {
+                field,
+                reason: "not UTF-8",
+            })
         };
         let job_id = text(&mut r, "manifest.job_id")?;
         let party = |r: &mut Reader<'_>| -> Result<PartySpec, DecodeError> {
@@ -246,7 +275,13 @@ impl JobManifest {
         let mode = PsiMode::from_code(r.u8("manifest.mode")?)?;
         let min_release_size = r.u64("manifest.min_release_size")?;
         r.finish("manifest")?;
-        let manifest = Self { job_id, parties, receiver, mode, min_release_size };
+        let manifest = Self {
+            job_id,
+            parties,
+            receiver,
+            mode,
+            min_release_size,
+        };
         manifest.validate()?;
         Ok(manifest)
     }

@@ -119,13 +119,17 @@ pub struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// Parses the frame layout; rejects unknown versions, oversize and trailing data.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, PsiError> {
-        let malformed = |source| PsiError::Malformed { kind: "frame", source };
+        let malformed = |source| PsiError::Malformed {
+            kind: "frame",
+            source,
+        };
         let mut r = Reader::new(bytes);
         let version = r.u8("frame.version").map_err(malformed)?;
         if version != PROTOCOL_VERSION {
             return Err(PsiError::Version(version));
         }
-        let kind = FrameKind::from_code(r.u8("frame.kind").map_err(malformed)?).map_err(malformed)?;
+        let kind =
+            FrameKind::from_code(r.u8("frame.kind").map_err(malformed)?).map_err(malformed)?;
         let session = r.array("frame.session").map_err(malformed)?;
         let seq = r.u32("frame.seq").map_err(malformed)?;
         let len = r.u32("frame.len").map_err(malformed)? as usize;
@@ -140,7 +144,14 @@ impl<'a> Frame<'a> {
         let tag = r.array("frame.tag").map_err(malformed)?;
         r.finish("frame").map_err(malformed)?;
         let authenticated = &bytes[..HEADER_LEN + len];
-        Ok(Self { kind, session, seq, payload, tag, authenticated })
+        Ok(Self {
+            kind,
+            session,
+            seq,
+            payload,
+            tag,
+            authenticated,
+        })
     }
 }
 
@@ -194,8 +205,16 @@ impl Channel {
         let mut h = blake3::Hasher::new_derive_key("citybrain-psi v1 hello checksum");
         h.update(&session);
         let key = *h.finalize().as_bytes();
-        let dir = Direction { key, chain: [0; 32], next_seq: 0 };
-        Self { session, send: dir.clone(), recv: dir }
+        let dir = Direction {
+            key,
+            chain: [0; 32],
+            next_seq: 0,
+        };
+        Self {
+            session,
+            send: dir.clone(),
+            recv: dir,
+        }
     }
 
     /// Switches both directions to keys derived from the hello exchange.
@@ -253,7 +272,10 @@ impl Channel {
             return Ok(frame);
         }
         if frame.seq != self.recv.next_seq {
-            return Err(PsiError::Sequence { expected: self.recv.next_seq, got: frame.seq });
+            return Err(PsiError::Sequence {
+                expected: self.recv.next_seq,
+                got: frame.seq,
+            });
         }
         let mac = self.recv.mac(frame.authenticated);
         if !constant_time_eq(&mac[..TAG_LEN], &frame.tag) {
@@ -309,7 +331,12 @@ impl Hello {
         let role = match r.u8("hello.role")? {
             1 => Role::Matcher,
             2 => Role::Helper,
-            _ => return Err(DecodeError::InvalidField { field: "hello.role", reason: "unknown" }),
+            _ => {
+                return Err(DecodeError::InvalidField {
+                    field: "hello.role",
+                    reason: "unknown",
+                });
+            }
         };
         let set_size = r.u64("hello.set_size")?;
         let ephemeral = r.array("hello.ephemeral")?;
@@ -324,7 +351,13 @@ impl Hello {
             }
         };
         r.finish("hello")?;
-        Ok(Self { manifest_digest, role, set_size, ephemeral, value_key })
+        Ok(Self {
+            manifest_digest,
+            role,
+            set_size,
+            ephemeral,
+            value_key,
+        })
     }
 }
 
@@ -408,13 +441,18 @@ pub fn encode_tags(tags: &[u128], tag_len: usize) -> Vec<u8> {
 /// Decodes comparison tags of `tag_len` bytes each.
 pub fn decode_tags(payload: &[u8], tag_len: usize) -> Result<Vec<u128>, DecodeError> {
     if !(crate::group::TagHasher::MIN_LEN..=crate::group::TagHasher::MAX_LEN).contains(&tag_len) {
-        return Err(DecodeError::InvalidField { field: "tag_len", reason: "out of range" });
+        return Err(DecodeError::InvalidField {
+            field: "tag_len",
+            reason: "out of range",
+        });
     }
     let mut r = Reader::new(payload);
     let n = r.count("returned.count", MAX_BATCH_ITEMS, tag_len)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(crate::group::TagHasher::pack(r.take(tag_len, "returned.tag")?));
+        out.push(crate::group::TagHasher::pack(
+            r.take(tag_len, "returned.tag")?,
+        ));
     }
     r.finish("returned-tags")?;
     Ok(out)

@@ -4,15 +4,23 @@
 
 use proptest::prelude::*;
 use psi::local::{Delivery, PartyInput, run_pair, run_pair_with};
-use psi::{AbortCode, GovernanceError, JobManifest, PartySpec, PsiConfig, PsiError, PsiMode, PsiOutput};
+use psi::{
+    AbortCode, GovernanceError, JobManifest, PartySpec, PsiConfig, PsiError, PsiMode, PsiOutput,
+};
 use std::collections::{BTreeSet, HashSet};
 
 fn manifest(mode: PsiMode, cap_a: u64, cap_b: u64, min_release: u64) -> JobManifest {
     JobManifest {
         job_id: "job-1".into(),
         parties: [
-            PartySpec { id: "alice".into(), max_set_size: cap_a },
-            PartySpec { id: "bob".into(), max_set_size: cap_b },
+            PartySpec {
+                id: "alice".into(),
+                max_set_size: cap_a,
+            },
+            PartySpec {
+                id: "bob".into(),
+                max_set_size: cap_b,
+            },
         ],
         receiver: "alice".into(),
         mode,
@@ -34,7 +42,11 @@ fn config(manifest: &JobManifest, party: &str, size: usize, seed: u8, batch: usi
 /// Plaintext reference: positions of `xs` whose item is in `ys`.
 fn positions_in(xs: &[Vec<u8>], ys: &[Vec<u8>]) -> Vec<u64> {
     let set: HashSet<&Vec<u8>> = ys.iter().collect();
-    xs.iter().enumerate().filter(|(_, x)| set.contains(x)).map(|(i, _)| i as u64).collect()
+    xs.iter()
+        .enumerate()
+        .filter(|(_, x)| set.contains(x))
+        .map(|(i, _)| i as u64)
+        .collect()
 }
 
 fn distinct_common(xs: &[Vec<u8>], ys: &[Vec<u8>]) -> u64 {
@@ -56,14 +68,20 @@ fn run(
         config(&m, "alice", xs.len(), 1, batch),
         PartyInput { items: xs, values },
         config(&m, "bob", ys.len(), 2, batch),
-        PartyInput { items: ys, values: None },
+        PartyInput {
+            items: ys,
+            values: None,
+        },
     )
 }
 
 /// Sets drawn from a small alphabet so that intersections and duplicates are common, with
 /// arbitrary (non-UTF-8) bytes and an empty item possible.
 fn item_set(max: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
-    prop::collection::vec(prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], 0..3), 0..max)
+    prop::collection::vec(
+        prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], 0..3),
+        0..max,
+    )
 }
 
 proptest! {
@@ -115,9 +133,19 @@ fn very_unbalanced_sets() {
     let xs = items(0..5);
     let ys = items(3..3000);
     let (a, _) = run(PsiMode::Intersection, &xs, &ys, None, 512);
-    assert_eq!(a.unwrap(), PsiOutput::Intersection { positions: vec![3, 4] });
+    assert_eq!(
+        a.unwrap(),
+        PsiOutput::Intersection {
+            positions: vec![3, 4]
+        }
+    );
     let (a, _) = run(PsiMode::Intersection, &ys, &xs, None, 512);
-    assert_eq!(a.unwrap(), PsiOutput::Intersection { positions: vec![0, 1] });
+    assert_eq!(
+        a.unwrap(),
+        PsiOutput::Intersection {
+            positions: vec![0, 1]
+        }
+    );
 }
 
 #[test]
@@ -135,7 +163,11 @@ fn over_cap_set_is_refused_before_any_message() {
     let refused = psi::PsiSession::new(config(&m, "bob", 4, 2, 4));
     assert_eq!(
         refused.unwrap_err(),
-        PsiError::Governance(GovernanceError::SetTooLarge { party: "bob".into(), size: 4, cap: 3 })
+        PsiError::Governance(GovernanceError::SetTooLarge {
+            party: "bob".into(),
+            size: 4,
+            cap: 3
+        })
     );
     // The peer's declared size is checked against the manifest too, on the other side.
     let loose = manifest(PsiMode::Intersection, 10, 100, 0);
@@ -143,15 +175,24 @@ fn over_cap_set_is_refused_before_any_message() {
     let ys = items(0..4);
     let (a, b) = run_pair(
         config(&m, "alice", 5, 1, 4),
-        PartyInput { items: &xs, values: None },
+        PartyInput {
+            items: &xs,
+            values: None,
+        },
         config(&loose, "bob", 4, 2, 4),
-        PartyInput { items: &ys, values: None },
+        PartyInput {
+            items: &ys,
+            values: None,
+        },
     );
     // Both sides see the other's digest at the same step; each refuses on its own.
     for result in [a, b] {
         let e = result.unwrap_err();
         assert!(
-            matches!(e, PsiError::ManifestMismatch | PsiError::PeerAborted(AbortCode::Governance)),
+            matches!(
+                e,
+                PsiError::ManifestMismatch | PsiError::PeerAborted(AbortCode::Governance)
+            ),
             "{e:?}"
         );
     }
@@ -164,15 +205,24 @@ fn below_release_minimum_releases_nothing_on_both_sides() {
     let ys = items(8..20);
     let (a, b) = run_pair(
         config(&m, "alice", xs.len(), 1, 4),
-        PartyInput { items: &xs, values: None },
+        PartyInput {
+            items: &xs,
+            values: None,
+        },
         config(&m, "bob", ys.len(), 2, 4),
-        PartyInput { items: &ys, values: None },
+        PartyInput {
+            items: &ys,
+            values: None,
+        },
     );
     assert_eq!(
         a.unwrap_err(),
         PsiError::Governance(GovernanceError::BelowReleaseMinimum { size: 2, min: 3 })
     );
-    assert_eq!(b.unwrap_err(), PsiError::PeerAborted(AbortCode::BelowReleaseMinimum));
+    assert_eq!(
+        b.unwrap_err(),
+        PsiError::PeerAborted(AbortCode::BelowReleaseMinimum)
+    );
 }
 
 /// Runs a 40 × 40 job in which `network` interferes, and returns both results.
@@ -184,9 +234,15 @@ fn run_attacked(
     let ys = items(20..60);
     run_pair_with(
         config(&m, "alice", xs.len(), 1, 8),
-        PartyInput { items: &xs, values: None },
+        PartyInput {
+            items: &xs,
+            values: None,
+        },
         config(&m, "bob", ys.len(), 2, 8),
-        PartyInput { items: &ys, values: None },
+        PartyInput {
+            items: &ys,
+            values: None,
+        },
         network,
     )
 }
@@ -194,8 +250,18 @@ fn run_attacked(
 #[test]
 fn honest_network_baseline() {
     let (a, b) = run_attacked(|_, _, _| Delivery::Deliver);
-    assert_eq!(a.unwrap(), PsiOutput::Intersection { positions: (20..40).collect() });
-    assert_eq!(b.unwrap(), PsiOutput::Intersection { positions: (0..20).collect() });
+    assert_eq!(
+        a.unwrap(),
+        PsiOutput::Intersection {
+            positions: (20..40).collect()
+        }
+    );
+    assert_eq!(
+        b.unwrap(),
+        PsiOutput::Intersection {
+            positions: (0..20).collect()
+        }
+    );
 }
 
 #[test]
@@ -216,7 +282,10 @@ fn any_flipped_bit_aborts_both_sides() {
                 if !tampered {
                     continue; // this sender has fewer frames
                 }
-                assert!(a.is_err() && b.is_err(), "sender {sender} frame {index} byte {byte}: {a:?} / {b:?}");
+                assert!(
+                    a.is_err() && b.is_err(),
+                    "sender {sender} frame {index} byte {byte}: {a:?} / {b:?}"
+                );
             }
         }
     }
@@ -234,10 +303,18 @@ fn truncated_dropped_or_replayed_frames_abort_both_sides() {
                 Delivery::Deliver
             });
             let dropped = run_attacked(|from, i, _| {
-                if from == sender && i == index { Delivery::Drop } else { Delivery::Deliver }
+                if from == sender && i == index {
+                    Delivery::Drop
+                } else {
+                    Delivery::Deliver
+                }
             });
             let replayed = run_attacked(|from, i, _| {
-                if from == sender && i == index { Delivery::Duplicate } else { Delivery::Deliver }
+                if from == sender && i == index {
+                    Delivery::Duplicate
+                } else {
+                    Delivery::Deliver
+                }
             });
             let mut cases = vec![("truncated", truncated), ("dropped", dropped)];
             // Alice's frame 6 is the final outcome: its duplicate reaches Bob only after he has
@@ -247,7 +324,10 @@ fn truncated_dropped_or_replayed_frames_abort_both_sides() {
             }
             for (what, (a, b)) in cases {
                 // A dropped frame stalls the protocol; neither side may release an output.
-                assert!(a.is_err() && b.is_err(), "{what} sender {sender} frame {index}: {a:?} / {b:?}");
+                assert!(
+                    a.is_err() && b.is_err(),
+                    "{what} sender {sender} frame {index}: {a:?} / {b:?}"
+                );
             }
         }
     }
