@@ -596,6 +596,23 @@ impl PsiSession {
             &session_context,
             TagHasher::len_for(self.own_size, self.peer_size),
         );
+        // Tables and buffers are sized exactly once, so memory never overshoots by a
+        // doubling step (at 2^24 items that is the difference between 256 and 512 MiB).
+        let capacity = |n: u64| usize::try_from(n).unwrap_or(0);
+        match (self.role, self.shuffles()) {
+            (Role::Matcher, _) => {
+                self.own_table.reserve_exact(capacity(self.own_size));
+                self.peer_table.reserve_exact(capacity(self.peer_size));
+                if self.mode == PsiMode::IntersectionSum {
+                    self.peer_values.reserve_exact(capacity(self.peer_size));
+                }
+            }
+            (Role::Helper, true) => {
+                self.return_buffer.reserve_exact(capacity(self.peer_size));
+                self.own_buffer.reserve_exact(capacity(self.own_size));
+            }
+            (Role::Helper, false) => {}
+        }
         self.state = State::Running;
         Ok(())
     }
