@@ -118,6 +118,8 @@ pub struct PsiSession {
     /// Helper in sum mode: its decryption key. Matcher in sum mode: the helper's public key.
     value_secret: Option<SecretKey>,
     value_public: Option<PublicKey>,
+    /// Helper in sum mode: its own public key (with precomputed table) for encrypting values.
+    value_own_public: Option<PublicKey>,
     state: State,
     pushed: u64,
     /// Matcher: tags of its own items (tag | position), as returned by the helper.
@@ -131,7 +133,9 @@ pub struct PsiSession {
     /// Helper, count/sum modes: tags to return, shuffled once complete.
     return_buffer: Vec<u128>,
     /// Helper, count/sum modes: its own masked items, shuffled once complete.
-    own_buffer: Vec<ValuedPoint>,
+    own_points: Vec<[u8; 32]>,
+    /// Helper, sum mode: encrypted values aligned with `own_points`.
+    own_values: Vec<[CiphertextBytes; VALUE_LIMBS]>,
     pending_output: Option<PsiOutput>,
     output: Option<PsiOutput>,
     abort_frame: Option<Vec<u8>>,
@@ -217,6 +221,7 @@ impl PsiSession {
             channel,
             hasher: ItemHasher::new(&context),
             tags: TagHasher::new(&context, TagHasher::MAX_LEN),
+            value_own_public: value_secret.as_ref().map(SecretKey::public),
             value_secret,
             value_public: None,
             state: State::AwaitingHello,
@@ -226,7 +231,8 @@ impl PsiSession {
             peer_values: Vec::new(),
             received_masked: 0,
             return_buffer: Vec::new(),
-            own_buffer: Vec::new(),
+            own_points: Vec::new(),
+            own_values: Vec::new(),
             pending_output: None,
             output: None,
             abort_frame: None,
@@ -347,7 +353,8 @@ impl PsiSession {
         self.peer_table = Vec::new();
         self.peer_values = Vec::new();
         self.return_buffer = Vec::new();
-        self.own_buffer = Vec::new();
+        self.own_points = Vec::new();
+        self.own_values = Vec::new();
         self.pending_output = None;
         self.output = None;
     }
@@ -383,13 +390,13 @@ impl PsiSession {
             }
             // Helper in count/sum modes: buffer, shuffle and send once all items are in.
             let start = i * self.batch_size;
-            for (k, point) in masked.into_iter().enumerate() {
-                let value = match values {
-                    Some(values) => self.encrypt_value(values.get(start + k).copied().unwrap_or(0)),
-                    None => [[[0u8; 32]; 2]; VALUE_LIMBS],
-                };
-                self.own_buffer.push(ValuedPoint { point, value });
+            if let Some(values) = values {
+                for k in 0..masked.len() {
+                    let value = self.encrypt_value(values.get(start + k).copied().unwrap_or(0));
+                    self.own_values.push(value);
+                }
             }
+            self.own_points.extend(masked);
         }
         if self.role == Role::Helper && self.shuffles() && self.pushed == self.own_size {
             self.flush_own_buffer(&mut out);
@@ -400,28 +407,43 @@ impl PsiSession {
 
     fn encrypt_value(&mut self, value: u32) -> [CiphertextBytes; VALUE_LIMBS] {
         let r = [random_scalar(&mut self.rng), random_scalar(&mut self.rng)];
-        match &self.value_secret {
-            Some(sk) => sk.public().encrypt_value(value, &r).map(|c| c.to_bytes()),
+        match &self.value_own_public {
+            Some(pk) => pk.encrypt_value(value, &r).map(|c| c.to_bytes()),
             None => [[[0u8; 32]; 2]; VALUE_LIMBS],
         }
     }
 
     fn flush_own_buffer(&mut self, out: &mut Vec<Vec<u8>>) {
-        let mut buffer = std::mem::take(&mut self.own_buffer);
-        shuffle(&mut buffer, &mut self.rng);
-        for chunk in buffer.chunks(self.batch_size) {
-            if self.mode == PsiMode::IntersectionSum {
-                self.seal(FrameKind::Valued, &wire::encode_valued(chunk), out);
+        let mut points = std::mem::take(&mut self.own_points);
+        let mut values = std::mem::take(&mut self.own_values);
+        let with_values = self.mode == PsiMode::IntersectionSum;
+        shuffle_with(points.len(), &mut self.rng, |i, j| {
+            points.swap(i, j);
+            if with_values {
+                values.swap(i, j);
+            }
+        });
+        for (k, chunk) in points.chunks(self.batch_size).enumerate() {
+            if with_values {
+                let start = k * self.batch_size;
+                let items: Vec<ValuedPoint> = chunk
+                    .iter()
+                    .zip(&values[start..start + chunk.len()])
+                    .map(|(point, value)| ValuedPoint {
+                        point: *point,
+                        value: *value,
+                    })
+                    .collect();
+                self.seal(FrameKind::Valued, &wire::encode_valued(&items), out);
             } else {
-                let points: Vec<[u8; 32]> = chunk.iter().map(|v| v.point).collect();
-                self.seal(FrameKind::Masked, &wire::encode_points(&points), out);
+                self.seal(FrameKind::Masked, &wire::encode_points(chunk), out);
             }
         }
     }
 
     fn flush_return_buffer(&mut self, out: &mut Vec<Vec<u8>>) {
         let mut buffer = std::mem::take(&mut self.return_buffer);
-        shuffle(&mut buffer, &mut self.rng);
+        shuffle_with(buffer.len(), &mut self.rng, |i, j| buffer.swap(i, j));
         for chunk in buffer.chunks(self.batch_size) {
             self.seal(
                 FrameKind::Returned,
@@ -609,7 +631,10 @@ impl PsiSession {
             }
             (Role::Helper, true) => {
                 self.return_buffer.reserve_exact(capacity(self.peer_size));
-                self.own_buffer.reserve_exact(capacity(self.own_size));
+                self.own_points.reserve_exact(capacity(self.own_size));
+                if self.mode == PsiMode::IntersectionSum {
+                    self.own_values.reserve_exact(capacity(self.own_size));
+                }
             }
             (Role::Helper, false) => {}
         }
@@ -845,9 +870,10 @@ fn join(own: &[u128], peer: &[u128]) -> Joined {
     out
 }
 
-/// Fisher–Yates shuffle driven by the session's ChaCha stream.
-fn shuffle<T>(items: &mut [T], rng: &mut ChaCha20Rng) {
-    for i in (1..items.len()).rev() {
+/// Fisher–Yates shuffle of `len` positions driven by the session's ChaCha stream; `swap`
+/// applies each transposition (to one or several aligned vectors).
+fn shuffle_with(len: usize, rng: &mut ChaCha20Rng, mut swap: impl FnMut(usize, usize)) {
+    for i in (1..len).rev() {
         // Lemire's unbiased bounded draw.
         let bound = i as u64 + 1;
         let j = loop {
@@ -857,6 +883,6 @@ fn shuffle<T>(items: &mut [T], rng: &mut ChaCha20Rng) {
                 break (m >> 64) as usize;
             }
         };
-        items.swap(i, j);
+        swap(i, j);
     }
 }

@@ -13,6 +13,10 @@ use thiserror::Error;
 /// 96 bits keep false matches below 2^-40 up to 2^28 × 2^28).
 pub const PROTOCOL_MAX_SET_SIZE: u64 = 1 << 28;
 
+/// Largest set in `IntersectionSum`: the value holder buffers 160 bytes per item to shuffle
+/// (≈ 0.7 GiB at 2^22) and decrypts limb sums by baby-step giant-step.
+pub const SUM_MODE_MAX_SET_SIZE: u64 = 1 << 22;
+
 /// What a PSI job computes and who learns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PsiMode {
@@ -166,6 +170,12 @@ impl JobManifest {
         if a.max_set_size > PROTOCOL_MAX_SET_SIZE || b.max_set_size > PROTOCOL_MAX_SET_SIZE {
             return Err(GovernanceError::InvalidManifest(
                 "set-size cap above the protocol limit",
+            ));
+        }
+        let sum_cap = a.max_set_size.max(b.max_set_size);
+        if self.mode == PsiMode::IntersectionSum && sum_cap > SUM_MODE_MAX_SET_SIZE {
+            return Err(GovernanceError::InvalidManifest(
+                "intersection-sum caps must not exceed 2^22 items (memory and decryption bound)",
             ));
         }
         Ok(())

@@ -344,3 +344,18 @@ fn frame_from_another_session_is_refused() {
     assert_eq!(a.unwrap_err(), PsiError::WrongSession);
     assert!(b.is_err());
 }
+
+#[test]
+fn sum_mode_caps_are_bounded_and_manifest_round_trips() {
+    let m = manifest(PsiMode::IntersectionSum, 1 << 23, 10, 0);
+    assert!(matches!(
+        m.validate(),
+        Err(GovernanceError::InvalidManifest(_))
+    ));
+    let ok = manifest(PsiMode::IntersectionSum, 1 << 22, 10, 5);
+    assert_eq!(JobManifest::decode(&ok.encode()).unwrap(), ok);
+    assert_ne!(
+        ok.digest(),
+        manifest(PsiMode::IntersectionSum, 1 << 22, 10, 6).digest()
+    );
+}
