@@ -272,6 +272,16 @@ impl PsiSession {
         self.output.as_ref()
     }
 
+    /// Progress for a driver's display: (local items pushed, local set size, peer items
+    /// processed, peer set size).
+    pub fn progress(&self) -> (u64, u64, u64, u64) {
+        let peer_done = match self.role {
+            Role::Matcher => self.peer_table.len() as u64,
+            Role::Helper => self.received_masked,
+        };
+        (self.pushed, self.own_size, peer_done, self.peer_size)
+    }
+
     /// Bytes of all frames sent and received so far.
     pub fn traffic(&self) -> (u64, u64) {
         (self.bytes_sent, self.bytes_received)

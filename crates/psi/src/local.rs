@@ -120,8 +120,9 @@ pub fn run_pair_with(
                 let n = session.batch_size().min(session.items_remaining() as usize);
                 let end = (cursor[i] + n).min(input.items.len());
                 let items = &input.items[cursor[i]..end];
-                let pushed = match input.values {
-                    Some(values) => session.push_valued_items(items, &values[cursor[i]..end]),
+                let pushed = match input.values.map(|v| v.get(cursor[i]..end)) {
+                    Some(Some(values)) => session.push_valued_items(items, values),
+                    Some(None) => Err(PsiError::Usage("fewer values than items")),
                     None => session.push_items(items),
                 };
                 cursor[i] = end;
