@@ -109,21 +109,23 @@ fn peak_rss_mib() -> f64 {
 fn spawn_reader(mut stream: TcpStream) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
+        let mut splitter = psi::wire::FrameSplitter::new();
         let mut chunk = vec![0u8; 1 << 16];
         loop {
-            while let Some(Ok(len)) = psi::wire::frame_len(&buf) {
-                if buf.len() < len {
-                    break;
-                }
-                let rest = buf.split_off(len);
-                if tx.send(std::mem::replace(&mut buf, rest)).is_err() {
-                    return;
+            loop {
+                match splitter.next_frame() {
+                    Ok(Some(frame)) => {
+                        if tx.send(frame).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => panic!("unframeable stream: {e}"),
                 }
             }
             match stream.read(&mut chunk) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => splitter.extend(&chunk[..n]),
             }
         }
     });

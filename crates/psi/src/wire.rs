@@ -566,3 +566,49 @@ pub fn decode_abort(payload: &[u8]) -> Result<AbortCode, DecodeError> {
 pub fn encode_abort(code: AbortCode) -> Vec<u8> {
     vec![code.code()]
 }
+
+/// Splits a byte stream (a TCP connection, or an HTTP body carrying several frames) into
+/// frames without interpreting them. Pure: the caller feeds whatever bytes it read.
+#[derive(Debug, Default)]
+pub struct FrameSplitter {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameSplitter {
+    /// An empty splitter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, if one is buffered. An impossible length (over
+    /// [`MAX_PAYLOAD`]) is an error: the stream cannot be resynchronised and must be dropped.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, PsiError> {
+        let pending = &self.buf[self.start..];
+        match frame_len(pending) {
+            None => Ok(None),
+            Some(Err(e)) => Err(e),
+            Some(Ok(len)) if pending.len() < len => Ok(None),
+            Some(Ok(len)) => {
+                let frame = pending[..len].to_vec();
+                self.start += len;
+                Ok(Some(frame))
+            }
+        }
+    }
+
+    /// Bytes buffered but not yet returned as frames (non-zero at the end of a stream means
+    /// the last frame was truncated).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}

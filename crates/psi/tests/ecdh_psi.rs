@@ -359,3 +359,39 @@ fn sum_mode_caps_are_bounded_and_manifest_round_trips() {
         manifest(PsiMode::IntersectionSum, 1 << 22, 10, 6).digest()
     );
 }
+
+#[test]
+fn frames_split_from_a_byte_stream_and_closed_sessions_refuse_frames() {
+    let m = manifest(PsiMode::Intersection, 10, 10, 0);
+    let (mut a, hello_a) = psi::PsiSession::new(config(&m, "alice", 3, 1, 2)).unwrap();
+    let (mut b, hello_b) = psi::PsiSession::new(config(&m, "bob", 3, 2, 2)).unwrap();
+    // Two hellos concatenated and cut at odd places come out as the two frames.
+    let stream = [hello_a.clone(), hello_b.clone()].concat();
+    let mut splitter = psi::wire::FrameSplitter::new();
+    let mut frames = Vec::new();
+    for piece in stream.chunks(7) {
+        splitter.extend(piece);
+        while let Some(f) = splitter.next_frame().unwrap() {
+            frames.push(f);
+        }
+    }
+    assert_eq!(frames, vec![hello_a.clone(), hello_b.clone()]);
+    assert_eq!(splitter.buffered(), 0);
+
+    assert!(b.handle_frame(&hello_a).unwrap().is_empty());
+    assert!(a.handle_frame(&hello_b).unwrap().is_empty());
+    // Pushing more than declared is a local usage error that kills the session and yields an
+    // abort frame for the peer; the peer then fails with the reason.
+    let err = a.push_items(&[b"1", b"2", b"3", b"4"]).unwrap_err();
+    assert!(matches!(err, PsiError::Usage(_)));
+    let abort = a.take_abort_frame().expect("abort frame for the peer");
+    assert_eq!(
+        b.handle_frame(&abort).unwrap_err(),
+        PsiError::PeerAborted(AbortCode::Cancelled)
+    );
+    assert_eq!(
+        a.handle_frame(&hello_b).unwrap_err(),
+        PsiError::Closed("failed")
+    );
+    assert!(a.output().is_none() && b.output().is_none());
+}
