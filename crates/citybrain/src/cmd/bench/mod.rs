@@ -5,6 +5,7 @@
 //! so a reader sees at once whether it was met. Anchors (reference systems measured in
 //! the same run) are figures too.
 
+mod psi;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup.
+    /// Which benchmarks to run (default: all). Known: startup, psi.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -22,6 +23,9 @@ pub(crate) struct BenchArgs {
     /// Repetitions where a benchmark repeats a measurement.
     #[arg(long, default_value_t = 10)]
     runs: usize,
+    /// Set size of the PSI benchmark, as log2 (20 is the target size).
+    #[arg(long, default_value_t = 20)]
+    psi_log2: u32,
 }
 
 /// One measured number.
@@ -54,7 +58,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup"];
+const ALL: &[&str] = &["startup", "psi"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -72,6 +76,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for name in &names {
         let report = match name.as_str() {
             "startup" => startup::run(args.runs.max(1))?,
+            "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             _ => unreachable!("checked above"),
         };
         if !args.json {
