@@ -8,6 +8,7 @@
 mod cpn;
 mod handle;
 mod ngsi_core;
+mod psi;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn, psi.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -34,6 +35,9 @@ pub(crate) struct BenchArgs {
     /// A reference Handle server (e.g. CNRI 7.3 on 127.0.0.1:2641) to measure in the same run.
     #[arg(long)]
     handle_reference: Option<std::net::SocketAddr>,
+    /// Set size of the PSI benchmark, as log2 (20 is the target size).
+    #[arg(long, default_value_t = 20)]
+    psi_log2: u32,
 }
 
 /// One measured number.
@@ -66,7 +70,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn"];
+const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn", "psi"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -91,6 +95,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
             "cpn" => cpn::run()?,
+            "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             _ => unreachable!("checked above"),
         };
         if !args.json {
