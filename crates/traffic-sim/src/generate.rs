@@ -1,1 +1,425 @@
-//! Scenario generator.
+//! Seeded generator of grid cities in CityFlow's formats.
+//!
+//! The layout follows the benchmark nets: signalised intersections `intersection_<x>_<y>` for
+//! `x in 1..=cols`, `y in 1..=rows`, a virtual boundary node at the end of every row and column,
+//! and two one-way roads `road_<x>_<y>_<dir>` between neighbours (dir 0 east, 1 north, 2 west,
+//! 3 south, leaving `intersection_<x>_<y>`). With three lanes, lane 0 turns left, lane 1 goes
+//! straight and lane 2 turns right, each lane linking to every lane of the outgoing road. Every
+//! intersection gets the benchmark's nine phases: phase 0 (right turns only, 5 s, used as yellow)
+//! and eight 30 s phases pairing through and left movements, right turns always green.
+//!
+//! Demand: the hour is split into as many slices as the profile has weights; each slice gets its
+//! share of `vehicles_per_hour`, with departure seconds drawn uniformly inside the slice. Every
+//! vehicle enters at a random boundary road and leaves at a random other one along a random
+//! monotone (staircase) path, so turns are spread over the grid. Each vehicle is one flow entry
+//! with its full route (as in the benchmark files), so CityFlow and this crate route it alike.
+
+use crate::rng::Mt19937;
+use crate::spec::{
+    ConfigSpec, FlowSpec, IntersectionSpec, LaneLinkSpec, LaneSpec, PhaseSpec, Point, RoadLinkSpec,
+    RoadSpec, RoadnetSpec, TurnKind, VehicleSpec,
+};
+use crate::units::{Meters, MetersPerSecond, Seconds};
+
+/// Parameters of a grid city.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridSpec {
+    /// Signalised rows (north-south extent).
+    pub rows: u32,
+    /// Signalised columns (east-west extent).
+    pub cols: u32,
+    /// Distance between neighbouring intersections.
+    pub road_length: Meters,
+    /// Length of the roads to the boundary nodes.
+    pub boundary_length: Meters,
+    /// Lanes per road and direction (3 = left, straight, right).
+    pub lanes: u32,
+    /// Lane width.
+    pub lane_width: Meters,
+    /// Speed limit.
+    pub max_speed: MetersPerSecond,
+    /// Intersection radius (trims the roads).
+    pub intersection_width: Meters,
+    /// Vehicles per hour over the whole city.
+    pub vehicles_per_hour: f64,
+    /// Relative demand per slice of the horizon (e.g. 12 five-minute weights).
+    pub profile: Vec<f64>,
+    /// Demand horizon.
+    pub duration: Seconds,
+    /// Seed of the generator (routes, departure times).
+    pub seed: u32,
+    /// Vehicle parameters.
+    pub vehicle: VehicleSpec,
+}
+
+impl GridSpec {
+    /// A 12 x 20 city (240 signalised intersections) with about 30,000 vehicles in the hour,
+    /// benchmark-like roads (400 m blocks, 3 lanes, 40 km/h) and a morning-peak profile.
+    pub fn city_240() -> GridSpec {
+        GridSpec {
+            rows: 12,
+            cols: 20,
+            road_length: Meters(400.0),
+            boundary_length: Meters(300.0),
+            lanes: 3,
+            lane_width: Meters(4.0),
+            max_speed: MetersPerSecond(11.111),
+            intersection_width: Meters(15.0),
+            vehicles_per_hour: 30_000.0,
+            profile: vec![0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.3, 1.2, 1.0, 0.9, 0.8, 0.7],
+            duration: Seconds(3600.0),
+            seed: 1,
+            vehicle: VehicleSpec::BENCHMARK,
+        }
+    }
+}
+
+/// Why a grid cannot be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// A parameter is out of range.
+    #[error("invalid grid parameter `{field}`: {message}")]
+    Invalid {
+        /// Parameter name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A generated scenario, ready to serialise or to simulate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedScenario {
+    /// `config.json`.
+    pub config: ConfigSpec,
+    /// `roadnet.json`.
+    pub roadnet: RoadnetSpec,
+    /// `flow.json`.
+    pub flows: Vec<FlowSpec>,
+}
+
+const DX: [i32; 4] = [1, 0, -1, 0];
+const DY: [i32; 4] = [0, 1, 0, -1];
+
+fn road_id(x: i32, y: i32, dir: usize) -> String {
+    format!("road_{x}_{y}_{dir}")
+}
+
+fn inter_id(x: i32, y: i32) -> String {
+    format!("intersection_{x}_{y}")
+}
+
+/// Generates a grid city.
+pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError> {
+    let bad = |field, message: &str| {
+        Err(GenerateError::Invalid {
+            field,
+            message: message.into(),
+        })
+    };
+    if spec.rows == 0 || spec.cols == 0 || spec.rows > 200 || spec.cols > 200 {
+        return bad("rows/cols", "must be between 1 and 200");
+    }
+    if spec.lanes == 0 || spec.lanes > 8 {
+        return bad("lanes", "must be between 1 and 8");
+    }
+    let iw = spec.intersection_width.0;
+    if !(iw >= 0.0)
+        || !(spec.road_length.0 > 2.0 * iw + 10.0)
+        || !(spec.boundary_length.0 > iw + 10.0)
+    {
+        return bad(
+            "road_length",
+            "roads must be longer than the intersections they join (+10 m)",
+        );
+    }
+    if !(spec.lane_width.0 > 0.0) || !(spec.max_speed.0 > 0.0) {
+        return bad("lane_width/max_speed", "must be positive");
+    }
+    if !(spec.vehicles_per_hour >= 0.0) || !spec.vehicles_per_hour.is_finite() {
+        return bad("vehicles_per_hour", "must be a non-negative number");
+    }
+    if spec.profile.is_empty()
+        || spec.profile.iter().any(|w| !(*w >= 0.0))
+        || spec.profile.iter().sum::<f64>() <= 0.0
+    {
+        return bad(
+            "profile",
+            "needs at least one weight, all non-negative, some positive",
+        );
+    }
+    if !(spec.duration.0 >= 1.0) {
+        return bad("duration", "must be at least 1 s");
+    }
+    let (rows, cols) = (spec.rows as i32, spec.cols as i32);
+    let signalised = |x: i32, y: i32| (1..=cols).contains(&x) && (1..=rows).contains(&y);
+    let exists = |x: i32, y: i32| {
+        signalised(x, y)
+            || ((x == 0 || x == cols + 1) && (1..=rows).contains(&y))
+            || ((y == 0 || y == rows + 1) && (1..=cols).contains(&x))
+    };
+    // Node position: signalised nodes on a regular grid, boundary nodes `boundary_length` out.
+    let coord = |i: i32, n: i32| -> f64 {
+        let l = spec.road_length.0;
+        if i == 0 {
+            -spec.boundary_length.0
+        } else if i == n + 1 {
+            f64::from(n - 1) * l + spec.boundary_length.0
+        } else {
+            f64::from(i - 1) * l
+        }
+    };
+    let pos = |x: i32, y: i32| Point {
+        x: coord(x, cols),
+        y: coord(y, rows),
+    };
+
+    let lanes: Vec<LaneSpec> = (0..spec.lanes)
+        .map(|_| LaneSpec {
+            width: spec.lane_width.0,
+            max_speed: spec.max_speed.0,
+        })
+        .collect();
+    let mut roads = Vec::new();
+    let mut nodes = Vec::new();
+    for y in 0..=rows + 1 {
+        for x in 0..=cols + 1 {
+            if exists(x, y) {
+                nodes.push((x, y));
+            }
+        }
+    }
+    // Roads leave every node towards each existing neighbour, except boundary-to-boundary.
+    let road_exists = |x: i32, y: i32, dir: usize| {
+        let (nx, ny) = (x + DX[dir], y + DY[dir]);
+        exists(x, y) && exists(nx, ny) && (signalised(x, y) || signalised(nx, ny))
+    };
+    for &(x, y) in &nodes {
+        for dir in 0..4 {
+            if road_exists(x, y, dir) {
+                let (nx, ny) = (x + DX[dir], y + DY[dir]);
+                roads.push(RoadSpec {
+                    id: road_id(x, y, dir),
+                    start_intersection: inter_id(x, y),
+                    end_intersection: inter_id(nx, ny),
+                    points: vec![pos(x, y), pos(nx, ny)],
+                    lanes: lanes.clone(),
+                });
+            }
+        }
+    }
+
+    let n = spec.lanes as usize;
+    let movement_lanes = |kind: TurnKind| -> Vec<usize> {
+        match (kind, n) {
+            (TurnKind::Left, _) => vec![0],
+            (TurnKind::Right, _) => vec![n - 1],
+            (TurnKind::Straight, 1 | 2) => (0..n).collect(),
+            (TurnKind::Straight, _) => (1..n - 1).collect(),
+        }
+    };
+    let mut intersections = Vec::new();
+    for &(x, y) in &nodes {
+        let mut roads_here = Vec::new();
+        for dir in 0..4 {
+            let (px, py) = (x - DX[dir], y - DY[dir]);
+            if road_exists(px, py, dir) {
+                roads_here.push(road_id(px, py, dir));
+            }
+        }
+        for dir in 0..4 {
+            if road_exists(x, y, dir) {
+                roads_here.push(road_id(x, y, dir));
+            }
+        }
+        if !signalised(x, y) {
+            intersections.push(IntersectionSpec {
+                id: inter_id(x, y),
+                point: pos(x, y),
+                width: 0.0,
+                roads: roads_here,
+                road_links: Vec::new(),
+                phases: Vec::new(),
+                is_virtual: true,
+            });
+            continue;
+        }
+        // Movements: for each incoming heading h (arriving from the opposite side), right turn
+        // (h - 1), straight (h), left (h + 1).
+        let mut road_links = Vec::new();
+        // (heading, kind) -> road link index
+        let mut index = [[usize::MAX; 3]; 4];
+        for h in 0..4 {
+            let (px, py) = (x - DX[h], y - DY[h]);
+            if !road_exists(px, py, h) {
+                continue;
+            }
+            for (k, (kind, out)) in [
+                (TurnKind::Right, (h + 3) % 4),
+                (TurnKind::Straight, h),
+                (TurnKind::Left, (h + 1) % 4),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if !road_exists(x, y, out) {
+                    continue;
+                }
+                let mut lane_links = Vec::new();
+                for s in movement_lanes(kind) {
+                    for e in 0..n {
+                        lane_links.push(LaneLinkSpec {
+                            start_lane_index: s,
+                            end_lane_index: e,
+                            points: Vec::new(),
+                        });
+                    }
+                }
+                index[h][k] = road_links.len();
+                road_links.push(RoadLinkSpec {
+                    kind,
+                    start_road: road_id(px, py, h),
+                    end_road: road_id(x, y, out),
+                    direction: out as i64,
+                    lane_links,
+                });
+            }
+        }
+        let rights: Vec<usize> = (0..4)
+            .map(|h| index[h][0])
+            .filter(|&i| i != usize::MAX)
+            .collect();
+        // Approaches named by where traffic comes from: W = heading east (0), E = heading west
+        // (2), S = heading north (1), N = heading south (3).
+        let (w, s_, e, n_) = (0, 1, 2, 3);
+        let through = 1;
+        let left = 2;
+        let pairs: [[(usize, usize); 2]; 8] = [
+            [(w, through), (e, through)],
+            [(n_, through), (s_, through)],
+            [(w, left), (e, left)],
+            [(n_, left), (s_, left)],
+            [(w, through), (w, left)],
+            [(e, through), (e, left)],
+            [(s_, through), (s_, left)],
+            [(n_, through), (n_, left)],
+        ];
+        let mut phases = vec![PhaseSpec {
+            time: 5.0,
+            available_road_links: rights.clone(),
+        }];
+        for pair in pairs {
+            let mut available = rights.clone();
+            for (h, k) in pair {
+                if index[h][k] != usize::MAX {
+                    available.push(index[h][k]);
+                }
+            }
+            phases.push(PhaseSpec {
+                time: 30.0,
+                available_road_links: available,
+            });
+        }
+        intersections.push(IntersectionSpec {
+            id: inter_id(x, y),
+            point: pos(x, y),
+            width: iw,
+            roads: roads_here,
+            road_links,
+            phases,
+            is_virtual: false,
+        });
+    }
+
+    // Demand.
+    let mut rng = Mt19937::new(spec.seed);
+    let mut uniform = move || f64::from(rng.next_u32()) / 4_294_967_296.0;
+    // Entry: (boundary node, heading into the grid); exit: (last signalised node, heading out).
+    let mut entries = Vec::new();
+    let mut exits = Vec::new();
+    for &(x, y) in &nodes {
+        if signalised(x, y) {
+            continue;
+        }
+        for dir in 0..4 {
+            if road_exists(x, y, dir) {
+                entries.push((x, y, dir));
+                exits.push((x + DX[dir], y + DY[dir], (dir + 2) % 4));
+            }
+        }
+    }
+    let total_weight: f64 = spec.profile.iter().sum();
+    let slices = spec.profile.len();
+    let slice_len = spec.duration.0 / slices as f64;
+    let total = spec.vehicles_per_hour * spec.duration.0 / 3600.0;
+    let mut departures = Vec::new();
+    let mut carried = 0.0;
+    for (k, w) in spec.profile.iter().enumerate() {
+        let exact = total * w / total_weight + carried;
+        let count = exact.floor();
+        carried = exact - count;
+        for _ in 0..count as u64 {
+            let t = (k as f64 * slice_len + uniform() * slice_len).floor();
+            departures.push(t.min(spec.duration.0 - 1.0) as i64);
+        }
+    }
+    departures.sort_unstable();
+    let mut flows = Vec::with_capacity(departures.len());
+    for t in departures {
+        let route = loop {
+            let (ox, oy, odir) =
+                entries[(uniform() * entries.len() as f64) as usize % entries.len()];
+            let (ex, ey, edir) = exits[(uniform() * exits.len() as f64) as usize % exits.len()];
+            let (sx, sy) = (ox + DX[odir], oy + DY[odir]);
+            if (sx, sy) == (ex, ey) && edir == (odir + 2) % 4 {
+                continue; // a U-turn at the entry intersection
+            }
+            let mut route = vec![road_id(ox, oy, odir)];
+            let (mut x, mut y) = (sx, sy);
+            while (x, y) != (ex, ey) {
+                let mut options = [0usize; 2];
+                let mut m = 0;
+                if ex != x {
+                    options[m] = if ex > x { 0 } else { 2 };
+                    m += 1;
+                }
+                if ey != y {
+                    options[m] = if ey > y { 1 } else { 3 };
+                    m += 1;
+                }
+                let dir = options[(uniform() * m as f64) as usize % m];
+                route.push(road_id(x, y, dir));
+                x += DX[dir];
+                y += DY[dir];
+            }
+            route.push(road_id(ex, ey, edir));
+            break route;
+        };
+        flows.push(FlowSpec {
+            vehicle: spec.vehicle,
+            route,
+            interval: 1.0,
+            start_time: t,
+            end_time: t,
+        });
+    }
+
+    Ok(GeneratedScenario {
+        config: ConfigSpec {
+            interval: 1.0,
+            seed: 0,
+            dir: String::new(),
+            roadnet_file: "roadnet.json".into(),
+            flow_file: "flow.json".into(),
+            rl_traffic_light: false,
+            lane_change: true,
+            save_replay: false,
+        },
+        roadnet: RoadnetSpec {
+            intersections,
+            roads,
+        },
+        flows,
+    })
+}
