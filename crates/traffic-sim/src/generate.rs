@@ -110,6 +110,16 @@ fn inter_id(x: i32, y: i32) -> String {
     format!("intersection_{x}_{y}")
 }
 
+/// `a > b`, false for NaN (spelled as a call so that the negated checks below read plainly).
+fn gt(a: f64, b: f64) -> bool {
+    a > b
+}
+
+/// `a >= b`, false for NaN.
+fn ge(a: f64, b: f64) -> bool {
+    a >= b
+}
+
 /// Generates a grid city.
 pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError> {
     let bad = |field, message: &str| {
@@ -125,23 +135,23 @@ pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError
         return bad("lanes", "must be between 1 and 8");
     }
     let iw = spec.intersection_width.0;
-    if !(iw >= 0.0)
-        || !(spec.road_length.0 > 2.0 * iw + 10.0)
-        || !(spec.boundary_length.0 > iw + 10.0)
+    if !ge(iw, 0.0)
+        || !gt(spec.road_length.0, 2.0 * iw + 10.0)
+        || !gt(spec.boundary_length.0, iw + 10.0)
     {
         return bad(
             "road_length",
             "roads must be longer than the intersections they join (+10 m)",
         );
     }
-    if !(spec.lane_width.0 > 0.0) || !(spec.max_speed.0 > 0.0) {
+    if !gt(spec.lane_width.0, 0.0) || !gt(spec.max_speed.0, 0.0) {
         return bad("lane_width/max_speed", "must be positive");
     }
-    if !(spec.vehicles_per_hour >= 0.0) || !spec.vehicles_per_hour.is_finite() {
+    if !ge(spec.vehicles_per_hour, 0.0) || !spec.vehicles_per_hour.is_finite() {
         return bad("vehicles_per_hour", "must be a non-negative number");
     }
     if spec.profile.is_empty()
-        || spec.profile.iter().any(|w| !(*w >= 0.0))
+        || spec.profile.iter().any(|w| !ge(*w, 0.0))
         || spec.profile.iter().sum::<f64>() <= 0.0
     {
         return bad(
@@ -149,7 +159,7 @@ pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError
             "needs at least one weight, all non-negative, some positive",
         );
     }
-    if !(spec.duration.0 >= 1.0) {
+    if !ge(spec.duration.0, 1.0) {
         return bad("duration", "must be at least 1 s");
     }
     let (rows, cols) = (spec.rows as i32, spec.cols as i32);

@@ -94,6 +94,7 @@ impl Accumulators {
         self.served_since_sample[intersection as usize] += 1;
     }
 
+    #[inline(never)]
     pub(crate) fn after_step(
         &mut self,
         net: &Network,
@@ -104,7 +105,7 @@ impl Accumulators {
         now: f64,
     ) {
         self.vehicle_steps += active;
-        let sample = step % SERIES_EVERY_STEPS == 0;
+        let sample = step.is_multiple_of(SERIES_EVERY_STEPS);
         if sample {
             self.scratch_vehicles.iter_mut().for_each(|x| *x = 0);
             self.scratch_queue.iter_mut().for_each(|x| *x = 0);

@@ -241,10 +241,36 @@ impl Network {
                 )
             })?;
             let centre_length = polyline_length(&r.points);
-            if centre_length.is_nan() || centre_length <= 0.0 {
+            if !centre_length.is_finite() || centre_length <= 0.0 {
                 return Err(invalid(
                     format!("{path}.points"),
-                    "the road has zero length".into(),
+                    format!("the road's length {centre_length} is not a positive finite number"),
+                ));
+            }
+            if r.points.windows(2).any(|w| w[0] == w[1]) {
+                return Err(invalid(
+                    format!("{path}.points"),
+                    "two consecutive points coincide".into(),
+                ));
+            }
+            let trim_at = |x: IntersectionId| {
+                let i = &spec.intersections[x as usize];
+                if i.is_virtual { 0.0 } else { i.width }
+            };
+            let first_seg = polyline_length(&r.points[..2]);
+            let last_seg = polyline_length(&r.points[r.points.len() - 2..]);
+            let (ts, te) = (trim_at(start), trim_at(end));
+            let too_short = if r.points.len() == 2 {
+                ts + te >= first_seg
+            } else {
+                ts >= first_seg || te >= last_seg
+            };
+            if too_short {
+                return Err(invalid(
+                    format!("{path}.points"),
+                    format!(
+                        "negative length: the road is shorter than the intersection widths it is trimmed by ({ts} m + {te} m)"
+                    ),
                 ));
             }
             let first = lanes.len() as u32;
@@ -296,7 +322,7 @@ impl Network {
             let polys = lane_polylines(&r.points, &widths[i], trim(road.start), trim(road.end));
             for (k, poly) in polys.into_iter().enumerate() {
                 let length = polyline_length(&poly);
-                if length.is_nan() || length <= 0.0 {
+                if !length.is_finite() || length <= 0.0 {
                     return Err(invalid(
                         format!("roads[{i}] ({}).lanes[{k}]", r.id),
                         format!(
@@ -411,7 +437,7 @@ impl Network {
                         ll.points.clone()
                     };
                     let length = polyline_length(&points);
-                    if length.is_nan() {
+                    if !length.is_finite() {
                         return Err(invalid(
                             format!("{lpath}.points"),
                             "degenerate lane link".into(),

@@ -117,6 +117,9 @@ pub(crate) struct SignalState {
 /// non-integer step lengths).
 const TIME_EPS: f64 = 1e-9;
 
+/// Most phase advances per step in a fixed plan (CityFlow loops until time is positive).
+const MAX_PHASE_SKIPS: u32 = 10_000;
+
 impl SignalState {
     pub(crate) fn new(net: &Network, rl_traffic_light: bool) -> SignalState {
         let lights = net
@@ -277,6 +280,7 @@ impl SignalState {
     }
 
     /// Advances every light by one step of `dt` seconds.
+    #[inline(never)]
     pub(crate) fn advance(&mut self, net: &Network, dt: f64) {
         for i in 0..self.lights.len() {
             let x = &net.intersections[i];
@@ -293,10 +297,13 @@ impl SignalState {
                     Display::Phase(p) => p,
                     Display::AllRed => 0,
                 };
-                while light.remaining <= 0.0 {
+                // Bounded: a plan of (near-)zero phase times cannot stall the step.
+                let mut guard = 0u32;
+                while light.remaining <= 0.0 && guard < MAX_PHASE_SKIPS {
                     p = (p + 1) % n;
                     light.remaining += x.phases[p as usize].time;
                     changed = true;
+                    guard += 1;
                 }
                 if changed {
                     light.display = Display::Phase(p);

@@ -53,6 +53,11 @@ pub(crate) struct State {
     pub(crate) rng: Mt19937,
     pub(crate) vehicles: Vec<Vehicle>,
     free_slots: Vec<u32>,
+    /// Bit per slot: the vehicle is running (on a lane or lane link). Phases iterate it, in
+    /// slot order, instead of every slot.
+    running_bits: Vec<u64>,
+    /// Per lane, the step (+1) for which its segments were last built.
+    seg_stamp: Vec<u64>,
     priorities: HashSet<i32, DetHasher>,
     /// Vehicles on each drivable, front first.
     pub(crate) lists: Vec<Vec<u32>>,
@@ -145,6 +150,8 @@ impl Simulation {
             rng: Mt19937::new(scenario.settings.seed),
             vehicles: Vec::with_capacity(vehicle_cap),
             free_slots: Vec::with_capacity(vehicle_cap),
+            running_bits: Vec::with_capacity(vehicle_cap / 64 + 1),
+            seg_stamp: vec![0; nl],
             priorities: HashSet::with_capacity_and_hasher(vehicle_cap * 2, DetHasher::default()),
             lists,
             waiting: (0..nl).map(|_| VecDeque::with_capacity(16)).collect(),
@@ -256,7 +263,41 @@ impl State {
         }
     }
 
+    fn set_running(&mut self, slot: u32) {
+        self.vehicles[slot as usize].running = true;
+        let w = slot as usize / 64;
+        if self.running_bits.len() <= w {
+            self.running_bits.resize(w + 1, 0);
+        }
+        self.running_bits[w] |= 1u64 << (slot % 64);
+    }
+
+    /// Running vehicle slots in ascending order, as a word-by-word walk over `running_bits`
+    /// (callers re-read the word, so vehicles started during the walk are seen like CityFlow's
+    /// set iteration would not; no phase starts vehicles while walking).
+    #[inline]
+    fn next_running(&self, from: u32) -> u32 {
+        let mut w = from as usize / 64;
+        if w >= self.running_bits.len() {
+            return NONE;
+        }
+        let mut word = self.running_bits[w] & (!0u64 << (from % 64));
+        loop {
+            if word != 0 {
+                return (w * 64) as u32 + word.trailing_zeros();
+            }
+            w += 1;
+            if w >= self.running_bits.len() {
+                return NONE;
+            }
+            word = self.running_bits[w];
+        }
+    }
+
     fn free_slot(&mut self, slot: u32) {
+        if let Some(word) = self.running_bits.get_mut(slot as usize / 64) {
+            *word &= !(1u64 << (slot % 64));
+        }
         let v = &mut self.vehicles[slot as usize];
         v.live = false;
         v.running = false;
@@ -277,6 +318,7 @@ impl State {
     // ------------------------------------------------------------------------------------------
     // 1-3: emission, first lane, entry buffers
 
+    #[inline(never)]
     fn flows_step(&mut self, sc: &Scenario) {
         let dt = sc.settings.interval;
         // Flows whose start time has come join the active set (kept in flow order, which is the
@@ -332,6 +374,7 @@ impl State {
             flow: f,
             route: f,
             route_pos: 0,
+            last_road: flow.route.last().copied().unwrap_or(NONE),
             p: flow.params,
             priority,
             enter_time: self.now(sc),
@@ -358,6 +401,7 @@ impl State {
         self.plan_buffer.push(slot);
     }
 
+    #[inline(never)]
     fn plan_route(&mut self, sc: &Scenario) {
         if self.plan_buffer.is_empty() {
             return;
@@ -392,6 +436,7 @@ impl State {
         self.plan_buffer = buf;
     }
 
+    #[inline(never)]
     fn handle_waiting(&mut self, sc: &Scenario) {
         for lane in 0..sc.network.lane_count() {
             let Some(&v) = self.waiting[lane as usize].front() else {
@@ -403,7 +448,7 @@ impl State {
                 t.dis > t.p.len + self.vehicles[v as usize].p.min_gap
             };
             if available {
-                self.vehicles[v as usize].running = true;
+                self.set_running(v);
                 self.active += 1;
                 self.lists[lane as usize].push(v);
                 self.update_leader(sc, v, tail);
@@ -473,14 +518,11 @@ impl State {
         d
     }
 
+    #[inline]
     fn on_last_road(&self, sc: &Scenario, v: u32) -> bool {
         let veh = &self.vehicles[v as usize];
         let net = &sc.network;
-        if !net.is_lane(veh.drivable) {
-            return false;
-        }
-        let route = &sc.flows[veh.route as usize].route;
-        route.last() == Some(&net.lanes[veh.drivable as usize].road)
+        net.is_lane(veh.drivable) && net.lanes[veh.drivable as usize].road == veh.last_road
     }
 
     // ------------------------------------------------------------------------------------------
@@ -549,6 +591,7 @@ impl State {
 
     /// Every drivable, every vehicle: the leader is the vehicle in front on the same list, or the
     /// nearest one ahead along the plan.
+    #[inline(never)]
     fn update_leaders(&mut self, sc: &Scenario) {
         for d in 0..self.lists.len() {
             let mut leader = NONE;
@@ -570,6 +613,7 @@ impl State {
         self.notify_distance[cross as usize][side as usize] = distance;
     }
 
+    #[inline(never)]
     fn notify_cross(&mut self, sc: &Scenario) {
         let net = &sc.network;
         let nl = net.lane_count();
@@ -867,7 +911,7 @@ impl State {
         }
         sp = min2(sp, self.yield_speed(sc, v));
         let veh = &self.vehicles[v as usize];
-        let on_valid_lane = !(veh.next == NONE && !self.on_last_road(sc, v));
+        let on_valid_lane = veh.next != NONE || self.on_last_road(sc, v);
         if !on_valid_lane {
             let vn = no_collision_speed(
                 0.0,
@@ -916,13 +960,13 @@ impl State {
         b.dis_set = true;
     }
 
+    #[inline(never)]
     fn get_action(&mut self, sc: &Scenario) {
         self.push_buffer.clear();
-        for v in 0..self.vehicles.len() as u32 {
-            let veh = &self.vehicles[v as usize];
-            if veh.live && veh.running {
-                self.vehicle_control(sc, v);
-            }
+        let mut v = self.next_running(0);
+        while v != NONE {
+            self.vehicle_control(sc, v);
+            v = self.next_running(v + 1);
         }
     }
 
@@ -998,6 +1042,7 @@ impl State {
     // ------------------------------------------------------------------------------------------
     // 7-8: moving between drivables, applying buffers
 
+    #[inline(never)]
     fn update_location(&mut self, sc: &Scenario) {
         let net = &sc.network;
         let now = self.now(sc);
@@ -1077,12 +1122,13 @@ impl State {
         veh.is_real() && !veh.lc.finished && veh.buf.drivable_set && veh.buf.drivable == NONE
     }
 
+    #[inline(never)]
     fn update_action(&mut self, sc: &Scenario) {
-        for v in 0..self.vehicles.len() as u32 {
+        let mut next = self.next_running(0);
+        while next != NONE {
+            let v = next;
+            next = self.next_running(v + 1);
             let veh = &self.vehicles[v as usize];
-            if !(veh.live && veh.running) {
-                continue;
-            }
             if veh.buf.blocker != NONE && self.removed.contains(&veh.buf.blocker) {
                 let b = &mut self.vehicles[v as usize].buf;
                 b.blocker = NONE;
@@ -1152,10 +1198,23 @@ impl State {
     // ------------------------------------------------------------------------------------------
     // 4: lane changing (CityFlow's SimpleLaneChange)
 
-    /// `Lane::initSegments` for every lane.
-    fn init_segments(&mut self, sc: &Scenario) {
+    /// CityFlow rebuilds every lane's segments (`Lane::initSegments`) at the start of the
+    /// lane-change phase. Only the lanes a lane change looks at need them, and a lane's segments
+    /// depend only on its list, which nothing changes before the first shadow insertion; every
+    /// lookup calls [`State::ensure_segments`] first, and every lane a shadow can be inserted
+    /// into has been looked at during the signal pass. So segments are built lazily, once per
+    /// step, with the same result.
+    fn init_segments(&mut self, _sc: &Scenario) {}
+
+    fn ensure_segments(&mut self, sc: &Scenario, lane: u32) {
         let net = &sc.network;
-        for (lane_id, lane) in net.lanes.iter().enumerate() {
+        if lane == NONE || !net.is_lane(lane) || self.seg_stamp[lane as usize] == self.step + 1 {
+            return;
+        }
+        self.seg_stamp[lane as usize] = self.step + 1;
+        let lane_id = lane as usize;
+        let lane = &net.lanes[lane_id];
+        {
             let base = self.seg_base[lane_id] as usize;
             let n = lane.segments as usize;
             let list = &self.lists[lane_id];
@@ -1219,15 +1278,26 @@ impl State {
         NONE
     }
 
+    #[inline(never)]
     fn plan_lane_change(&mut self, sc: &Scenario) {
         self.lane_change_buffer.clear();
-        for v in 0..self.vehicles.len() as u32 {
+        let mut next = self.next_running(0);
+        while next != NONE {
+            let v = next;
+            next = self.next_running(v + 1);
             let veh = &self.vehicles[v as usize];
-            if veh.live && veh.running && veh.is_real() {
-                self.make_signal(sc, v);
-                if self.plan_change(v) {
-                    self.lane_change_buffer.push(v);
-                }
+            if !veh.is_real() {
+                continue;
+            }
+            if veh.lc.changing {
+                // Its neighbours are looked up in this step's segments of both lanes.
+                let (own, target) = (veh.drivable, veh.lc.send.map_or(NONE, |s| s.target));
+                self.ensure_segments(sc, own);
+                self.ensure_segments(sc, target);
+            }
+            self.make_signal(sc, v);
+            if self.plan_change(v) {
+                self.lane_change_buffer.push(v);
             }
         }
         self.schedule_lane_change(sc);
@@ -1256,27 +1326,24 @@ impl State {
             target: NONE,
         };
         let d = veh.drivable;
-        let finish =
-            |st: &mut State, signal: Signal| st.vehicles[v as usize].lc.send = Some(signal);
         if net.is_lane(d) {
             let lane = &net.lanes[d as usize];
-            if lane.length - veh.dis < 30.0 {
-                finish(self, signal);
-                return;
-            }
             let len = veh.p.len;
-            let cur_est = veh.gap;
-            let mut outer_est = 0.0;
+            let gap = veh.gap;
             let expected_gap = 2.0 * len + 4.0 * dt * veh.p.max_speed;
-            if veh.gap > expected_gap || veh.gap < 1.5 * len {
-                finish(self, signal);
+            if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
+                self.vehicles[v as usize].lc.send = Some(signal);
                 return;
             }
+            let cur_est = gap;
+            let mut outer_est = 0.0;
             let road_lanes = net.roads[lane.road as usize].lanes.len() as u32;
             let on_last = self.on_last_road(sc, v);
+            self.ensure_segments(sc, d);
             if lane.index + 1 < road_lanes {
                 let outer = d + 1;
                 if on_last || self.compute_next(sc, v, outer) != NONE {
+                    self.ensure_segments(sc, outer);
                     outer_est = self.estimate_gap(sc, v, outer);
                     if outer_est > cur_est + len {
                         signal.target = outer;
@@ -1286,6 +1353,7 @@ impl State {
             if lane.index > 0 {
                 let inner = d - 1;
                 if on_last || self.compute_next(sc, v, inner) != NONE {
+                    self.ensure_segments(sc, inner);
                     let inner_est = self.estimate_gap(sc, v, inner);
                     if inner_est > cur_est + len && inner_est > outer_est {
                         signal.target = inner;
@@ -1296,15 +1364,13 @@ impl State {
             // LaneChange::makeSignal: direction from the target.
             signal.direction = if signal.target == NONE {
                 0
-            } else if signal.target == d + 1 && lane.index + 1 < road_lanes {
+            } else if signal.target == d + 1 {
                 1
-            } else if lane.index > 0 && signal.target == d - 1 {
-                -1
             } else {
-                0
+                -1
             };
         }
-        finish(self, signal);
+        self.vehicles[v as usize].lc.send = Some(signal);
     }
 
     /// `SimpleLaneChange::estimateGap`.
@@ -1319,6 +1385,7 @@ impl State {
         }
     }
 
+    #[inline(never)]
     fn schedule_lane_change(&mut self, sc: &Scenario) {
         // Urgency is 1 for every signal made on a lane; a stable sort keeps vehicle order.
         let mut buf = std::mem::take(&mut self.lane_change_buffer);
@@ -1457,6 +1524,7 @@ impl State {
         // target lane's road.
         shadow.route_pos = 0;
         let s = self.alloc_slot(shadow);
+        self.set_running(s);
         self.priorities.insert(priority);
         self.active += 1;
         {
@@ -1546,6 +1614,7 @@ impl State {
     // ------------------------------------------------------------------------------------------
     // Metrics
 
+    #[inline(never)]
     fn record_metrics(&mut self, sc: &Scenario) {
         let active = self.active;
         let now = self.now(sc);

@@ -164,6 +164,8 @@ pub(crate) struct Vehicle {
     pub(crate) route: u32,
     /// Position in the route (CityFlow's `iCurRoad`).
     pub(crate) route_pos: u32,
+    /// Last road of the route (`NONE` for an invalid route).
+    pub(crate) last_road: u32,
     pub(crate) p: Params,
     pub(crate) priority: i32,
     pub(crate) enter_time: f64,
@@ -363,6 +365,7 @@ mod tests {
             flow: 0,
             route: 0,
             route_pos: 0,
+            last_road: NONE,
             p: Params::new(&VehicleSpec::BENCHMARK, 1.0),
             priority: 0,
             enter_time: 0.0,
