@@ -70,6 +70,8 @@ pub(crate) struct State {
     /// Crossing-point notifications: vehicle and signed distance per side.
     notify_vehicle: Vec<[u32; 2]>,
     notify_distance: Vec<[f64; 2]>,
+    /// Crosses notified this step (to clear them next step).
+    notified: Vec<u32>,
 
     pub(crate) flow_state: Vec<FlowState>,
     flow_clock: f64,
@@ -92,6 +94,9 @@ pub(crate) struct State {
     push_buffer: Vec<(u32, f64)>,
     removed: Vec<u32>,
     ended: Vec<u32>,
+    /// Drivables some vehicle leaves this step (marked in the action phase).
+    dirty: Vec<bool>,
+    dirty_list: Vec<u32>,
 }
 
 /// A running simulation over a shared [`Scenario`].
@@ -159,6 +164,7 @@ impl Simulation {
             seg_base,
             notify_vehicle: vec![[NONE; 2]; net.crosses.len()],
             notify_distance: vec![[0.0; 2]; net.crosses.len()],
+            notified: Vec::with_capacity(2 * net.crosses.len()),
             flow_state: flows
                 .iter()
                 .map(|f| FlowState {
@@ -180,6 +186,8 @@ impl Simulation {
             push_buffer: Vec::with_capacity(1024),
             removed: Vec::with_capacity(256),
             ended: Vec::with_capacity(256),
+            dirty: vec![false; nd],
+            dirty_list: Vec::with_capacity(nd),
         };
         Simulation { scenario, state }
     }
@@ -594,13 +602,23 @@ impl State {
     #[inline(never)]
     fn update_leaders(&mut self, sc: &Scenario) {
         for d in 0..self.lists.len() {
-            let mut leader = NONE;
-            let mut k = 0;
-            while k < self.lists[d].len() {
-                let v = self.lists[d][k];
-                self.update_leader(sc, v, leader);
-                leader = v;
-                k += 1;
+            let n = self.lists[d].len();
+            if n == 0 {
+                continue;
+            }
+            let first = self.lists[d][0];
+            self.update_leader(sc, first, NONE);
+            // Every vehicle of a list is on that list's drivable, so the one in front is the
+            // leader (the fast path of `updateLeaderAndGap`).
+            for k in 1..n {
+                let (l, v) = (self.lists[d][k - 1], self.lists[d][k]);
+                let (ldis, llen) = {
+                    let lv = &self.vehicles[l as usize];
+                    (lv.dis, lv.p.len)
+                };
+                let veh = &mut self.vehicles[v as usize];
+                veh.leader = l;
+                veh.gap = ldis - llen - veh.dis;
             }
         }
     }
@@ -609,6 +627,7 @@ impl State {
     // 5: crossing points
 
     fn notify(&mut self, cross: u32, side: u8, v: u32, distance: f64) {
+        self.notified.push(cross);
         self.notify_vehicle[cross as usize][side as usize] = v;
         self.notify_distance[cross as usize][side as usize] = distance;
     }
@@ -617,9 +636,12 @@ impl State {
     fn notify_cross(&mut self, sc: &Scenario) {
         let net = &sc.network;
         let nl = net.lane_count();
-        for n in &mut self.notify_vehicle {
-            *n = [NONE; 2];
+        // Only the crosses notified last step need clearing.
+        for k in 0..self.notified.len() {
+            let c = self.notified[k];
+            self.notify_vehicle[c as usize] = [NONE; 2];
         }
+        self.notified.clear();
         for (li, link) in net.lane_links.iter().enumerate() {
             let crosses = net.link_crosses(li as u32);
             if crosses.is_empty() {
@@ -779,17 +801,6 @@ impl State {
     // ------------------------------------------------------------------------------------------
     // 6: speeds
 
-    fn intersection_related(&self, sc: &Scenario, v: u32) -> bool {
-        let net = &sc.network;
-        let veh = &self.vehicles[v as usize];
-        if !net.is_lane(veh.drivable) {
-            return true;
-        }
-        veh.next != NONE
-            && !net.is_lane(veh.next)
-            && net.drivable_length(veh.drivable) - veh.dis <= veh.p.approach_distance
-    }
-
     /// `Lane::canEnter`.
     fn can_enter(&self, lane: u32, v: u32) -> bool {
         match self.lists[lane as usize].last() {
@@ -888,43 +899,55 @@ impl State {
     }
 
     /// `Vehicle::getNextSpeed`.
+    #[inline]
     fn next_speed(&mut self, sc: &Scenario, v: u32) -> f64 {
         let net = &sc.network;
         let dt = sc.settings.interval;
-        let (leader_info, drivable) = {
-            let veh = &self.vehicles[v as usize];
-            let li = if veh.leader != NONE {
-                let l = &self.vehicles[veh.leader as usize];
-                Some((l.speed, l.p.max_neg_acc, l.p.usual_neg_acc))
-            } else {
-                None
-            };
-            (li, veh.drivable)
-        };
         let veh = &self.vehicles[v as usize];
+        let leader_info = if veh.leader != NONE {
+            let l = &self.vehicles[veh.leader as usize];
+            Some((l.speed, l.p.max_neg_acc, l.p.usual_neg_acc))
+        } else {
+            None
+        };
+        let (drivable, next, dis, speed, recv) =
+            (veh.drivable, veh.next, veh.dis, veh.speed, veh.lc.recv);
+        let nl = net.lane_count();
+        let length = net.drivable_length(drivable);
         let mut sp = veh.p.max_speed;
-        sp = min2(sp, veh.speed + veh.p.max_pos_acc * dt);
+        sp = min2(sp, speed + veh.p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
         sp = min2(sp, veh.car_follow_speed(leader_info, dt));
-        if self.intersection_related(sc, v) {
+        // isIntersectionRelated
+        let related = drivable >= nl
+            || (next != NONE && next >= nl && length - dis <= veh.p.approach_distance);
+        if related {
             sp = min2(sp, self.intersection_speed(sc, v));
         }
-        sp = min2(sp, self.yield_speed(sc, v));
+        // yieldSpeed is 100 without a received signal; the min still matters when `sp` is NaN
+        // (CityFlow's stop-before formula divides 0 by 0 for a stopped car on the line).
+        sp = min2(
+            sp,
+            if recv != NONE {
+                self.yield_speed(sc, v)
+            } else {
+                100.0
+            },
+        );
         let veh = &self.vehicles[v as usize];
-        let on_valid_lane = veh.next != NONE || self.on_last_road(sc, v);
-        if !on_valid_lane {
+        if next == NONE && !self.on_last_road(sc, v) {
             let vn = no_collision_speed(
                 0.0,
                 1.0,
-                veh.speed,
+                speed,
                 veh.p.max_neg_acc,
-                net.drivable_length(drivable) - veh.dis,
+                length - dis,
                 dt,
                 veh.p.min_gap,
             );
             sp = min2(sp, vn);
         }
-        floor_speed(sp, veh.speed, veh.p.max_neg_acc, dt)
+        floor_speed(sp, speed, veh.p.max_neg_acc, dt)
     }
 
     /// `Vehicle::setDeltaDistance`: moves along the plan, possibly across several drivables.
@@ -966,6 +989,15 @@ impl State {
         let mut v = self.next_running(0);
         while v != NONE {
             self.vehicle_control(sc, v);
+            // A vehicle's end and drivable change are final once its own control ran.
+            let veh = &self.vehicles[v as usize];
+            if veh.buf.end || veh.buf.drivable_set {
+                let d = veh.drivable as usize;
+                if !self.dirty[d] {
+                    self.dirty[d] = true;
+                    self.dirty_list.push(d as u32);
+                }
+            }
             v = self.next_running(v + 1);
         }
     }
@@ -1048,7 +1080,11 @@ impl State {
         let now = self.now(sc);
         self.removed.clear();
         self.ended.clear();
-        for d in 0..self.lists.len() {
+        // Drivable order, as CityFlow walks its drivables.
+        self.dirty_list.sort_unstable();
+        for k in 0..self.dirty_list.len() {
+            let d = self.dirty_list[k] as usize;
+            self.dirty[d] = false;
             let list = &mut self.lists[d];
             let vehicles = &self.vehicles;
             let ended = &mut self.ended;
@@ -1060,6 +1096,7 @@ impl State {
                 !((b.drivable_set && b.drivable != NONE) || b.end)
             });
         }
+        self.dirty_list.clear();
         for k in 0..self.ended.len() {
             let v = self.ended[k];
             self.removed.push(v);
