@@ -4,6 +4,7 @@
 //! usage:
 //!   cargo run --release -p traffic-sim --example bench_sim -- \
 //!       [--data ../shared/data/traffic] [--python /path/to/python-with-cityflow] [--repeat 5]
+//!       [--quick]   (JN1 only)
 //!
 //! CPU time is the calling thread's (`/proc/thread-self/schedstat`, nanoseconds). CityFlow's
 //! side is measured by `scripts/cityflow_bench.py` (Python `time.process_time` around
@@ -138,6 +139,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c / median
         );
         cityflow_cpu = Some(c);
+    }
+
+    if args.iter().any(|a| a == "--quick") {
+        return Ok(());
     }
 
     // The generated 240-intersection city, roadnet plan.

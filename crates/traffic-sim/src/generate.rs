@@ -5,14 +5,17 @@
 //! and two one-way roads `road_<x>_<y>_<dir>` between neighbours (dir 0 east, 1 north, 2 west,
 //! 3 south, leaving `intersection_<x>_<y>`). With three lanes, lane 0 turns left, lane 1 goes
 //! straight and lane 2 turns right, each lane linking to every lane of the outgoing road. Every
-//! intersection gets the benchmark's nine phases: phase 0 (right turns only, 5 s, used as yellow)
-//! and eight 30 s phases pairing through and left movements, right turns always green.
+//! intersection gets the benchmark's nine phases: phase 0 (right turns only, 5 s, used as yellow),
+//! 1-4 = through E-W, through N-S, left E-W, left N-S (the P15 control phases), 5-8 = through and
+//! left of one approach; right turns are always green. The plan gives phases 1-4 `plan_green`
+//! seconds and 5-8 none (a 95 s cycle by default; the benchmark nets use 5 + 8 x 30 s).
 //!
-//! Demand: the hour is split into as many slices as the profile has weights; each slice gets its
-//! share of `vehicles_per_hour`, with departure seconds drawn uniformly inside the slice. Every
-//! vehicle enters at a random boundary road and leaves at a random other one along a random
-//! monotone (staircase) path, so turns are spread over the grid. Each vehicle is one flow entry
-//! with its full route (as in the benchmark files), so CityFlow and this crate route it alike.
+//! Demand: the horizon is split into as many slices as the profile has weights; each slice gets
+//! its share of `vehicles_per_hour`, with departure seconds drawn uniformly inside the slice.
+//! A trip starts on a random road leading into the grid (boundary or inner road) and turns at
+//! each intersection with the given shares; it ends after a geometric number of roads or at the
+//! boundary. Each vehicle is one flow entry with its full route (as in the benchmark files), so
+//! CityFlow and this crate route it alike.
 
 use crate::rng::Mt19937;
 use crate::spec::{
@@ -48,6 +51,18 @@ pub struct GridSpec {
     pub duration: Seconds,
     /// Seed of the generator (routes, departure times).
     pub seed: u32,
+    /// Share of right turns at an intersection.
+    pub turn_right: f64,
+    /// Share of left turns at an intersection.
+    pub turn_left: f64,
+    /// Roads every trip drives at least (if it does not reach the boundary first).
+    pub min_roads: u32,
+    /// Mean number of further roads after `min_roads` (geometric).
+    pub mean_extra_roads: f64,
+    /// Green times of the plan's phases 1-4 (through E-W, through N-S, left E-W, left N-S),
+    /// seconds; phase 0 (right turns only) lasts 5 s and phases 5-8 exist for controllers but
+    /// get no time in the plan.
+    pub plan_green: [f64; 4],
     /// Vehicle parameters.
     pub vehicle: VehicleSpec,
 }
@@ -69,6 +84,11 @@ impl GridSpec {
             profile: vec![0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.3, 1.2, 1.0, 0.9, 0.8, 0.7],
             duration: Seconds(3600.0),
             seed: 1,
+            turn_right: 0.2,
+            turn_left: 0.15,
+            min_roads: 2,
+            mean_extra_roads: 5.0,
+            plan_green: [30.0, 30.0, 15.0, 15.0],
             vehicle: VehicleSpec::BENCHMARK,
         }
     }
@@ -157,6 +177,28 @@ pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError
         return bad(
             "profile",
             "needs at least one weight, all non-negative, some positive",
+        );
+    }
+    if !ge(spec.turn_right, 0.0)
+        || !ge(spec.turn_left, 0.0)
+        || !ge(1.0, spec.turn_right + spec.turn_left)
+    {
+        return bad(
+            "turn_right/turn_left",
+            "shares must be non-negative and sum to at most 1",
+        );
+    }
+    if !ge(spec.mean_extra_roads, 1.0) || spec.min_roads > 1000 {
+        return bad(
+            "mean_extra_roads/min_roads",
+            "mean_extra_roads must be at least 1, min_roads at most 1000",
+        );
+    }
+    if spec.plan_green.iter().any(|g| !ge(*g, 0.0)) || !gt(spec.plan_green.iter().sum::<f64>(), 0.0)
+    {
+        return bad(
+            "plan_green",
+            "green times must be non-negative, some positive",
         );
     }
     if !ge(spec.duration.0, 1.0) {
@@ -345,17 +387,15 @@ pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError
     // Demand.
     let mut rng = Mt19937::new(spec.seed);
     let mut uniform = move || f64::from(rng.next_u32()) / 4_294_967_296.0;
-    // Entry: (boundary node, heading into the grid); exit: (last signalised node, heading out).
-    let mut entries = Vec::new();
-    let mut exits = Vec::new();
+    // Trips start on any road that leads into a signalised intersection (boundary entries and
+    // inner roads alike, i.e. parking, side streets) and turn at each intersection with the
+    // spec's turning shares; after `min_roads` roads a trip ends at each road with probability
+    // `1 / mean_extra_roads`, and always when it reaches the boundary.
+    let mut origins = Vec::new();
     for &(x, y) in &nodes {
-        if signalised(x, y) {
-            continue;
-        }
         for dir in 0..4 {
-            if road_exists(x, y, dir) {
-                entries.push((x, y, dir));
-                exits.push((x + DX[dir], y + DY[dir], (dir + 2) % 4));
+            if road_exists(x, y, dir) && signalised(x + DX[dir], y + DY[dir]) {
+                origins.push((x, y, dir));
             }
         }
     }
@@ -375,37 +415,50 @@ pub fn generate_grid(spec: &GridSpec) -> Result<GeneratedScenario, GenerateError
         }
     }
     departures.sort_unstable();
+    let (p_right, p_left) = (spec.turn_right, spec.turn_left);
     let mut flows = Vec::with_capacity(departures.len());
     for t in departures {
-        let route = loop {
-            let (ox, oy, odir) =
-                entries[(uniform() * entries.len() as f64) as usize % entries.len()];
-            let (ex, ey, edir) = exits[(uniform() * exits.len() as f64) as usize % exits.len()];
-            let (sx, sy) = (ox + DX[odir], oy + DY[odir]);
-            if (sx, sy) == (ex, ey) && edir == (odir + 2) % 4 {
-                continue; // a U-turn at the entry intersection
+        let (mut x, mut y, mut dir) =
+            origins[(uniform() * origins.len() as f64) as usize % origins.len()];
+        let mut route = vec![road_id(x, y, dir)];
+        loop {
+            // Arrive at the road's end.
+            x += DX[dir];
+            y += DY[dir];
+            if !signalised(x, y) {
+                break;
             }
-            let mut route = vec![road_id(ox, oy, odir)];
-            let (mut x, mut y) = (sx, sy);
-            while (x, y) != (ex, ey) {
-                let mut options = [0usize; 2];
-                let mut m = 0;
-                if ex != x {
-                    options[m] = if ex > x { 0 } else { 2 };
-                    m += 1;
-                }
-                if ey != y {
-                    options[m] = if ey > y { 1 } else { 3 };
-                    m += 1;
-                }
-                let dir = options[(uniform() * m as f64) as usize % m];
-                route.push(road_id(x, y, dir));
-                x += DX[dir];
-                y += DY[dir];
+            if route.len() >= spec.min_roads as usize && uniform() * spec.mean_extra_roads < 1.0 {
+                break;
             }
-            route.push(road_id(ex, ey, edir));
-            break route;
-        };
+            let r = uniform();
+            let mut choice = if r < p_right {
+                (dir + 3) % 4
+            } else if r < p_right + p_left {
+                (dir + 1) % 4
+            } else {
+                dir
+            };
+            if !road_exists(x, y, choice) {
+                // Fall back to the first existing movement: straight, right, left.
+                choice = [dir, (dir + 3) % 4, (dir + 1) % 4]
+                    .into_iter()
+                    .find(|&d| road_exists(x, y, d))
+                    .unwrap_or(dir);
+            }
+            dir = choice;
+            route.push(road_id(x, y, dir));
+        }
+        if route.len() < 2 {
+            // A trip of one road is invalid in CityFlow; extend it straight on when possible.
+            let d = [dir, (dir + 3) % 4, (dir + 1) % 4]
+                .into_iter()
+                .find(|&d| road_exists(x, y, d));
+            match d {
+                Some(d) if signalised(x, y) => route.push(road_id(x, y, d)),
+                _ => continue,
+            }
+        }
         flows.push(FlowSpec {
             vehicle: spec.vehicle,
             route,

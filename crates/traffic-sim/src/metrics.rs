@@ -48,6 +48,11 @@ pub(crate) struct Accumulators {
     served_since_sample: Vec<u32>,
     scratch_vehicles: Vec<u32>,
     scratch_queue: Vec<u32>,
+    /// Per lane, its approach index (or `u32::MAX`).
+    lane_approach: Vec<u32>,
+    approach_queue: Vec<u32>,
+    approach_count: Vec<u32>,
+    touched: Vec<u32>,
 }
 
 impl Accumulators {
@@ -60,6 +65,12 @@ impl Accumulators {
             .collect();
         let n = approach_roads.len();
         let ni = net.intersections.len();
+        let mut lane_approach = vec![u32::MAX; net.lanes.len()];
+        for (k, &r) in approach_roads.iter().enumerate() {
+            for lane in net.roads[r as usize].lanes.clone() {
+                lane_approach[lane as usize] = k as u32;
+            }
+        }
         Accumulators {
             vehicle_steps: 0,
             approach_roads,
@@ -72,6 +83,10 @@ impl Accumulators {
             served_since_sample: vec![0; ni],
             scratch_vehicles: vec![0; ni],
             scratch_queue: vec![0; ni],
+            lane_approach,
+            approach_queue: vec![0; n],
+            approach_count: vec![0; n],
+            touched: Vec::with_capacity(n),
         }
     }
 
@@ -95,10 +110,12 @@ impl Accumulators {
     }
 
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn after_step(
         &mut self,
         net: &Network,
         lists: &[Vec<u32>],
+        occupied: &[u64],
         vehicles: &[Vehicle],
         active: u64,
         step: u64,
@@ -110,27 +127,47 @@ impl Accumulators {
             self.scratch_vehicles.iter_mut().for_each(|x| *x = 0);
             self.scratch_queue.iter_mut().for_each(|x| *x = 0);
         }
-        for (k, &r) in self.approach_roads.iter().enumerate() {
-            let road = &net.roads[r as usize];
-            let mut queue = 0u32;
-            let mut count = 0u32;
-            for lane in road.lanes.clone() {
-                for &v in &lists[lane as usize] {
-                    count += 1;
-                    if vehicles[v as usize].speed < WAITING_SPEED {
-                        queue += 1;
-                    }
+        // Only occupied lanes of approaches contribute.
+        let nl = net.lane_count() as usize;
+        for (w, &bits) in occupied.iter().enumerate() {
+            let mut word = bits;
+            while word != 0 {
+                let lane = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if lane >= nl {
+                    break;
                 }
+                let k = self.lane_approach[lane];
+                if k == u32::MAX {
+                    continue;
+                }
+                let list = &lists[lane];
+                let queue = list
+                    .iter()
+                    .filter(|&&v| vehicles[v as usize].speed < WAITING_SPEED)
+                    .count() as u32;
+                if self.approach_queue[k as usize] == 0 && self.approach_count[k as usize] == 0 {
+                    self.touched.push(k);
+                }
+                self.approach_queue[k as usize] += queue;
+                self.approach_count[k as usize] += list.len() as u32;
             }
+        }
+        for i in 0..self.touched.len() {
+            let k = self.touched[i] as usize;
+            let (queue, count) = (self.approach_queue[k], self.approach_count[k]);
             if queue > self.max_queue[k] {
                 self.max_queue[k] = queue;
             }
             if sample {
-                let x = road.end as usize;
+                let x = net.roads[self.approach_roads[k] as usize].end as usize;
                 self.scratch_vehicles[x] += count;
                 self.scratch_queue[x] += queue;
             }
+            self.approach_queue[k] = 0;
+            self.approach_count[k] = 0;
         }
+        self.touched.clear();
         if sample {
             for (x, inter) in net.intersections.iter().enumerate() {
                 if inter.is_virtual || inter.phases.is_empty() {

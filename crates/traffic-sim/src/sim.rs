@@ -56,6 +56,15 @@ pub(crate) struct State {
     /// Bit per slot: the vehicle is running (on a lane or lane link). Phases iterate it, in
     /// slot order, instead of every slot.
     running_bits: Vec<u64>,
+    /// Bit per drivable: its list is not empty. Per-drivable passes walk these bits, so an empty
+    /// part of a big network costs nothing.
+    occupied: Vec<u64>,
+    /// Bit per lane: its entry buffer is not empty.
+    waiting_bits: Vec<u64>,
+    /// Per lane link, the step (+1) it was last processed in `notify_cross`.
+    notify_stamp: Vec<u64>,
+    /// Lane links to process in `notify_cross` this step.
+    notify_links: Vec<u32>,
     /// Per lane, the step (+1) for which its segments were last built.
     seg_stamp: Vec<u64>,
     priorities: HashSet<i32, DetHasher>,
@@ -157,6 +166,10 @@ impl Simulation {
             free_slots: Vec::with_capacity(vehicle_cap),
             running_bits: Vec::with_capacity(vehicle_cap / 64 + 1),
             seg_stamp: vec![0; nl],
+            occupied: vec![0; nd.div_ceil(64)],
+            waiting_bits: vec![0; nl.div_ceil(64)],
+            notify_stamp: vec![0; nd - nl],
+            notify_links: Vec::with_capacity(nd - nl),
             priorities: HashSet::with_capacity_and_hasher(vehicle_cap * 2, DetHasher::default()),
             lists,
             waiting: (0..nl).map(|_| VecDeque::with_capacity(16)).collect(),
@@ -302,6 +315,32 @@ impl State {
         }
     }
 
+    #[inline]
+    fn list_push(&mut self, d: u32, v: u32) {
+        self.lists[d as usize].push(v);
+        self.occupied[d as usize / 64] |= 1u64 << (d % 64);
+    }
+
+    /// Next set bit at or after `from` in `bits`, or `NONE`.
+    #[inline]
+    fn next_bit(bits: &[u64], from: u32) -> u32 {
+        let mut w = from as usize / 64;
+        if w >= bits.len() {
+            return NONE;
+        }
+        let mut word = bits[w] & (!0u64 << (from % 64));
+        loop {
+            if word != 0 {
+                return (w * 64) as u32 + word.trailing_zeros();
+            }
+            w += 1;
+            if w >= bits.len() {
+                return NONE;
+            }
+            word = bits[w];
+        }
+    }
+
     fn free_slot(&mut self, slot: u32) {
         if let Some(word) = self.running_bits.get_mut(slot as usize / 64) {
             *word &= !(1u64 << (slot % 64));
@@ -439,6 +478,7 @@ impl State {
             self.vehicles[v as usize].drivable = lane;
             self.vehicles[v as usize].next = self.compute_next(sc, v, lane);
             self.waiting[lane as usize].push_back(v);
+            self.waiting_bits[lane as usize / 64] |= 1u64 << (lane % 64);
         }
         buf.clear();
         self.plan_buffer = buf;
@@ -446,21 +486,31 @@ impl State {
 
     #[inline(never)]
     fn handle_waiting(&mut self, sc: &Scenario) {
-        for lane in 0..sc.network.lane_count() {
-            let Some(&v) = self.waiting[lane as usize].front() else {
-                continue;
-            };
-            let tail = self.lists[lane as usize].last().copied().unwrap_or(NONE);
-            let available = tail == NONE || {
-                let t = &self.vehicles[tail as usize];
-                t.dis > t.p.len + self.vehicles[v as usize].p.min_gap
-            };
-            if available {
-                self.set_running(v);
-                self.active += 1;
-                self.lists[lane as usize].push(v);
-                self.update_leader(sc, v, tail);
-                self.waiting[lane as usize].pop_front();
+        let mut lane = Self::next_bit(&self.waiting_bits, 0);
+        while lane != NONE {
+            self.admit_head(sc, lane);
+            lane = Self::next_bit(&self.waiting_bits, lane + 1);
+        }
+    }
+
+    /// Lets the head of `lane`'s entry buffer in if there is room (`Lane::available`).
+    fn admit_head(&mut self, sc: &Scenario, lane: u32) {
+        let Some(&v) = self.waiting[lane as usize].front() else {
+            return;
+        };
+        let tail = self.lists[lane as usize].last().copied().unwrap_or(NONE);
+        let available = tail == NONE || {
+            let t = &self.vehicles[tail as usize];
+            t.dis > t.p.len + self.vehicles[v as usize].p.min_gap
+        };
+        if available {
+            self.set_running(v);
+            self.active += 1;
+            self.list_push(lane, v);
+            self.update_leader(sc, v, tail);
+            self.waiting[lane as usize].pop_front();
+            if self.waiting[lane as usize].is_empty() {
+                self.waiting_bits[lane as usize / 64] &= !(1u64 << (lane % 64));
             }
         }
     }
@@ -601,7 +651,10 @@ impl State {
     /// nearest one ahead along the plan.
     #[inline(never)]
     fn update_leaders(&mut self, sc: &Scenario) {
-        for d in 0..self.lists.len() {
+        let mut next = Self::next_bit(&self.occupied, 0);
+        while next != NONE {
+            let d = next as usize;
+            next = Self::next_bit(&self.occupied, next + 1);
             let n = self.lists[d].len();
             if n == 0 {
                 continue;
@@ -642,7 +695,44 @@ impl State {
             self.notify_vehicle[c as usize] = [NONE; 2];
         }
         self.notified.clear();
-        for (li, link) in net.lane_links.iter().enumerate() {
+        // A link notifies its crosses only through a vehicle on it, the front vehicle of its
+        // start lane, or the last vehicle of its end lane; each (cross, side) is written by its
+        // own link alone, so visiting just those links, in any order, gives CityFlow's result.
+        let stamp = self.step + 1;
+        self.notify_links.clear();
+        let mut next = Self::next_bit(&self.occupied, 0);
+        while next != NONE {
+            let d = next;
+            next = Self::next_bit(&self.occupied, next + 1);
+            let mut candidates = [NONE; 2];
+            if d >= nl {
+                candidates[0] = d - nl;
+            } else if let (Some(&first), Some(&last)) = (
+                self.lists[d as usize].first(),
+                self.lists[d as usize].last(),
+            ) {
+                let ahead = self.vehicles[first as usize].next;
+                if ahead != NONE && ahead >= nl {
+                    candidates[0] = ahead - nl;
+                }
+                let behind = self.vehicles[last as usize].prev_drivable;
+                if behind != NONE
+                    && behind >= nl
+                    && net.lane_links[(behind - nl) as usize].end_lane == d
+                {
+                    candidates[1] = behind - nl;
+                }
+            }
+            for li in candidates {
+                if li != NONE && self.notify_stamp[li as usize] != stamp {
+                    self.notify_stamp[li as usize] = stamp;
+                    self.notify_links.push(li);
+                }
+            }
+        }
+        for k in 0..self.notify_links.len() {
+            let li = self.notify_links[k] as usize;
+            let link = &net.lane_links[li];
             let crosses = net.link_crosses(li as u32);
             if crosses.is_empty() {
                 continue;
@@ -1095,6 +1185,9 @@ impl State {
                 }
                 !((b.drivable_set && b.drivable != NONE) || b.end)
             });
+            if list.is_empty() {
+                self.occupied[d / 64] &= !(1u64 << (d % 64));
+            }
         }
         self.dirty_list.clear();
         for k in 0..self.ended.len() {
@@ -1138,7 +1231,7 @@ impl State {
             if d == NONE {
                 continue;
             }
-            self.lists[d as usize].push(v);
+            self.list_push(d, v);
             let veh = &mut self.vehicles[v as usize];
             let real = veh.is_real();
             let b = &mut veh.buf;
@@ -1582,6 +1675,7 @@ impl State {
             list.len()
         };
         self.lists[target as usize].insert(pos, s);
+        self.occupied[target as usize / 64] |= 1u64 << (target % 64);
         // Keep the segment runs a partition of the list: the shadow joins segment `seg`.
         let base = self.seg_base[target as usize] as usize;
         let n = sc.network.lanes[target as usize].segments as usize;
@@ -1660,9 +1754,10 @@ impl State {
             metrics,
             lists,
             vehicles,
+            occupied,
             ..
         } = self;
-        metrics.after_step(&sc.network, lists, vehicles, active, step, now);
+        metrics.after_step(&sc.network, lists, occupied, vehicles, active, step, now);
     }
 }
 

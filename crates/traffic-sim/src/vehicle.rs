@@ -36,6 +36,10 @@ pub(crate) struct Params {
     pub(crate) approach_distance: f64,
     /// How far ahead (beyond the current drivable) a leader is searched for.
     pub(crate) leader_search_distance: f64,
+    /// `getNoCollisionSpeed`'s `a = 0.5 / dF` and `0.5 / a` for dF = `max_neg_acc`, then for
+    /// dF = `usual_neg_acc`: the same operations CityFlow does per call, done once.
+    pub(crate) nc_max: (f64, f64),
+    pub(crate) nc_usual: (f64, f64),
 }
 
 impl Params {
@@ -58,8 +62,15 @@ impl Params {
             turn_speed: 8.3333,
             approach_distance: horizon,
             leader_search_distance: horizon,
+            nc_max: nc_coefficients(spec.max_neg_acc),
+            nc_usual: nc_coefficients(spec.usual_neg_acc),
         }
     }
+}
+
+fn nc_coefficients(df: f64) -> (f64, f64) {
+    let a = 0.5 / df;
+    (a, 0.5 / a)
 }
 
 /// A lane-change request (CityFlow's `LaneChange::Signal`).
@@ -285,11 +296,21 @@ impl Vehicle {
         let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
             return self.p.max_speed;
         };
-        let mut v = no_collision_speed(
+        // `0.5 * vL * vL / dL` is the leader's braking distance; with equal decelerations (every
+        // benchmark vehicle) both calls compute the same value.
+        let half_vl2 = 0.5 * leader_speed * leader_speed;
+        let brake_max = half_vl2 / leader_max_neg;
+        let brake_usual = if leader_usual_neg == leader_max_neg {
+            brake_max
+        } else {
+            half_vl2 / leader_usual_neg
+        };
+        let mut v = nc_speed(
             leader_speed,
             leader_max_neg,
+            brake_max,
             self.speed,
-            self.p.max_neg_acc,
+            self.p.nc_max,
             self.gap,
             interval,
             0.0,
@@ -301,11 +322,12 @@ impl Vehicle {
         };
         v = min2(
             v,
-            no_collision_speed(
+            nc_speed(
                 leader_speed,
                 leader_usual_neg,
+                brake_usual,
                 self.speed,
-                self.p.usual_neg_acc,
+                self.p.nc_usual,
                 self.gap,
                 interval,
                 self.p.min_gap,
@@ -318,6 +340,38 @@ impl Vehicle {
                 / (self.p.headway_time + interval / 2.0),
         )
     }
+}
+
+/// `getNoCollisionSpeed` with the per-vehicle and per-leader divisions done by the caller:
+/// `brake_l = 0.5 * vl * vl / dl`, `(a, k) = (0.5 / df, 0.5 / a)`. Bit-identical to
+/// [`no_collision_speed`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nc_speed(
+    vl: f64,
+    dl: f64,
+    brake_l: f64,
+    vf: f64,
+    (a, k): (f64, f64),
+    gap: f64,
+    interval: f64,
+    target_gap: f64,
+) -> f64 {
+    let c = vf * interval / 2.0 + target_gap - brake_l - gap;
+    let b = 0.5 * interval;
+    if b * b < 4.0 * a * c {
+        return -100.0;
+    }
+    let v1 = k * ((b * b - 4.0 * a * c).sqrt() - b);
+    // x / 1.0 == x exactly; skip the division for the usual 1 s step.
+    let tail = 2.0 * (gap - target_gap);
+    let v2 = 2.0 * vl - dl * interval
+        + if interval == 1.0 {
+            tail
+        } else {
+            tail / interval
+        };
+    min2(v1, v2)
 }
 
 /// `getNoCollisionSpeed`: the largest follower speed that still lets it stop behind a leader
@@ -401,6 +455,35 @@ mod tests {
             no_collision_speed(0.0, 4.5, 30.0, 1.0, 1.0, 1.0, 0.0),
             -100.0
         );
+    }
+
+    #[test]
+    fn precomputed_no_collision_speed_is_bit_identical() {
+        let mut rng = crate::rng::Mt19937::new(7);
+        let mut u =
+            move |lo: f64, hi: f64| lo + (hi - lo) * f64::from(rng.next_u32()) / 4_294_967_296.0;
+        for _ in 0..100_000 {
+            let (vl, dl, vf, df) = (u(0.0, 15.0), u(1.0, 9.0), u(0.0, 15.0), u(1.0, 9.0));
+            let (gap, tg) = (u(-5.0, 80.0), u(0.0, 3.0));
+            let interval = if u(0.0, 1.0) < 0.5 { 1.0 } else { u(0.2, 1.5) };
+            let a = 0.5 / df;
+            let reference = no_collision_speed(vl, dl, vf, df, gap, interval, tg);
+            let fast = nc_speed(
+                vl,
+                dl,
+                0.5 * vl * vl / dl,
+                vf,
+                (a, 0.5 / a),
+                gap,
+                interval,
+                tg,
+            );
+            assert_eq!(
+                reference.to_bits(),
+                fast.to_bits(),
+                "{vl} {dl} {vf} {df} {gap} {tg} {interval}"
+            );
+        }
     }
 
     #[test]
