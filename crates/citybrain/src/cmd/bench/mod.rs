@@ -1,0 +1,124 @@
+//! `bench`: the benchmarks the issues name, with their figures printed as a table or,
+//! with `--json`, as one JSON document.
+//!
+//! Each benchmark reports figures with units and, where an issue sets one, the target,
+//! so a reader sees at once whether it was met. Anchors (reference systems measured in
+//! the same run) are figures too.
+
+mod startup;
+
+use crate::output::{print_json, table};
+use clap::Args;
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Which benchmarks to run (default: all). Known: startup.
+    names: Vec<String>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Repetitions where a benchmark repeats a measurement.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+/// One measured number.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figure {
+    pub(crate) name: String,
+    pub(crate) value: f64,
+    pub(crate) unit: &'static str,
+    /// The goal, as text (e.g. "< 1000 ms").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
+    /// Whether the goal was met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) met: Option<bool>,
+}
+
+/// The result of one benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Report {
+    pub(crate) benchmark: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) figures: Vec<Figure>,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    os: &'static str,
+    arch: &'static str,
+    cpus: usize,
+    citybrain_version: &'static str,
+}
+
+const ALL: &[&str] = &["startup"];
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = if args.names.is_empty() {
+        ALL.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.names.clone()
+    };
+    for name in &names {
+        if !ALL.contains(&name.as_str()) {
+            eprintln!("unknown benchmark {name:?}; known: {}", ALL.join(", "));
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let mut reports = Vec::new();
+    for name in &names {
+        let report = match name.as_str() {
+            "startup" => startup::run(args.runs.max(1))?,
+            _ => unreachable!("checked above"),
+        };
+        if !args.json {
+            print_report(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        let machine = Machine {
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            citybrain_version: env!("CARGO_PKG_VERSION"),
+        };
+        print_json(&serde_json::json!({ "machine": machine, "reports": reports }))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &Report) {
+    println!("{} — {}", report.benchmark, report.description);
+    let rows = report.figures.iter().map(|f| {
+        vec![
+            f.name.clone(),
+            format!("{:.3}", f.value),
+            f.unit.to_owned(),
+            f.target.clone().unwrap_or_default(),
+            match f.met {
+                Some(true) => "yes".to_owned(),
+                Some(false) => "NO".to_owned(),
+                None => String::new(),
+            },
+        ]
+    });
+    println!(
+        "{}",
+        table(&["figure", "value", "unit", "target", "met"], rows)
+    );
+}
+
+/// Percentile (nearest rank) of a sorted slice.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}

@@ -1,0 +1,111 @@
+//! The subcommands. Each module owns one subcommand; `run` dispatches.
+
+mod admin;
+mod bench;
+mod serve;
+mod sim;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// citybrain: one open system for a city's data, traffic and compute.
+#[derive(Debug, Parser)]
+#[command(name = "citybrain", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Configuration file (TOML). Also `CITYBRAIN_CONFIG`.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process: the HTTP API (NGSI-LD port 1026 by default).
+    Serve(ServeArgs),
+    /// Serve with a demo city loaded and running; prints what runs where and how to log in.
+    Demo(ServeArgs),
+    /// Manage tenants, users, roles, API keys and the audit log directly in the data directory.
+    Admin(admin::AdminArgs),
+    /// Run the benchmarks and print their figures.
+    Bench(bench::BenchArgs),
+    /// Traffic simulation (the city's digital twin).
+    Sim(sim::SimArgs),
+}
+
+/// Where to listen and where the data lives.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// HTTP address to listen on, IP:PORT (default 127.0.0.1:1026).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Data directory (default ./citybrain-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Loads the configuration with command-line overrides applied last.
+fn load_config(
+    file: Option<PathBuf>,
+    listen: Option<&str>,
+    data_dir: Option<&PathBuf>,
+) -> anyhow::Result<settings::Config> {
+    let mut flags = Vec::new();
+    if let Some(listen) = listen {
+        flags.push((
+            "http.listen".to_owned(),
+            toml::Value::String(listen.to_owned()),
+        ));
+    }
+    if let Some(dir) = data_dir {
+        flags.push((
+            "store.data_dir".to_owned(),
+            toml::Value::String(dir.display().to_string()),
+        ));
+    }
+    Ok(settings::load(&settings::Sources::from_process(
+        file, flags,
+    ))?)
+}
+
+/// Logs to stderr, as text or JSON lines.
+fn init_logging(config: &settings::Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        settings::LogFormat::Json => builder.json().try_init(),
+        settings::LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(cli.config, args.listen.as_deref(), args.data_dir.as_ref())?;
+            init_logging(&config);
+            runtime()?.block_on(serve::serve(config, serve::Mode::Serve))?;
+        }
+        Command::Demo(args) => {
+            let config = load_config(cli.config, args.listen.as_deref(), args.data_dir.as_ref())?;
+            init_logging(&config);
+            runtime()?.block_on(serve::serve(config, serve::Mode::Demo))?;
+        }
+        Command::Admin(args) => {
+            let config = load_config(cli.config, None, args.data_dir())?;
+            runtime()?.block_on(admin::run(config, args))?;
+        }
+        Command::Bench(args) => return bench::run(args),
+        Command::Sim(args) => return sim::run(args),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,149 @@
+//! Opening the platform from a configuration: data directory, store, signing key,
+//! identity service, HTTP state. Shared by `serve`, `demo`, `admin` and `bench`.
+
+use anyhow::{Context, bail};
+use identity::oidc::{OidcSettings, OidcVerifier};
+use identity::{IdentityService, ServiceConfig, SystemClock};
+use settings::Config;
+use std::path::Path;
+use std::sync::Arc;
+use store_sqlite::{Durability, OpenOptions, SqliteStore};
+
+/// The opened platform.
+pub(crate) struct Platform {
+    pub(crate) config: Config,
+    pub(crate) store: SqliteStore,
+    pub(crate) identity: Arc<IdentityService>,
+}
+
+const SIGNING_KEY_FILE: &str = "secrets/access-token-hs256.key";
+
+/// Reads the access-token signing key, creating it (owner-only) on first start.
+fn signing_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let key = hex::decode(text.trim())
+            .with_context(|| format!("{} is not a hex key", path.display()))?;
+        if key.len() < 32 {
+            bail!("{} holds a key shorter than 32 bytes", path.display());
+        }
+        return Ok(key);
+    }
+    let dir = path.parent().context("signing key path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    restrict(dir, 0o700)?;
+    let bytes = identity::secrets::random_bytes(32);
+    std::fs::write(&path, format!("{}\n", hex::encode(&bytes)))
+        .with_context(|| format!("writing {}", path.display()))?;
+    restrict(&path, 0o600)?;
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+pub(crate) fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting permissions of {}", path.display()))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn restrict(_path: &Path, _mode: u32) -> anyhow::Result<()> {
+    Ok(())
+}
+
+impl Platform {
+    /// Opens everything the configuration names.
+    pub(crate) fn open(config: Config) -> anyhow::Result<Self> {
+        let data_dir = config.data_dir().to_owned();
+        std::fs::create_dir_all(&data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {} (store.data_dir)",
+                data_dir.display()
+            )
+        })?;
+        let durability = match config.store.durability {
+            settings::Durability::ProcessCrash => Durability::ProcessCrash,
+            settings::Durability::PowerLoss => Durability::PowerLoss,
+        };
+        let store = SqliteStore::open_with(
+            &data_dir,
+            OpenOptions {
+                durability,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+        let key = signing_key(&data_dir)?;
+        let auth = &config.auth;
+        let service_config = ServiceConfig {
+            access_token_ttl_secs: auth.access_token_ttl_secs,
+            refresh_token_ttl_secs: auth.refresh_token_ttl_secs,
+            max_failed_logins: auth.max_failed_logins,
+            lockout_secs: auth.lockout_secs,
+            anonymous_role: auth.anonymous_role.clone(),
+        };
+        let oidc = match &auth.oidc {
+            None => None,
+            Some(oidc) => {
+                let jwks = match (&oidc.jwks_file, &oidc.jwks_url) {
+                    (Some(file), _) => std::fs::read_to_string(file).with_context(|| {
+                        format!("reading auth.oidc.jwks_file {}", file.display())
+                    })?,
+                    (None, Some(url)) => bail!(
+                        "auth.oidc.jwks_url ({url}) is not supported by this build yet; download the JWKS and set auth.oidc.jwks_file"
+                    ),
+                    (None, None) => bail!("auth.oidc needs jwks_file"),
+                };
+                let settings = OidcSettings {
+                    issuer: oidc.issuer.clone(),
+                    audience: oidc.audience.clone(),
+                    tenant_claim: oidc.tenant_claim.clone(),
+                    role_claim: oidc.role_claim.clone(),
+                };
+                Some(Arc::new(
+                    OidcVerifier::new(settings, &jwks).context("loading the OIDC key set")?,
+                ))
+            }
+        };
+        let identity = IdentityService::new(
+            Arc::new(store.clone()),
+            &key,
+            Arc::new(SystemClock),
+            service_config,
+            oidc,
+        )?;
+        Ok(Self {
+            config,
+            store,
+            identity: Arc::new(identity),
+        })
+    }
+
+    /// The HTTP application state.
+    pub(crate) fn app_state(&self) -> api_server::AppState {
+        let http = &self.config.http;
+        api_server::AppState::new(
+            Arc::clone(&self.identity),
+            api_server::HttpSettings {
+                body_limit_bytes: http.body_limit_bytes,
+                request_timeout: std::time::Duration::from_secs(http.request_timeout_secs),
+                metrics_public: http.metrics_public,
+            },
+        )
+    }
+}
+
+impl Platform {
+    /// The HTTP routes of every module, bound to their state. Modules join here as they land.
+    pub(crate) fn http_modules(&self) -> Vec<api_server::Module> {
+        Vec::new()
+    }
+
+    /// Whether no user exists yet (the store needs bootstrapping).
+    pub(crate) async fn store_is_empty(&self) -> anyhow::Result<bool> {
+        use store::IdentityStore;
+        Ok(self.store.user_count().await? == 0)
+    }
+}

@@ -1,0 +1,581 @@
+//! citybrain's configuration: one typed structure, loaded from a TOML file, then
+//! `CITYBRAIN_*` environment variables, then command-line flags (later sources win),
+//! and validated before anything starts.
+//!
+//! Environment variables name a key path with `__` between levels:
+//! `CITYBRAIN_HTTP__LISTEN=0.0.0.0:1026`, `CITYBRAIN_AUTH__OIDC__ISSUER=...`.
+//! Unknown keys anywhere are errors that name the key and where it came from, so a typo
+//! never silently falls back to a default.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default HTTP address: the NGSI-LD port FIWARE users expect, loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1026";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./citybrain-data";
+/// Prefix of environment variables read as configuration.
+pub const ENV_PREFIX: &str = "CITYBRAIN_";
+/// Environment variable naming the configuration file (not itself a key).
+pub const ENV_CONFIG_FILE: &str = "CITYBRAIN_CONFIG";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// Where and how data is stored.
+    pub store: StoreConfig,
+    /// The unified user system.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on, `IP:PORT`.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests taking longer are answered with 408.
+    pub request_timeout_secs: u64,
+    /// Serve `/metrics` without authentication (for a Prometheus scraper on a trusted
+    /// network). Off by default: then it needs a platform administrator's token.
+    pub metrics_public: bool,
+    /// On shutdown, how long in-flight requests get to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            body_limit_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            metrics_public: false,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The data directory (database, secrets).
+    pub data_dir: PathBuf,
+    /// `process-crash` (default: acknowledged writes survive kill -9) or `power-loss`
+    /// (every commit fsynced).
+    pub durability: Durability,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            durability: Durability::ProcessCrash,
+        }
+    }
+}
+
+/// See [`StoreConfig::durability`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Survive a process crash.
+    ProcessCrash,
+    /// Survive a power loss.
+    PowerLoss,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens (JWT).
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of refresh tokens.
+    pub refresh_token_ttl_secs: i64,
+    /// Failed logins per username before a lockout.
+    pub max_failed_logins: u32,
+    /// Lockout length.
+    pub lockout_secs: i64,
+    /// DANGER, opt-in: let unauthenticated callers act with this built-in role in every
+    /// tenant (for conformance suites that send no credentials). Logged loudly at start.
+    pub anonymous_role: Option<String>,
+    /// Accept bearer tokens from an external OpenID Connect provider.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_failed_logins: 10,
+            lockout_secs: 300,
+            anonymous_role: None,
+            oidc: None,
+        }
+    }
+}
+
+/// `[auth.oidc]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where to fetch the provider's JWKS (https, or http on a private network when
+    /// `jwks_allow_private` is set).
+    pub jwks_url: Option<String>,
+    /// Or: a local JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Allow `jwks_url` to point at private/loopback addresses.
+    #[serde(default)]
+    pub jwks_allow_private: bool,
+    /// How often to re-fetch `jwks_url`.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
+    /// Claim naming the tenant(s).
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// Claim naming the role(s).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+}
+
+fn default_jwks_refresh() -> u64 {
+    3600
+}
+fn default_tenant_claim() -> String {
+    "tenant".to_owned()
+}
+fn default_role_claim() -> String {
+    "roles".to_owned()
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `citybrain=debug,tower_http=info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// See [`LogConfig::format`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration problem, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Parser message with line and column.
+        reason: String,
+    },
+    /// A key that does not exist, or a value of the wrong type.
+    #[error("invalid configuration key `{key}` (from {source_name}): {reason}")]
+    Key {
+        /// Dotted key path.
+        key: String,
+        /// File, environment variable or flag.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value that has the right type but is not acceptable.
+    #[error("invalid value for `{key}`: {reason}")]
+    Value {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+/// Where configuration comes from, in increasing precedence.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A TOML file.
+    pub file: Option<PathBuf>,
+    /// `(name, value)` environment pairs; only `CITYBRAIN_*` ones are used.
+    pub env: Vec<(String, String)>,
+    /// Command-line overrides as `(dotted.key, value)`, e.g. `("http.listen", "0.0.0.0:80")`.
+    pub flags: Vec<(String, toml::Value)>,
+}
+
+impl Sources {
+    /// The process environment plus an optional file and flags.
+    pub fn from_process(file: Option<PathBuf>, flags: Vec<(String, toml::Value)>) -> Self {
+        let env: Vec<_> = std::env::vars().collect();
+        let file = file.or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == ENV_CONFIG_FILE)
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        Self { file, env, flags }
+    }
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    // Numbers and booleans keep their type; everything else is a string.
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| {
+            matches!(
+                v,
+                toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)
+            )
+        })
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is a value, not a section"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Loads and validates the configuration.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
+    let mut table = match &sources.file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+        }
+        None => toml::Table::new(),
+    };
+    let file_name = sources
+        .file
+        .as_ref()
+        .map(|p| format!("config file {}", p.display()))
+        .unwrap_or_default();
+    let mut overlay = |key: String, value: toml::Value, source: String, table: &mut toml::Table| {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        insert_path(table, &path, value).map_err(|reason| ConfigError::Key {
+            key: key.clone(),
+            source_name: source.clone(),
+            reason,
+        })?;
+        origin.insert(key, source);
+        Ok::<(), ConfigError>(())
+    };
+    for (name, raw) in &sources.env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == ENV_CONFIG_FILE || rest.is_empty() {
+            continue;
+        }
+        let key = rest
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(".");
+        overlay(
+            key,
+            env_value(raw),
+            format!("environment variable {name}"),
+            &mut table,
+        )?;
+    }
+    for (key, value) in &sources.flags {
+        overlay(
+            key.clone(),
+            value.clone(),
+            format!("flag for {key}"),
+            &mut table,
+        )?;
+    }
+    let config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+            let key = error.path().to_string();
+            let source_name = origin
+                .iter()
+                .find(|(k, _)| {
+                    key == **k
+                        || key.starts_with(&format!("{k}."))
+                        || k.starts_with(&format!("{key}."))
+                })
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| {
+                    if file_name.is_empty() {
+                        "defaults".to_owned()
+                    } else {
+                        file_name.clone()
+                    }
+                });
+            ConfigError::Key {
+                key,
+                source_name,
+                reason: error.inner().to_string(),
+            }
+        })?;
+    config.validate()?;
+    Ok(config)
+}
+
+impl Config {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let value = |key: &str, reason: String| {
+            Err(ConfigError::Value {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        self.listen_addr()?;
+        if self.http.body_limit_bytes < 1024 {
+            return value("http.body_limit_bytes", "must be at least 1024".into());
+        }
+        if self.http.request_timeout_secs == 0 {
+            return value("http.request_timeout_secs", "must be at least 1".into());
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            return value("store.data_dir", "must not be empty".into());
+        }
+        if self.auth.access_token_ttl_secs < 10 {
+            return value("auth.access_token_ttl_secs", "must be at least 10".into());
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return value(
+                "auth.refresh_token_ttl_secs",
+                "must be at least auth.access_token_ttl_secs".into(),
+            );
+        }
+        if self.auth.max_failed_logins == 0 || self.auth.lockout_secs <= 0 {
+            return value(
+                "auth.max_failed_logins",
+                "lockout settings must be positive".into(),
+            );
+        }
+        if let Some(role) = &self.auth.anonymous_role
+            && !["admin", "operator", "analyst", "viewer", "device"].contains(&role.as_str())
+        {
+            return value(
+                "auth.anonymous_role",
+                format!("{role:?} is not one of admin, operator, analyst, viewer, device"),
+            );
+        }
+        if let Some(oidc) = &self.auth.oidc {
+            if oidc.issuer.is_empty() || oidc.audience.is_empty() {
+                return value("auth.oidc", "issuer and audience are required".into());
+            }
+            match (&oidc.jwks_url, &oidc.jwks_file) {
+                (None, None) => return value("auth.oidc", "set jwks_url or jwks_file".into()),
+                (Some(_), Some(_)) => {
+                    return value("auth.oidc", "set only one of jwks_url and jwks_file".into());
+                }
+                (Some(url), None)
+                    if !(url.starts_with("https://") || url.starts_with("http://")) =>
+                {
+                    return value(
+                        "auth.oidc.jwks_url",
+                        format!("{url:?} is not an http(s) URL"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.log.level.trim().is_empty() {
+            return value("log.level", "must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.listen.parse().map_err(|_| ConfigError::Value {
+            key: "http.listen".into(),
+            reason: format!(
+                "{:?} is not an IP:PORT address (port 0-65535), e.g. {DEFAULT_LISTEN} or 0.0.0.0:1026",
+                self.http.listen
+            ),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.store.data_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn load_with(
+        file_text: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
+        let f = file_text.map(file);
+        load(&Sources {
+            file: f.as_ref().map(|f| f.path().to_owned()),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_are_what_a_fiware_user_expects() {
+        let config = load_with(None, &[], &[]).unwrap();
+        assert_eq!(config.listen_addr().unwrap().to_string(), "127.0.0.1:1026");
+        assert_eq!(config.store.data_dir, PathBuf::from("./citybrain-data"));
+        assert_eq!(config.auth.anonymous_role, None);
+    }
+
+    #[test]
+    fn later_sources_win() {
+        let config = load_with(
+            Some("[http]\nlisten = \"127.0.0.1:1\"\nrequest_timeout_secs = 5\n"),
+            &[
+                ("CITYBRAIN_HTTP__LISTEN", "127.0.0.1:2"),
+                ("CITYBRAIN_HTTP__METRICS_PUBLIC", "true"),
+                ("OTHER", "x"),
+            ],
+            &[("http.listen", "127.0.0.1:3")],
+        )
+        .unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:3");
+        assert_eq!(config.http.request_timeout_secs, 5);
+        assert!(config.http.metrics_public);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_its_source() {
+        let err = load_with(Some("[http]\nlisen = \"x\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http") && err.contains("lisen") && err.contains("config file"),
+            "{err}"
+        );
+        let err = load_with(None, &[("CITYBRAIN_STORE__DATADIR", "/x")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CITYBRAIN_STORE__DATADIR") && err.contains("datadir"),
+            "{err}"
+        );
+        let err = load_with(Some("[nosuch]\na = 1\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nosuch"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = load_with(None, &[], &[("http.listen", "127.0.0.1:99999")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http.listen") && err.contains("99999") && err.contains("IP:PORT"),
+            "{err}"
+        );
+        let err = load_with(Some("[http]\nrequest_timeout_secs = \"soon\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("request_timeout_secs"), "{err}");
+        let err = load_with(Some("[auth]\nanonymous_role = \"root\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("anonymous_role") && err.contains("root"),
+            "{err}"
+        );
+        let err = load_with(
+            Some("[auth.oidc]\nissuer = \"i\"\naudience = \"a\"\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("jwks_url or jwks_file"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_are_reported_with_their_path() {
+        let missing = load(&Sources {
+            file: Some("/nonexistent/citybrain.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/citybrain.toml"),
+            "{missing}"
+        );
+        let err = load_with(Some("[http\nlisten="), &[], &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+}

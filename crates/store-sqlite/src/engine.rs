@@ -1,0 +1,282 @@
+//! The writer thread, the reader pool and error mapping.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use store::{StoreError, StoreErrorKind, StoreResult};
+
+/// How hard a commit tries to reach the disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: acknowledged writes survive a crash of the process
+    /// (kill -9); the last transactions may be lost on power failure. The default.
+    #[default]
+    ProcessCrash,
+    /// `synchronous=FULL`: every commit is fsynced; survives power loss, slower.
+    PowerLoss,
+}
+
+/// Options for [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// See [`Durability`].
+    pub durability: Durability,
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+    /// Idle read connections kept open.
+    pub max_idle_readers: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            max_batch: 512,
+            max_idle_readers: 8,
+        }
+    }
+}
+
+/// Runs after the batch's commit with the commit's outcome and delivers the reply.
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// A queued write: runs inside the writer's transaction and returns its completion.
+/// Given an error instead of a connection (no transaction could be started), it does
+/// not run and its completion reports that error.
+type WriteJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Completion + Send>;
+
+/// The embedded store. Cheap to clone; all clones share one writer and one pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    max_idle_readers: usize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` with default options.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        Self::open_with(data_dir, OpenOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open_with(data_dir: &Path, options: OpenOptions) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::backend(format!(
+                "creating data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(crate::DATABASE_FILE);
+        let mut conn = Connection::open(&path)
+            .map_err(|e| StoreError::backend(format!("opening {}: {e}", path.display())))?;
+        configure(&conn, options.durability)?;
+        crate::migrations::migrate(&mut conn)?;
+
+        let (sender, receiver) = mpsc::channel::<WriteJob>();
+        let max_batch = options.max_batch.max(1);
+        let writer_thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, receiver, max_batch))
+            .map_err(|e| StoreError::backend(format!("starting the writer thread: {e}")))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                writer: Mutex::new(Some(sender)),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                readers: Mutex::new(Vec::new()),
+                max_idle_readers: options.max_idle_readers,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs `work` in the writer's transaction; resolves once it is committed.
+    pub(crate) async fn write<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<R>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => in_savepoint(conn, work),
+                Err(error) => Err(error.clone()),
+            };
+            Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    Some(error) => Err(error.clone()),
+                    None => result,
+                };
+                // The caller may have gone away (request cancelled); the write stands.
+                let _ = reply.send(outcome);
+            })
+        });
+        {
+            let writer = self.shared.writer.lock().map_err(|_| unavailable())?;
+            writer
+                .as_ref()
+                .ok_or_else(unavailable)?
+                .send(job)
+                .map_err(|_| unavailable())?;
+        }
+        answer.await.map_err(|_| unavailable())?
+    }
+
+    /// Runs `work` on a pooled read connection on a blocking thread.
+    pub(crate) async fn read<R, F>(&self, work: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let conn = shared.take_reader()?;
+            let result = work(&conn);
+            shared.return_reader(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::backend(format!("read task failed: {e}")))?
+    }
+
+    /// Stops the writer after it has finished every queued write. Later writes fail
+    /// with `Unavailable`. Called on graceful shutdown; dropping the last clone has the
+    /// same effect without waiting.
+    pub fn close(&self) {
+        if let Ok(mut writer) = self.shared.writer.lock() {
+            writer.take();
+        }
+        if let Ok(mut thread) = self.shared.writer_thread.lock()
+            && let Some(handle) = thread.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    fn take_reader(&self) -> StoreResult<Connection> {
+        if let Some(conn) = self.readers.lock().map_err(|_| unavailable())?.pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::backend(format!("opening a read connection: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        Ok(conn)
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < self.max_idle_readers
+        {
+            readers.push(conn);
+        }
+    }
+}
+
+fn configure(conn: &Connection, durability: Durability) -> StoreResult<()> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(format!(
+            "could not switch to WAL mode (got {mode})"
+        )));
+    }
+    let synchronous = match durability {
+        Durability::ProcessCrash => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Runs one write inside a savepoint so its failure undoes only its own changes.
+fn in_savepoint<R>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> StoreResult<R>,
+) -> StoreResult<R> {
+    conn.execute_batch("SAVEPOINT write_job").map_err(backend)?;
+    match work(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE write_job").map_err(backend)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // If even the rollback fails the transaction is broken; the commit will
+            // fail too and every job in the batch gets that error.
+            let _ = conn.execute_batch("ROLLBACK TO write_job; RELEASE write_job");
+            Err(error)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>, max_batch: usize) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
+    while let Ok(first) = jobs.recv() {
+        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE").map_err(backend) {
+            first(Err(&error))(Some(&error));
+            continue;
+        }
+        completions.push(first(Ok(&conn)));
+        while completions.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => completions.push(job(Ok(&conn))),
+                Err(_) => break,
+            }
+        }
+        let commit_error = conn.execute_batch("COMMIT").map_err(backend).err();
+        if commit_error.is_some() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for completion in completions.drain(..) {
+            completion(commit_error.as_ref());
+        }
+    }
+    // All senders are gone: every queued write has been committed and answered.
+}
+
+fn unavailable() -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, "the store is closed")
+}
+
+/// Maps a SQLite error: uniqueness violations become `AlreadyExists`.
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, _) = &error
+        && failure.code == rusqlite::ErrorCode::ConstraintViolation
+        && matches!(
+            failure.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        )
+    {
+        return StoreError::already_exists(error.to_string());
+    }
+    StoreError::backend(error.to_string())
+}

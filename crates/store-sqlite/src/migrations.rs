@@ -1,0 +1,37 @@
+//! Versioned schema migrations, applied in order at open.
+
+use rusqlite::Connection;
+use store::{StoreError, StoreResult};
+
+/// Every migration, in order. The position (from 1) is the schema version it produces.
+/// Never edit a released migration; add a new one.
+pub(crate) const MIGRATIONS: &[(&str, &str)] =
+    &[("identity", include_str!("../migrations/0001_identity.sql"))];
+
+/// Brings the schema up to date. Refuses a database written by a newer citybrain.
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| StoreError::backend(format!("reading schema version: {e}")))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::backend(format!(
+            "the database has schema version {current} but this citybrain knows only up to {known}; \
+             use a newer citybrain"
+        )));
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| StoreError::backend(format!("migration {version}: {e}")))?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::backend(format!("migration {version} ({name}): {e}")))?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(|e| StoreError::backend(format!("migration {version}: {e}")))?;
+        tx.commit()
+            .map_err(|e| StoreError::backend(format!("migration {version}: {e}")))?;
+        tracing::info!(version, name, "applied schema migration");
+    }
+    Ok(())
+}
