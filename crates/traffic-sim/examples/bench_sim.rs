@@ -80,7 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Ours, JN1 FixedTime P15.
     let mut runs = Vec::new();
-    for _ in 0..repeat.max(1) {
+    let city_only = args.iter().any(|a| a == "--city-only");
+    for _ in 0..if city_only { 1 } else { repeat.max(1) } {
         runs.push(run_timed(
             Arc::clone(&jn1),
             Control::FixedTime,

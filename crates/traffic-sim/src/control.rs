@@ -176,42 +176,76 @@ pub fn controlled_intersections(sim: &Simulation, phases: &[u32]) -> Vec<Control
 /// `rl_traffic_light` is false). Returns the metrics at the end.
 pub fn run_episode(
     sim: &mut Simulation,
-    mut controller: Option<&mut dyn SignalController>,
+    controller: Option<&mut dyn SignalController>,
     protocol: &Protocol,
 ) -> MetricsReport {
-    let controlled = controlled_intersections(sim, &protocol.phases);
-    let mut stats = LaneStats::default();
-    let mut decisions = vec![None; controlled.len()];
-    if controller.is_some() {
-        for c in &controlled {
-            // Intersections without that phase keep their initial display.
-            let _ = sim.set_phase(c.intersection, protocol.initial_phase);
-        }
-    }
-    for t in 0..protocol.steps {
-        if let Some(ctrl) = controller.as_deref_mut()
-            && t > 0
-            && protocol.decision_interval > 0
-            && t % protocol.decision_interval == 0
-        {
-            stats.refresh(sim);
-            decisions.iter_mut().for_each(|d| *d = None);
-            let view = SignalView {
-                sim,
-                lanes: &stats,
-                intersections: &controlled,
-            };
-            ctrl.decide(&view, &mut decisions);
-            for (c, d) in controlled.iter().zip(&decisions) {
-                if let Some(p) = *d {
-                    // A refused request (min green, transition) just keeps the current phase.
-                    let _ = sim.request_phase(c.intersection, p, &protocol.timing);
-                }
+    let mut driver = EpisodeDriver::new(sim, controller.is_some(), protocol);
+    driver.run_until(sim, controller, protocol.steps);
+    sim.metrics()
+}
+
+/// [`run_episode`] in pieces (for progress reporting or interleaved observation): the same
+/// decisions at the same steps, whatever the piece boundaries.
+pub struct EpisodeDriver {
+    protocol: Protocol,
+    controlled: Vec<ControlledIntersection>,
+    stats: LaneStats,
+    decisions: Vec<Option<u32>>,
+}
+
+impl EpisodeDriver {
+    /// Prepares `sim` (at its current time) for `protocol`; with `controlled`, sets every
+    /// signalised intersection to the initial phase.
+    pub fn new(sim: &mut Simulation, controlled: bool, protocol: &Protocol) -> EpisodeDriver {
+        let list = controlled_intersections(sim, &protocol.phases);
+        if controlled {
+            for c in &list {
+                // Intersections without that phase keep their initial display.
+                let _ = sim.set_phase(c.intersection, protocol.initial_phase);
             }
         }
-        sim.step();
+        let n = list.len();
+        EpisodeDriver {
+            protocol: protocol.clone(),
+            controlled: list,
+            stats: LaneStats::default(),
+            decisions: vec![None; n],
+        }
     }
-    sim.metrics()
+
+    /// Steps until `sim.steps() == until`, asking `controller` at every decision step.
+    pub fn run_until(
+        &mut self,
+        sim: &mut Simulation,
+        mut controller: Option<&mut dyn SignalController>,
+        until: u64,
+    ) {
+        let interval = self.protocol.decision_interval;
+        while sim.steps() < until {
+            let t = sim.steps();
+            if let Some(ctrl) = controller.as_deref_mut()
+                && t > 0
+                && interval > 0
+                && t % interval == 0
+            {
+                self.stats.refresh(sim);
+                self.decisions.iter_mut().for_each(|d| *d = None);
+                let view = SignalView {
+                    sim,
+                    lanes: &self.stats,
+                    intersections: &self.controlled,
+                };
+                ctrl.decide(&view, &mut self.decisions);
+                for (c, d) in self.controlled.iter().zip(&self.decisions) {
+                    if let Some(p) = *d {
+                        // A refused request (min green, transition) keeps the current phase.
+                        let _ = sim.request_phase(c.intersection, p, &self.protocol.timing);
+                    }
+                }
+            }
+            sim.step();
+        }
+    }
 }
 
 /// Cycles through a fixed list of phases, one per decision.
