@@ -214,10 +214,10 @@ impl EpisodeDriver {
     }
 
     /// Steps until `sim.steps() == until`, asking `controller` at every decision step.
-    pub fn run_until(
+    pub fn run_until<'c>(
         &mut self,
         sim: &mut Simulation,
-        mut controller: Option<&mut dyn SignalController>,
+        mut controller: Option<&mut (dyn SignalController + 'c)>,
         until: u64,
     ) {
         let interval = self.protocol.decision_interval;
@@ -226,7 +226,7 @@ impl EpisodeDriver {
             if let Some(ctrl) = controller.as_deref_mut()
                 && t > 0
                 && interval > 0
-                && t % interval == 0
+                && t.is_multiple_of(interval)
             {
                 self.stats.refresh(sim);
                 self.decisions.iter_mut().for_each(|d| *d = None);

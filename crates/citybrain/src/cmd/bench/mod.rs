@@ -5,6 +5,7 @@
 //! so a reader sees at once whether it was met. Anchors (reference systems measured in
 //! the same run) are figures too.
 
+mod sim;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup.
+    /// Which benchmarks to run (default: all). Known: startup, sim.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -54,7 +55,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup"];
+const ALL: &[&str] = &["startup", "sim"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -72,6 +73,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for name in &names {
         let report = match name.as_str() {
             "startup" => startup::run(args.runs.max(1))?,
+            "sim" => sim::run(args.runs.max(1))?,
             _ => unreachable!("checked above"),
         };
         if !args.json {
