@@ -284,3 +284,83 @@ fn writers_round_trip() {
         f
     );
 }
+
+/// Replaces or deletes one random element of a JSON tree.
+fn mutate(value: &mut Value, rng: &mut traffic_sim::rng::Mt19937) {
+    let replacements = [
+        json!(null),
+        json!(-1),
+        json!(0),
+        json!(1e308),
+        json!(-0.5),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(4_000_000_000u64),
+        json!(true),
+    ];
+    let descend = rng.next_u32() % 3 != 0;
+    let replacement = replacements[rng.next_u32() as usize % replacements.len()].clone();
+    let is_leaf = match &*value {
+        Value::Object(map) => map.is_empty() || !descend,
+        Value::Array(items) => items.is_empty() || !descend,
+        _ => true,
+    };
+    if is_leaf {
+        *value = replacement;
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            let key = keys[rng.next_u32() as usize % keys.len()].clone();
+            if rng.next_u32() % 8 == 0 {
+                map.remove(&key);
+            } else if let Some(child) = map.get_mut(&key) {
+                mutate(child, rng);
+            }
+        }
+        Value::Array(items) => {
+            let i = rng.next_u32() as usize % items.len();
+            mutate(&mut items[i], rng);
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn mutated_scenarios_load_or_fail_cleanly_and_never_panic() {
+    let mut rng = traffic_sim::rng::Mt19937::new(2024);
+    let mut loaded = 0;
+    let mut rejected = 0;
+    for _ in 0..600 {
+        let mut r = tiny_roadnet();
+        let mut f = tiny_flows();
+        for _ in 0..1 + rng.next_u32() % 3 {
+            if rng.next_u32() % 2 == 0 {
+                mutate(&mut r, &mut rng);
+            } else {
+                mutate(&mut f, &mut rng);
+            }
+        }
+        match build(&r, &f) {
+            Ok(sc) => {
+                loaded += 1;
+                let mut sim = traffic_sim::Simulation::new(std::sync::Arc::new(sc));
+                for _ in 0..40 {
+                    sim.step();
+                }
+                let _ = sim.metrics();
+            }
+            Err(e) => {
+                rejected += 1;
+                // Every error names its file.
+                assert!(e.file() == "roadnet.json" || e.file() == "flow.json", "{e}");
+            }
+        }
+    }
+    assert!(
+        loaded > 20 && rejected > 100,
+        "loaded {loaded}, rejected {rejected}"
+    );
+}
