@@ -299,7 +299,7 @@ fn mutate(value: &mut Value, rng: &mut traffic_sim::rng::Mt19937) {
         json!(4_000_000_000u64),
         json!(true),
     ];
-    let descend = rng.next_u32() % 3 != 0;
+    let descend = !rng.next_u32().is_multiple_of(3);
     let replacement = replacements[rng.next_u32() as usize % replacements.len()].clone();
     let is_leaf = match &*value {
         Value::Object(map) => map.is_empty() || !descend,
@@ -314,7 +314,7 @@ fn mutate(value: &mut Value, rng: &mut traffic_sim::rng::Mt19937) {
         Value::Object(map) => {
             let keys: Vec<String> = map.keys().cloned().collect();
             let key = keys[rng.next_u32() as usize % keys.len()].clone();
-            if rng.next_u32() % 8 == 0 {
+            if rng.next_u32().is_multiple_of(8) {
                 map.remove(&key);
             } else if let Some(child) = map.get_mut(&key) {
                 mutate(child, rng);
@@ -337,7 +337,7 @@ fn mutated_scenarios_load_or_fail_cleanly_and_never_panic() {
         let mut r = tiny_roadnet();
         let mut f = tiny_flows();
         for _ in 0..1 + rng.next_u32() % 3 {
-            if rng.next_u32() % 2 == 0 {
+            if rng.next_u32().is_multiple_of(2) {
                 mutate(&mut r, &mut rng);
             } else {
                 mutate(&mut f, &mut rng);
