@@ -1442,6 +1442,11 @@ impl State {
     }
 
     /// `SimpleLaneChange::makeSignal`.
+    ///
+    /// CityFlow gives every running, real vehicle past its cooling time a signal object each
+    /// step, most of them without a target. Only signals with a target are stored here; "has a
+    /// signal" for the others is implied (see [`State::has_signal`]), which saves a write per
+    /// vehicle per step and changes nothing else.
     fn make_signal(&mut self, sc: &Scenario, v: u32) {
         let net = &sc.network;
         let now = self.now(sc);
@@ -1462,7 +1467,6 @@ impl State {
             let gap = veh.gap;
             let expected_gap = 2.0 * len + 4.0 * dt * veh.p.max_speed;
             if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
-                self.vehicles[v as usize].lc.send = Some(signal);
                 return;
             }
             let cur_est = gap;
@@ -1500,7 +1504,21 @@ impl State {
                 -1
             };
         }
-        self.vehicles[v as usize].lc.send = Some(signal);
+        if signal.target != NONE {
+            self.vehicles[v as usize].lc.send = Some(signal);
+        }
+    }
+
+    /// Whether CityFlow's `signalSend` would be set for `r` during this step's lane-change
+    /// scheduling: an explicit signal (with a target, or kept while changing), or the implied
+    /// empty one of every running real vehicle past its cooling time.
+    fn has_signal(&self, sc: &Scenario, r: u32) -> bool {
+        let rv = &self.vehicles[r as usize];
+        rv.lc.send.is_some()
+            || (rv.running
+                && rv.is_real()
+                && !rv.lc.changing
+                && self.now(sc) - rv.lc.last_change_time >= 3.0)
     }
 
     /// `SimpleLaneChange::estimateGap`.
@@ -1527,7 +1545,7 @@ impl State {
                 continue;
             }
             self.update_lane_change_neighbors(sc, v);
-            self.send_signal(v);
+            self.send_signal(sc, v);
             if self.plan_change(v) && self.can_change(v) && !self.vehicles[v as usize].lc.changing {
                 let veh = &self.vehicles[v as usize];
                 let safe_after = veh.min_brake_distance();
@@ -1602,21 +1620,22 @@ impl State {
         lc.follower_gap = follower_gap;
     }
 
-    fn send_signal(&mut self, v: u32) {
+    fn send_signal(&mut self, sc: &Scenario, v: u32) {
         let (tl, tf) = {
             let lc = &self.vehicles[v as usize].lc;
             (lc.target_leader, lc.target_follower)
         };
         if tl != NONE {
-            self.receive_signal(tl, v);
+            self.receive_signal(sc, tl, v);
         }
         if tf != NONE {
-            self.receive_signal(tf, v);
+            self.receive_signal(sc, tf, v);
         }
     }
 
     /// `Vehicle::receiveSignal`: keep the signal of the highest-priority sender.
-    fn receive_signal(&mut self, r: u32, sender: u32) {
+    fn receive_signal(&mut self, sc: &Scenario, r: u32, sender: u32) {
+        let has_signal = self.has_signal(sc, r);
         let rv = &self.vehicles[r as usize];
         if rv.lc.changing {
             return;
@@ -1628,7 +1647,7 @@ impl State {
         };
         let new_priority = self.vehicles[sender as usize].priority;
         if (rv.lc.recv == NONE || cur_priority < new_priority)
-            && (rv.lc.send.is_none() || rv.priority < new_priority)
+            && (!has_signal || rv.priority < new_priority)
         {
             self.vehicles[r as usize].lc.recv = sender;
         }
