@@ -9,6 +9,7 @@ mod cpn;
 mod handle;
 mod ngsi_core;
 mod psi;
+mod sim;
 mod startup;
 
 use crate::output::{print_json, table};
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn, psi.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn, psi, sim.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -70,7 +71,7 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn", "psi"];
+const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn", "psi", "sim"];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -96,6 +97,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
             "cpn" => cpn::run()?,
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
+            "sim" => sim::run(args.runs.max(1))?,
             _ => unreachable!("checked above"),
         };
         if !args.json {

@@ -1,0 +1,523 @@
+//! Vehicle state and CityFlow's per-vehicle formulas (car following, braking, reach times).
+//!
+//! Every formula is a line-by-line port of `src/vehicle/vehicle.cpp` (CityFlow @ 81ee0f4), with
+//! the same operation order, so that the same inputs give the same bits. Comments name the C++
+//! function each Rust function mirrors.
+
+use crate::geometry::{max2, min2};
+use crate::spec::VehicleSpec;
+
+/// "No vehicle / no drivable" sentinel for `u32` indices.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// CityFlow's `eps`.
+const EPS: f64 = 1e-8;
+
+/// CityFlow stores `std::numeric_limits<int>::max()` as "not on a lane link".
+pub(crate) const NOT_ON_LINK: u64 = i32::MAX as u64;
+
+/// Kinematic parameters of a vehicle (CityFlow's `VehicleInfo` minus the dynamic speed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Params {
+    pub(crate) len: f64,
+    pub(crate) width: f64,
+    pub(crate) max_pos_acc: f64,
+    pub(crate) max_neg_acc: f64,
+    pub(crate) usual_pos_acc: f64,
+    pub(crate) usual_neg_acc: f64,
+    pub(crate) min_gap: f64,
+    pub(crate) max_speed: f64,
+    pub(crate) headway_time: f64,
+    /// Distance kept before a crossing point when yielding (CityFlow default 5 m).
+    pub(crate) yield_distance: f64,
+    /// Speed limit through turning lane links (CityFlow default 8.3333 m/s).
+    pub(crate) turn_speed: f64,
+    /// Distance to the stop line within which intersection logic applies.
+    pub(crate) approach_distance: f64,
+    /// How far ahead (beyond the current drivable) a leader is searched for.
+    pub(crate) leader_search_distance: f64,
+    /// `getNoCollisionSpeed`'s `a = 0.5 / dF` and `0.5 / a` for dF = `max_neg_acc`, then for
+    /// dF = `usual_neg_acc`: the same operations CityFlow does per call, done once.
+    pub(crate) nc_max: (f64, f64),
+    pub(crate) nc_usual: (f64, f64),
+}
+
+impl Params {
+    pub(crate) fn new(spec: &VehicleSpec, interval: f64) -> Params {
+        // Vehicle::Vehicle: approachingIntersectionDistance; updateLeaderAndGap's horizon uses the
+        // same expression.
+        let horizon = spec.max_speed * spec.max_speed / spec.usual_neg_acc / 2.0
+            + spec.max_speed * interval * 2.0;
+        Params {
+            len: spec.length,
+            width: spec.width,
+            max_pos_acc: spec.max_pos_acc,
+            max_neg_acc: spec.max_neg_acc,
+            usual_pos_acc: spec.usual_pos_acc,
+            usual_neg_acc: spec.usual_neg_acc,
+            min_gap: spec.min_gap,
+            max_speed: spec.max_speed,
+            headway_time: spec.headway_time,
+            yield_distance: 5.0,
+            turn_speed: 8.3333,
+            approach_distance: horizon,
+            leader_search_distance: horizon,
+            nc_max: nc_coefficients(spec.max_neg_acc),
+            nc_usual: nc_coefficients(spec.usual_neg_acc),
+        }
+    }
+}
+
+fn nc_coefficients(df: f64) -> (f64, f64) {
+    let a = 0.5 / df;
+    (a, 0.5 / a)
+}
+
+/// A lane-change request (CityFlow's `LaneChange::Signal`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Signal {
+    pub(crate) urgency: i32,
+    /// -1 inner (left), 1 outer (right), 0 none.
+    pub(crate) direction: i32,
+    /// Target lane, or `NONE`.
+    pub(crate) target: u32,
+}
+
+/// CityFlow's `SimpleLaneChange` object state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LaneChangeState {
+    pub(crate) last_dir: i32,
+    /// The vehicle whose signal this one received (`signalRecv->source`), or `NONE`.
+    pub(crate) recv: u32,
+    pub(crate) send: Option<Signal>,
+    pub(crate) target_leader: u32,
+    pub(crate) target_follower: u32,
+    pub(crate) leader_gap: f64,
+    pub(crate) follower_gap: f64,
+    pub(crate) changing: bool,
+    pub(crate) finished: bool,
+    pub(crate) last_change_time: f64,
+}
+
+impl Default for LaneChangeState {
+    fn default() -> Self {
+        LaneChangeState {
+            last_dir: 0,
+            recv: NONE,
+            send: None,
+            target_leader: NONE,
+            target_follower: NONE,
+            leader_gap: 0.0,
+            follower_gap: 0.0,
+            changing: false,
+            finished: false,
+            last_change_time: 0.0,
+        }
+    }
+}
+
+/// Values computed during a step and applied at its end (CityFlow's `Vehicle::Buffer`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Buffer {
+    pub(crate) dis_set: bool,
+    pub(crate) speed_set: bool,
+    pub(crate) drivable_set: bool,
+    pub(crate) end: bool,
+    pub(crate) link_time_set: bool,
+    pub(crate) blocker_set: bool,
+    pub(crate) dis: f64,
+    pub(crate) delta_dis: f64,
+    pub(crate) speed: f64,
+    pub(crate) drivable: u32,
+    /// Kept across steps, like CityFlow's (only `blocker_set` says whether it is fresh).
+    pub(crate) blocker: u32,
+    pub(crate) link_time: u64,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            dis_set: false,
+            speed_set: false,
+            drivable_set: false,
+            end: false,
+            link_time_set: false,
+            blocker_set: false,
+            dis: 0.0,
+            delta_dis: 0.0,
+            speed: 0.0,
+            drivable: NONE,
+            blocker: NONE,
+            link_time: 0,
+        }
+    }
+}
+
+/// A vehicle's printable id: `flow_<flow>_<seq>`, with `_shadow` while it is the shadow half of
+/// a lane change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VehicleName {
+    pub(crate) flow: u32,
+    pub(crate) seq: u32,
+    pub(crate) shadow: bool,
+}
+
+/// One vehicle slot. Shadows (the target-lane half of a lane change) are vehicles too, as in
+/// CityFlow.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Vehicle {
+    pub(crate) live: bool,
+    pub(crate) running: bool,
+    pub(crate) name: VehicleName,
+    /// Flow that created it (`NONE` for shadows, which CityFlow creates without a flow).
+    pub(crate) flow: u32,
+    /// Route: index of the flow whose resolved route it follows.
+    pub(crate) route: u32,
+    /// Position in the route (CityFlow's `iCurRoad`).
+    pub(crate) route_pos: u32,
+    /// Last road of the route (`NONE` for an invalid route).
+    pub(crate) last_road: u32,
+    pub(crate) p: Params,
+    pub(crate) priority: i32,
+    pub(crate) enter_time: f64,
+
+    pub(crate) speed: f64,
+    pub(crate) dis: f64,
+    pub(crate) drivable: u32,
+    pub(crate) prev_drivable: u32,
+    /// Cached first planned drivable (CityFlow's `planned[0]`), recomputed on every drivable
+    /// change.
+    pub(crate) next: u32,
+    pub(crate) gap: f64,
+    pub(crate) leader: u32,
+    pub(crate) blocker: u32,
+    pub(crate) link_time: u64,
+
+    /// 0 none, 1 has a shadow, 2 is a shadow.
+    pub(crate) partner_type: u8,
+    pub(crate) partner: u32,
+    pub(crate) offset: f64,
+    pub(crate) segment: u32,
+    pub(crate) lc: LaneChangeState,
+    pub(crate) buf: Buffer,
+
+    /// Metres travelled (for delay).
+    pub(crate) travelled: f64,
+    /// Number of stops (speed falling below 0.1 m/s).
+    pub(crate) stops: u32,
+}
+
+impl Vehicle {
+    pub(crate) fn is_real(&self) -> bool {
+        self.partner_type != 2
+    }
+
+    /// `getMinBrakeDistance`.
+    #[inline]
+    pub(crate) fn min_brake_distance(&self) -> f64 {
+        0.5 * self.speed * self.speed / self.p.max_neg_acc
+    }
+
+    /// `getBrakeDistanceAfterAccel`.
+    #[inline]
+    pub(crate) fn brake_distance_after_accel(&self, acc: f64, dec: f64, interval: f64) -> f64 {
+        let current = self.speed;
+        let next = current + acc * interval;
+        (current + next) * interval / 2.0 + (next * next / dec / 2.0)
+    }
+
+    /// `getStopBeforeSpeed`.
+    #[inline]
+    pub(crate) fn stop_before_speed(&self, distance: f64, interval: f64) -> f64 {
+        if self.brake_distance_after_accel(self.p.usual_pos_acc, self.p.usual_neg_acc, interval)
+            < distance
+        {
+            return self.speed + self.p.usual_pos_acc * interval;
+        }
+        let take_interval = 2.0 * distance / (self.speed + EPS) / interval;
+        if take_interval >= 1.0 {
+            // C++ `(int) takeInterval` truncates toward zero.
+            self.speed - self.speed / f64::from(take_interval as i32)
+        } else {
+            self.speed - self.speed / take_interval
+        }
+    }
+
+    /// `canYield`.
+    #[inline]
+    pub(crate) fn can_yield(&self, dist: f64) -> bool {
+        (dist > 0.0 && self.min_brake_distance() < dist - self.p.yield_distance)
+            || (dist < 0.0 && dist + self.p.len < 0.0)
+    }
+
+    /// `getDistanceUntilSpeed`.
+    fn distance_until_speed(&self, speed: f64, acc: f64, interval: f64) -> f64 {
+        if speed <= self.speed {
+            return 0.0;
+        }
+        let stage1_steps = ((speed - self.speed) / acc / interval).floor() as i32;
+        let stage1_speed = self.speed + f64::from(stage1_steps) * acc / interval;
+        let stage1_dis = (self.speed + stage1_speed) * (f64::from(stage1_steps) * interval) / 2.0;
+        stage1_dis
+            + if stage1_speed < speed {
+                (stage1_speed + speed) * interval / 2.0
+            } else {
+                0.0
+            }
+    }
+
+    /// `getReachSteps`.
+    pub(crate) fn reach_steps(
+        &self,
+        distance: f64,
+        target_speed: f64,
+        acc: f64,
+        interval: f64,
+    ) -> i64 {
+        if distance <= 0.0 {
+            return 0;
+        }
+        if self.speed > target_speed {
+            return (distance / self.speed).ceil() as i32 as i64;
+        }
+        let until = self.distance_until_speed(target_speed, acc, interval);
+        if until > distance {
+            ((self.speed * self.speed + 2.0 * acc * distance).sqrt() - self.speed) / acc / interval
+        } else {
+            ((target_speed - self.speed) / acc / interval).ceil()
+                + ((distance - until) / target_speed / interval).ceil()
+        }
+        .ceil() as i32 as i64
+    }
+
+    /// `getCarFollowSpeed` given the leader's speed and decelerations.
+    #[inline]
+    pub(crate) fn car_follow_speed(&self, leader: Option<(f64, f64, f64)>, interval: f64) -> f64 {
+        let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
+            return self.p.max_speed;
+        };
+        // `0.5 * vL * vL / dL` is the leader's braking distance; with equal decelerations (every
+        // benchmark vehicle) both calls compute the same value.
+        let half_vl2 = 0.5 * leader_speed * leader_speed;
+        let brake_max = half_vl2 / leader_max_neg;
+        let brake_usual = if leader_usual_neg == leader_max_neg {
+            brake_max
+        } else {
+            half_vl2 / leader_usual_neg
+        };
+        let mut v = nc_speed(
+            leader_speed,
+            leader_max_neg,
+            brake_max,
+            self.speed,
+            self.p.nc_max,
+            self.gap,
+            interval,
+            0.0,
+        );
+        let assume_decel = if self.speed > leader_speed {
+            self.speed - leader_speed
+        } else {
+            0.0
+        };
+        v = min2(
+            v,
+            nc_speed(
+                leader_speed,
+                leader_usual_neg,
+                brake_usual,
+                self.speed,
+                self.p.nc_usual,
+                self.gap,
+                interval,
+                self.p.min_gap,
+            ),
+        );
+        min2(
+            v,
+            (self.gap + (leader_speed + assume_decel / 2.0) * interval
+                - self.speed * interval / 2.0)
+                / (self.p.headway_time + interval / 2.0),
+        )
+    }
+}
+
+/// `getNoCollisionSpeed` with the per-vehicle and per-leader divisions done by the caller:
+/// `brake_l = 0.5 * vl * vl / dl`, `(a, k) = (0.5 / df, 0.5 / a)`. Bit-identical to
+/// [`no_collision_speed`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn nc_speed(
+    vl: f64,
+    dl: f64,
+    brake_l: f64,
+    vf: f64,
+    (a, k): (f64, f64),
+    gap: f64,
+    interval: f64,
+    target_gap: f64,
+) -> f64 {
+    let c = vf * interval / 2.0 + target_gap - brake_l - gap;
+    let b = 0.5 * interval;
+    if b * b < 4.0 * a * c {
+        return -100.0;
+    }
+    let v1 = k * ((b * b - 4.0 * a * c).sqrt() - b);
+    // x / 1.0 == x exactly; skip the division for the usual 1 s step.
+    let tail = 2.0 * (gap - target_gap);
+    let v2 = 2.0 * vl - dl * interval
+        + if interval == 1.0 {
+            tail
+        } else {
+            tail / interval
+        };
+    min2(v1, v2)
+}
+
+/// `getNoCollisionSpeed`: the largest follower speed that still lets it stop behind a leader
+/// braking at `dl`, or -100 when even full braking cannot (no real root).
+#[inline]
+pub(crate) fn no_collision_speed(
+    vl: f64,
+    dl: f64,
+    vf: f64,
+    df: f64,
+    gap: f64,
+    interval: f64,
+    target_gap: f64,
+) -> f64 {
+    let c = vf * interval / 2.0 + target_gap - 0.5 * vl * vl / dl - gap;
+    let a = 0.5 / df;
+    let b = 0.5 * interval;
+    if b * b < 4.0 * a * c {
+        return -100.0;
+    }
+    let v1 = 0.5 / a * ((b * b - 4.0 * a * c).sqrt() - b);
+    let v2 = 2.0 * vl - dl * interval + 2.0 * (gap - target_gap) / interval;
+    min2(v1, v2)
+}
+
+/// Final clamp of a speed decision: never brake harder than `max_neg_acc`.
+#[inline]
+pub(crate) fn floor_speed(v: f64, speed: f64, max_neg_acc: f64, interval: f64) -> f64 {
+    max2(v, speed - max_neg_acc * interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn car(speed: f64) -> Vehicle {
+        Vehicle {
+            live: true,
+            running: true,
+            name: VehicleName {
+                flow: 0,
+                seq: 0,
+                shadow: false,
+            },
+            flow: 0,
+            route: 0,
+            route_pos: 0,
+            last_road: NONE,
+            p: Params::new(&VehicleSpec::BENCHMARK, 1.0),
+            priority: 0,
+            enter_time: 0.0,
+            speed,
+            dis: 0.0,
+            drivable: 0,
+            prev_drivable: NONE,
+            next: NONE,
+            gap: 0.0,
+            leader: NONE,
+            blocker: NONE,
+            link_time: NOT_ON_LINK,
+            partner_type: 0,
+            partner: NONE,
+            offset: 0.0,
+            segment: 0,
+            lc: LaneChangeState::default(),
+            buf: Buffer::default(),
+            travelled: 0.0,
+            stops: 0,
+        }
+    }
+
+    #[test]
+    fn no_collision_speed_lets_the_follower_stop_in_time() {
+        // Follower at 10 m/s, stationary leader 20 m ahead, both brake at 4.5 m/s².
+        let v = no_collision_speed(0.0, 4.5, 10.0, 4.5, 20.0, 1.0, 0.0);
+        // Travelling (10+v)/2 this step and then braking v²/9 must fit in 20 m.
+        assert!((10.0 + v) / 2.0 + v * v / 9.0 <= 20.0 + 1e-9, "v = {v}");
+        assert!(v > 8.0 && v < 12.0);
+        // With the leader closer than the follower can stop, there is no real root.
+        assert_eq!(
+            no_collision_speed(0.0, 4.5, 30.0, 1.0, 1.0, 1.0, 0.0),
+            -100.0
+        );
+    }
+
+    #[test]
+    fn precomputed_no_collision_speed_is_bit_identical() {
+        let mut rng = crate::rng::Mt19937::new(7);
+        let mut u =
+            move |lo: f64, hi: f64| lo + (hi - lo) * f64::from(rng.next_u32()) / 4_294_967_296.0;
+        for _ in 0..100_000 {
+            let (vl, dl, vf, df) = (u(0.0, 15.0), u(1.0, 9.0), u(0.0, 15.0), u(1.0, 9.0));
+            let (gap, tg) = (u(-5.0, 80.0), u(0.0, 3.0));
+            let interval = if u(0.0, 1.0) < 0.5 { 1.0 } else { u(0.2, 1.5) };
+            let a = 0.5 / df;
+            let reference = no_collision_speed(vl, dl, vf, df, gap, interval, tg);
+            let fast = nc_speed(
+                vl,
+                dl,
+                0.5 * vl * vl / dl,
+                vf,
+                (a, 0.5 / a),
+                gap,
+                interval,
+                tg,
+            );
+            assert_eq!(
+                reference.to_bits(),
+                fast.to_bits(),
+                "{vl} {dl} {vf} {df} {gap} {tg} {interval}"
+            );
+        }
+    }
+
+    #[test]
+    fn free_road_car_follow_is_max_speed() {
+        let c = car(5.0);
+        assert_eq!(c.car_follow_speed(None, 1.0), 11.111);
+    }
+
+    #[test]
+    fn stop_before_speed_accelerates_when_far_and_brakes_when_near() {
+        let c = car(10.0);
+        assert_eq!(c.stop_before_speed(200.0, 1.0), 12.0);
+        // 2*12/10 = 2.4 steps -> truncated to 2 -> v - v/2.
+        assert_eq!(c.stop_before_speed(12.0, 1.0), 5.0);
+        // Less than one step away: negative speed (the caller floors it).
+        assert!(c.stop_before_speed(2.0, 1.0) < 0.0);
+    }
+
+    #[test]
+    fn reach_steps_counts_acceleration_phase() {
+        let c = car(0.0);
+        // From rest at 2 m/s²: 1, 4, 9 m after 1, 2, 3 s (continuous), so 9 m needs 3 steps.
+        assert_eq!(c.reach_steps(9.0, 11.111, 2.0, 1.0), 3);
+        assert_eq!(c.reach_steps(0.0, 11.111, 2.0, 1.0), 0);
+        let fast = car(11.0);
+        assert_eq!(fast.reach_steps(23.0, 8.3333, 2.0, 1.0), 3);
+    }
+
+    #[test]
+    fn can_yield_needs_braking_room() {
+        let c = car(9.0); // brakes in 9 m
+        assert!(c.can_yield(15.0));
+        assert!(!c.can_yield(13.0));
+        assert!(c.can_yield(-6.0)); // already fully past
+        assert!(!c.can_yield(-3.0)); // straddling the point
+    }
+}
