@@ -4,6 +4,7 @@
 //! already read everything), through the same identity service as the HTTP API, so every
 //! change is validated and audited the same way.
 
+use crate::output::outln;
 use crate::output::{print_json, table};
 use crate::platform::Platform;
 use anyhow::Context;
@@ -234,12 +235,13 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
                     "password": report.generated_password.as_ref().map(Secret::expose),
                 }))?;
             } else {
-                println!(
+                outln!(
                     "created platform administrator '{}' in tenant '{}'",
-                    report.username, report.tenant
+                    report.username,
+                    report.tenant
                 );
                 if let Some(generated) = &report.generated_password {
-                    println!("password (shown once): {}", generated.expose());
+                    outln!("password (shown once): {}", generated.expose());
                 }
             }
         }
@@ -247,14 +249,14 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             let record = service
                 .create_tenant(&cli, tenant(&id)?, name.as_deref().unwrap_or(&id))
                 .await?;
-            println!("created tenant '{}'", record.id);
+            outln!("created tenant '{}'", record.id);
         }
         AdminCommand::Tenant(TenantCommand::List) => {
             let tenants = service.visible_tenants(&cli).await?;
             if json {
                 print_json(&tenants)?;
             } else {
-                println!(
+                outln!(
                     "{}",
                     table(
                         &["id", "name", "created (ms)"],
@@ -276,7 +278,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             let role = service
                 .put_role(&cli, &tenant(&t)?, &name, &permissions)
                 .await?;
-            println!(
+            outln!(
                 "role '{}' in '{t}': {}",
                 role.name,
                 role.permissions.join(", ")
@@ -287,7 +289,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             if json {
                 print_json(&roles)?;
             } else {
-                println!(
+                outln!(
                     "{}",
                     table(
                         &["role", "permissions"],
@@ -300,7 +302,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Role(RoleCommand::Delete { name, tenant: t }) => {
             service.delete_role(&cli, &tenant(&t)?, &name).await?;
-            println!("deleted role '{name}' in '{t}'");
+            outln!("deleted role '{name}' in '{t}'");
         }
         AdminCommand::Key(KeyCommand::Create {
             tenant: t,
@@ -316,11 +318,12 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "id": issued.record.id, "key": issued.key.expose(), "tenant": t, "role": role }),
                 )?;
             } else {
-                println!(
+                outln!(
                     "API key '{}' (id {}) for tenant '{t}' with role '{role}'",
-                    name, issued.record.id
+                    name,
+                    issued.record.id
                 );
-                println!("key (shown once): {}", issued.key.expose());
+                outln!("key (shown once): {}", issued.key.expose());
             }
         }
         AdminCommand::Key(KeyCommand::List { tenant: t }) => {
@@ -347,7 +350,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
                             .unwrap_or_else(|| "never".into()),
                     ]
                 });
-                println!(
+                outln!(
                     "{}",
                     table(&["id", "name", "role", "state", "expires (ms)"], rows)
                 );
@@ -355,7 +358,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Key(KeyCommand::Revoke { id, tenant: t }) => {
             service.revoke_api_key(&cli, &tenant(&t)?, &id).await?;
-            println!("revoked key {id} in '{t}'");
+            outln!("revoked key {id} in '{t}'");
         }
         AdminCommand::Audit {
             tenant: t,
@@ -366,7 +369,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             if verify {
                 match service.verify_audit_chain(&cli).await? {
                     ChainVerification::Intact { entries } => {
-                        println!("audit log intact: {entries} entries")
+                        outln!("audit log intact: {entries} entries")
                     }
                     ChainVerification::Broken { seq } => {
                         anyhow::bail!("audit log broken at entry {seq}")
@@ -401,7 +404,7 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
                         e.event.target.clone().unwrap_or_default(),
                     ]
                 });
-                println!(
+                outln!(
                     "{}",
                     table(
                         &[
@@ -444,12 +447,13 @@ async fn user(
                     &role,
                 )
                 .await?;
-            println!(
+            outln!(
                 "created user '{}' ({}) with role '{role}' in '{t}'",
-                user.username, user.id
+                user.username,
+                user.id
             );
             if generated {
-                println!("password (shown once): {}", password.expose());
+                outln!("password (shown once): {}", password.expose());
             }
         }
         UserCommand::List { tenant: t } => {
@@ -476,7 +480,7 @@ async fn user(
                         m.user.disabled.to_string(),
                     ]
                 });
-                println!(
+                outln!(
                     "{}",
                     table(&["username", "id", "role", "superuser", "disabled"], rows)
                 );
@@ -490,7 +494,7 @@ async fn user(
             service
                 .set_member_role(cli, &tenant(&t)?, &username, &role)
                 .await?;
-            println!("'{username}' now has role '{role}' in '{t}'");
+            outln!("'{username}' now has role '{role}' in '{t}'");
         }
         UserCommand::Revoke {
             username,
@@ -502,7 +506,7 @@ async fn user(
                 .await?
                 .with_context(|| format!("no user {username}"))?;
             service.remove_member(cli, &tenant(&t)?, &user.id).await?;
-            println!("removed '{username}' from '{t}'");
+            outln!("removed '{username}' from '{t}'");
         }
         UserCommand::Passwd {
             username,
@@ -512,18 +516,18 @@ async fn user(
             service
                 .change_password(cli, &username, None, &password)
                 .await?;
-            println!("password of '{username}' changed");
+            outln!("password of '{username}' changed");
             if generated {
-                println!("new password (shown once): {}", password.expose());
+                outln!("new password (shown once): {}", password.expose());
             }
         }
         UserCommand::Disable { username } => {
             service.set_user_disabled(cli, &username, true).await?;
-            println!("disabled '{username}'");
+            outln!("disabled '{username}'");
         }
         UserCommand::Enable { username } => {
             service.set_user_disabled(cli, &username, false).await?;
-            println!("enabled '{username}'");
+            outln!("enabled '{username}'");
         }
     }
     Ok(())

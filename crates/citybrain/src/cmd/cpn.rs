@@ -1,6 +1,7 @@
 //! `cpn`: the computing-power network. `cpn simulate` replays a workload over a site set under every
 //! placement policy and prints the comparison table, the LP lower bound and the issue-7 goals.
 
+use crate::output::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,7 +78,7 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         None => east_west(&size_east_west(&specs, a.capacity_factor)),
     };
     let (jobs, rejected) = validate_all(&world, &specs);
-    println!(
+    outln!(
         "{} pods -> {} jobs ({} never scheduled, {} rejected at validation) over {} sites",
         stats.pods,
         stats.jobs,
@@ -86,10 +87,10 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         world.sites.len()
     );
     let cmp = Comparison::run(&world, &jobs, &opts.sim, opts.with_lp);
-    println!("{}", cmp.table());
+    outln!("{}", cmp.table());
     let goals = cmp.goals();
     if let Some(g) = &goals {
-        println!("{}", serde_json::to_string_pretty(g)?);
+        outln!("{}", serde_json::to_string_pretty(g)?);
     }
     if let Some(path) = &a.svg {
         let title = format!(

@@ -1,5 +1,6 @@
 //! `serve` and `demo`: the platform as one process.
 
+use crate::output::outln;
 use crate::platform::Platform;
 use anyhow::Context;
 use identity::secrets::Secret;
@@ -91,7 +92,7 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (http.listen / --listen)"))?;
     let local = listener.local_addr()?;
     // One stable line on stdout that scripts (and `citybrain bench startup`) wait for.
-    println!(
+    outln!(
         "citybrain {} listening on http://{local}",
         env!("CARGO_PKG_VERSION")
     );
@@ -132,24 +133,24 @@ fn print_demo_banner(
 ) {
     let base = format!("http://{addr}");
     let data_dir = platform.config.data_dir().display();
-    println!();
-    println!("  citybrain demo is running");
-    println!("  ─────────────────────────");
-    println!("  API            {base}");
-    println!("  health         {base}/health   (readiness: {base}/ready)");
-    println!("  OpenAPI        {base}/openapi.json");
-    println!("  data directory {data_dir}");
-    println!(
+    outln!();
+    outln!("  citybrain demo is running");
+    outln!("  ─────────────────────────");
+    outln!("  API            {base}");
+    outln!("  health         {base}/health   (readiness: {base}/ready)");
+    outln!("  OpenAPI        {base}/openapi.json");
+    outln!("  data directory {data_dir}");
+    outln!(
         "  administrator  {username} / {}",
         password.unwrap_or("(see demo-admin-credentials.txt in the data directory)")
     );
-    println!(
+    outln!(
         "                 tenant 'demo'; credentials saved in {data_dir}/{DEMO_CREDENTIALS_FILE}"
     );
-    println!();
-    println!("  log in:  curl -s -X POST {base}/auth/login -H 'content-type: application/json' \\");
-    println!("             -d '{{\"username\":\"{username}\",\"password\":\"<password>\"}}'");
-    println!("  then:    curl -s {base}/api/v1/me -H 'authorization: Bearer <access_token>'");
-    println!();
-    println!("  Ctrl-C stops the demo; data stays in the data directory.");
+    outln!();
+    outln!("  log in:  curl -s -X POST {base}/auth/login -H 'content-type: application/json' \\");
+    outln!("             -d '{{\"username\":\"{username}\",\"password\":\"<password>\"}}'");
+    outln!("  then:    curl -s {base}/api/v1/me -H 'authorization: Bearer <access_token>'");
+    outln!();
+    outln!("  Ctrl-C stops the demo; data stays in the data directory.");
 }

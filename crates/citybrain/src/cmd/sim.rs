@@ -6,6 +6,7 @@
 //! summary table (or one JSON document with `--json`); `--csv` writes the per-intersection
 //! series. `sim generate` writes a seeded grid city in the same formats.
 
+use crate::output::outln;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -201,7 +202,7 @@ fn run_episode(args: RunArgs) -> anyhow::Result<ExitCode> {
             ],
             vec!["wall time".to_owned(), format!("{wall:.3} s")],
         ];
-        println!("{}", table(&["figure", "value"], rows));
+        outln!("{}", table(&["figure", "value"], rows));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -267,7 +268,7 @@ fn generate_city(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     write("config.json", config.to_json())?;
     write("roadnet.json", city.roadnet.to_json())?;
     write("flow.json", flows_to_json(&city.flows))?;
-    println!(
+    outln!(
         "wrote {} ({} signalised intersections, {} roads, {} vehicles) — run it with: citybrain sim run --config {}",
         args.out.display(),
         spec.rows * spec.cols,

@@ -5,6 +5,7 @@
 //! so a reader sees at once whether it was met. Anchors (reference systems measured in
 //! the same run) are figures too.
 
+use crate::output::outln;
 mod cpn;
 mod handle;
 mod ngsi_core;
@@ -120,7 +121,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &Report) {
-    println!("{} — {}", report.benchmark, report.description);
+    outln!("{} — {}", report.benchmark, report.description);
     let rows = report.figures.iter().map(|f| {
         vec![
             f.name.clone(),
@@ -134,7 +135,7 @@ fn print_report(report: &Report) {
             },
         ]
     });
-    println!(
+    outln!(
         "{}",
         table(&["figure", "value", "unit", "target", "met"], rows)
     );
