@@ -5,6 +5,7 @@
 //! 1 for everything else).
 
 mod cmd;
+mod demo;
 mod output;
 mod platform;
 

@@ -445,3 +445,50 @@ fn tokens_from_an_external_openid_provider_are_accepted_via_its_jwks_url() {
         "{err}"
     );
 }
+
+#[test]
+fn demo_starts_and_tells_the_user_what_runs_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = citybrain()
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CITYBRAIN_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
+    let mut banner = String::new();
+    for _ in 0..40 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.contains("Ctrl-C stops the demo") {
+            break;
+        }
+    }
+    wait_ready(&addr);
+    assert_eq!(http(&addr, "GET", "/health", None, None).0, 200);
+    assert!(
+        banner.contains(&format!("http://{addr}/openapi.json")),
+        "{banner}"
+    );
+    let password = std::fs::read_to_string(dir.path().join("demo-admin-credentials.txt")).unwrap();
+    let password = password
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        banner.contains(&password),
+        "the banner shows the administrator's login"
+    );
+    let body = format!(r#"{{"username":"admin","password":"{password}"}}"#);
+    assert_eq!(http(&addr, "POST", "/auth/login", None, Some(&body)).0, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

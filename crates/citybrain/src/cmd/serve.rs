@@ -3,10 +3,8 @@
 use crate::output::outln;
 use crate::platform::Platform;
 use anyhow::Context;
-use identity::secrets::Secret;
 use settings::Config;
 use std::sync::Arc;
-use store::TenantId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -34,42 +32,6 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-const DEMO_CREDENTIALS_FILE: &str = "demo-admin-credentials.txt";
-
-/// Makes sure the demo has an administrator and returns its username and password.
-async fn demo_admin(platform: &Platform) -> anyhow::Result<(String, Option<String>)> {
-    let file = platform.config.data_dir().join(DEMO_CREDENTIALS_FILE);
-    if platform.store_is_empty().await? {
-        let report = platform
-            .identity
-            .bootstrap(
-                "admin",
-                None,
-                TenantId::new("demo").context("demo tenant id")?,
-            )
-            .await
-            .context("creating the demo administrator")?;
-        let password = report
-            .generated_password
-            .as_ref()
-            .map(Secret::expose)
-            .unwrap_or_default()
-            .to_owned();
-        std::fs::write(
-            &file,
-            format!("username: admin\npassword: {password}\ntenant: demo\n"),
-        )
-        .with_context(|| format!("writing {}", file.display()))?;
-        crate::platform::restrict(&file, 0o600)?;
-        return Ok((report.username, Some(password)));
-    }
-    let password = std::fs::read_to_string(&file).ok().and_then(|text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("password: ").map(str::to_owned))
-    });
-    Ok(("admin".to_owned(), password))
-}
-
 pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
     let addr = config.listen_addr()?;
     if let Some(role) = &config.auth.anonymous_role {
@@ -84,7 +46,7 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         crate::platform::spawn_jwks_refresh(&platform.config, Arc::clone(verifier))?;
     }
     let demo_login = match mode {
-        Mode::Demo => Some(demo_admin(&platform).await?),
+        Mode::Demo => Some(crate::demo::admin(&platform).await?),
         Mode::Serve => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -98,7 +60,12 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
     );
     tracing::info!(%local, data_dir = %platform.config.data_dir().display(), "serving");
     if let Some((username, password)) = &demo_login {
-        print_demo_banner(local, &platform, username, password.as_deref());
+        let context = crate::demo::DemoContext {
+            platform: &platform,
+            base_url: format!("http://{local}"),
+        };
+        let parts = crate::demo::start(&context).await?;
+        crate::demo::print_banner(&context, username, password.as_deref(), &parts);
     }
     let state = platform.app_state();
     let grace = std::time::Duration::from_secs(platform.config.http.shutdown_grace_secs);
@@ -123,34 +90,4 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
     platform.store.close();
     tracing::info!("stopped");
     Ok(())
-}
-
-fn print_demo_banner(
-    addr: std::net::SocketAddr,
-    platform: &Platform,
-    username: &str,
-    password: Option<&str>,
-) {
-    let base = format!("http://{addr}");
-    let data_dir = platform.config.data_dir().display();
-    outln!();
-    outln!("  citybrain demo is running");
-    outln!("  ─────────────────────────");
-    outln!("  API            {base}");
-    outln!("  health         {base}/health   (readiness: {base}/ready)");
-    outln!("  OpenAPI        {base}/openapi.json");
-    outln!("  data directory {data_dir}");
-    outln!(
-        "  administrator  {username} / {}",
-        password.unwrap_or("(see demo-admin-credentials.txt in the data directory)")
-    );
-    outln!(
-        "                 tenant 'demo'; credentials saved in {data_dir}/{DEMO_CREDENTIALS_FILE}"
-    );
-    outln!();
-    outln!("  log in:  curl -s -X POST {base}/auth/login -H 'content-type: application/json' \\");
-    outln!("             -d '{{\"username\":\"{username}\",\"password\":\"<password>\"}}'");
-    outln!("  then:    curl -s {base}/api/v1/me -H 'authorization: Bearer <access_token>'");
-    outln!();
-    outln!("  Ctrl-C stops the demo; data stays in the data directory.");
 }
