@@ -24,6 +24,7 @@ mod auth;
 mod error;
 mod metrics;
 pub mod routes;
+mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -135,6 +136,7 @@ pub fn app(state: AppState, modules: Vec<Module>) -> Router {
                 async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], (*json).clone()) }
             }),
         )
+        .merge(ui::routes())
         .fallback(routes::not_found)
         .with_state(state)
         // Layers wrap from the inside out: the last one added runs first.

@@ -708,3 +708,26 @@ async fn anonymous_access_exists_only_when_opted_in() {
         .await
         .assert_problem(StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_strict_headers_and_holds_no_data() {
+    let p = Platform::new().await;
+    let root = p.request(Method::GET, "/", None, None).await;
+    assert!(root.status.is_redirection());
+    assert_eq!(root.headers.get("location").unwrap(), "/ui/");
+    let page = p.request(Method::GET, "/ui/", None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("<script src=\"/ui/app.js\">"));
+    assert!(
+        page.headers
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let script = p.request(Method::GET, "/ui/app.js", None, None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    // The script only talks to the authenticated API.
+    assert!(script.text.contains("authorization") && script.text.contains("/api/v1/me"));
+}

@@ -83,6 +83,7 @@ pub(crate) fn print_banner(
     outln!();
     outln!("  citybrain demo is running");
     outln!("  ─────────────────────────");
+    outln!("  dashboard      {base}/ui/");
     outln!("  API            {base}");
     outln!("  health         {base}/health   (readiness: {base}/ready)");
     outln!("  OpenAPI        {base}/openapi.json");
