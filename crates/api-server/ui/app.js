@@ -80,7 +80,7 @@ const views = {
       <div class="card"><div class="label">Uptime</div><div class="value">${Math.floor(health.uptime_secs / 60)} min</div></div>
       <div class="card"><div class="label">Your role in ${esc(state.tenant)}</div><div class="value">${esc(grant.role)}</div></div>
     </div><h3>Your permissions</h3><p>${grant.permissions.map(esc).join(", ") || "none"}</p>
-    <p>API description: <a href="/openapi.json" style="color:var(--accent)">/openapi.json</a></p>`;
+    <p>API description: <a class="link" href="/openapi.json">/openapi.json</a></p>`;
   },
   async members() {
     const members = await api(`/api/v1/tenants/${state.tenant}/members`);
@@ -129,8 +129,10 @@ const views = {
     }
     rows.sort((a, b) => b.count - a.count);
     const max = Math.max(1, ...rows.map((r) => r.count));
-    return `<h2>HTTP requests since start</h2><table><tr><th>Method</th><th>Route</th><th>Status</th><th>Count</th><th style="width:40%"></th></tr>
-      ${rows.map((r) => `<tr><td>${esc(r.method)}</td><td>${esc(r.route)}</td><td>${esc(r.status)}</td><td>${r.count}</td><td><div class="bar" style="width:${(100 * r.count) / max}%"></div></td></tr>`).join("")}</table>`;
+    // Bar widths are set through the DOM after rendering: the page's CSP forbids inline style attributes.
+    setTimeout(() => document.querySelectorAll(".bar[data-share]").forEach((bar) => { bar.style.width = bar.dataset.share + "%"; }));
+    return `<h2>HTTP requests since start</h2><table><tr><th>Method</th><th>Route</th><th>Status</th><th>Count</th><th class="wide"></th></tr>
+      ${rows.map((r) => `<tr><td>${esc(r.method)}</td><td>${esc(r.route)}</td><td>${esc(r.status)}</td><td>${r.count}</td><td><div class="bar" data-share="${((100 * r.count) / max).toFixed(1)}"></div></td></tr>`).join("")}</table>`;
   },
 };
 
