@@ -310,6 +310,23 @@ impl IdentityService {
         }
     }
 
+    /// Checks an access level on the tenant's identity data (members, roles, keys).
+    async fn identity_scope(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        access: Access,
+        what: &str,
+    ) -> Result<TenantScope, AuthError> {
+        self.authorize(
+            actor,
+            tenant,
+            Permission::new(Module::Identity, access),
+            what,
+        )
+        .await
+    }
+
     async fn authorize_platform(&self, principal: &Principal, what: &str) -> Result<(), AuthError> {
         if let Err(denied) = principal.authorize_platform() {
             self.audit_denied(principal, None, what, &denied).await;
@@ -759,12 +776,7 @@ impl IdentityService {
         role: &str,
     ) -> Result<UserRecord, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "user.create",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "user.create")
             .await?;
         if user.superuser {
             self.authorize_platform(actor, "user.create superuser")
@@ -805,12 +817,7 @@ impl IdentityService {
         role: &str,
     ) -> Result<UserRecord, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "member.set",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "member.set")
             .await?;
         self.check_role_exists(&scope, role).await?;
         let user = self
@@ -839,12 +846,7 @@ impl IdentityService {
         user_id: &str,
     ) -> Result<(), AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "member.remove",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "member.remove")
             .await?;
         self.store.remove_membership(&scope, user_id).await?;
         self.audit(
@@ -866,12 +868,7 @@ impl IdentityService {
         tenant: &TenantId,
     ) -> Result<Vec<MemberRecord>, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Read),
-                "member.list",
-            )
+            .identity_scope(actor, tenant, Access::Read, "member.list")
             .await?;
         Ok(self.store.members(&scope).await?)
     }
@@ -985,12 +982,7 @@ impl IdentityService {
         permissions: &[String],
     ) -> Result<CustomRoleRecord, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "role.put",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "role.put")
             .await?;
         validate_username(name).map_err(|_| {
             AuthError::BadRequest(
@@ -1028,12 +1020,7 @@ impl IdentityService {
         tenant: &TenantId,
     ) -> Result<Vec<CustomRoleRecord>, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Read),
-                "role.list",
-            )
+            .identity_scope(actor, tenant, Access::Read, "role.list")
             .await?;
         Ok(self.store.roles(&scope).await?)
     }
@@ -1046,12 +1033,7 @@ impl IdentityService {
         name: &str,
     ) -> Result<(), AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "role.delete",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "role.delete")
             .await?;
         self.store.delete_role(&scope, name).await?;
         self.audit(
@@ -1078,12 +1060,7 @@ impl IdentityService {
         ttl_secs: Option<i64>,
     ) -> Result<IssuedApiKey, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "apikey.create",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "apikey.create")
             .await?;
         validate_label("key name", name)?;
         self.check_role_exists(&scope, role).await?;
@@ -1128,12 +1105,7 @@ impl IdentityService {
         tenant: &TenantId,
     ) -> Result<Vec<ApiKeyRecord>, AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Read),
-                "apikey.list",
-            )
+            .identity_scope(actor, tenant, Access::Read, "apikey.list")
             .await?;
         Ok(self.store.api_keys(&scope).await?)
     }
@@ -1146,12 +1118,7 @@ impl IdentityService {
         id: &str,
     ) -> Result<(), AuthError> {
         let scope = self
-            .authorize(
-                actor,
-                tenant,
-                Permission::new(Module::Identity, Access::Admin),
-                "apikey.revoke",
-            )
+            .identity_scope(actor, tenant, Access::Admin, "apikey.revoke")
             .await?;
         self.store.revoke_api_key(&scope, id, self.now()).await?;
         self.audit(
