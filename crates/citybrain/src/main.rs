@@ -8,6 +8,7 @@ mod cmd;
 mod demo;
 mod output;
 mod platform;
+mod services;
 
 use clap::Parser;
 use std::process::ExitCode;

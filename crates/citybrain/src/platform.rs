@@ -192,11 +192,6 @@ impl Platform {
 }
 
 impl Platform {
-    /// The HTTP routes of every module, bound to their state. Modules join here as they land.
-    pub(crate) fn http_modules(&self) -> Vec<api_server::Module> {
-        Vec::new()
-    }
-
     /// Whether no user exists yet (the store needs bootstrapping).
     pub(crate) async fn store_is_empty(&self) -> anyhow::Result<bool> {
         use store::IdentityStore;

@@ -49,6 +49,10 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         Mode::Demo => Some(crate::demo::admin(&platform).await?),
         Mode::Serve => None,
     };
+    let services = crate::services::start(&platform).await?;
+    for line in &services.listening {
+        tracing::info!("{line}");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (http.listen / --listen)"))?;
@@ -70,7 +74,7 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
     let state = platform.app_state();
     let grace = std::time::Duration::from_secs(platform.config.http.shutdown_grace_secs);
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let app = api_server::app(state, platform.http_modules());
+    let app = api_server::app(state, services.modules);
     let server = api_server::serve(listener, app, async move {
         shutdown_signal().await;
         let _ = signalled.send(());

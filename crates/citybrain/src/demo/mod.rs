@@ -5,6 +5,11 @@
 //! running (a live simulation, a job stream...), and returns the lines it adds to the
 //! banner. Components run in the order of [`start`].
 
+mod compute;
+mod handle;
+mod ngsi;
+mod traffic;
+
 use crate::output::outln;
 use crate::platform::Platform;
 use anyhow::Context;
@@ -31,8 +36,13 @@ pub(crate) struct DemoPart {
 }
 
 /// Starts every demo component. Each area adds its component here.
-pub(crate) async fn start(_context: &DemoContext<'_>) -> anyhow::Result<Vec<DemoPart>> {
-    let parts = Vec::new();
+pub(crate) async fn start(context: &DemoContext<'_>) -> anyhow::Result<Vec<DemoPart>> {
+    let mut parts = Vec::new();
+    // The data base first: later components publish into the broker.
+    parts.extend(ngsi::start(context).await?);
+    parts.extend(handle::start(context).await?);
+    parts.extend(traffic::start(context).await?);
+    parts.extend(compute::start(context).await?);
     Ok(parts)
 }
 

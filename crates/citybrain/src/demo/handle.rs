@@ -1,0 +1,8 @@
+//! Demo component: persistent identifiers for the demo city's devices.
+
+use super::{DemoContext, DemoPart};
+
+/// Starts this component; returns its part of the banner, if any.
+pub(crate) async fn start(_context: &DemoContext<'_>) -> anyhow::Result<Option<DemoPart>> {
+    Ok(None)
+}

@@ -1,0 +1,9 @@
+//! Wires the NGSI-LD context broker (issue 3) into the running platform.
+
+use super::Started;
+use crate::platform::Platform;
+
+/// Starts this area's services; nothing yet.
+pub(crate) async fn start(_platform: &Platform) -> anyhow::Result<Started> {
+    Ok(Started::default())
+}
