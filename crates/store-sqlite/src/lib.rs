@@ -15,6 +15,7 @@
 //! Schema changes are numbered SQL files under `migrations/`, applied in order at open
 //! and tracked in `PRAGMA user_version`.
 
+mod compute;
 mod engine;
 mod identity;
 mod migrations;

@@ -13,6 +13,7 @@ async fn fresh() -> (tempfile::TempDir, SqliteStore) {
 }
 
 store::identity_store_test_suite!(fresh());
+store::compute_store_test_suite!(fresh());
 
 fn event(n: i64) -> AuditEvent {
     AuditEvent {

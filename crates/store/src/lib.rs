@@ -15,13 +15,17 @@
 //! - **Async traits** (via `async-trait`) because the PostgreSQL backend is async; the
 //!   SQLite backend runs its blocking work on dedicated threads.
 
+mod compute;
 mod error;
 mod identity;
 mod types;
 
 #[cfg(feature = "testsuite")]
+pub mod compute_testsuite;
+#[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use compute::{ComputeStore, JobEventRecord, JobRecord, QuotaRecord, SiteRecord};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use identity::{
     AUDIT_GENESIS_HASH, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditOutcome,
