@@ -415,8 +415,13 @@ impl Coordinator {
             record.updated_at = now;
             this.inner.store.update_job(&scope, &record).await?;
             if was_running {
-                this.event(&scope, &record.id, "lost", json!({"reason": "coordinator restart"}))
-                    .await;
+                this.event(
+                    &scope,
+                    &record.id,
+                    "lost",
+                    json!({"reason": "coordinator restart"}),
+                )
+                .await;
             }
             lock(&this.inner.state).jobs.insert(
                 record.id.clone(),
@@ -469,12 +474,19 @@ impl Coordinator {
         }
     }
 
-    fn executor_for(&self, record: &SiteRecord) -> Result<Arc<dyn Executor + Send + Sync>, CpnError> {
+    fn executor_for(
+        &self,
+        record: &SiteRecord,
+    ) -> Result<Arc<dyn Executor + Send + Sync>, CpnError> {
         match record.engine.as_str() {
             "local" | "simulated" => {
                 let dir = self.inner.config.work_dir.join(&record.id);
                 let ex = LocalExecutor::new(&dir).map_err(|e| {
-                    CpnError::Invalid(format!("site {}: cannot prepare {}: {e}", record.id, dir.display()))
+                    CpnError::Invalid(format!(
+                        "site {}: cannot prepare {}: {e}",
+                        record.id,
+                        dir.display()
+                    ))
                 })?;
                 Ok(Arc::new(ex))
             }
@@ -548,7 +560,9 @@ impl Coordinator {
         {
             let state = lock(&self.inner.state);
             if state.sites.contains_key(&id) {
-                return Err(CpnError::Conflict(format!("site {id} is already registered")));
+                return Err(CpnError::Conflict(format!(
+                    "site {id} is already registered"
+                )));
             }
             let mut all: Vec<SiteConfig> = state.sites.values().map(|s| s.config.clone()).collect();
             all.push(site.clone());
@@ -637,7 +651,11 @@ impl Coordinator {
 
     /// Submits a job for `scope`'s tenant: validated against the catalogue and the tenant's
     /// quota, stored, then placed by the monitor.
-    pub async fn submit(&self, scope: &TenantScope, request: JobRequest) -> Result<JobView, CpnError> {
+    pub async fn submit(
+        &self,
+        scope: &TenantScope,
+        request: JobRequest,
+    ) -> Result<JobView, CpnError> {
         let id = job_id();
         request.check_command(&id)?;
         let now = self.now();
@@ -661,9 +679,9 @@ impl Coordinator {
                     "job {id}: no site is up in the computing-power network"
                 )));
             }
-            let world = self
-                .world(sites)
-                .map_err(|e| CpnError::Invalid(format!("the site catalogue is inconsistent: {e}")))?;
+            let world = self.world(sites).map_err(|e| {
+                CpnError::Invalid(format!("the site catalogue is inconsistent: {e}"))
+            })?;
             spec.validate(&world)
                 .map_err(|e| CpnError::Invalid(e.to_string()))?;
             let mine: Vec<&Active> = state
@@ -765,7 +783,11 @@ impl Coordinator {
         scope: &TenantScope,
         id: &str,
     ) -> Result<Vec<store::JobEventRecord>, CpnError> {
-        self.inner.store.job_events(scope, id).await.map_err(not_found)
+        self.inner
+            .store
+            .job_events(scope, id)
+            .await
+            .map_err(not_found)
     }
 
     /// The tenant's quota (the default if none was set).
@@ -827,8 +849,17 @@ impl Coordinator {
         match outcome {
             Some((record, done)) => {
                 self.save(scope, &record).await;
-                self.event(scope, id, if done { "cancelled" } else { "cancel-requested" }, json!({}))
-                    .await;
+                self.event(
+                    scope,
+                    id,
+                    if done {
+                        "cancelled"
+                    } else {
+                        "cancel-requested"
+                    },
+                    json!({}),
+                )
+                .await;
                 Ok(JobView::from(&record))
             }
             None => {
@@ -903,7 +934,12 @@ impl Coordinator {
         }
         for (id, heartbeat) in lost_sites {
             tracing::warn!(site = %id, "site agent missed its heartbeats; site is down");
-            if let Err(error) = self.inner.store.set_site_status(&id, "down", heartbeat).await {
+            if let Err(error) = self
+                .inner
+                .store
+                .set_site_status(&id, "down", heartbeat)
+                .await
+            {
                 tracing::warn!(site = %id, %error, "could not record the site as down");
             }
         }
@@ -934,7 +970,13 @@ impl Coordinator {
                 .jobs
                 .values()
                 .filter(|j| j.record.state == "pending")
-                .map(|j| (j.spec.priority, j.record.submitted_at.0, j.record.id.clone()))
+                .map(|j| {
+                    (
+                        j.spec.priority,
+                        j.record.submitted_at.0,
+                        j.record.id.clone(),
+                    )
+                })
                 .collect();
             order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             for (_, _, id) in order {
@@ -976,7 +1018,13 @@ impl Coordinator {
                             .sites
                             .get(&site)
                             .and_then(|s| s.agent.as_ref())
-                            .map(|a| a.tx.send(AgentCmd::Run { job: id.clone(), spec }).is_ok())
+                            .map(|a| {
+                                a.tx.send(AgentCmd::Run {
+                                    job: id.clone(),
+                                    spec,
+                                })
+                                .is_ok()
+                            })
                             .unwrap_or(false);
                         let Some(job) = state.jobs.get_mut(&id) else {
                             continue;
@@ -1017,8 +1065,13 @@ impl Coordinator {
         }
         for (scope, record) in failed {
             self.save(&scope, &record).await;
-            self.event(&scope, &record.id, &record.state, json!({"reason": record.detail}))
-                .await;
+            self.event(
+                &scope,
+                &record.id,
+                &record.state,
+                json!({"reason": record.detail}),
+            )
+            .await;
         }
     }
 
@@ -1056,8 +1109,13 @@ impl Coordinator {
                 Ok(exec) => json!({"site": site, "exec_id": exec.0}),
                 Err(error) => json!({"site": site, "error": error}),
             };
-            self.event(&scope, job, if result.is_ok() { "running" } else { "failed" }, detail)
-                .await;
+            self.event(
+                &scope,
+                job,
+                if result.is_ok() { "running" } else { "failed" },
+                detail,
+            )
+            .await;
         }
     }
 
@@ -1098,7 +1156,10 @@ impl Coordinator {
                         j.record.exit_code = status.exit_code;
                         j.record.detail = if status.state == JobState::Lost {
                             j.record.exec_id = None;
-                            format!("{site} lost the job ({}); waiting to be retried", status.detail)
+                            format!(
+                                "{site} lost the job ({}); waiting to be retried",
+                                status.detail
+                            )
                         } else {
                             status.detail.clone()
                         };
@@ -1128,8 +1189,13 @@ impl Coordinator {
                 }
                 self.save(&scope, &record).await;
                 if status.state == JobState::Lost {
-                    self.event(&scope, job, "lost", json!({"site": site, "detail": status.detail}))
-                        .await;
+                    self.event(
+                        &scope,
+                        job,
+                        "lost",
+                        json!({"site": site, "detail": status.detail}),
+                    )
+                    .await;
                     return false;
                 }
                 let ended = terminal(&record.state);
@@ -1162,7 +1228,12 @@ fn usage(state: &State, site: &str) -> (f64, f64, BTreeMap<String, f64>) {
     for j in state.jobs.values() {
         if j.record.site.as_deref() == Some(site) && j.record.state == "running" {
             used.0 += j.request.cores();
-            used.1 += j.request.resources.get("memory_gib").copied().unwrap_or(0.0);
+            used.1 += j
+                .request
+                .resources
+                .get("memory_gib")
+                .copied()
+                .unwrap_or(0.0);
             for (k, v) in &j.request.resources {
                 if let Some(model) = k.strip_prefix("gpu:") {
                     *used.2.entry(model.to_owned()).or_insert(0.0) += v;
@@ -1201,7 +1272,12 @@ fn free_config(config: &SiteConfig, used: (f64, f64, BTreeMap<String, f64>)) -> 
 /// Chooses a site for job `id` now: a `cpn-core` world of the sites that are up, each with its
 /// free capacity, and the cost-aware engine's online decision. Returns the site and the cost
 /// breakdown, or why the job waits.
-fn decide(base: &WorldConfig, state: &State, id: &str, now_s: i64) -> Result<(String, Value), String> {
+fn decide(
+    base: &WorldConfig,
+    state: &State,
+    id: &str,
+    now_s: i64,
+) -> Result<(String, Value), String> {
     let job = state.jobs.get(id).ok_or("job vanished")?;
     let mut config = base.clone();
     config.sites = state
@@ -1221,7 +1297,8 @@ fn decide(base: &WorldConfig, state: &State, id: &str, now_s: i64) -> Result<(St
         Err(cpn_core::JobError::ImpossibleDeadline { .. }) => {
             // It waited past the point of meeting its deadline: run it late rather than never.
             spec.deadline_s = None;
-            spec.validate(&world).map_err(|e| format!("waiting for capacity: {e}"))?
+            spec.validate(&world)
+                .map_err(|e| format!("waiting for capacity: {e}"))?
         }
         Err(e) => return Err(format!("waiting for capacity: {e}")),
     };
@@ -1348,7 +1425,13 @@ async fn agent_loop(
 }
 
 /// Builds the `[compute]`-style local site: this machine, in `region`/`zone`.
-pub fn local_site(id: &str, region: &str, zone: &str, cpu_cores: f64, memory_gib: f64) -> SiteConfig {
+pub fn local_site(
+    id: &str,
+    region: &str,
+    zone: &str,
+    cpu_cores: f64,
+    memory_gib: f64,
+) -> SiteConfig {
     let (lat, lon) = cpn_core::sites::EAST_WEST_REGIONS
         .iter()
         .find(|r| r.0 == region)

@@ -138,7 +138,8 @@ impl Platform {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path, Some(&self.root), None).await
+        self.request(Method::GET, path, Some(&self.root), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
@@ -160,7 +161,12 @@ impl Platform {
     }
 
     /// Polls a job until `done(job)` holds or `limit` passes; returns the last view.
-    pub async fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let until = Instant::now() + limit;
         loop {
             let r = self.get(&format!("/cpn/v1/jobs/{id}")).await;
