@@ -16,6 +16,8 @@ pub(crate) struct Platform {
     pub(crate) identity: Arc<IdentityService>,
     /// The external token verifier, if `[auth.oidc]` is configured.
     pub(crate) oidc: Option<Arc<OidcVerifier>>,
+    /// The computing-power network coordinator, once `services::compute` started it.
+    pub(crate) compute: std::sync::OnceLock<cpn_server::Coordinator>,
 }
 
 const SIGNING_KEY_FILE: &str = "secrets/access-token-hs256.key";
@@ -174,6 +176,7 @@ impl Platform {
             store,
             identity: Arc::new(identity),
             oidc,
+            compute: std::sync::OnceLock::new(),
         })
     }
 

@@ -33,6 +33,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The computing-power network coordinator.
+    pub compute: ComputeConfig,
 }
 
 /// `[http]`
@@ -161,6 +163,74 @@ fn default_tenant_claim() -> String {
 }
 fn default_role_claim() -> String {
     "roles".to_owned()
+}
+
+/// `[compute]`: the computing-power network coordinator. The defaults need no setup: this
+/// machine is registered as a `local` site and runs jobs as local processes.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    /// Run the coordinator and serve `/cpn/v1`.
+    pub enabled: bool,
+    /// Register this machine as a site at start (if no site has its id yet).
+    pub local_site: bool,
+    /// The local site's id.
+    pub local_site_id: String,
+    /// The local site's region (one of the east/west catalogue's, e.g. `yrd`, `ningxia`).
+    pub local_region: String,
+    /// The local site's data-sovereignty zone.
+    pub local_zone: String,
+    /// Cores offered (default: all of this machine's).
+    pub local_cpu_cores: Option<f64>,
+    /// Memory offered, GiB.
+    pub local_memory_gib: f64,
+    /// Agent heartbeat and monitor tick, milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// A site silent this long is down and its jobs are retried elsewhere, milliseconds.
+    pub heartbeat_timeout_ms: u64,
+    /// Attempts per job before it fails.
+    pub max_attempts: u32,
+    /// Default per-tenant quota: active jobs.
+    pub default_max_active_jobs: u32,
+    /// Default per-tenant quota: cores over active jobs.
+    pub default_max_cpu_cores: f64,
+    /// Default per-tenant quota: GPUs over active jobs.
+    pub default_max_gpus: f64,
+    /// slurmrestd base URL (`http://host:port`) for `slurm` sites.
+    pub slurm_url: Option<String>,
+    /// User the slurmrestd token belongs to.
+    pub slurm_user: Option<String>,
+    /// File holding the slurmrestd JWT (never put the token itself in the configuration).
+    pub slurm_token_file: Option<PathBuf>,
+    /// Directory shared with the compute nodes, writable by `slurm_user`.
+    pub slurm_workdir: Option<String>,
+    /// Slurm partition.
+    pub slurm_partition: String,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            local_site: true,
+            local_site_id: "local".to_owned(),
+            local_region: "yrd".to_owned(),
+            local_zone: "CN-SH".to_owned(),
+            local_cpu_cores: None,
+            local_memory_gib: 4.0,
+            heartbeat_interval_ms: 1000,
+            heartbeat_timeout_ms: 5000,
+            max_attempts: 3,
+            default_max_active_jobs: 100,
+            default_max_cpu_cores: 256.0,
+            default_max_gpus: 64.0,
+            slurm_url: None,
+            slurm_user: None,
+            slurm_token_file: None,
+            slurm_workdir: None,
+            slurm_partition: "debug".to_owned(),
+        }
+    }
 }
 
 /// `[log]`
