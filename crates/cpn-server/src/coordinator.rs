@@ -802,9 +802,8 @@ impl Coordinator {
 
     /// Sets the tenant's quota.
     pub async fn set_quota(&self, scope: &TenantScope, quota: QuotaRecord) -> Result<(), CpnError> {
-        if !(quota.max_cpu_cores.is_finite() && quota.max_cpu_cores >= 0.0)
-            || !(quota.max_gpus.is_finite() && quota.max_gpus >= 0.0)
-        {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !ok(quota.max_cpu_cores) || !ok(quota.max_gpus) {
             return Err(CpnError::Invalid(
                 "quota: max_cpu_cores and max_gpus must be finite numbers >= 0".into(),
             ));
@@ -1049,6 +1048,7 @@ impl Coordinator {
             }
         }
         for (scope, record, site, cost) in placed {
+            tracing::info!(job = %record.id, tenant = %scope.tenant(), %site, attempt = record.attempts, "placed job");
             self.save(&scope, &record).await;
             self.event(
                 &scope,
@@ -1131,7 +1131,7 @@ impl Coordinator {
         enum Outcome {
             Stale,
             Unchanged(TenantScope),
-            Changed(TenantScope, JobRecord),
+            Changed(TenantScope, Box<JobRecord>),
         }
         let now = self.now();
         let outcome = {
@@ -1164,7 +1164,7 @@ impl Coordinator {
                             status.detail.clone()
                         };
                         j.record.updated_at = now;
-                        let out = Outcome::Changed(j.scope.clone(), j.record.clone());
+                        let out = Outcome::Changed(j.scope.clone(), Box::new(j.record.clone()));
                         if terminal(new_state) {
                             state.jobs.remove(job);
                         }
