@@ -22,9 +22,11 @@ async fn jobs_run_report_logs_and_cancel_on_the_local_executor() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["status"], "up");
-    assert_eq!(
-        r.body["advert"]["l0"].as_array().is_some(),
-        true,
+    assert!(
+        r.body["advert"]["l0"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+            && r.body["advert"]["l2"].as_u64().is_some(),
         "{}",
         r.text
     );

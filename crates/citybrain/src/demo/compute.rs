@@ -60,7 +60,7 @@ pub(crate) async fn start(context: &DemoContext<'_>) -> anyhow::Result<Option<De
                 continue;
             }
             let origin = origins[(n % 3) as usize];
-            let confined = n % 5 == 0 && origin == "jingjinji";
+            let confined = n.is_multiple_of(2) && origin == "jingjinji";
             let seconds = 3 + n % 5;
             let request = JobRequest {
                 name: format!("demo batch {n}"),
