@@ -61,8 +61,8 @@ pub enum CpnError {
     Store(#[from] StoreError),
 }
 
-/// Coordinator settings.
-#[derive(Debug, Clone)]
+/// Coordinator settings. `Debug` leaves out the Slurm token.
+#[derive(Clone)]
 pub struct CoordinatorConfig {
     /// Where local and simulated sites keep job directories and logs.
     pub work_dir: PathBuf,
@@ -76,6 +76,22 @@ pub struct CoordinatorConfig {
     pub default_quota: QuotaRecord,
     /// The Slurm cluster `slurm` sites submit to, if any.
     pub slurm: Option<SlurmExecutor>,
+}
+
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("work_dir", &self.work_dir)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("default_quota", &self.default_quota)
+            .field(
+                "slurm",
+                &self.slurm.as_ref().map(|s| (&s.authority, &s.user)),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl CoordinatorConfig {
