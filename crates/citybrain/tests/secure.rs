@@ -48,8 +48,18 @@ impl Drop for Node {
 
 fn key(data: &str, tenant: &str, name: &str, role: &str) -> String {
     let out = run_ok(&[
-        "admin", "--data-dir", data, "--json", "key", "create", "--tenant", tenant, "--name",
-        name, "--role", role,
+        "admin",
+        "--data-dir",
+        data,
+        "--json",
+        "key",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+        "--role",
+        role,
     ]);
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
     value["key"].as_str().unwrap().to_owned()
@@ -60,7 +70,14 @@ fn key(data: &str, tenant: &str, name: &str, role: &str) -> String {
 fn node(tenant: &'static str, peer_key_for: Option<&str>) -> (Node, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    run_ok(&["admin", "--data-dir", &data, "bootstrap", "--tenant", tenant]);
+    run_ok(&[
+        "admin",
+        "--data-dir",
+        &data,
+        "bootstrap",
+        "--tenant",
+        tenant,
+    ]);
     let admin_key = key(&data, tenant, "administrator", "admin");
     let peer_key = peer_key_for.map(|name| key(&data, tenant, name, "operator"));
     let child = start(dir.path());
@@ -129,13 +146,21 @@ fn wait_ready(addr: &str) {
                 return;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "server not ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server not ready"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 impl Node {
-    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let body = body.map(|b| b.to_string());
         let (status, text) = http(&self.addr, method, path, &self.admin_key, body.as_deref());
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
@@ -167,7 +192,13 @@ impl Node {
         assert_eq!(job["status"], "approved");
     }
 
-    fn run(&self, id: &str, peer_url: &str, peer: &Node, peer_key: &str) -> (u16, serde_json::Value) {
+    fn run(
+        &self,
+        id: &str,
+        peer_url: &str,
+        peer: &Node,
+        peer_key: &str,
+    ) -> (u16, serde_json::Value) {
         self.call(
             "POST",
             &format!("{}/{id}/run", self.jobs()),
@@ -231,9 +262,12 @@ fn tampering_proxy(target: String, offset: usize) -> (String, Arc<AtomicBool>) {
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(&target) else { return };
+            let Ok(server) = TcpStream::connect(&target) else {
+                return;
+            };
             let (seen, flag) = (Arc::clone(&seen), Arc::clone(&flag));
-            let (mut client_read, mut server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 8192];
                 loop {
@@ -309,7 +343,10 @@ fn psi_between_two_served_nodes_runs_only_when_approved_and_aborts_on_tampering(
     let job = a.settled("job-ok");
     assert_eq!(job["status"], "aborted", "{job}");
     assert!(
-        job["error"].as_str().unwrap().contains("approved by this node's administrator"),
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("approved by this node's administrator"),
         "{job}"
     );
     assert!(job["result"].is_null());
@@ -344,7 +381,10 @@ fn psi_between_two_served_nodes_runs_only_when_approved_and_aborts_on_tampering(
         .collect();
     found.sort();
     assert_eq!(found, plates(300..600), "equals the plaintext intersection");
-    assert!(done_b["result"].is_null(), "the helper learns nothing: {done_b}");
+    assert!(
+        done_b["result"].is_null(),
+        "the helper learns nothing: {done_b}"
+    );
     // A completed job does not run again.
     let (status, _) = a.run("job-3", &b_url, &b, &peer_key);
     assert_eq!(status, 409);
@@ -384,7 +424,12 @@ fn psi_between_two_served_nodes_runs_only_when_approved_and_aborts_on_tampering(
     );
     assert_eq!(status, 200, "{audit}");
     let text = audit.to_string();
-    for action in ["secure.job.proposed", "secure.job.approved", "secure.job.completed", "secure.job.aborted"] {
+    for action in [
+        "secure.job.proposed",
+        "secure.job.approved",
+        "secure.job.completed",
+        "secure.job.aborted",
+    ] {
         assert!(text.contains(action), "{action} missing from the audit log");
     }
 }

@@ -172,7 +172,7 @@ type InputKey = (TenantId, String);
 /// The responding side of a running job.
 struct Responder {
     session_id: [u8; 16],
-    session: PsiSession,
+    session: Box<PsiSession>,
     items: Arc<Vec<Vec<u8>>>,
     next: usize,
     /// This side's hello, sent with the first answer.
@@ -236,7 +236,10 @@ impl SecureState {
             .await
             .map_err(store_error)?
             .ok_or_else(|| {
-                ApiError::new(ErrorKind::NotFound, format!("no secure job {id:?} in this tenant"))
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no secure job {id:?} in this tenant"),
+                )
             })
     }
 
@@ -263,12 +266,7 @@ impl SecureState {
 
     /// Records the end of a job (completed with its result, or aborted with the reason) and
     /// forgets its input.
-    async fn finish(
-        &self,
-        scope: &TenantScope,
-        id: &str,
-        outcome: Result<Option<String>, String>,
-    ) {
+    async fn finish(&self, scope: &TenantScope, id: &str, outcome: Result<Option<String>, String>) {
         let key = (scope.tenant().clone(), id.to_owned());
         if let Ok(mut inputs) = self.inputs.lock() {
             inputs.remove(&key);
@@ -301,8 +299,15 @@ impl SecureState {
                 serde_json::json!({ "reason": reason }),
             ),
         };
-        self.audit(scope, "system:secure".to_owned(), action, audit_outcome, id, detail)
-            .await;
+        self.audit(
+            scope,
+            "system:secure".to_owned(),
+            action,
+            audit_outcome,
+            id,
+            detail,
+        )
+        .await;
     }
 }
 
@@ -315,9 +320,7 @@ fn release(output: &PsiOutput, items: &[Vec<u8>]) -> Option<String> {
                 .filter_map(|&p| items.get(p as usize))
                 .map(|item| String::from_utf8_lossy(item).into_owned())
                 .collect();
-            Some(
-                serde_json::json!({ "size": matched.len(), "intersection": matched }).to_string(),
-            )
+            Some(serde_json::json!({ "size": matched.len(), "intersection": matched }).to_string())
         }
         PsiOutput::Cardinality { size } => Some(serde_json::json!({ "size": size }).to_string()),
         PsiOutput::Sum { size, sum } => {
@@ -684,17 +687,23 @@ async fn run_job(
         session_id,
         items,
     };
-    tokio::spawn(async move {
-        let outcome =
-            match tokio::time::timeout(RUN_TIMEOUT, initiator.drive(session, hello)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err("the run timed out".to_owned()),
-            };
+    let session = Box::new(session);
+    // Boxed: the protocol state is large and must not live on a worker thread's stack.
+    tokio::spawn(Box::pin(async move {
+        let outcome = match tokio::time::timeout(
+            RUN_TIMEOUT,
+            Box::pin(initiator.drive(session, hello)),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err("the run timed out".to_owned()),
+        };
         if let Err(reason) = &outcome {
             tracing::warn!(job = %id, %reason, "secure job aborted");
         }
         state.finish(&scope, &id, outcome).await;
-    });
+    }));
     Ok((StatusCode::ACCEPTED, Json(running.into())))
 }
 
@@ -745,7 +754,9 @@ impl Initiator {
                 .ok()
                 .and_then(|v| v["detail"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            return Err(format!("the peer node refused the exchange ({status}): {detail}"));
+            return Err(format!(
+                "the peer node refused the exchange ({status}): {detail}"
+            ));
         }
         Ok(Answer {
             frames: split_frames(&bytes)?,
@@ -754,13 +765,17 @@ impl Initiator {
     }
 
     /// Tells the peer that this side failed, best effort.
-    async fn send_abort(&self, session: &mut PsiSession) {
+    async fn send_abort(&self, session: &mut Box<PsiSession>) {
         if let Some(frame) = session.take_abort_frame() {
             let _ = self.exchange(&[frame]).await;
         }
     }
 
-    async fn drive(self, session: PsiSession, hello: Vec<u8>) -> Result<Option<String>, String> {
+    async fn drive(
+        self,
+        session: Box<PsiSession>,
+        hello: Vec<u8>,
+    ) -> Result<Option<String>, String> {
         let mut session = Some(session);
         let mut outgoing = vec![hello];
         let mut next = 0usize;
@@ -850,13 +865,14 @@ impl Initiator {
 
 fn frames_response(state: &str, frames: Vec<Vec<u8>>) -> Response {
     let mut response = (StatusCode::OK, frames.concat()).into_response();
-    response
-        .headers_mut()
-        .insert(STATE_HEADER, HeaderValue::from_static(match state {
+    response.headers_mut().insert(
+        STATE_HEADER,
+        HeaderValue::from_static(match state {
             "done" => "done",
             "failed" => "failed",
             _ => "running",
-        }));
+        }),
+    );
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -983,7 +999,11 @@ async fn start_responder(
         .inputs
         .lock()
         .ok()
-        .and_then(|inputs| inputs.get(&(scope.tenant().clone(), id.to_owned())).cloned())
+        .and_then(|inputs| {
+            inputs
+                .get(&(scope.tenant().clone(), id.to_owned()))
+                .cloned()
+        })
         .ok_or_else(|| conflict("this node holds no input for the job; approve it again"))?;
     let governance: Governance = serde_json::from_str(&job.governance)
         .map_err(|e| ApiError::internal(format!("stored governance is unreadable: {e}")))?;
@@ -1028,7 +1048,7 @@ async fn start_responder(
         .await;
     Ok(Responder {
         session_id,
-        session,
+        session: Box::new(session),
         items,
         next: 0,
         hello: Some(hello),
@@ -1083,6 +1103,9 @@ fn respond(mut r: Responder, body: &[u8]) -> (Responder, Step) {
 
 /// Starts this area's services: the `secure_computation` HTTP module.
 pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
+    // Peers may be https; the client's TLS needs a process-wide provider (another module may
+    // have installed it already, which is fine).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let state = SecureState {
         store: platform.store.clone(),
         identity: Arc::clone(&platform.identity),
