@@ -416,6 +416,38 @@ fn psi_between_two_served_nodes_runs_only_when_approved_and_aborts_on_tampering(
     );
     assert!(aborted_a["result"].is_null() && aborted_b["result"].is_null());
 
+    // A truncated message (half a frame) aborts the job on the reading node, and a replay of
+    // a message of that session afterwards is refused.
+    let digest = b.propose("job-5", "node-b", &gov);
+    b.approve("job-5", &digest, &items_b);
+    let truncated = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    let exchange = |body: &[u8]| {
+        let mut stream = TcpStream::connect(&b.addr).unwrap();
+        let head = format!(
+            "POST /api/v1/tenants/city-b/secure/jobs/job-5/exchange HTTP/1.1\r\nHost: x\r\n\
+             Connection: close\r\nAuthorization: Bearer {peer_key}\r\n\
+             x-citybrain-governance: {digest}\r\n\
+             x-citybrain-session: 000102030405060708090a0b0c0d0e0f\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    let answer = exchange(&truncated);
+    assert!(answer.contains("x-citybrain-psi-state: failed"), "{answer}");
+    let job = b.settled("job-5");
+    assert_eq!(job["status"], "aborted");
+    assert!(
+        job["error"].as_str().unwrap().contains("truncated message"),
+        "{job}"
+    );
+    let answer = exchange(&truncated);
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+
     // Every step is in the hash-chained audit log of each node.
     let (status, audit) = a.call(
         "GET",

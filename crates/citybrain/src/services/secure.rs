@@ -179,12 +179,17 @@ struct Responder {
     hello: Option<Vec<u8>>,
 }
 
+/// Approved inputs, by job, from approval to the end of the run.
+type Inputs = Arc<Mutex<HashMap<InputKey, Arc<Vec<Vec<u8>>>>>>;
+/// Responding sides of running jobs; `None` while an exchange is being processed.
+type Responders = Arc<Mutex<HashMap<InputKey, Option<Responder>>>>;
+
 #[derive(Clone)]
 struct SecureState {
     store: SqliteStore,
     identity: Arc<IdentityService>,
-    inputs: Arc<Mutex<HashMap<InputKey, Arc<Vec<Vec<u8>>>>>>,
-    responders: Arc<Mutex<HashMap<InputKey, Option<Responder>>>>,
+    inputs: Inputs,
+    responders: Responders,
     http: reqwest::Client,
 }
 
@@ -786,14 +791,13 @@ impl Initiator {
                 let mut s = session.take().ok_or("session lost")?;
                 let items = Arc::clone(&self.items);
                 let mut n = next;
-                let result = tokio::task::spawn_blocking(move || {
+                tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
                     let r = push_some(&mut s, &items, &mut n, &mut out);
                     (s, r.map(|()| (out, n)))
                 })
                 .await
-                .map_err(|e| format!("protocol task failed: {e}"))?;
-                result
+                .map_err(|e| format!("protocol task failed: {e}"))?
             };
             session = Some(s);
             match pushed {
@@ -811,9 +815,11 @@ impl Initiator {
             let answer = match self.exchange(&outgoing).await {
                 Ok(answer) => answer,
                 Err(reason) => {
+                    // Unreachable, refused or a truncated answer: cancel and tell the peer.
                     let mut s = session.take().ok_or("session lost")?;
-                    s.cancel();
-                    self.send_abort(&mut s).await;
+                    if let Some(frame) = s.cancel() {
+                        let _ = self.exchange(&[frame]).await;
+                    }
                     return Err(reason);
                 }
             };
@@ -933,7 +939,12 @@ async fn exchange(
             }
             return Err(conflict("the job is running in another session"));
         }
-        None => start_responder(&state, &scope, &id, &digest, &caller, session_id).await?,
+        None => {
+            Box::pin(start_responder(
+                &state, &scope, &id, &digest, &caller, session_id,
+            ))
+            .await?
+        }
     };
     // Reserve the slot while this exchange runs.
     if let Ok(mut responders) = state.responders.lock() {
@@ -1073,9 +1084,8 @@ fn respond(mut r: Responder, body: &[u8]) -> (Responder, Step) {
     let frames = match split_frames(body) {
         Ok(frames) => frames,
         Err(reason) => {
-            r.session.cancel();
-            let step = fail(&mut r, reason, out);
-            return (r, step);
+            let abort: Vec<Vec<u8>> = r.session.cancel().into_iter().collect();
+            return (r, Step::Failed(reason, abort));
         }
     };
     for frame in &frames {
