@@ -45,6 +45,17 @@ fn main() {
     let enc: Vec<[u8; 32]> = time("mul + batched double-and-compress", n, || {
         key.mul_compress(&points)
     });
+    {
+        // Option (b) of docs/bench-psi.md: the x-only Montgomery ladder (X25519-style).
+        use curve25519_dalek::montgomery::MontgomeryPoint;
+        let us: Vec<MontgomeryPoint> = (0..n as u64)
+            .map(|i| MontgomeryPoint::mul_base(&Scalar::from(i + 7)))
+            .collect();
+        let _: Vec<MontgomeryPoint> =
+            time("x-only ladder (MontgomeryPoint::mul_clamped)", n, || {
+                us.iter().map(|u| u.mul_clamped([0x55; 32])).collect()
+            });
+    }
     let _: Vec<[u8; 32]> = time("compress (one by one)", n, || {
         points.iter().map(|p| p.compress().to_bytes()).collect()
     });

@@ -19,6 +19,7 @@ mod compute;
 mod engine;
 mod identity;
 mod migrations;
+mod secure;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};
 

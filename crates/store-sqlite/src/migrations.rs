@@ -8,6 +8,7 @@ use store::{StoreError, StoreResult};
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("identity", include_str!("../migrations/0001_identity.sql")),
     ("compute", include_str!("../migrations/0004_compute.sql")),
+    ("secure", include_str!("../migrations/0005_secure.sql")),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

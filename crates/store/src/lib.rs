@@ -18,6 +18,7 @@
 mod compute;
 mod error;
 mod identity;
+mod secure;
 mod types;
 
 #[cfg(feature = "testsuite")]
@@ -32,4 +33,5 @@ pub use identity::{
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
 };
+pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};
