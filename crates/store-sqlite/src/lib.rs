@@ -18,6 +18,7 @@
 mod engine;
 mod identity;
 mod migrations;
+mod ngsi;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};
 

@@ -17,8 +17,11 @@
 
 mod error;
 mod identity;
+mod ngsi;
 mod types;
 
+#[cfg(feature = "testsuite")]
+pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
@@ -27,5 +30,8 @@ pub use identity::{
     AUDIT_GENESIS_HASH, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditOutcome,
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
+};
+pub use ngsi::{
+    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
 };
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};
