@@ -178,8 +178,8 @@ pub fn decode(text: &str) -> Option<Entity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use ngsi_ld::{Context, CoreContext, parse_entity};
+    use serde_json::json;
 
     #[test]
     fn every_kind_round_trips() {

@@ -33,7 +33,17 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
     let router: axum::Router<()> = axum::Router::new()
         .route(
             "/ngsi-ld/v1/entities",
-            get(query_entities).post(create_entity).delete(purge_entities),
+            get(query_entities)
+                .post(create_entity)
+                .delete(purge_entities),
+        )
+        .route(
+            "/ngsi-ld/v1/entities/",
+            get(query_entities)
+                .post(create_entity)
+                .delete(purge_entities)
+                .patch(missing_id)
+                .put(missing_id),
         )
         .route(
             "/ngsi-ld/v1/entities/{id}",
@@ -53,7 +63,14 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
                 .delete(delete_attr),
         )
         .route("/ngsi-ld/v1/entityOperations/{op}", post(batch))
+        .route("/ngsi-ld/v1/entityOperations/{op}/", post(batch))
         .route("/ngsi-ld/v1/types", get(list_types))
+        .route("/ngsi-ld/v1/types/", get(list_types))
+        .route("/ngsi-ld/v1/attributes/", get(list_attributes))
+        .route(
+            "/ngsi-ld/v1/jsonldContexts/",
+            get(list_contexts).post(add_context),
+        )
         .route("/ngsi-ld/v1/types/{t}", get(type_info))
         .route("/ngsi-ld/v1/attributes", get(list_attributes))
         .route("/ngsi-ld/v1/attributes/{a}", get(attribute_info))
@@ -137,7 +154,9 @@ fn link_context(h: &HeaderMap) -> BrokerResult<Option<String>> {
             }
             let url = link[start + 1..end].trim().to_owned();
             if !ngsi_ld::iri::is_absolute_iri(&url) {
-                return Err(bad_data(format!("the Link header context `{url}` is not a URL")));
+                return Err(bad_data(format!(
+                    "the Link header context `{url}` is not a URL"
+                )));
             }
             found = Some(url);
         }
@@ -153,7 +172,11 @@ enum Mime {
 }
 
 fn media_type(v: &str) -> String {
-    v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The representation the client accepts.
@@ -208,9 +231,10 @@ impl Broker {
         access: Access,
     ) -> BrokerResult<(TenantScope, bool)> {
         let named = match header_str(h, "ngsild-tenant") {
-            Some(t) => Some(TenantId::new(t.trim()).map_err(|e| {
-                NgsiError::new(ErrorKind::NonexistentTenant, e.to_string())
-            })?),
+            Some(t) => Some(
+                TenantId::new(t.trim())
+                    .map_err(|e| NgsiError::new(ErrorKind::NonexistentTenant, e.to_string()))?,
+            ),
             None => None,
         };
         let explicit = named.is_some();
@@ -434,9 +458,7 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
 
 fn render_one(e: &Entity, opts: &RenderOptions, ctx: &Context, mime: Mime, p: &P) -> Value {
     if mime == Mime::GeoJson {
-        let geoprop = p
-            .get("geometryProperty")
-            .and_then(|g| ctx.expand_term(g));
+        let geoprop = p.get("geometryProperty").and_then(|g| ctx.expand_term(g));
         render_geojson(e, opts, ctx, geoprop.as_deref())
     } else {
         render(e, opts, ctx)
@@ -444,6 +466,28 @@ fn render_one(e: &Entity, opts: &RenderOptions, ctx: &Context, mime: Mime, p: &P
 }
 
 // ----- entities -----
+
+async fn missing_id() -> BrokerResult<Response> {
+    Err(bad_data("the entity id is missing from the URL"))
+}
+
+/// A LanguageProperty whose map is `{"@none": "urn:ngsi-ld:null"}` is the merge-patch
+/// deletion of that instance.
+fn language_nulls(parsed: &mut ngsi_ld::ParsedEntity) {
+    let mut deletions = Vec::new();
+    for (name, instances) in parsed.entity.attributes.iter_mut() {
+        instances.retain(|a| {
+            let is_null = matches!(&a.value, ngsi_ld::AttributeValue::LanguageProperty(m)
+                if m.len() == 1 && m.get("@none").and_then(Value::as_str) == Some(ngsi_ld::parse::NGSI_LD_NULL));
+            if is_null {
+                deletions.push((name.clone(), a.dataset_id.clone()));
+            }
+            !is_null
+        });
+    }
+    parsed.entity.attributes.retain(|_, v| !v.is_empty());
+    parsed.deletions.extend(deletions);
+}
 
 async fn create_entity(
     State(b): St,
@@ -453,7 +497,7 @@ async fn create_entity(
 ) -> BrokerResult<Response> {
     let (req, value) = b.write_req(&caller, &h, &body, false).await?;
     if !value.is_object() {
-        return Err(bad_data("the entity must be a JSON object"));
+        return Err(invalid("the entity must be a JSON object"));
     }
     let entity = parse_entity_with(&value, &req.ctx, ParseOptions::default())?.entity;
     let id = entity.id.clone();
@@ -556,6 +600,8 @@ async fn replace_entity(
 /// Merges `patch` into `old` (spec 5.6.17): attributes present replace values but keep
 /// sub-attributes not mentioned; `null`s delete.
 fn merge_into(old: &mut Entity, parsed: ngsi_ld::ParsedEntity, at: ngsi_ld::Timestamp) {
+    let mut parsed = parsed;
+    language_nulls(&mut parsed);
     let ngsi_ld::ParsedEntity { entity, deletions } = parsed;
     for t in entity.types {
         if !old.types.contains(&t) {
@@ -809,7 +855,11 @@ fn parse_fragment(value: &Value, ctx: &Context, p: &P) -> BrokerResult<Entity> {
     .entity)
 }
 
-fn partial_result(updated: Vec<String>, not_updated: Vec<(String, String)>, ctx: &Context) -> Response {
+fn partial_result(
+    updated: Vec<String>,
+    not_updated: Vec<(String, String)>,
+    ctx: &Context,
+) -> Response {
     if not_updated.is_empty() {
         return no_content();
     }
@@ -862,7 +912,10 @@ async fn append_attrs(
                         .get(&name)
                         .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
                     if exists && no_overwrite {
-                        not_updated.push((name.clone(), "attribute exists and noOverwrite is set".to_owned()));
+                        not_updated.push((
+                            name.clone(),
+                            "attribute exists and noOverwrite is set".to_owned(),
+                        ));
                         continue;
                     }
                     carry_created(e.attributes.get(&name).map(Vec::as_slice), &mut inst);
@@ -1080,7 +1133,10 @@ async fn batch(
     if op == "query" {
         return batch_query(b, caller, h, p, body).await;
     }
-    if !matches!(op.as_str(), "create" | "upsert" | "update" | "delete" | "merge") {
+    if !matches!(
+        op.as_str(),
+        "create" | "upsert" | "update" | "delete" | "merge"
+    ) {
         return Err(not_found(format!("no entity operation `{op}`")));
     }
     let (scope, _) = b.scope(&caller, &h, Access::Write).await?;
@@ -1097,7 +1153,9 @@ async fn batch(
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
     let Value::Array(items) = value else {
-        return Err(bad_data("the body of a batch operation must be a JSON array"));
+        return Err(bad_data(
+            "the body of a batch operation must be a JSON array",
+        ));
     };
     if items.is_empty() {
         return Err(bad_data("the batch is empty"));
@@ -1266,7 +1324,12 @@ async fn batch(
         return Ok(match op.as_str() {
             "create" => respond(
                 StatusCode::CREATED,
-                Value::Array(success.iter().map(|(id, _)| Value::from(id.as_str())).collect()),
+                Value::Array(
+                    success
+                        .iter()
+                        .map(|(id, _)| Value::from(id.as_str()))
+                        .collect(),
+                ),
                 Mime::Json,
                 None,
             ),
@@ -1337,7 +1400,9 @@ async fn batch_query(
         for sel in list {
             selectors.push((
                 sel.get("id").and_then(Value::as_str).map(str::to_owned),
-                sel.get("idPattern").and_then(Value::as_str).map(str::to_owned),
+                sel.get("idPattern")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 sel.get("type").and_then(Value::as_str).map(str::to_owned),
             ));
         }
@@ -1361,7 +1426,9 @@ async fn batch_query(
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             }),
-            g.get("geoproperty").and_then(Value::as_str).map(str::to_owned),
+            g.get("geoproperty")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         ),
         None => (None, None, None, None),
     };
@@ -1391,7 +1458,9 @@ async fn batch_query(
             .collect::<Result<_, _>>()?
     };
     if queries.iter().all(|q| !q.has_selector()) {
-        return Err(bad_data("the query needs an entity selector, attrs, q or geoQ"));
+        return Err(bad_data(
+            "the query needs an entity selector, attrs, q or geoQ",
+        ));
     }
     let mut opts = render_options(&p, &ctx, mime, &req)?;
     if let Some(a) = &attrs {
@@ -1478,7 +1547,7 @@ async fn list_types(
         json!({
             "id": format!("urn:ngsi-ld:EntityTypeList:{}", uuid::Uuid::new_v4()),
             "type": "EntityTypeList",
-            "typeList": types.keys().map(|t| ctx.compact_iri(t)).collect::<Vec<_>>(),
+            "typeList": types.keys().map(|t| ctx.compact_iri(t)).collect::<BTreeSet<_>>(),
         })
     };
     let body = with_context(body, mime, &req);
@@ -1588,7 +1657,7 @@ async fn list_attributes(
         json!({
             "id": format!("urn:ngsi-ld:AttributeList:{}", uuid::Uuid::new_v4()),
             "type": "AttributeList",
-            "attributeList": attrs.keys().map(|a| ctx.compact_iri(a)).collect::<Vec<_>>(),
+            "attributeList": attrs.keys().map(|a| ctx.compact_iri(a)).collect::<BTreeSet<_>>(),
         })
     };
     let body = with_context(body, mime, &req);
@@ -1652,7 +1721,9 @@ async fn add_context(
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
     let Some(inner) = value.get("@context") else {
-        return Err(bad_data("the body must be an object with an @context member"));
+        return Err(bad_data(
+            "the body must be an object with an @context member",
+        ));
     };
     if !(inner.is_object() || inner.is_array() || inner.is_string()) {
         return Err(bad_data("@context must be an object, an array or a URL"));
@@ -1685,7 +1756,13 @@ async fn add_context(
     Ok(r)
 }
 
-fn context_info(id: &str, url: &str, kind: &str, created: &str, extra: Option<(u64, &str)>) -> Value {
+fn context_info(
+    id: &str,
+    url: &str,
+    kind: &str,
+    created: &str,
+    extra: Option<(u64, &str)>,
+) -> Value {
     let mut v = json!({
         "URL": url, "localId": id, "kind": kind, "createdAt": created,
     });
@@ -1753,7 +1830,13 @@ async fn get_context(
             let created = chrono::DateTime::from_timestamp_millis(rec.created_at.0)
                 .map(|t| ngsi_ld::time::format_datetime(&t))
                 .unwrap_or_default();
-            context_info(&rec.id, &format!("{HOSTED_PATH}{}", rec.id), "Hosted", &created, None)
+            context_info(
+                &rec.id,
+                &format!("{HOSTED_PATH}{}", rec.id),
+                "Hosted",
+                &created,
+                None,
+            )
         } else {
             serde_json::from_str(&rec.doc).unwrap_or(Value::Null)
         };
@@ -1786,7 +1869,9 @@ async fn delete_context(
     let reload = p.flag("reload")?;
     if b.store.delete_context(&id).await? {
         if reload {
-            return Err(bad_data("reload applies to cached contexts, not hosted ones"));
+            return Err(bad_data(
+                "reload applies to cached contexts, not hosted ones",
+            ));
         }
         b.contexts.invalidate();
         return Ok(no_content());

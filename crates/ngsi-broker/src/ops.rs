@@ -125,7 +125,10 @@ impl Broker {
         let id = entity.id.clone();
         self.modify_one(scope, &id, move |current| {
             if current.is_some() {
-                return Err(already_exists(format!("entity {} already exists", entity.id)));
+                return Err(already_exists(format!(
+                    "entity {} already exists",
+                    entity.id
+                )));
             }
             entity.stamp(now());
             Ok((EntityChangeE::Put(Box::new(entity)), ()))
@@ -144,7 +147,11 @@ impl Broker {
     }
 
     /// Entities by id and type (all of the tenant if both are `None`).
-    pub async fn list(&self, scope: &TenantScope, filter: &EntityFilter) -> BrokerResult<Vec<Entity>> {
+    pub async fn list(
+        &self,
+        scope: &TenantScope,
+        filter: &EntityFilter,
+    ) -> BrokerResult<Vec<Entity>> {
         self.store
             .entities(scope, filter)
             .await?
