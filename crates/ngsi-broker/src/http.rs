@@ -57,6 +57,11 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
             post(append_attrs).patch(update_attrs),
         )
         .route(
+            "/ngsi-ld/v1/entities/{id}/attrs/",
+            post(append_attrs).patch(update_attrs),
+        )
+        .route("/ngsi-ld/v1/{*rest}", axum::routing::any(unknown_route))
+        .route(
             "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
             axum::routing::patch(partial_update_attr)
                 .put(replace_attr)
@@ -93,7 +98,61 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
 
 struct P(BTreeMap<String, String>);
 
+/// Every query parameter the API knows; any other is `InvalidRequest` (spec 6.3.20).
+const KNOWN_PARAMS: &[&str] = &[
+    "id",
+    "type",
+    "idPattern",
+    "attrs",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "geometryProperty",
+    "lang",
+    "limit",
+    "offset",
+    "count",
+    "options",
+    "format",
+    "pick",
+    "omit",
+    "datasetId",
+    "deleteAll",
+    "details",
+    "kind",
+    "reload",
+    "local",
+    "csf",
+    "orderBy",
+    "collect",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+    "expandValues",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "lastN",
+    "aggrMethods",
+    "aggrPeriodDuration",
+    "observedAt",
+    "doNotCompact",
+    "via",
+];
+
 impl P {
+    fn checked(q: Vec<(String, String)>) -> BrokerResult<Self> {
+        if let Some((k, _)) = q.iter().find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str())) {
+            return Err(invalid(format!("unknown query parameter `{k}`")));
+        }
+        Ok(Self::new(q))
+    }
+
     fn new(q: Vec<(String, String)>) -> Self {
         let mut m = BTreeMap::new();
         for (k, v) in q {
@@ -404,6 +463,19 @@ fn check_id(id: &str) -> BrokerResult<()> {
     Ok(())
 }
 
+/// Rejects empty names and projection braces (linked-entity projections are not supported).
+fn check_name_list(key: &str, list: &str) -> BrokerResult<()> {
+    if list.contains('{') || list.contains('}') {
+        return Err(bad_data(format!(
+            "`{key}`: nested projections with braces are not supported or malformed"
+        )));
+    }
+    if list.split(',').any(|n| n.trim().is_empty()) {
+        return Err(bad_data(format!("`{key}` has an empty name")));
+    }
+    Ok(())
+}
+
 /// Render options from the query parameters.
 fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<RenderOptions> {
     let mut opts = RenderOptions::default();
@@ -428,6 +500,11 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
     if let Some(a) = p.get("attrs") {
         opts.attrs = Some(parse_name_list(a, ctx)?);
     }
+    for key in ["pick", "omit", "attrs"] {
+        if let Some(list) = p.get(key) {
+            check_name_list(key, list)?;
+        }
+    }
     if let Some(a) = p.get("pick") {
         opts.pick = Some(parse_name_list(a, ctx)?);
     }
@@ -436,6 +513,9 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
     }
     if opts.pick.is_some() && opts.omit.is_some() {
         return Err(bad_data("pick and omit cannot be used together"));
+    }
+    if (opts.pick.is_some() || opts.omit.is_some()) && opts.attrs.is_some() {
+        return Err(bad_data("attrs cannot be combined with pick or omit"));
     }
     if let Some(l) = p.get("lang") {
         opts.lang = Some(LangFilter::parse(l)?);
@@ -466,6 +546,15 @@ fn render_one(e: &Entity, opts: &RenderOptions, ctx: &Context, mime: Mime, p: &P
 }
 
 // ----- entities -----
+
+/// Paths under `/ngsi-ld/v1` that name no resource of this broker.
+async fn unknown_route(uri: axum::http::Uri) -> BrokerResult<Response> {
+    let path = uri.path();
+    if path.contains("//") {
+        return Err(bad_data(format!("`{path}` is missing an identifier")));
+    }
+    Err(not_found(format!("no NGSI-LD resource at `{path}`")))
+}
 
 async fn missing_id() -> BrokerResult<Response> {
     Err(bad_data("the entity id is missing from the URL"))
@@ -516,7 +605,7 @@ async fn retrieve_entity(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let mime = accept(&h, true)?;
     check_id(&id)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
@@ -650,7 +739,7 @@ async fn merge_entity(
     body: Bytes,
 ) -> BrokerResult<Response> {
     check_id(&id)?;
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let (req, value) = b.write_req(&caller, &h, &body, true).await?;
     let parsed = parse_entity_with(
         &value,
@@ -686,17 +775,24 @@ async fn query_entities(
     h: HeaderMap,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let mime = accept(&h, true)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
     let query = parse_query(&p, &req.ctx)?;
-    if !query.has_selector() {
+    if !query.has_selector() || (query.types.is_none() && only_ids(&p)) {
         return Err(bad_data(
-            "a query needs at least one of type, id, idPattern, q, attrs, scopeQ or a geo-query",
+            "a query needs at least one of type, q, attrs, scopeQ or a geo-query",
         ));
     }
     let opts = render_options(&p, &req.ctx, mime, &req)?;
     run_query(&b, &req, &p, query, opts, mime).await
+}
+
+/// True if the only selectors are `id` / `idPattern` (not enough for a query, 5.7.2).
+fn only_ids(p: &P) -> bool {
+    ["attrs", "q", "scopeQ", "georel"]
+        .iter()
+        .all(|k| p.get(k).is_none())
 }
 
 fn parse_query(p: &P, ctx: &Context) -> BrokerResult<NgsiQuery> {
@@ -804,7 +900,7 @@ async fn purge_entities(
     h: HeaderMap,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let req = b.read_req(&caller, &h, Access::Write).await?;
     let query = parse_query(&p, &req.ctx)?;
     if !query.has_selector() {
@@ -886,7 +982,7 @@ async fn append_attrs(
     body: Bytes,
 ) -> BrokerResult<Response> {
     check_id(&id)?;
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let (req, value) = b.write_req(&caller, &h, &body, false).await?;
     let frag = parse_fragment(&value, &req.ctx, &p)?;
     let no_overwrite = p.has_option("noOverwrite");
@@ -942,7 +1038,7 @@ async fn update_attrs(
     body: Bytes,
 ) -> BrokerResult<Response> {
     check_id(&id)?;
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let (req, value) = b.write_req(&caller, &h, &body, false).await?;
     let frag = parse_fragment(&value, &req.ctx, &p)?;
     let id2 = id.clone();
@@ -1091,7 +1187,7 @@ async fn delete_attr(
     Query(q): Params,
 ) -> BrokerResult<Response> {
     check_id(&id)?;
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let req = b.read_req(&caller, &h, Access::Write).await?;
     let name = expand_attr(&attr, &req.ctx)?;
     let dataset = p.get("datasetId").map(str::to_owned);
@@ -1129,7 +1225,7 @@ async fn batch(
     Query(q): Params,
     body: Bytes,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     if op == "query" {
         return batch_query(b, caller, h, p, body).await;
     }
@@ -1510,7 +1606,7 @@ async fn list_types(
     h: HeaderMap,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let mime = accept(&h, false)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
     let entities = tenant_entities(&b, &req).await?;
@@ -1624,7 +1720,7 @@ async fn list_attributes(
     h: HeaderMap,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     let mime = accept(&h, false)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
     let entities = tenant_entities(&b, &req).await?;
@@ -1779,7 +1875,7 @@ async fn list_contexts(
     h: HeaderMap,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     b.scope(&caller, &h, Access::Read).await?;
     let details = p.flag("details")?;
     let kind = p.get("kind").map(str::to_ascii_lowercase);
@@ -1822,7 +1918,7 @@ async fn get_context(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     b.scope(&caller, &h, Access::Read).await?;
     let details = p.flag("details")?;
     if let Some(rec) = b.store.context(&id).await? {
@@ -1864,9 +1960,12 @@ async fn delete_context(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> BrokerResult<Response> {
-    let p = P::new(q);
+    let p = P::checked(q)?;
     b.scope(&caller, &h, Access::Write).await?;
     let reload = p.flag("reload")?;
+    if CoreContext::from_url(&id).is_some() {
+        return Err(bad_data("the core @context cannot be deleted"));
+    }
     if b.store.delete_context(&id).await? {
         if reload {
             return Err(bad_data(
@@ -1881,9 +1980,6 @@ async fn delete_context(
             b.contexts.document(&id).await?;
         }
         return Ok(no_content());
-    }
-    if !ngsi_ld::iri::is_absolute_iri(&id) {
-        return Err(bad_data(format!("`{id}` is not a context id (a URI)")));
     }
     Err(not_found(format!("no @context {id}")))
 }
