@@ -903,11 +903,22 @@ async fn purge_entities(
     let p = P::checked(q)?;
     let req = b.read_req(&caller, &h, Access::Write).await?;
     let query = parse_query(&p, &req.ctx)?;
-    if !query.has_selector() {
+    if !query.has_selector() && p.get("local") != Some("true") {
         return Err(bad_data(
-            "purging needs at least one of type, id, idPattern, q, scopeQ or a geo-query",
+            "purging needs at least one of type, id, idPattern, q, scopeQ, a geo-query or local=true",
         ));
     }
+    if p.get("keep").is_some() && p.get("drop").is_some() {
+        return Err(bad_data("keep and drop cannot be used together"));
+    }
+    let keep = p
+        .get("keep")
+        .map(|k| parse_name_list(k, &req.ctx))
+        .transpose()?;
+    let drop = p
+        .get("drop")
+        .map(|k| parse_name_list(k, &req.ctx))
+        .transpose()?;
     let filter = EntityFilter {
         ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
         types: query.types.as_ref().map(candidate_types),
@@ -925,7 +936,19 @@ async fn purge_entities(
     let items: Vec<(String, BatchItem)> = ids
         .into_iter()
         .map(|id| {
-            let f: BatchItem = Box::new(|_, _| Ok(None));
+            let (keep, drop) = (keep.clone(), drop.clone());
+            let f: BatchItem = Box::new(move |cur, at| {
+                let Some(mut e) = cur else { return Ok(None) };
+                if let Some(keep) = keep {
+                    e.attributes.retain(|n, _| keep.contains(n));
+                } else if let Some(drop) = drop {
+                    e.attributes.retain(|n, _| !drop.contains(n));
+                } else {
+                    return Ok(None);
+                }
+                e.modified_at = Some(at);
+                Ok(Some(e))
+            });
             (id, f)
         })
         .collect();
@@ -999,7 +1022,15 @@ async fn append_attrs(
                 }
             }
             if !frag.scope.is_empty() {
-                e.scope = frag.scope;
+                if no_overwrite {
+                    for sc in frag.scope {
+                        if !e.scope.contains(&sc) {
+                            e.scope.push(sc);
+                        }
+                    }
+                } else {
+                    e.scope = frag.scope;
+                }
             }
             for (name, instances) in frag.attributes {
                 for mut inst in instances {
@@ -1040,7 +1071,23 @@ async fn update_attrs(
     check_id(&id)?;
     let p = P::checked(q)?;
     let (req, value) = b.write_req(&caller, &h, &body, false).await?;
-    let frag = parse_fragment(&value, &req.ctx, &p)?;
+    if !value.is_object() {
+        return Err(bad_data("the body must be a JSON object"));
+    }
+    let mut parsed = parse_entity_with(
+        &value,
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            key_values: p.has_option("keyValues"),
+            allow_null: true,
+        },
+    )?;
+    language_nulls(&mut parsed);
+    let ngsi_ld::ParsedEntity {
+        entity: frag,
+        deletions,
+    } = parsed;
     let id2 = id.clone();
     let (updated, not_updated) = b
         .modify_one(&req.scope, &id, move |current| {
@@ -1048,6 +1095,28 @@ async fn update_attrs(
             let at = now();
             let mut updated = Vec::new();
             let mut not_updated = Vec::new();
+            let mut changed = false;
+            for t in frag.types {
+                if !e.types.contains(&t) {
+                    e.types.push(t);
+                    changed = true;
+                }
+            }
+            if !frag.scope.is_empty() {
+                if e.scope.is_empty() {
+                    not_updated.push(("scope".to_owned(), "the entity has no scope".to_owned()));
+                } else {
+                    e.scope = frag.scope;
+                    changed = true;
+                }
+            }
+            for (name, dataset) in deletions {
+                if e.remove_attribute(&name, dataset.as_deref(), false) {
+                    updated.push(name);
+                } else {
+                    not_updated.push((name, "attribute does not exist".to_owned()));
+                }
+            }
             for (name, instances) in frag.attributes {
                 for mut inst in instances {
                     let exists = e
@@ -1066,14 +1135,17 @@ async fn update_attrs(
                     }
                 }
             }
-            if updated.is_empty() {
+            if updated.is_empty() && !changed {
                 return Ok((EntityChangeE::Keep, (updated, not_updated)));
             }
             e.modified_at = Some(at);
             Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
         })
         .await?;
-    if updated.is_empty() && !not_updated.is_empty() {
+    if updated.is_empty()
+        && !not_updated.is_empty()
+        && not_updated.iter().all(|(n, _)| n != "scope")
+    {
         return Err(not_found("none of the attributes exist"));
     }
     Ok(partial_result(updated, not_updated, &req.ctx))
@@ -1189,6 +1261,20 @@ async fn delete_attr(
     check_id(&id)?;
     let p = P::checked(q)?;
     let req = b.read_req(&caller, &h, Access::Write).await?;
+    if attr == "scope" {
+        let id2 = id.clone();
+        b.modify_one(&req.scope, &id, move |current| {
+            let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+            if e.scope.is_empty() {
+                return Err(not_found(format!("entity {id2} has no scope")));
+            }
+            e.scope.clear();
+            e.modified_at = Some(now());
+            Ok((EntityChangeE::Put(Box::new(e)), ()))
+        })
+        .await?;
+        return Ok(no_content());
+    }
     let name = expand_attr(&attr, &req.ctx)?;
     let dataset = p.get("datasetId").map(str::to_owned);
     let all = p.flag("deleteAll")?;
@@ -1378,6 +1464,11 @@ async fn batch(
                         format!("entity {} not found", parsed.entity.id),
                     ));
                 };
+                for t in parsed.entity.types {
+                    if !old.types.contains(&t) {
+                        old.types.push(t);
+                    }
+                }
                 for (name, instances) in parsed.entity.attributes {
                     for mut inst in instances {
                         let exists = old
