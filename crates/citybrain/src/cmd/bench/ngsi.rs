@@ -27,6 +27,7 @@ fn figure(name: &str, value: f64, unit: &'static str, target: Option<(&str, bool
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 impl Conn {
@@ -36,6 +37,7 @@ impl Conn {
         Ok(Self {
             stream,
             buf: Vec::with_capacity(64 * 1024),
+            chunk: vec![0; 16 * 1024],
         })
     }
 
@@ -55,12 +57,11 @@ impl Conn {
         self.stream.write_all(req.as_bytes()).await?;
         self.buf.clear();
         loop {
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read(&mut chunk).await?;
+            let n = self.stream.read(&mut self.chunk).await?;
             if n == 0 {
                 bail!("connection closed");
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.buf.extend_from_slice(&self.chunk[..n]);
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
                 let head = std::str::from_utf8(&self.buf[..end])?;
                 let status: u16 = head
@@ -77,11 +78,11 @@ impl Conn {
                     })
                     .unwrap_or(0);
                 while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await?;
+                    let n = self.stream.read(&mut self.chunk).await?;
                     if n == 0 {
                         bail!("connection closed in body");
                     }
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf.extend_from_slice(&self.chunk[..n]);
                 }
                 return Ok(status);
             }
