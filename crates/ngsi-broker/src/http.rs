@@ -489,13 +489,13 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
             other => {
                 // Options of other operations (noOverwrite, replace, update) are accepted.
                 if !matches!(other, "noOverwrite" | "replace" | "update") {
-                    return Err(bad_data(format!("unknown option `{other}`")));
+                    return Err(invalid(format!("unknown option `{other}`")));
                 }
             }
         }
     }
     if let Some(f) = p.get("format") {
-        opts.format = Format::parse(f)?;
+        opts.format = Format::parse(f).map_err(|e| invalid(e.detail))?;
     }
     if let Some(a) = p.get("attrs") {
         opts.attrs = Some(parse_name_list(a, ctx)?);
@@ -530,7 +530,7 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
                 .collect(),
         );
     }
-    if mime == Mime::LdJson {
+    if mime == Mime::LdJson || mime == Mime::GeoJson {
         opts.context = Some(response_context(req));
     }
     Ok(opts)
