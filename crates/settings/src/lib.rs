@@ -35,6 +35,49 @@ pub struct Config {
     pub log: LogConfig,
     /// The computing-power network coordinator.
     pub compute: ComputeConfig,
+    /// The NGSI-LD context broker.
+    pub ngsi: NgsiConfig,
+}
+
+/// `[ngsi]`: the NGSI-LD context broker.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NgsiConfig {
+    /// The tenant of requests without `NGSILD-Tenant` whose caller has no default tenant
+    /// (e.g. anonymous callers).
+    pub default_tenant: String,
+    /// `@context` URLs served from local files (URL -> path), so the broker works offline.
+    pub context_preload: BTreeMap<String, PathBuf>,
+    /// Fetch other remote `@context`s (else they are `LdContextNotAvailable`).
+    pub fetch_remote_contexts: bool,
+    /// Remote context fetches may reach private and loopback addresses (trusted networks only).
+    pub context_allow_private: bool,
+    /// Largest remote context accepted, in bytes.
+    pub context_max_bytes: usize,
+    /// Time limit of one remote context fetch, in milliseconds.
+    pub context_timeout_ms: u64,
+    /// How many fetched contexts are kept.
+    pub context_cache_entries: usize,
+    /// Page size of queries without `limit`.
+    pub default_limit: usize,
+    /// Largest `limit` accepted.
+    pub max_limit: usize,
+}
+
+impl Default for NgsiConfig {
+    fn default() -> Self {
+        Self {
+            default_tenant: "default".to_owned(),
+            context_preload: BTreeMap::new(),
+            fetch_remote_contexts: true,
+            context_allow_private: false,
+            context_max_bytes: 1024 * 1024,
+            context_timeout_ms: 5_000,
+            context_cache_entries: 256,
+            default_limit: 20,
+            max_limit: 1000,
+        }
+    }
 }
 
 /// `[http]`

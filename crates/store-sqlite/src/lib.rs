@@ -20,6 +20,7 @@ mod engine;
 mod identity;
 mod migrations;
 mod secure;
+mod ngsi;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};
 

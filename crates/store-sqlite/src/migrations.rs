@@ -7,6 +7,7 @@ use store::{StoreError, StoreResult};
 /// Never edit a released migration; add a new one.
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("identity", include_str!("../migrations/0001_identity.sql")),
+    ("ngsi", include_str!("../migrations/0002_ngsi.sql")),
     ("compute", include_str!("../migrations/0004_compute.sql")),
     ("secure", include_str!("../migrations/0005_secure.sql")),
 ];

@@ -107,3 +107,5 @@ async fn concurrent_writes_are_grouped_and_each_is_answered() {
     assert_eq!((created, duplicates), (150, 50));
     assert_eq!(store.tenants().await.unwrap().len(), 150);
 }
+
+store::ngsi_store_test_suite!(fresh());

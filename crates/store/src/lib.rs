@@ -23,6 +23,10 @@ mod types;
 
 #[cfg(feature = "testsuite")]
 pub mod compute_testsuite;
+mod ngsi;
+
+#[cfg(feature = "testsuite")]
+pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
@@ -34,4 +38,7 @@ pub use identity::{
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
 };
 pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
+pub use ngsi::{
+    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
+};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};

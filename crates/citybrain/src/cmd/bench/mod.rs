@@ -8,6 +8,7 @@
 use crate::output::outln;
 mod cpn;
 mod handle;
+mod ngsi;
 mod ngsi_core;
 mod psi;
 mod sim;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, cpn, psi, sim.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, ngsi-ld, cpn, psi, sim.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -37,6 +38,9 @@ pub(crate) struct BenchArgs {
     /// A reference Handle server (e.g. CNRI 7.3 on 127.0.0.1:2641) to measure in the same run.
     #[arg(long)]
     handle_reference: Option<std::net::SocketAddr>,
+    /// Entities stored for the `ngsi-ld` benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    ngsi_entities: usize,
     /// Set size of the PSI benchmark, as log2 (20 is the target size).
     #[arg(long, default_value_t = 20)]
     psi_log2: u32,
@@ -72,7 +76,15 @@ struct Machine {
     citybrain_version: &'static str,
 }
 
-const ALL: &[&str] = &["startup", "handle", "ngsi-core", "cpn", "psi", "sim"];
+const ALL: &[&str] = &[
+    "startup",
+    "handle",
+    "ngsi-core",
+    "ngsi-ld",
+    "cpn",
+    "psi",
+    "sim",
+];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.names.is_empty() {
@@ -96,6 +108,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_reference,
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
+            "ngsi-ld" => ngsi::run(args.ngsi_entities)?,
             "cpn" => cpn::run()?,
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             "sim" => sim::run(args.runs.max(1))?,

@@ -1,0 +1,2081 @@
+//! The HTTP API under `/ngsi-ld/v1`: content negotiation, `Link` contexts, tenants,
+//! permissions, pagination, and the mapping of each route to a broker operation.
+
+use crate::error::{BrokerError, BrokerResult, already_exists, bad_data, invalid, not_found};
+use crate::ops::{BatchItem, EntityChangeE, carry_created, now};
+use crate::{Broker, contexts::HOSTED_PATH};
+use api_server::Caller;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use identity::{Access, Denied, Module as IdModule, Permission};
+use ngsi_ld::query::parse_type_expr;
+use ngsi_ld::render::{feature_collection, parse_name_list};
+use ngsi_ld::{
+    Attribute, Context, CoreContext, Entity, ErrorKind, Format, LangFilter, NgsiError,
+    ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions, parse_entity_with, render,
+    render_geojson,
+};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use store::{ContextRecord, EntityFilter, TenantId, TenantScope, UnixMillis};
+
+type Params = Query<Vec<(String, String)>>;
+type St = State<Arc<Broker>>;
+
+const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
+
+/// The broker's routes as an api-server module (all behind authentication).
+pub fn module(broker: Arc<Broker>) -> api_server::Module {
+    let router: axum::Router<()> = axum::Router::new()
+        .route(
+            "/ngsi-ld/v1/entities",
+            get(query_entities)
+                .post(create_entity)
+                .delete(purge_entities),
+        )
+        .route(
+            "/ngsi-ld/v1/entities/",
+            get(query_entities)
+                .post(create_entity)
+                .delete(purge_entities)
+                .patch(missing_id)
+                .put(missing_id),
+        )
+        .route(
+            "/ngsi-ld/v1/entities/{id}",
+            get(retrieve_entity)
+                .delete(delete_entity)
+                .put(replace_entity)
+                .patch(merge_entity),
+        )
+        .route(
+            "/ngsi-ld/v1/entities/{id}/attrs",
+            post(append_attrs).patch(update_attrs),
+        )
+        .route(
+            "/ngsi-ld/v1/entities/{id}/attrs/",
+            post(append_attrs).patch(update_attrs),
+        )
+        .route("/ngsi-ld/v1/{*rest}", axum::routing::any(unknown_route))
+        .route(
+            "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+            axum::routing::patch(partial_update_attr)
+                .put(replace_attr)
+                .delete(delete_attr),
+        )
+        .route("/ngsi-ld/v1/entityOperations/{op}", post(batch))
+        .route("/ngsi-ld/v1/entityOperations/{op}/", post(batch))
+        .route("/ngsi-ld/v1/types", get(list_types))
+        .route("/ngsi-ld/v1/types/", get(list_types))
+        .route("/ngsi-ld/v1/attributes/", get(list_attributes))
+        .route(
+            "/ngsi-ld/v1/jsonldContexts/",
+            get(list_contexts).post(add_context),
+        )
+        .route("/ngsi-ld/v1/types/{t}", get(type_info))
+        .route("/ngsi-ld/v1/attributes", get(list_attributes))
+        .route("/ngsi-ld/v1/attributes/{a}", get(attribute_info))
+        .route(
+            "/ngsi-ld/v1/jsonldContexts",
+            get(list_contexts).post(add_context),
+        )
+        .route(
+            "/ngsi-ld/v1/jsonldContexts/{id}",
+            get(get_context).delete(delete_context),
+        )
+        .with_state(broker);
+    api_server::Module {
+        public: utoipa_axum::router::OpenApiRouter::new(),
+        protected: utoipa_axum::router::OpenApiRouter::from(router.with_state(())),
+    }
+}
+
+// ----- request helpers -----
+
+struct P(BTreeMap<String, String>);
+
+/// Every query parameter the API knows; any other is `InvalidRequest` (spec 6.3.20).
+const KNOWN_PARAMS: &[&str] = &[
+    "id",
+    "type",
+    "idPattern",
+    "attrs",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "geometryProperty",
+    "lang",
+    "limit",
+    "offset",
+    "count",
+    "options",
+    "format",
+    "pick",
+    "omit",
+    "datasetId",
+    "deleteAll",
+    "details",
+    "kind",
+    "reload",
+    "local",
+    "csf",
+    "orderBy",
+    "collect",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+    "expandValues",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "lastN",
+    "aggrMethods",
+    "aggrPeriodDuration",
+    "observedAt",
+    "doNotCompact",
+    "via",
+];
+
+impl P {
+    fn checked(q: Vec<(String, String)>) -> BrokerResult<Self> {
+        if let Some((k, _)) = q.iter().find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str())) {
+            return Err(invalid(format!("unknown query parameter `{k}`")));
+        }
+        Ok(Self::new(q))
+    }
+
+    fn new(q: Vec<(String, String)>) -> Self {
+        let mut m = BTreeMap::new();
+        for (k, v) in q {
+            m.entry(k)
+                .and_modify(|e: &mut String| {
+                    e.push(',');
+                    e.push_str(&v)
+                })
+                .or_insert(v);
+        }
+        P(m)
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    fn options(&self) -> Vec<&str> {
+        self.get("options")
+            .map(|o| o.split(',').map(str::trim).collect())
+            .unwrap_or_default()
+    }
+    fn has_option(&self, o: &str) -> bool {
+        self.options().contains(&o)
+    }
+    fn flag(&self, k: &str) -> BrokerResult<bool> {
+        match self.get(k) {
+            None => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(bad_data(format!("`{k}` must be true or false, not `{v}`"))),
+        }
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The context URL of the `Link` header, if any.
+fn link_context(h: &HeaderMap) -> BrokerResult<Option<String>> {
+    let mut found = None;
+    for v in h.get_all(header::LINK) {
+        let v = v
+            .to_str()
+            .map_err(|_| bad_data("the Link header is not ASCII"))?;
+        for link in v.split(',') {
+            let link = link.trim();
+            if !link.contains(CONTEXT_REL) {
+                continue;
+            }
+            let (Some(start), Some(end)) = (link.find('<'), link.find('>')) else {
+                return Err(bad_data(format!("malformed Link header `{link}`")));
+            };
+            if end <= start {
+                return Err(bad_data(format!("malformed Link header `{link}`")));
+            }
+            if found.is_some() {
+                return Err(bad_data("more than one JSON-LD context Link header"));
+            }
+            let url = link[start + 1..end].trim().to_owned();
+            if !ngsi_ld::iri::is_absolute_iri(&url) {
+                return Err(bad_data(format!(
+                    "the Link header context `{url}` is not a URL"
+                )));
+            }
+            found = Some(url);
+        }
+    }
+    Ok(found)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mime {
+    Json,
+    LdJson,
+    GeoJson,
+}
+
+fn media_type(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The representation the client accepts.
+fn accept(h: &HeaderMap, geo_ok: bool) -> BrokerResult<Mime> {
+    let Some(raw) = header_str(h, "accept") else {
+        return Ok(Mime::Json);
+    };
+    if raw.trim().is_empty() {
+        return Ok(Mime::Json);
+    }
+    let mut best: Option<(f32, Mime)> = None;
+    for part in raw.split(',') {
+        let mt = media_type(part);
+        let q = part
+            .split(';')
+            .skip(1)
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let m = match mt.as_str() {
+            "application/json" | "*/*" | "application/*" => Some(Mime::Json),
+            "application/ld+json" => Some(Mime::LdJson),
+            "application/geo+json" if geo_ok => Some(Mime::GeoJson),
+            _ => None,
+        };
+        if let Some(m) = m
+            && q > 0.0
+            && best.is_none_or(|(bq, _)| q > bq)
+        {
+            best = Some((q, m));
+        }
+    }
+    best.map(|(_, m)| m).ok_or_else(|| {
+        BrokerError::NotAcceptable(format!("no representation matches Accept `{raw}`"))
+    })
+}
+
+/// A request's tenant, context and representation.
+struct Req {
+    scope: TenantScope,
+    explicit_tenant: bool,
+    ctx: Arc<Context>,
+    /// The user context as given (Link URL string or body @context).
+    user: Option<Value>,
+}
+
+impl Broker {
+    async fn scope(
+        &self,
+        caller: &identity::Principal,
+        h: &HeaderMap,
+        access: Access,
+    ) -> BrokerResult<(TenantScope, bool)> {
+        let named = match header_str(h, "ngsild-tenant") {
+            Some(t) => Some(
+                TenantId::new(t.trim())
+                    .map_err(|e| NgsiError::new(ErrorKind::NonexistentTenant, e.to_string()))?,
+            ),
+            None => None,
+        };
+        let explicit = named.is_some();
+        let tenant = named
+            .or_else(|| caller.default_tenant.clone())
+            .unwrap_or_else(|| self.settings.default_tenant.clone());
+        let permission = Permission::new(IdModule::Data, access);
+        match caller.authorize(&tenant, permission) {
+            Ok(scope) => Ok((scope, explicit)),
+            Err(denied) => {
+                self.identity
+                    .audit_denied(caller, Some(&tenant), "ngsi-ld", &denied)
+                    .await;
+                match denied {
+                    Denied::NotAMember(t) => Err(NgsiError::new(
+                        ErrorKind::NonexistentTenant,
+                        format!("tenant {t} does not exist or is not visible to the caller"),
+                    )
+                    .into()),
+                    other => Err(BrokerError::Forbidden(other.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Tenant and context for a request without a body.
+    async fn read_req(
+        &self,
+        caller: &identity::Principal,
+        h: &HeaderMap,
+        access: Access,
+    ) -> BrokerResult<Req> {
+        let (scope, explicit) = self.scope(caller, h, access).await?;
+        let user = link_context(h)?.map(Value::String);
+        let ctx = self.contexts.resolve(user.as_ref()).await?;
+        Ok(Req {
+            scope,
+            explicit_tenant: explicit,
+            ctx,
+            user,
+        })
+    }
+
+    /// A read on a tenant named explicitly must find it.
+    async fn check_tenant_exists(&self, req: &Req) -> BrokerResult<()> {
+        if req.explicit_tenant && !self.store.tenant_exists(&req.scope).await? {
+            return Err(NgsiError::new(
+                ErrorKind::NonexistentTenant,
+                format!("tenant {} does not exist", req.scope.tenant()),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Tenant, context and JSON body for a write. `merge_patch` allows
+    /// `application/merge-patch+json`.
+    async fn write_req(
+        &self,
+        caller: &identity::Principal,
+        h: &HeaderMap,
+        body: &Bytes,
+        merge_patch: bool,
+    ) -> BrokerResult<(Req, Value)> {
+        let (scope, explicit) = self.scope(caller, h, Access::Write).await?;
+        let ct = header_str(h, "content-type").map(media_type);
+        let ld = match ct.as_deref() {
+            Some("application/json") => false,
+            Some("application/ld+json") => true,
+            Some("application/merge-patch+json") if merge_patch => false,
+            Some(other) => {
+                return Err(BrokerError::UnsupportedMediaType(format!(
+                    "Content-Type `{other}` is not supported; use application/json or application/ld+json"
+                )));
+            }
+            None => {
+                return Err(BrokerError::UnsupportedMediaType(
+                    "a Content-Type header is required".into(),
+                ));
+            }
+        };
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+        let link = link_context(h)?;
+        let user = if ld {
+            if link.is_some() {
+                return Err(bad_data(
+                    "a JSON-LD context Link header must not be sent with application/ld+json",
+                ));
+            }
+            match &value {
+                Value::Object(m) => Some(m.get("@context").cloned().ok_or_else(|| {
+                    bad_data("an application/ld+json body must contain @context")
+                })?),
+                _ => None,
+            }
+        } else {
+            if let Value::Object(m) = &value
+                && m.contains_key("@context")
+            {
+                return Err(bad_data(
+                    "an application/json body must not contain @context; use the Link header",
+                ));
+            }
+            link.map(Value::String)
+        };
+        let ctx = self.contexts.resolve(user.as_ref()).await?;
+        Ok((
+            Req {
+                scope,
+                explicit_tenant: explicit,
+                ctx,
+                user,
+            },
+            value,
+        ))
+    }
+}
+
+/// The `@context` to show in a response: the user's, else the core context URL.
+fn response_context(req: &Req) -> Value {
+    req.user
+        .clone()
+        .unwrap_or_else(|| Value::String(CoreContext::V1_9.url().to_owned()))
+}
+
+fn link_header_value(req: &Req) -> Option<HeaderValue> {
+    let url = match &req.user {
+        Some(Value::String(u)) => u.clone(),
+        Some(_) => return None,
+        None => CoreContext::V1_9.url().to_owned(),
+    };
+    HeaderValue::from_str(&format!(
+        "<{url}>; rel=\"{CONTEXT_REL}\"; type=\"application/ld+json\""
+    ))
+    .ok()
+}
+
+fn respond(status: StatusCode, body: Value, mime: Mime, req: Option<&Req>) -> Response {
+    let ct = match mime {
+        Mime::Json => "application/json",
+        Mime::LdJson => "application/ld+json",
+        Mime::GeoJson => "application/geo+json",
+    };
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    if mime != Mime::LdJson
+        && let Some(req) = req
+        && let Some(link) = link_header_value(req)
+    {
+        r.headers_mut().insert(header::LINK, link);
+    }
+    r
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn entity_location(id: &str) -> String {
+    format!("/ngsi-ld/v1/entities/{id}")
+}
+
+fn check_id(id: &str) -> BrokerResult<()> {
+    ngsi_ld::parse::validate_entity_id(id)?;
+    Ok(())
+}
+
+/// Rejects empty names and projection braces (linked-entity projections are not supported).
+fn check_name_list(key: &str, list: &str) -> BrokerResult<()> {
+    if list.contains('{') || list.contains('}') {
+        return Err(bad_data(format!(
+            "`{key}`: nested projections with braces are not supported or malformed"
+        )));
+    }
+    if list.split(',').any(|n| n.trim().is_empty()) {
+        return Err(bad_data(format!("`{key}` has an empty name")));
+    }
+    Ok(())
+}
+
+/// Render options from the query parameters.
+fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<RenderOptions> {
+    let mut opts = RenderOptions::default();
+    for o in p.options() {
+        match o {
+            "keyValues" | "simplified" => opts.format = Format::KeyValues,
+            "concise" => opts.format = Format::Concise,
+            "normalized" => opts.format = Format::Normalized,
+            "sysAttrs" => opts.sys_attrs = true,
+            "" => {}
+            other => {
+                // Options of other operations (noOverwrite, replace, update) are accepted.
+                if !matches!(other, "noOverwrite" | "replace" | "update") {
+                    return Err(invalid(format!("unknown option `{other}`")));
+                }
+            }
+        }
+    }
+    if let Some(f) = p.get("format") {
+        opts.format = Format::parse(f).map_err(|e| invalid(e.detail))?;
+    }
+    if let Some(a) = p.get("attrs") {
+        opts.attrs = Some(parse_name_list(a, ctx)?);
+    }
+    for key in ["pick", "omit", "attrs"] {
+        if let Some(list) = p.get(key) {
+            check_name_list(key, list)?;
+        }
+    }
+    if let Some(a) = p.get("pick") {
+        opts.pick = Some(parse_name_list(a, ctx)?);
+    }
+    if let Some(a) = p.get("omit") {
+        opts.omit = Some(parse_name_list(a, ctx)?);
+    }
+    if opts.pick.is_some() && opts.omit.is_some() {
+        return Err(bad_data("pick and omit cannot be used together"));
+    }
+    if (opts.pick.is_some() || opts.omit.is_some()) && opts.attrs.is_some() {
+        return Err(bad_data("attrs cannot be combined with pick or omit"));
+    }
+    if let Some(l) = p.get("lang") {
+        opts.lang = Some(LangFilter::parse(l)?);
+    }
+    if let Some(d) = p.get("datasetId") {
+        opts.dataset_ids = Some(
+            d.split(',')
+                .map(|s| match s.trim() {
+                    "@none" => None,
+                    s => Some(s.to_owned()),
+                })
+                .collect(),
+        );
+    }
+    if mime == Mime::LdJson || mime == Mime::GeoJson {
+        opts.context = Some(response_context(req));
+    }
+    Ok(opts)
+}
+
+fn render_one(e: &Entity, opts: &RenderOptions, ctx: &Context, mime: Mime, p: &P) -> Value {
+    if mime == Mime::GeoJson {
+        let geoprop = p.get("geometryProperty").and_then(|g| ctx.expand_term(g));
+        render_geojson(e, opts, ctx, geoprop.as_deref())
+    } else {
+        render(e, opts, ctx)
+    }
+}
+
+// ----- entities -----
+
+/// Paths under `/ngsi-ld/v1` that name no resource of this broker.
+async fn unknown_route(uri: axum::http::Uri) -> BrokerResult<Response> {
+    let path = uri.path();
+    if path.contains("//") {
+        return Err(bad_data(format!("`{path}` is missing an identifier")));
+    }
+    Err(not_found(format!("no NGSI-LD resource at `{path}`")))
+}
+
+async fn missing_id() -> BrokerResult<Response> {
+    Err(bad_data("the entity id is missing from the URL"))
+}
+
+/// A LanguageProperty whose map is `{"@none": "urn:ngsi-ld:null"}` is the merge-patch
+/// deletion of that instance.
+fn language_nulls(parsed: &mut ngsi_ld::ParsedEntity) {
+    let mut deletions = Vec::new();
+    for (name, instances) in parsed.entity.attributes.iter_mut() {
+        instances.retain(|a| {
+            let is_null = matches!(&a.value, ngsi_ld::AttributeValue::LanguageProperty(m)
+                if m.len() == 1 && m.get("@none").and_then(Value::as_str) == Some(ngsi_ld::parse::NGSI_LD_NULL));
+            if is_null {
+                deletions.push((name.clone(), a.dataset_id.clone()));
+            }
+            !is_null
+        });
+    }
+    parsed.entity.attributes.retain(|_, v| !v.is_empty());
+    parsed.deletions.extend(deletions);
+}
+
+async fn create_entity(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
+    if !value.is_object() {
+        return Err(invalid("the entity must be a JSON object"));
+    }
+    let entity = parse_entity_with(&value, &req.ctx, ParseOptions::default())?.entity;
+    let id = entity.id.clone();
+    b.create(&req.scope, entity).await?;
+    let mut r = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&entity_location(&id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn retrieve_entity(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    let mime = accept(&h, true)?;
+    check_id(&id)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    b.check_tenant_exists(&req).await?;
+    let opts = render_options(&p, &req.ctx, mime, &req)?;
+    let entity = b
+        .get(&req.scope, &id)
+        .await?
+        .ok_or_else(|| not_found(format!("entity {id} not found")))?;
+    if let Some(t) = p.get("type") {
+        let expr = parse_type_expr(t, &req.ctx)?;
+        if !expr.eval(&mut |name: &String| entity.has_type(name)) {
+            return Err(not_found(format!("entity {id} has no type matching `{t}`")));
+        }
+    }
+    if let Some(attrs) = &opts.attrs
+        && !attrs.iter().any(|a| entity.attributes.contains_key(a))
+        && !entity.attributes.is_empty()
+        && opts.pick.is_none()
+    {
+        return Err(not_found(format!(
+            "entity {id} has none of the requested attributes"
+        )));
+    }
+    let body = render_one(&entity, &opts, &req.ctx, mime, &p);
+    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+}
+
+async fn delete_entity(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let req = b.read_req(&caller, &h, Access::Write).await?;
+    b.delete(&req.scope, &id).await?;
+    Ok(no_content())
+}
+
+async fn replace_entity(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
+    let parsed = parse_entity_with(
+        &value,
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            ..Default::default()
+        },
+    )?
+    .entity;
+    if !parsed.id.is_empty() && parsed.id != id {
+        return Err(bad_data(format!(
+            "the body's id {} differs from the URL's {id}",
+            parsed.id
+        )));
+    }
+    if parsed.types.is_empty() {
+        return Err(bad_data("the replacing entity needs a type"));
+    }
+    let id2 = id.clone();
+    b.modify_one(&req.scope, &id, move |current| {
+        let old = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+        let mut e = parsed;
+        e.id = id2;
+        e.created_at = old.created_at;
+        e.stamp(now());
+        Ok((EntityChangeE::Put(Box::new(e)), ()))
+    })
+    .await?;
+    Ok(no_content())
+}
+
+/// Merges `patch` into `old` (spec 5.6.17): attributes present replace values but keep
+/// sub-attributes not mentioned; `null`s delete.
+fn merge_into(old: &mut Entity, parsed: ngsi_ld::ParsedEntity, at: ngsi_ld::Timestamp) {
+    let mut parsed = parsed;
+    language_nulls(&mut parsed);
+    let ngsi_ld::ParsedEntity { entity, deletions } = parsed;
+    for t in entity.types {
+        if !old.types.contains(&t) {
+            old.types.push(t);
+        }
+    }
+    if !entity.scope.is_empty() {
+        old.scope = entity.scope;
+    }
+    for (name, dataset) in deletions {
+        old.remove_attribute(&name, dataset.as_deref(), false);
+    }
+    for (name, instances) in entity.attributes {
+        for mut inst in instances {
+            let existing = old
+                .attributes
+                .get(&name)
+                .and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id))
+                .cloned();
+            if let Some(prev) = existing {
+                let mut subs = prev.sub_attributes.clone();
+                for (k, v) in inst.sub_attributes {
+                    subs.insert(k, v);
+                }
+                inst.sub_attributes = subs;
+                inst.created_at = prev.created_at;
+                if inst.observed_at.is_none() {
+                    inst.observed_at = prev.observed_at;
+                }
+                if inst.unit_code.is_none() {
+                    inst.unit_code = prev.unit_code;
+                }
+            }
+            inst.stamp(at);
+            old.upsert_attribute(name.clone(), inst);
+        }
+    }
+}
+
+async fn merge_entity(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let p = P::checked(q)?;
+    let (req, value) = b.write_req(&caller, &h, &body, true).await?;
+    let parsed = parse_entity_with(
+        &value,
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            allow_null: true,
+            key_values: p.has_option("keyValues"),
+        },
+    )?;
+    if !parsed.entity.id.is_empty() && parsed.entity.id != id {
+        return Err(bad_data(format!(
+            "the body's id {} differs from the URL's {id}",
+            parsed.entity.id
+        )));
+    }
+    let id2 = id.clone();
+    b.modify_one(&req.scope, &id, move |current| {
+        let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+        let at = now();
+        merge_into(&mut e, parsed, at);
+        e.modified_at = Some(at);
+        Ok((EntityChangeE::Put(Box::new(e)), ()))
+    })
+    .await?;
+    Ok(no_content())
+}
+
+/// `GET /entities`.
+async fn query_entities(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    let mime = accept(&h, true)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    let query = parse_query(&p, &req.ctx)?;
+    if !query.has_selector() || (query.types.is_none() && only_ids(&p)) {
+        return Err(bad_data(
+            "a query needs at least one of type, q, attrs, scopeQ or a geo-query",
+        ));
+    }
+    let opts = render_options(&p, &req.ctx, mime, &req)?;
+    run_query(&b, &req, &p, query, opts, mime).await
+}
+
+/// True if the only selectors are `id` / `idPattern` (not enough for a query, 5.7.2).
+fn only_ids(p: &P) -> bool {
+    ["attrs", "q", "scopeQ", "georel"]
+        .iter()
+        .all(|k| p.get(k).is_none())
+}
+
+fn parse_query(p: &P, ctx: &Context) -> BrokerResult<NgsiQuery> {
+    Ok(NgsiQuery::parse(
+        &QueryParams {
+            ids: p.get("id"),
+            id_pattern: p.get("idPattern"),
+            types: p.get("type"),
+            q: p.get("q"),
+            scope_q: p.get("scopeQ"),
+            attrs: p.get("attrs"),
+            georel: p.get("georel"),
+            geometry: p.get("geometry"),
+            coordinates: p.get("coordinates"),
+            geoproperty: p.get("geoproperty"),
+        },
+        ctx,
+    )?)
+}
+
+/// Types every match must have one of (a prefilter for the store), if the type expression
+/// allows one.
+fn candidate_types(expr: &ngsi_ld::query::TypeExpr) -> Vec<String> {
+    use ngsi_ld::query::BoolExpr;
+    match expr {
+        BoolExpr::Atom(t) => vec![t.clone()],
+        BoolExpr::Or(items) => items.iter().flat_map(candidate_types).collect(),
+        BoolExpr::And(items) => items.first().map(candidate_types).unwrap_or_default(),
+    }
+}
+
+fn paging(p: &P, b: &Broker) -> BrokerResult<(usize, usize, bool)> {
+    let limit = match p.get("limit") {
+        None => b.settings.default_limit,
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| bad_data(format!("limit must be a non-negative integer, not `{l}`")))?,
+    };
+    if limit > b.settings.max_limit {
+        return Err(NgsiError::new(
+            ErrorKind::TooManyResults,
+            format!("limit {limit} exceeds the maximum {}", b.settings.max_limit),
+        )
+        .into());
+    }
+    let offset = match p.get("offset") {
+        None => 0,
+        Some(o) => o
+            .parse::<usize>()
+            .map_err(|_| bad_data(format!("offset must be a non-negative integer, not `{o}`")))?,
+    };
+    let count = p.flag("count")?;
+    if limit == 0 && !count {
+        return Err(bad_data("limit=0 is only allowed with count=true"));
+    }
+    Ok((limit, offset, count))
+}
+
+async fn run_query(
+    b: &Broker,
+    req: &Req,
+    p: &P,
+    query: NgsiQuery,
+    opts: RenderOptions,
+    mime: Mime,
+) -> BrokerResult<Response> {
+    let (limit, offset, count) = paging(p, b)?;
+    if req.explicit_tenant && !b.store.tenant_exists(&req.scope).await? {
+        return Err(NgsiError::new(
+            ErrorKind::NonexistentTenant,
+            format!("tenant {} does not exist", req.scope.tenant()),
+        )
+        .into());
+    }
+    let filter = EntityFilter {
+        ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
+        types: query.types.as_ref().map(candidate_types),
+    };
+    let all = b.list(&req.scope, &filter).await?;
+    let hits: Vec<Entity> = all.into_iter().filter(|e| query.matches(e)).collect();
+    let total = hits.len();
+    let page: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|e| render_one(e, &opts, &req.ctx, mime, p))
+        .collect();
+    let body = if mime == Mime::GeoJson {
+        feature_collection(page, opts.context.clone())
+    } else {
+        Value::Array(page)
+    };
+    let mut r = respond(StatusCode::OK, body, mime, Some(req));
+    if count {
+        r.headers_mut()
+            .insert("NGSILD-Results-Count", HeaderValue::from(total));
+    }
+    Ok(r)
+}
+
+/// `DELETE /entities?type=...`: purge.
+async fn purge_entities(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    let req = b.read_req(&caller, &h, Access::Write).await?;
+    let query = parse_query(&p, &req.ctx)?;
+    if !query.has_selector() && p.get("local") != Some("true") {
+        return Err(bad_data(
+            "purging needs at least one of type, id, idPattern, q, scopeQ, a geo-query or local=true",
+        ));
+    }
+    if p.get("keep").is_some() && p.get("drop").is_some() {
+        return Err(bad_data("keep and drop cannot be used together"));
+    }
+    let keep = p
+        .get("keep")
+        .map(|k| parse_name_list(k, &req.ctx))
+        .transpose()?;
+    let drop = p
+        .get("drop")
+        .map(|k| parse_name_list(k, &req.ctx))
+        .transpose()?;
+    let filter = EntityFilter {
+        ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
+        types: query.types.as_ref().map(candidate_types),
+    };
+    let ids: Vec<String> = b
+        .list(&req.scope, &filter)
+        .await?
+        .into_iter()
+        .filter(|e| query.matches(e))
+        .map(|e| e.id)
+        .collect();
+    if ids.is_empty() {
+        return Err(not_found("no entity matches"));
+    }
+    let items: Vec<(String, BatchItem)> = ids
+        .into_iter()
+        .map(|id| {
+            let (keep, drop) = (keep.clone(), drop.clone());
+            let f: BatchItem = Box::new(move |cur, at| {
+                let Some(mut e) = cur else { return Ok(None) };
+                if let Some(keep) = keep {
+                    e.attributes.retain(|n, _| keep.contains(n));
+                } else if let Some(drop) = drop {
+                    e.attributes.retain(|n, _| !drop.contains(n));
+                } else {
+                    return Ok(None);
+                }
+                e.modified_at = Some(at);
+                Ok(Some(e))
+            });
+            (id, f)
+        })
+        .collect();
+    b.batch(&req.scope, items).await?;
+    Ok(no_content())
+}
+
+// ----- attributes -----
+
+fn parse_fragment(value: &Value, ctx: &Context, p: &P) -> BrokerResult<Entity> {
+    if !value.is_object() {
+        return Err(bad_data("the body must be a JSON object"));
+    }
+    Ok(parse_entity_with(
+        value,
+        ctx,
+        ParseOptions {
+            fragment: true,
+            key_values: p.has_option("keyValues"),
+            allow_null: false,
+        },
+    )?
+    .entity)
+}
+
+fn partial_result(
+    updated: Vec<String>,
+    not_updated: Vec<(String, String)>,
+    ctx: &Context,
+) -> Response {
+    if not_updated.is_empty() {
+        return no_content();
+    }
+    let body = json!({
+        "updated": updated.iter().map(|n| ctx.compact_iri(n)).collect::<Vec<_>>(),
+        "notUpdated": not_updated.iter().map(|(n, reason)| json!({
+            "attributeName": ctx.compact_iri(n), "reason": reason
+        })).collect::<Vec<_>>(),
+    });
+    let mut r = (StatusCode::MULTI_STATUS, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn append_attrs(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let p = P::checked(q)?;
+    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
+    let frag = parse_fragment(&value, &req.ctx, &p)?;
+    let no_overwrite = p.has_option("noOverwrite");
+    let id2 = id.clone();
+    let (updated, not_updated) = b
+        .modify_one(&req.scope, &id, move |current| {
+            let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+            let at = now();
+            let mut updated = Vec::new();
+            let mut not_updated = Vec::new();
+            for t in frag.types {
+                if !e.types.contains(&t) {
+                    e.types.push(t);
+                }
+            }
+            if !frag.scope.is_empty() {
+                if no_overwrite {
+                    for sc in frag.scope {
+                        if !e.scope.contains(&sc) {
+                            e.scope.push(sc);
+                        }
+                    }
+                } else {
+                    e.scope = frag.scope;
+                }
+            }
+            for (name, instances) in frag.attributes {
+                for mut inst in instances {
+                    let exists = e
+                        .attributes
+                        .get(&name)
+                        .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
+                    if exists && no_overwrite {
+                        not_updated.push((
+                            name.clone(),
+                            "attribute exists and noOverwrite is set".to_owned(),
+                        ));
+                        continue;
+                    }
+                    carry_created(e.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                    inst.stamp(at);
+                    e.upsert_attribute(name.clone(), inst);
+                    if !updated.contains(&name) {
+                        updated.push(name.clone());
+                    }
+                }
+            }
+            e.modified_at = Some(at);
+            Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
+        })
+        .await?;
+    Ok(partial_result(updated, not_updated, &req.ctx))
+}
+
+async fn update_attrs(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let p = P::checked(q)?;
+    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
+    if !value.is_object() {
+        return Err(bad_data("the body must be a JSON object"));
+    }
+    let mut parsed = parse_entity_with(
+        &value,
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            key_values: p.has_option("keyValues"),
+            allow_null: true,
+        },
+    )?;
+    language_nulls(&mut parsed);
+    let ngsi_ld::ParsedEntity {
+        entity: frag,
+        deletions,
+    } = parsed;
+    let id2 = id.clone();
+    let (updated, not_updated) = b
+        .modify_one(&req.scope, &id, move |current| {
+            let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+            let at = now();
+            let mut updated = Vec::new();
+            let mut not_updated = Vec::new();
+            let mut changed = false;
+            for t in frag.types {
+                if !e.types.contains(&t) {
+                    e.types.push(t);
+                    changed = true;
+                }
+            }
+            if !frag.scope.is_empty() {
+                if e.scope.is_empty() {
+                    not_updated.push(("scope".to_owned(), "the entity has no scope".to_owned()));
+                } else {
+                    e.scope = frag.scope;
+                    changed = true;
+                }
+            }
+            for (name, dataset) in deletions {
+                if e.remove_attribute(&name, dataset.as_deref(), false) {
+                    updated.push(name);
+                } else {
+                    not_updated.push((name, "attribute does not exist".to_owned()));
+                }
+            }
+            for (name, instances) in frag.attributes {
+                for mut inst in instances {
+                    let exists = e
+                        .attributes
+                        .get(&name)
+                        .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
+                    if !exists {
+                        not_updated.push((name.clone(), "attribute does not exist".to_owned()));
+                        continue;
+                    }
+                    carry_created(e.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                    inst.stamp(at);
+                    e.upsert_attribute(name.clone(), inst);
+                    if !updated.contains(&name) {
+                        updated.push(name.clone());
+                    }
+                }
+            }
+            if updated.is_empty() && !changed {
+                return Ok((EntityChangeE::Keep, (updated, not_updated)));
+            }
+            e.modified_at = Some(at);
+            Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
+        })
+        .await?;
+    if updated.is_empty()
+        && !not_updated.is_empty()
+        && not_updated.iter().all(|(n, _)| n != "scope")
+    {
+        return Err(not_found("none of the attributes exist"));
+    }
+    Ok(partial_result(updated, not_updated, &req.ctx))
+}
+
+fn expand_attr(name: &str, ctx: &Context) -> BrokerResult<String> {
+    Ok(ngsi_ld::parse::expand_attribute_name(name, ctx)?)
+}
+
+async fn partial_update_attr(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path((id, attr)): Path<(String, String)>,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let (req, value) = b.write_req(&caller, &h, &body, true).await?;
+    let name = expand_attr(&attr, &req.ctx)?;
+    let Value::Object(m) = &value else {
+        return Err(bad_data("the body must be a JSON object"));
+    };
+    let mut wrapper = Map::new();
+    wrapper.insert(attr.clone(), Value::Object(m.clone()));
+    let parsed = parse_entity_with(
+        &Value::Object(wrapper),
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            allow_null: true,
+            ..Default::default()
+        },
+    )?;
+    let id2 = id.clone();
+    b.modify_one(&req.scope, &id, move |current| {
+        let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+        let dataset = parsed
+            .entity
+            .attributes
+            .get(&name)
+            .and_then(|l| l.first())
+            .and_then(|a| a.dataset_id.clone())
+            .or_else(|| parsed.deletions.first().and_then(|d| d.1.clone()));
+        let exists = e
+            .attributes
+            .get(&name)
+            .is_some_and(|l| l.iter().any(|a| a.dataset_id == dataset));
+        if !exists {
+            return Err(not_found(format!("entity {id2} has no attribute {attr}")));
+        }
+        let at = now();
+        merge_into(&mut e, parsed, at);
+        e.modified_at = Some(at);
+        Ok((EntityChangeE::Put(Box::new(e)), ()))
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn replace_attr(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path((id, attr)): Path<(String, String)>,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
+    let name = expand_attr(&attr, &req.ctx)?;
+    let mut wrapper = Map::new();
+    let mut inner = value.clone();
+    if let Value::Object(m) = &mut inner {
+        m.remove("@context");
+    }
+    wrapper.insert(attr.clone(), inner);
+    let frag = parse_entity_with(
+        &Value::Object(wrapper),
+        &req.ctx,
+        ParseOptions {
+            fragment: true,
+            ..Default::default()
+        },
+    )?
+    .entity;
+    let id2 = id.clone();
+    b.modify_one(&req.scope, &id, move |current| {
+        let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+        if !e.attributes.contains_key(&name) {
+            return Err(not_found(format!("entity {id2} has no attribute {attr}")));
+        }
+        let at = now();
+        for (n, instances) in frag.attributes {
+            for mut inst in instances {
+                carry_created(e.attributes.get(&n).map(Vec::as_slice), &mut inst);
+                inst.stamp(at);
+                e.upsert_attribute(n.clone(), inst);
+            }
+        }
+        e.modified_at = Some(at);
+        Ok((EntityChangeE::Put(Box::new(e)), ()))
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn delete_attr(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path((id, attr)): Path<(String, String)>,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    check_id(&id)?;
+    let p = P::checked(q)?;
+    let req = b.read_req(&caller, &h, Access::Write).await?;
+    if attr == "scope" {
+        let id2 = id.clone();
+        b.modify_one(&req.scope, &id, move |current| {
+            let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+            if e.scope.is_empty() {
+                return Err(not_found(format!("entity {id2} has no scope")));
+            }
+            e.scope.clear();
+            e.modified_at = Some(now());
+            Ok((EntityChangeE::Put(Box::new(e)), ()))
+        })
+        .await?;
+        return Ok(no_content());
+    }
+    let name = expand_attr(&attr, &req.ctx)?;
+    let dataset = p.get("datasetId").map(str::to_owned);
+    let all = p.flag("deleteAll")?;
+    let id2 = id.clone();
+    b.modify_one(&req.scope, &id, move |current| {
+        let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
+        if !e.remove_attribute(&name, dataset.as_deref(), all) {
+            return Err(not_found(format!(
+                "entity {id2} has no attribute {attr}{}",
+                dataset
+                    .as_deref()
+                    .map(|d| format!(" with datasetId {d}"))
+                    .unwrap_or_default()
+            )));
+        }
+        e.modified_at = Some(now());
+        Ok((EntityChangeE::Put(Box::new(e)), ()))
+    })
+    .await?;
+    Ok(no_content())
+}
+
+// ----- batch operations -----
+
+fn batch_error_entry(id: &str, e: &NgsiError) -> Value {
+    json!({ "entityId": id, "error": e.to_problem_details() })
+}
+
+async fn batch(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(op): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    if op == "query" {
+        return batch_query(b, caller, h, p, body).await;
+    }
+    if !matches!(
+        op.as_str(),
+        "create" | "upsert" | "update" | "delete" | "merge"
+    ) {
+        return Err(not_found(format!("no entity operation `{op}`")));
+    }
+    let (scope, _) = b.scope(&caller, &h, Access::Write).await?;
+    let ct = header_str(&h, "content-type").map(media_type);
+    let ld = match ct.as_deref() {
+        Some("application/json") => false,
+        Some("application/ld+json") => true,
+        other => {
+            return Err(BrokerError::UnsupportedMediaType(format!(
+                "Content-Type {other:?} is not supported; use application/json or application/ld+json"
+            )));
+        }
+    };
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(bad_data(
+            "the body of a batch operation must be a JSON array",
+        ));
+    };
+    if items.is_empty() {
+        return Err(bad_data("the batch is empty"));
+    }
+    let link = link_context(&h)?;
+    if ld && link.is_some() {
+        return Err(bad_data(
+            "a JSON-LD context Link header must not be sent with application/ld+json",
+        ));
+    }
+    let mut errors: Vec<(String, NgsiError)> = Vec::new();
+    let mut work: Vec<(String, BatchItem)> = Vec::new();
+    let no_overwrite = p.has_option("noOverwrite");
+    let update_mode = p.has_option("update");
+    for item in items {
+        if op == "delete" {
+            match item.as_str() {
+                Some(id) => match ngsi_ld::parse::validate_entity_id(id) {
+                    Ok(_) => {
+                        let id = id.to_owned();
+                        let id2 = id.clone();
+                        let f: BatchItem = Box::new(move |cur, _| match cur {
+                            Some(_) => Ok(None),
+                            None => Err(NgsiError::new(
+                                ErrorKind::ResourceNotFound,
+                                format!("entity {id2} not found"),
+                            )),
+                        });
+                        work.push((id, f));
+                    }
+                    Err(e) => errors.push((id.to_owned(), e)),
+                },
+                None => return Err(bad_data("batch delete takes an array of entity ids")),
+            }
+            continue;
+        }
+        let id_hint = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let user = if ld {
+            match item.get("@context") {
+                Some(c) => Some(c.clone()),
+                None => {
+                    errors.push((
+                        id_hint,
+                        NgsiError::bad_data("an application/ld+json entity must contain @context"),
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            if item.get("@context").is_some() {
+                errors.push((
+                    id_hint,
+                    NgsiError::bad_data("an application/json entity must not contain @context"),
+                ));
+                continue;
+            }
+            link.clone().map(Value::String)
+        };
+        let ctx = match b.contexts.resolve(user.as_ref()).await {
+            Ok(c) => c,
+            Err(BrokerError::Ngsi(e)) => {
+                errors.push((id_hint, e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let merge = op == "merge";
+        let parsed = match parse_entity_with(
+            &item,
+            &ctx,
+            ParseOptions {
+                fragment: false,
+                allow_null: merge,
+                key_values: p.has_option("keyValues"),
+            },
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push((id_hint, e));
+                continue;
+            }
+        };
+        let id = parsed.entity.id.clone();
+        let f: BatchItem = match op.as_str() {
+            "create" => Box::new(move |cur, _| match cur {
+                Some(_) => Err(NgsiError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("entity {} already exists", parsed.entity.id),
+                )),
+                None => Ok(Some(parsed.entity)),
+            }),
+            "upsert" => Box::new(move |cur, at| match cur {
+                None => Ok(Some(parsed.entity)),
+                Some(mut old) if update_mode => {
+                    for t in parsed.entity.types {
+                        if !old.types.contains(&t) {
+                            old.types.push(t);
+                        }
+                    }
+                    for (name, instances) in parsed.entity.attributes {
+                        for mut inst in instances {
+                            carry_created(old.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                            inst.stamp(at);
+                            old.upsert_attribute(name.clone(), inst);
+                        }
+                    }
+                    old.modified_at = Some(at);
+                    Ok(Some(old))
+                }
+                Some(old) => {
+                    let mut e = parsed.entity;
+                    e.created_at = old.created_at;
+                    Ok(Some(e))
+                }
+            }),
+            "update" => Box::new(move |cur, at| {
+                let Some(mut old) = cur else {
+                    return Err(NgsiError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("entity {} not found", parsed.entity.id),
+                    ));
+                };
+                for t in parsed.entity.types {
+                    if !old.types.contains(&t) {
+                        old.types.push(t);
+                    }
+                }
+                for (name, instances) in parsed.entity.attributes {
+                    for mut inst in instances {
+                        let exists = old
+                            .attributes
+                            .get(&name)
+                            .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
+                        if exists && no_overwrite {
+                            continue;
+                        }
+                        carry_created(old.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                        inst.stamp(at);
+                        old.upsert_attribute(name.clone(), inst);
+                    }
+                }
+                old.modified_at = Some(at);
+                Ok(Some(old))
+            }),
+            _ => Box::new(move |cur, at| {
+                let Some(mut old) = cur else {
+                    return Err(NgsiError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("entity {} not found", parsed.entity.id),
+                    ));
+                };
+                merge_into(&mut old, parsed, at);
+                old.modified_at = Some(at);
+                Ok(Some(old))
+            }),
+        };
+        work.push((id, f));
+    }
+    let outcome = if work.is_empty() {
+        crate::BatchOutcome::default()
+    } else {
+        b.batch(&scope, work).await?
+    };
+    errors.extend(outcome.errors);
+    let success = outcome.success;
+    if errors.is_empty() {
+        return Ok(match op.as_str() {
+            "create" => respond(
+                StatusCode::CREATED,
+                Value::Array(
+                    success
+                        .iter()
+                        .map(|(id, _)| Value::from(id.as_str()))
+                        .collect(),
+                ),
+                Mime::Json,
+                None,
+            ),
+            "upsert" => {
+                let created: Vec<Value> = success
+                    .iter()
+                    .filter(|(_, c)| *c)
+                    .map(|(id, _)| Value::from(id.as_str()))
+                    .collect();
+                if created.is_empty() {
+                    no_content()
+                } else {
+                    respond(StatusCode::CREATED, Value::Array(created), Mime::Json, None)
+                }
+            }
+            _ => no_content(),
+        });
+    }
+    let body = json!({
+        "success": success.iter().map(|(id, _)| Value::from(id.as_str())).collect::<Vec<_>>(),
+        "errors": errors.iter().map(|(id, e)| batch_error_entry(id, e)).collect::<Vec<_>>(),
+    });
+    Ok(respond(StatusCode::MULTI_STATUS, body, Mime::Json, None))
+}
+
+async fn batch_query(
+    b: Arc<Broker>,
+    caller: identity::Principal,
+    h: HeaderMap,
+    p: P,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    let mime = accept(&h, true)?;
+    let (scope, explicit) = b.scope(&caller, &h, Access::Read).await?;
+    let ct = header_str(&h, "content-type").map(media_type);
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    let user = match ct.as_deref() {
+        Some("application/ld+json") => Some(
+            value
+                .get("@context")
+                .cloned()
+                .ok_or_else(|| bad_data("an application/ld+json body must contain @context"))?,
+        ),
+        Some("application/json") => link_context(&h)?.map(Value::String),
+        other => {
+            return Err(BrokerError::UnsupportedMediaType(format!(
+                "Content-Type {other:?} is not supported"
+            )));
+        }
+    };
+    let ctx = b.contexts.resolve(user.as_ref()).await?;
+    let req = Req {
+        scope,
+        explicit_tenant: explicit,
+        ctx: ctx.clone(),
+        user,
+    };
+    let Value::Object(m) = &value else {
+        return Err(bad_data("the query must be a JSON object"));
+    };
+    if m.get("type").and_then(Value::as_str) != Some("Query") {
+        return Err(bad_data("the query object must have type `Query`"));
+    }
+    // Entity selectors: each {id?, idPattern?, type}; the query matches any of them.
+    let mut selectors = Vec::new();
+    if let Some(Value::Array(list)) = m.get("entities") {
+        for sel in list {
+            selectors.push((
+                sel.get("id").and_then(Value::as_str).map(str::to_owned),
+                sel.get("idPattern")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                sel.get("type").and_then(Value::as_str).map(str::to_owned),
+            ));
+        }
+    }
+    let attrs = match m.get("attrs") {
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    };
+    let q = m.get("q").and_then(Value::as_str).map(str::to_owned);
+    let scope_q = m.get("scopeQ").and_then(Value::as_str).map(str::to_owned);
+    let (georel, geometry, coordinates, geoproperty) = match m.get("geoQ") {
+        Some(g) => (
+            g.get("georel").and_then(Value::as_str).map(str::to_owned),
+            g.get("geometry").and_then(Value::as_str).map(str::to_owned),
+            g.get("coordinates").map(|c| match c {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            g.get("geoproperty")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
+        None => (None, None, None, None),
+    };
+    let base = |id: Option<&str>, pat: Option<&str>, t: Option<&str>| {
+        NgsiQuery::parse(
+            &QueryParams {
+                ids: id,
+                id_pattern: pat,
+                types: t,
+                q: q.as_deref(),
+                scope_q: scope_q.as_deref(),
+                attrs: attrs.as_deref(),
+                georel: georel.as_deref(),
+                geometry: geometry.as_deref(),
+                coordinates: coordinates.as_deref(),
+                geoproperty: geoproperty.as_deref(),
+            },
+            &ctx,
+        )
+    };
+    let queries: Vec<NgsiQuery> = if selectors.is_empty() {
+        vec![base(None, None, None)?]
+    } else {
+        selectors
+            .iter()
+            .map(|(i, pat, t)| base(i.as_deref(), pat.as_deref(), t.as_deref()))
+            .collect::<Result<_, _>>()?
+    };
+    if queries.iter().all(|q| !q.has_selector()) {
+        return Err(bad_data(
+            "the query needs an entity selector, attrs, q or geoQ",
+        ));
+    }
+    let mut opts = render_options(&p, &ctx, mime, &req)?;
+    if let Some(a) = &attrs {
+        opts.attrs = Some(parse_name_list(a, &ctx)?);
+    }
+    let (limit, offset, count) = paging(&p, &b)?;
+    let all = b.list(&req.scope, &EntityFilter::default()).await?;
+    let hits: Vec<&Entity> = all
+        .iter()
+        .filter(|e| queries.iter().any(|q| q.matches(e)))
+        .collect();
+    let total = hits.len();
+    let page: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|e| render_one(e, &opts, &ctx, mime, &p))
+        .collect();
+    let body = if mime == Mime::GeoJson {
+        feature_collection(page, opts.context.clone())
+    } else {
+        Value::Array(page)
+    };
+    let mut r = respond(StatusCode::OK, body, mime, Some(&req));
+    if count {
+        r.headers_mut()
+            .insert("NGSILD-Results-Count", HeaderValue::from(total));
+    }
+    Ok(r)
+}
+
+// ----- types and attributes -----
+
+struct TypeStats {
+    entities: usize,
+    attrs: BTreeMap<String, BTreeSet<&'static str>>,
+}
+
+async fn tenant_entities(b: &Broker, req: &Req) -> BrokerResult<Vec<Entity>> {
+    b.check_tenant_exists(req).await?;
+    b.list(&req.scope, &EntityFilter::default()).await
+}
+
+async fn list_types(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    let mime = accept(&h, false)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    let entities = tenant_entities(&b, &req).await?;
+    let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();
+    for e in &entities {
+        for t in &e.types {
+            let s = types.entry(t.clone()).or_insert(TypeStats {
+                entities: 0,
+                attrs: BTreeMap::new(),
+            });
+            s.entities += 1;
+            for (name, instances) in &e.attributes {
+                let kinds = s.attrs.entry(name.clone()).or_default();
+                for i in instances {
+                    kinds.insert(i.kind().name());
+                }
+            }
+        }
+    }
+    let ctx = &req.ctx;
+    let body = if p.flag("details")? {
+        Value::Array(
+            types
+                .iter()
+                .map(|(t, s)| {
+                    json!({
+                        "id": t, "type": "EntityType", "typeName": ctx.compact_iri(t),
+                        "attributeNames": s.attrs.keys().map(|a| ctx.compact_iri(a)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    } else {
+        json!({
+            "id": format!("urn:ngsi-ld:EntityTypeList:{}", uuid::Uuid::new_v4()),
+            "type": "EntityTypeList",
+            "typeList": types.keys().map(|t| ctx.compact_iri(t)).collect::<BTreeSet<_>>(),
+        })
+    };
+    let body = with_context(body, mime, &req);
+    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+}
+
+fn with_context(mut body: Value, mime: Mime, req: &Req) -> Value {
+    if mime == Mime::LdJson {
+        match &mut body {
+            Value::Object(m) => {
+                m.insert("@context".into(), response_context(req));
+            }
+            Value::Array(items) => {
+                for i in items {
+                    if let Value::Object(m) = i {
+                        m.insert("@context".into(), response_context(req));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    body
+}
+
+async fn type_info(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(t): Path<String>,
+) -> BrokerResult<Response> {
+    let mime = accept(&h, false)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    let expanded = ngsi_ld::parse::expand_type_name(&t, &req.ctx)?;
+    b.check_tenant_exists(&req).await?;
+    let entities = b
+        .list(
+            &req.scope,
+            &EntityFilter {
+                ids: None,
+                types: Some(vec![expanded.clone()]),
+            },
+        )
+        .await?;
+    if entities.is_empty() {
+        return Err(not_found(format!("no entity of type {t}")));
+    }
+    let mut attrs: BTreeMap<String, (usize, BTreeSet<&'static str>)> = BTreeMap::new();
+    for e in &entities {
+        for (name, instances) in &e.attributes {
+            let s = attrs.entry(name.clone()).or_default();
+            s.0 += 1;
+            for i in instances {
+                s.1.insert(i.kind().name());
+            }
+        }
+    }
+    let ctx = &req.ctx;
+    let body = json!({
+        "id": expanded, "type": "EntityTypeInfo", "typeName": ctx.compact_iri(&expanded),
+        "entityCount": entities.len(),
+        "attributeDetails": attrs.iter().map(|(a, (_, kinds))| json!({
+            "id": a, "type": "Attribute", "attributeName": ctx.compact_iri(a),
+            "attributeTypes": kinds.iter().collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let body = with_context(body, mime, &req);
+    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+}
+
+async fn list_attributes(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    let mime = accept(&h, false)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    let entities = tenant_entities(&b, &req).await?;
+    let mut attrs: BTreeMap<String, (usize, BTreeSet<&'static str>, BTreeSet<String>)> =
+        BTreeMap::new();
+    for e in &entities {
+        for (name, instances) in &e.attributes {
+            let s = attrs.entry(name.clone()).or_default();
+            s.0 += 1;
+            for i in instances {
+                s.1.insert(i.kind().name());
+            }
+            s.2.extend(e.types.iter().cloned());
+        }
+    }
+    let ctx = &req.ctx;
+    let body = if p.flag("details")? {
+        Value::Array(
+            attrs
+                .iter()
+                .map(|(a, (_, _, types))| {
+                    json!({
+                        "id": a, "type": "Attribute", "attributeName": ctx.compact_iri(a),
+                        "typeNames": types.iter().map(|t| ctx.compact_iri(t)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    } else {
+        json!({
+            "id": format!("urn:ngsi-ld:AttributeList:{}", uuid::Uuid::new_v4()),
+            "type": "AttributeList",
+            "attributeList": attrs.keys().map(|a| ctx.compact_iri(a)).collect::<BTreeSet<_>>(),
+        })
+    };
+    let body = with_context(body, mime, &req);
+    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+}
+
+async fn attribute_info(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(a): Path<String>,
+) -> BrokerResult<Response> {
+    let mime = accept(&h, false)?;
+    let req = b.read_req(&caller, &h, Access::Read).await?;
+    let expanded = expand_attr(&a, &req.ctx)?;
+    let entities = tenant_entities(&b, &req).await?;
+    let mut count = 0;
+    let mut kinds = BTreeSet::new();
+    let mut types = BTreeSet::new();
+    for e in &entities {
+        if let Some(instances) = e.attributes.get(&expanded) {
+            count += instances.len();
+            for i in instances {
+                kinds.insert(i.kind().name());
+            }
+            types.extend(e.types.iter().cloned());
+        }
+    }
+    if count == 0 {
+        return Err(not_found(format!("no entity has attribute {a}")));
+    }
+    let ctx = &req.ctx;
+    let body = json!({
+        "id": expanded, "type": "Attribute", "attributeName": ctx.compact_iri(&expanded),
+        "attributeCount": count,
+        "attributeTypes": kinds.iter().collect::<Vec<_>>(),
+        "typeNames": types.iter().map(|t| ctx.compact_iri(t)).collect::<Vec<_>>(),
+    });
+    let body = with_context(body, mime, &req);
+    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+}
+
+// ----- @context management -----
+
+async fn add_context(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    body: Bytes,
+) -> BrokerResult<Response> {
+    // Contexts are global: adding one needs write access to data in the caller's tenant.
+    b.scope(&caller, &h, Access::Write).await?;
+    match header_str(&h, "content-type").map(media_type).as_deref() {
+        Some("application/json" | "application/ld+json") => {}
+        other => {
+            return Err(BrokerError::UnsupportedMediaType(format!(
+                "Content-Type {other:?} is not supported"
+            )));
+        }
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    let Some(inner) = value.get("@context") else {
+        return Err(bad_data(
+            "the body must be an object with an @context member",
+        ));
+    };
+    if !(inner.is_object() || inner.is_array() || inner.is_string()) {
+        return Err(bad_data("@context must be an object, an array or a URL"));
+    }
+    // It must process (remote references included).
+    Context::empty()
+        .process(inner, &ngsi_ld::NoLoader)
+        .or_else(|e| {
+            if e.kind == ErrorKind::LdContextNotAvailable {
+                Ok(Context::empty())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| bad_data(format!("invalid @context: {}", e.detail)))?;
+    let id = format!("urn:ngsi-ld:jsonldContext:{}", uuid::Uuid::new_v4());
+    b.store
+        .put_context(ContextRecord {
+            id: id.clone(),
+            url: None,
+            kind: "Hosted".into(),
+            doc: value.to_string(),
+            created_at: UnixMillis(now().timestamp_millis()),
+        })
+        .await?;
+    let mut r = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{HOSTED_PATH}{id}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+fn context_info(
+    id: &str,
+    url: &str,
+    kind: &str,
+    created: &str,
+    extra: Option<(u64, &str)>,
+) -> Value {
+    let mut v = json!({
+        "URL": url, "localId": id, "kind": kind, "createdAt": created,
+    });
+    if let (Some((hits, last)), Value::Object(m)) = (extra, &mut v) {
+        m.insert("numberOfHits".into(), json!(hits));
+        m.insert("lastUsage".into(), json!(last));
+    }
+    v
+}
+
+async fn list_contexts(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    b.scope(&caller, &h, Access::Read).await?;
+    let details = p.flag("details")?;
+    let kind = p.get("kind").map(str::to_ascii_lowercase);
+    if let Some(k) = &kind
+        && !matches!(k.as_str(), "hosted" | "cached" | "implicitlycreated")
+    {
+        return Err(bad_data(format!("unknown context kind `{k}`")));
+    }
+    let mut out = Vec::new();
+    if kind.as_deref().is_none_or(|k| k == "hosted") {
+        for rec in b.store.contexts().await? {
+            let url = format!("{HOSTED_PATH}{}", rec.id);
+            let created = chrono::DateTime::from_timestamp_millis(rec.created_at.0)
+                .map(|t| ngsi_ld::time::format_datetime(&t))
+                .unwrap_or_default();
+            out.push(if details {
+                context_info(&rec.id, &url, "Hosted", &created, None)
+            } else {
+                Value::String(url)
+            });
+        }
+    }
+    if kind.as_deref().is_none_or(|k| k == "cached") {
+        for (url, c) in b.contexts.cached() {
+            let created = ngsi_ld::time::format_datetime(&c.created_at);
+            out.push(if details {
+                context_info(&url, &url, "Cached", &created, Some((c.hits, &created)))
+            } else {
+                Value::String(url)
+            });
+        }
+    }
+    Ok(respond(StatusCode::OK, Value::Array(out), Mime::Json, None))
+}
+
+async fn get_context(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    b.scope(&caller, &h, Access::Read).await?;
+    let details = p.flag("details")?;
+    if let Some(rec) = b.store.context(&id).await? {
+        let body = if details {
+            let created = chrono::DateTime::from_timestamp_millis(rec.created_at.0)
+                .map(|t| ngsi_ld::time::format_datetime(&t))
+                .unwrap_or_default();
+            context_info(
+                &rec.id,
+                &format!("{HOSTED_PATH}{}", rec.id),
+                "Hosted",
+                &created,
+                None,
+            )
+        } else {
+            serde_json::from_str(&rec.doc).unwrap_or(Value::Null)
+        };
+        return Ok(respond(StatusCode::OK, body, Mime::Json, None));
+    }
+    if let Some((url, c)) = b.contexts.cached().into_iter().find(|(u, _)| *u == id) {
+        let created = ngsi_ld::time::format_datetime(&c.created_at);
+        let body = if details {
+            context_info(&url, &url, "Cached", &created, Some((c.hits, &created)))
+        } else {
+            (*c.doc).clone()
+        };
+        return Ok(respond(StatusCode::OK, body, Mime::Json, None));
+    }
+    if !ngsi_ld::iri::is_absolute_iri(&id) {
+        return Err(bad_data(format!("`{id}` is not a context id (a URI)")));
+    }
+    Err(not_found(format!("no @context {id}")))
+}
+
+async fn delete_context(
+    State(b): St,
+    Caller(caller): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> BrokerResult<Response> {
+    let p = P::checked(q)?;
+    b.scope(&caller, &h, Access::Write).await?;
+    let reload = p.flag("reload")?;
+    if CoreContext::from_url(&id).is_some() {
+        return Err(bad_data("the core @context cannot be deleted"));
+    }
+    if b.store.delete_context(&id).await? {
+        if reload {
+            return Err(bad_data(
+                "reload applies to cached contexts, not hosted ones",
+            ));
+        }
+        b.contexts.invalidate();
+        return Ok(no_content());
+    }
+    if b.contexts.evict(&id) {
+        if reload {
+            b.contexts.document(&id).await?;
+        }
+        return Ok(no_content());
+    }
+    Err(not_found(format!("no @context {id}")))
+}
+
+#[allow(dead_code)]
+fn unused(_: Attribute) -> BrokerResult<()> {
+    Err(already_exists(""))
+}

@@ -1,0 +1,326 @@
+//! `NgsiStore` on SQLite: one row per entity (JSON text), a type index table, and the
+//! stored `@context` documents. Writes go through the writer thread (group commit), so
+//! an acknowledged write is committed.
+
+use crate::SqliteStore;
+use crate::engine::backend;
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use store::{
+    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore, StoreError,
+    StoreErrorKind, StoreResult, TenantScope, UnixMillis,
+};
+
+fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT type FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![tenant, id], |row| row.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+fn load_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<EntityRecord>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT doc, created_at, modified_at FROM ngsi_entities WHERE tenant = ?1 AND id = ?2",
+        )
+        .map_err(backend)?
+        .query_row(params![tenant, id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()
+        .map_err(backend)?;
+    let Some((doc, created, modified)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(EntityRecord {
+        id: id.to_owned(),
+        types: load_types(conn, tenant, id)?,
+        doc,
+        created_at: UnixMillis(created),
+        modified_at: UnixMillis(modified),
+    }))
+}
+
+fn delete_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<bool> {
+    conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
+        .map_err(backend)?
+        .execute(params![tenant, id])
+        .map_err(backend)?;
+    let n = conn
+        .prepare_cached("DELETE FROM ngsi_entities WHERE tenant = ?1 AND id = ?2")
+        .map_err(backend)?
+        .execute(params![tenant, id])
+        .map_err(backend)?;
+    Ok(n > 0)
+}
+
+fn put_entity(
+    conn: &Connection,
+    tenant: &str,
+    rec: &EntityRecord,
+    old_types: Option<&[String]>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at, \
+         modified_at = excluded.modified_at",
+    )
+    .map_err(backend)?
+    .execute(params![
+        tenant,
+        rec.id,
+        rec.doc,
+        rec.created_at.0,
+        rec.modified_at.0
+    ])
+    .map_err(backend)?;
+    let unchanged = old_types.is_some_and(|old| old == rec.types.as_slice());
+    if !unchanged {
+        if old_types.is_some_and(|old| !old.is_empty()) {
+            conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
+                .map_err(backend)?
+                .execute(params![tenant, rec.id])
+                .map_err(backend)?;
+        }
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(backend)?;
+        for t in &rec.types {
+            insert
+                .execute(params![tenant, t, rec.id])
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ids matching `filter`, ordered.
+fn matching_ids(
+    conn: &Connection,
+    tenant: &str,
+    filter: &EntityFilter,
+) -> StoreResult<Vec<String>> {
+    let mut sql = String::new();
+    let mut args: Vec<String> = vec![tenant.to_owned()];
+    match &filter.types {
+        Some(types) => {
+            sql.push_str(
+                "SELECT DISTINCT id FROM ngsi_entity_types WHERE tenant = ?1 AND type IN (",
+            );
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                args.push(t.clone());
+                sql.push_str(&format!("?{}", args.len()));
+            }
+            sql.push(')');
+        }
+        None => sql.push_str("SELECT id FROM ngsi_entities WHERE tenant = ?1"),
+    }
+    if let Some(ids) = &filter.ids {
+        sql.push_str(" AND id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            args.push(id.clone());
+            sql.push_str(&format!("?{}", args.len()));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ORDER BY id");
+    let mut stmt = conn.prepare(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), |row| row.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+fn context_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContextRecord> {
+    Ok(ContextRecord {
+        id: row.get(0)?,
+        url: row.get(1)?,
+        kind: row.get(2)?,
+        doc: row.get(3)?,
+        created_at: UnixMillis(row.get(4)?),
+    })
+}
+
+#[async_trait]
+impl NgsiStore for SqliteStore {
+    async fn entity(&self, scope: &TenantScope, id: &str) -> StoreResult<Option<EntityRecord>> {
+        let tenant = scope.tenant().as_str().to_owned();
+        let id = id.to_owned();
+        self.read(move |conn| load_entity(conn, &tenant, &id)).await
+    }
+
+    async fn entities(
+        &self,
+        scope: &TenantScope,
+        filter: &EntityFilter,
+    ) -> StoreResult<Vec<EntityRecord>> {
+        let tenant = scope.tenant().as_str().to_owned();
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let ids = matching_ids(conn, &tenant, &filter)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(rec) = load_entity(conn, &tenant, &id)? {
+                    out.push(rec);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn modify_entities(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        modify: EntityModifier,
+    ) -> StoreResult<()> {
+        let tenant = scope.tenant().as_str().to_owned();
+        self.write(move |conn| {
+            let mut current = Vec::with_capacity(ids.len());
+            for id in &ids {
+                current.push(load_entity(conn, &tenant, id)?);
+            }
+            let old_types: Vec<Option<Vec<String>>> = current
+                .iter()
+                .map(|r| r.as_ref().map(|r| r.types.clone()))
+                .collect();
+            let changes = modify(current);
+            if changes.len() != ids.len() {
+                return Err(StoreError::new(
+                    StoreErrorKind::InvalidInput,
+                    format!(
+                        "modify_entities: {} changes for {} ids",
+                        changes.len(),
+                        ids.len()
+                    ),
+                ));
+            }
+            let mut registered = false;
+            for ((id, change), old) in ids.iter().zip(changes).zip(old_types) {
+                match change {
+                    EntityChange::Keep => {}
+                    EntityChange::Delete => {
+                        delete_entity(conn, &tenant, id)?;
+                    }
+                    EntityChange::Put(rec) => {
+                        if &rec.id != id {
+                            return Err(StoreError::new(
+                                StoreErrorKind::InvalidInput,
+                                format!("modify_entities: record {} answered for {id}", rec.id),
+                            ));
+                        }
+                        if !registered {
+                            conn.prepare_cached(
+                                "INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)",
+                            )
+                            .map_err(backend)?
+                            .execute(params![tenant, rec.created_at.0])
+                            .map_err(backend)?;
+                            registered = true;
+                        }
+                        put_entity(conn, &tenant, &rec, old.as_deref())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_entities(
+        &self,
+        scope: &TenantScope,
+        filter: &EntityFilter,
+    ) -> StoreResult<u64> {
+        let tenant = scope.tenant().as_str().to_owned();
+        let filter = filter.clone();
+        self.write(move |conn| {
+            let ids = matching_ids(conn, &tenant, &filter)?;
+            let mut n = 0;
+            for id in ids {
+                if delete_entity(conn, &tenant, &id)? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn tenant_exists(&self, scope: &TenantScope) -> StoreResult<bool> {
+        let tenant = scope.tenant().as_str().to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM ngsi_tenants WHERE tenant = ?1")
+                .map_err(backend)?
+                .query_row(params![tenant], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_context(&self, record: ContextRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO ngsi_contexts (id, url, kind, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![record.id, record.url, record.kind, record.doc, record.created_at.0],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn context(&self, id: &str) -> StoreResult<Option<ContextRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, url, kind, doc, created_at FROM ngsi_contexts WHERE id = ?1",
+                params![id],
+                context_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn contexts(&self) -> StoreResult<Vec<ContextRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, url, kind, doc, created_at FROM ngsi_contexts ORDER BY id")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], context_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_context(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let n = conn
+                .execute("DELETE FROM ngsi_contexts WHERE id = ?1", params![id])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,200 @@
+//! The conformance suite every [`NgsiStore`](crate::NgsiStore) backend runs, via
+//! [`ngsi_store_test_suite!`](crate::ngsi_store_test_suite).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use crate::*;
+
+fn scope(id: &str) -> TenantScope {
+    TenantScope::authorized(TenantId::new(id).unwrap())
+}
+
+fn record(id: &str, types: &[&str], doc: &str) -> EntityRecord {
+    EntityRecord {
+        id: id.to_owned(),
+        types: types.iter().map(|t| (*t).to_owned()).collect(),
+        doc: doc.to_owned(),
+        created_at: UnixMillis(10),
+        modified_at: UnixMillis(20),
+    }
+}
+
+async fn put(store: &impl NgsiStore, scope: &TenantScope, rec: EntityRecord) {
+    store
+        .modify_entities(
+            scope,
+            vec![rec.id.clone()],
+            Box::new(move |_| vec![EntityChange::Put(rec)]),
+        )
+        .await
+        .unwrap();
+}
+
+/// Put, get, overwrite, delete; tenants see only their own entities.
+pub async fn entities_are_tenant_scoped(store: &impl NgsiStore) {
+    let a = scope("ngsi-a");
+    let b = scope("ngsi-b");
+    assert!(!store.tenant_exists(&a).await.unwrap());
+    put(store, &a, record("urn:e:1", &["T"], "{\"v\":1}")).await;
+    assert!(store.tenant_exists(&a).await.unwrap());
+    assert!(!store.tenant_exists(&b).await.unwrap());
+    assert_eq!(
+        store.entity(&a, "urn:e:1").await.unwrap(),
+        Some(record("urn:e:1", &["T"], "{\"v\":1}"))
+    );
+    assert_eq!(store.entity(&b, "urn:e:1").await.unwrap(), None);
+    assert!(
+        store
+            .entities(&b, &EntityFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same id in another tenant is a different entity.
+    put(store, &b, record("urn:e:1", &["U"], "{\"v\":2}")).await;
+    assert_eq!(
+        store.entity(&a, "urn:e:1").await.unwrap().unwrap().doc,
+        "{\"v\":1}"
+    );
+    // Deleting through b leaves a's entity alone.
+    let deleted = store
+        .delete_entities(&b, &EntityFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(store.entity(&a, "urn:e:1").await.unwrap().is_some());
+    // The tenant stays known after its last entity is gone.
+    assert!(store.tenant_exists(&b).await.unwrap());
+}
+
+/// The modifier sees current records and its answer is applied atomically.
+pub async fn modify_is_read_modify_write(store: &impl NgsiStore) {
+    let s = scope("ngsi-rmw");
+    put(store, &s, record("urn:e:1", &["T"], "1")).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    store
+        .modify_entities(
+            &s,
+            vec!["urn:e:1".into(), "urn:e:2".into()],
+            Box::new(move |current| {
+                seen2
+                    .lock()
+                    .unwrap()
+                    .extend(current.iter().map(|r| r.as_ref().map(|r| r.doc.clone())));
+                vec![
+                    EntityChange::Delete,
+                    EntityChange::Put(record("urn:e:2", &["T", "U"], "2")),
+                ]
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![Some("1".to_owned()), None]);
+    assert_eq!(store.entity(&s, "urn:e:1").await.unwrap(), None);
+    assert_eq!(
+        store.entity(&s, "urn:e:2").await.unwrap().unwrap().types,
+        vec!["T".to_owned(), "U".to_owned()]
+    );
+    // A wrong number of answers writes nothing.
+    let err = store
+        .modify_entities(
+            &s,
+            vec!["urn:e:3".into()],
+            Box::new(|_| {
+                vec![
+                    EntityChange::Put(record("urn:e:3", &["T"], "3")),
+                    EntityChange::Keep,
+                ]
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+    assert_eq!(store.entity(&s, "urn:e:3").await.unwrap(), None);
+}
+
+/// Listing by type and id; types are re-indexed when an entity changes.
+pub async fn entities_filter_by_type_and_id(store: &impl NgsiStore) {
+    let s = scope("ngsi-filter");
+    put(store, &s, record("urn:e:b", &["T"], "b")).await;
+    put(store, &s, record("urn:e:a", &["T", "U"], "a")).await;
+    put(store, &s, record("urn:e:c", &["V"], "c")).await;
+    let ids = |v: Vec<EntityRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.entities(&s, &EntityFilter::default()).await.unwrap();
+    assert_eq!(ids(all), ["urn:e:a", "urn:e:b", "urn:e:c"]);
+    let t = EntityFilter {
+        types: Some(vec!["T".into()]),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(store.entities(&s, &t).await.unwrap()),
+        ["urn:e:a", "urn:e:b"]
+    );
+    let uv = EntityFilter {
+        types: Some(vec!["U".into(), "V".into()]),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(store.entities(&s, &uv).await.unwrap()),
+        ["urn:e:a", "urn:e:c"]
+    );
+    let by_id = EntityFilter {
+        ids: Some(vec!["urn:e:c".into(), "urn:e:b".into()]),
+        types: Some(vec!["T".into()]),
+    };
+    assert_eq!(ids(store.entities(&s, &by_id).await.unwrap()), ["urn:e:b"]);
+    // Changing a's types moves it out of U.
+    put(store, &s, record("urn:e:a", &["T"], "a2")).await;
+    assert_eq!(ids(store.entities(&s, &uv).await.unwrap()), ["urn:e:c"]);
+    assert_eq!(store.delete_entities(&s, &t).await.unwrap(), 2);
+    assert_eq!(
+        ids(store.entities(&s, &EntityFilter::default()).await.unwrap()),
+        ["urn:e:c"]
+    );
+}
+
+/// Stored `@context` documents.
+pub async fn contexts(store: &impl NgsiStore) {
+    let rec = ContextRecord {
+        id: "urn:ctx:1".into(),
+        url: None,
+        kind: "hosted".into(),
+        doc: "{\"@context\":{}}".into(),
+        created_at: UnixMillis(5),
+    };
+    store.put_context(rec.clone()).await.unwrap();
+    assert_eq!(
+        store.put_context(rec.clone()).await.unwrap_err().kind(),
+        StoreErrorKind::AlreadyExists
+    );
+    assert_eq!(store.context("urn:ctx:1").await.unwrap(), Some(rec.clone()));
+    assert_eq!(store.contexts().await.unwrap(), vec![rec]);
+    assert!(store.delete_context("urn:ctx:1").await.unwrap());
+    assert!(!store.delete_context("urn:ctx:1").await.unwrap());
+    assert_eq!(store.context("urn:ctx:1").await.unwrap(), None);
+}
+
+/// Runs the [`NgsiStore`] conformance checks against a backend. `$make` is an
+/// expression yielding a future of `(guard, store)`.
+#[macro_export]
+macro_rules! ngsi_store_test_suite {
+    ($make:expr) => {
+        mod ngsi_store_suite {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::ngsi_store_test_suite!(@tests $make;
+                entities_are_tenant_scoped, modify_is_read_modify_write,
+                entities_filter_by_type_and_id, contexts);
+        }
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, store) = $make.await;
+                $crate::ngsi_testsuite::$name(&store).await;
+            }
+        )*
+    };
+}
