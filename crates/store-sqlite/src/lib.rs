@@ -16,6 +16,7 @@
 //! and tracked in `PRAGMA user_version`.
 
 mod engine;
+mod handle;
 mod identity;
 mod migrations;
 

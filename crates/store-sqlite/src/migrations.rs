@@ -5,8 +5,10 @@ use store::{StoreError, StoreResult};
 
 /// Every migration, in order. The position (from 1) is the schema version it produces.
 /// Never edit a released migration; add a new one.
-pub(crate) const MIGRATIONS: &[(&str, &str)] =
-    &[("identity", include_str!("../migrations/0001_identity.sql"))];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    ("identity", include_str!("../migrations/0001_identity.sql")),
+    ("handle", include_str!("../migrations/0003_handle.sql")),
+];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -16,13 +16,17 @@
 //!   SQLite backend runs its blocking work on dedicated threads.
 
 mod error;
+mod handle;
 mod identity;
 mod types;
 
 #[cfg(feature = "testsuite")]
+pub mod handle_testsuite;
+#[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use handle::{HandleRecord, HandleStore};
 pub use identity::{
     AUDIT_GENESIS_HASH, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditOutcome,
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
