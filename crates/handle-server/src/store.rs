@@ -326,7 +326,7 @@ fn decode_values(rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
         .collect()
 }
 
-fn check_unique(values: &[HandleValue]) -> Result<(), StoreError> {
+pub(crate) fn check_unique(values: &[HandleValue]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::with_capacity(values.len());
     for v in values {
         if !seen.insert(v.index) {
@@ -385,33 +385,44 @@ impl MemoryStore {
             .sum()
     }
 
-    fn mutate(
+    pub(crate) fn hash_of(&self, name: &str) -> u64 {
+        self.hash(name.as_bytes())
+    }
+
+    /// Computes the record `f` makes of `handle` without applying it.
+    pub(crate) fn prepare(
         &self,
+        hash: u64,
         handle: &str,
         f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
-    ) -> Result<bool, StoreError> {
-        let hash = self.hash(handle.as_bytes());
-        let mut shard = self
+    ) -> Result<Prepared, StoreError> {
+        let shard = self
             .shard(hash)
+            .read()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        prepare_in(&shard, hash, handle, f)
+    }
+
+    /// Applies a prepared change.
+    pub(crate) fn apply(&self, prepared: Prepared) -> Result<bool, StoreError> {
+        let mut shard = self
+            .shard(prepared.hash)
             .write()
             .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        let existing = shard.find(hash, handle);
-        let (name, current) = match existing {
-            Some(l) => {
-                let rec = shard.arena.record(l);
-                (
-                    String::from_utf8_lossy(record_name(rec)).into_owned(),
-                    Some(decode_values(rec)?),
-                )
-            }
-            None => (handle.to_owned(), None),
-        };
-        let existed = current.is_some();
+        Ok(self.apply_in(&mut shard, prepared))
+    }
+
+    fn apply_in(&self, shard: &mut Shard, prepared: Prepared) -> bool {
         let hasher = |n: &[u8]| self.hash(n);
-        match f(current)? {
-            Some(mut values) => {
-                values.sort_by_key(|v| v.index);
-                shard.upsert(hash, &name, &encode_record(&name, &values), &hasher);
+        let Prepared {
+            hash,
+            name,
+            record,
+            existed,
+        } = prepared;
+        match record {
+            Some(record) => {
+                shard.upsert(hash, &name, &record, &hasher);
                 if !existed {
                     self.count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -422,8 +433,105 @@ impl MemoryStore {
                 }
             }
         }
-        Ok(!existed)
+        !existed
     }
+
+    /// Inserts (or replaces) a handle from its stored form: `values` is the wire encoding of
+    /// `count` values, checked before it is accepted. Used when loading a durable store.
+    pub fn insert_encoded(&self, name: &str, count: u32, values: &[u8]) -> Result<(), StoreError> {
+        let mut n = 0u32;
+        for v in handle_proto::value::raw_values(values) {
+            v.map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?;
+            n += 1;
+        }
+        if n != count || name.len() > usize::from(u16::MAX) {
+            return Err(StoreError::Corrupt(format!(
+                "{name}: {count} values announced, {n} stored"
+            )));
+        }
+        let mut record = Vec::with_capacity(10 + name.len() + values.len());
+        record.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        record.extend_from_slice(name.as_bytes());
+        record.extend_from_slice(&count.to_be_bytes());
+        record.extend_from_slice(&(values.len() as u32).to_be_bytes());
+        record.extend_from_slice(values);
+        let hash = self.hash(name.as_bytes());
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let existed = shard.find(hash, name).is_some();
+        self.apply_in(
+            &mut shard,
+            Prepared {
+                hash,
+                name: name.to_owned(),
+                record: Some(record),
+                existed,
+            },
+        );
+        Ok(())
+    }
+
+    fn mutate(
+        &self,
+        handle: &str,
+        f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let hash = self.hash(handle.as_bytes());
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let prepared = prepare_in(&shard, hash, handle, f)?;
+        Ok(self.apply_in(&mut shard, prepared))
+    }
+}
+
+/// A computed but not yet applied change of one handle.
+pub(crate) struct Prepared {
+    hash: u64,
+    /// The handle's name (as first created, if it exists).
+    pub(crate) name: String,
+    /// The new record (`None`: delete).
+    record: Option<Vec<u8>>,
+    existed: bool,
+}
+
+impl Prepared {
+    /// The new values' count and wire encoding, or `None` for a deletion.
+    pub(crate) fn values(&self) -> Option<(u32, &[u8])> {
+        self.record.as_deref().map(record_values)
+    }
+}
+
+fn prepare_in(
+    shard: &Shard,
+    hash: u64,
+    handle: &str,
+    f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
+) -> Result<Prepared, StoreError> {
+    let (name, current) = match shard.find(hash, handle) {
+        Some(l) => {
+            let rec = shard.arena.record(l);
+            (
+                String::from_utf8_lossy(record_name(rec)).into_owned(),
+                Some(decode_values(rec)?),
+            )
+        }
+        None => (handle.to_owned(), None),
+    };
+    let existed = current.is_some();
+    let record = f(current)?.map(|mut values| {
+        values.sort_by_key(|v| v.index);
+        encode_record(&name, &values)
+    });
+    Ok(Prepared {
+        hash,
+        name,
+        record,
+        existed,
+    })
 }
 
 impl HandleStore for MemoryStore {
@@ -464,60 +572,25 @@ impl HandleStore for MemoryStore {
         mode: CreateMode,
     ) -> Result<bool, StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| match (cur, mode) {
-            (Some(_), CreateMode::FailIfExists) => Err(StoreError::AlreadyExists),
-            _ => Ok(Some(values.to_vec())),
-        })
+        self.mutate(handle, ops::create(values, mode))
     }
 
     fn delete(&self, handle: &str) -> Result<(), StoreError> {
-        self.mutate(handle, |cur| cur.map(|_| None).ok_or(StoreError::NotFound))
-            .map(|_| ())
+        self.mutate(handle, ops::delete).map(|_| ())
     }
 
     fn add_values(&self, handle: &str, values: &[HandleValue]) -> Result<(), StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for v in values {
-                if cur.iter().any(|c| c.index == v.index) {
-                    return Err(StoreError::ValueExists(v.index));
-                }
-            }
-            cur.extend_from_slice(values);
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::add(values)).map(|_| ())
     }
 
     fn modify_values(&self, handle: &str, values: &[HandleValue]) -> Result<(), StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for v in values {
-                let slot = cur
-                    .iter_mut()
-                    .find(|c| c.index == v.index)
-                    .ok_or(StoreError::ValueNotFound(v.index))?;
-                *slot = v.clone();
-            }
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::modify(values)).map(|_| ())
     }
 
     fn remove_values(&self, handle: &str, indexes: &[u32]) -> Result<(), StoreError> {
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for i in indexes {
-                if !cur.iter().any(|c| c.index == *i) {
-                    return Err(StoreError::ValueNotFound(*i));
-                }
-            }
-            cur.retain(|c| !indexes.contains(&c.index));
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::remove(indexes)).map(|_| ())
     }
 
     fn list(&self, prefix: &str, offset: usize, limit: usize) -> Result<HandlePage, StoreError> {
@@ -581,6 +654,75 @@ impl HandleStore for MemoryStore {
 
     fn handle_count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The mutations of the trait as functions of a handle's current values (`None`: absent) to
+/// its new values (`None`: delete), shared by every implementation built on [`MemoryStore`].
+pub(crate) mod ops {
+    use super::{CreateMode, StoreError};
+    use handle_proto::HandleValue;
+
+    type Values = Option<Vec<HandleValue>>;
+
+    pub(crate) fn create(
+        values: &[HandleValue],
+        mode: CreateMode,
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| match (cur, mode) {
+            (Some(_), CreateMode::FailIfExists) => Err(StoreError::AlreadyExists),
+            _ => Ok(Some(values.to_vec())),
+        }
+    }
+
+    pub(crate) fn delete(cur: Values) -> Result<Values, StoreError> {
+        cur.map(|_| None).ok_or(StoreError::NotFound)
+    }
+
+    pub(crate) fn add(
+        values: &[HandleValue],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for v in values {
+                if cur.iter().any(|c| c.index == v.index) {
+                    return Err(StoreError::ValueExists(v.index));
+                }
+            }
+            cur.extend_from_slice(values);
+            Ok(Some(cur))
+        }
+    }
+
+    pub(crate) fn modify(
+        values: &[HandleValue],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for v in values {
+                let slot = cur
+                    .iter_mut()
+                    .find(|c| c.index == v.index)
+                    .ok_or(StoreError::ValueNotFound(v.index))?;
+                *slot = v.clone();
+            }
+            Ok(Some(cur))
+        }
+    }
+
+    pub(crate) fn remove(
+        indexes: &[u32],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for i in indexes {
+                if !cur.iter().any(|c| c.index == *i) {
+                    return Err(StoreError::ValueNotFound(*i));
+                }
+            }
+            cur.retain(|c| !indexes.contains(&c.index));
+            Ok(Some(cur))
+        }
     }
 }
 
