@@ -37,6 +37,9 @@ pub(crate) struct BenchArgs {
     /// A reference Handle server (e.g. CNRI 7.3 on 127.0.0.1:2641) to measure in the same run.
     #[arg(long)]
     handle_reference: Option<std::net::SocketAddr>,
+    /// Also measure the memory of this many handles in the in-memory index (e.g. 10000000).
+    #[arg(long, default_value_t = 0)]
+    handle_footprint: u32,
     /// Set size of the PSI benchmark, as log2 (20 is the target size).
     #[arg(long, default_value_t = 20)]
     psi_log2: u32,
@@ -94,6 +97,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_count,
                 args.handle_seconds,
                 args.handle_reference,
+                args.handle_footprint,
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
             "cpn" => cpn::run()?,
