@@ -229,6 +229,164 @@ impl Arena {
 struct Shard {
     table: hashbrown::HashTable<u64>,
     arena: Arena,
+    pool: Pool,
+}
+
+/// Interned values of one shard: identical values (typically HS_ADMIN and other values shared
+/// by many handles of a prefix) are stored once and referenced by a 2-byte id from records.
+/// Admission is on first sight while the pool has room; an entry is freed when the last record
+/// referring to it is replaced or removed.
+#[derive(Default)]
+struct Pool {
+    slots: Vec<(Box<[u8]>, u32)>,
+    free: Vec<u16>,
+    index: hashbrown::HashTable<u16>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+const POOL_MAX: usize = 4096;
+const INTERN_MAX_LEN: usize = 512;
+/// High bit of a record's value count: the body is in the compact form
+/// (entries `0 u16-len bytes` | `2 u32-len bytes` | `1 u16-id`), not plain wire values.
+const COMPACT: u32 = 0x8000_0000;
+
+impl Pool {
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one(bytes)
+    }
+
+    fn intern(&mut self, bytes: &[u8]) -> Option<u16> {
+        if bytes.len() > INTERN_MAX_LEN {
+            return None;
+        }
+        let hash = self.hash(bytes);
+        let slots = &self.slots;
+        if let Some(&id) = self
+            .index
+            .find(hash, |&id| &*slots[usize::from(id)].0 == bytes)
+        {
+            self.slots[usize::from(id)].1 += 1;
+            return Some(id);
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[usize::from(id)] = (bytes.into(), 1);
+                id
+            }
+            None if self.slots.len() < POOL_MAX => {
+                self.slots.push((bytes.into(), 1));
+                (self.slots.len() - 1) as u16
+            }
+            None => return None,
+        };
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, id, |&x| hasher.hash_one(&*slots[usize::from(x)].0));
+        Some(id)
+    }
+
+    fn release(&mut self, id: u16) {
+        let slot = &mut self.slots[usize::from(id)];
+        slot.1 -= 1;
+        if slot.1 > 0 {
+            return;
+        }
+        let hash = self.hash(&self.slots[usize::from(id)].0);
+        if let Ok(e) = self.index.find_entry(hash, |&x| x == id) {
+            e.remove();
+        }
+        self.slots[usize::from(id)].0 = Box::default();
+        self.free.push(id);
+    }
+
+    fn get(&self, id: u16) -> &[u8] {
+        &self.slots[usize::from(id)].0
+    }
+
+    /// The arena form of a plain record: values shared with other records become references.
+    /// Records without any shared value stay plain.
+    fn compact(&mut self, plain: &[u8]) -> Vec<u8> {
+        let n = u16::from_be_bytes([plain[0], plain[1]]) as usize;
+        let (count, body) = record_values(plain);
+        let mut ids = Vec::with_capacity(count as usize);
+        let mut slices = Vec::with_capacity(count as usize);
+        for v in handle_proto::value::raw_values(body) {
+            let Ok(v) = v else { return plain.to_vec() };
+            ids.push(self.intern(v.bytes));
+            slices.push(v.bytes);
+        }
+        if ids.iter().all(Option::is_none) {
+            return plain.to_vec();
+        }
+        let mut rec = Vec::with_capacity(plain.len());
+        rec.extend_from_slice(&plain[..2 + n]);
+        rec.extend_from_slice(&(count | COMPACT).to_be_bytes());
+        rec.extend_from_slice(&[0; 4]);
+        for (id, bytes) in ids.iter().zip(&slices) {
+            match id {
+                Some(id) => {
+                    rec.push(1);
+                    rec.extend_from_slice(&id.to_be_bytes());
+                }
+                None if bytes.len() <= usize::from(u16::MAX) => {
+                    rec.push(0);
+                    rec.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                    rec.extend_from_slice(bytes);
+                }
+                None => {
+                    rec.push(2);
+                    rec.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    rec.extend_from_slice(bytes);
+                }
+            }
+        }
+        let body_len = (rec.len() - 10 - n) as u32;
+        rec[6 + n..10 + n].copy_from_slice(&body_len.to_be_bytes());
+        rec
+    }
+
+    /// Calls `f` with each entry of a compact body: `Ok(bytes)` inline, `Err(id)` interned.
+    fn entries(body: &[u8], mut f: impl FnMut(Result<&[u8], u16>)) {
+        let mut i = 0;
+        while i < body.len() {
+            match body[i] {
+                1 => {
+                    f(Err(u16::from_be_bytes([body[i + 1], body[i + 2]])));
+                    i += 3;
+                }
+                0 => {
+                    let len = u16::from_be_bytes([body[i + 1], body[i + 2]]) as usize;
+                    f(Ok(&body[i + 3..i + 3 + len]));
+                    i += 3 + len;
+                }
+                _ => {
+                    let len =
+                        u32::from_be_bytes([body[i + 1], body[i + 2], body[i + 3], body[i + 4]])
+                            as usize;
+                    f(Ok(&body[i + 5..i + 5 + len]));
+                    i += 5 + len;
+                }
+            }
+        }
+    }
+
+    /// Drops the references a record holds.
+    fn release_record(&mut self, rec: &[u8]) {
+        let (count, body) = record_values(rec);
+        if count & COMPACT == 0 {
+            return;
+        }
+        let mut ids = Vec::new();
+        Self::entries(body, |e| {
+            if let Err(id) = e {
+                ids.push(id);
+            }
+        });
+        for id in ids {
+            self.release(id);
+        }
+    }
 }
 
 impl Shard {
@@ -240,8 +398,23 @@ impl Shard {
             .copied()
     }
 
+    /// The values of a record in wire form: the body itself, or expanded into `scratch`.
+    fn values<'a>(&'a self, rec: &'a [u8], scratch: &'a mut Vec<u8>) -> (u32, &'a [u8]) {
+        let (count, body) = record_values(rec);
+        if count & COMPACT == 0 {
+            return (count, body);
+        }
+        scratch.clear();
+        Pool::entries(body, |e| match e {
+            Ok(bytes) => scratch.extend_from_slice(bytes),
+            Err(id) => scratch.extend_from_slice(self.pool.get(id)),
+        });
+        (count & !COMPACT, scratch)
+    }
+
     fn upsert(&mut self, hash: u64, name: &str, record: &[u8], hasher: &impl Fn(&[u8]) -> u64) {
-        let new_loc = self.arena.append(record);
+        let record = self.pool.compact(record);
+        let new_loc = self.arena.append(&record);
         let arena = &mut self.arena;
         match self.table.find_entry(hash, |&l| {
             record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())
@@ -249,6 +422,7 @@ impl Shard {
             Ok(mut entry) => {
                 let old = std::mem::replace(entry.get_mut(), new_loc);
                 arena.live_bytes -= arena.record(old).len();
+                self.pool.release_record(arena.record(old));
             }
             Err(_) => {
                 let arena = &self.arena;
@@ -267,6 +441,7 @@ impl Shard {
             Ok(entry) => {
                 let (old, _) = entry.remove();
                 arena.live_bytes -= arena.record(old).len();
+                self.pool.release_record(arena.record(old));
                 true
             }
             Err(_) => false,
@@ -318,8 +493,9 @@ fn encode_record(name: &str, values: &[HandleValue]) -> Vec<u8> {
     rec
 }
 
-fn decode_values(rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
-    let (count, bytes) = record_values(rec);
+fn decode_values(shard: &Shard, rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
+    let mut scratch = Vec::new();
+    let (count, bytes) = shard.values(rec, &mut scratch);
     let mut r = Reader::new(bytes);
     (0..count)
         .map(|_| HandleValue::read(&mut r).map_err(|e| StoreError::Corrupt(e.to_string())))
@@ -516,7 +692,7 @@ fn prepare_in(
             let rec = shard.arena.record(l);
             (
                 String::from_utf8_lossy(record_name(rec)).into_owned(),
-                Some(decode_values(rec)?),
+                Some(decode_values(shard, rec)?),
             )
         }
         None => (handle.to_owned(), None),
@@ -549,11 +725,22 @@ impl HandleStore for MemoryStore {
         let Some(l) = shard.find(hash, handle) else {
             return Ok(None);
         };
-        let (count, bytes) = record_values(shard.arena.record(l));
+        let rec = shard.arena.record(l);
         if filter.indexes.is_empty() && filter.types.is_empty() && !filter.public_only {
-            out.extend_from_slice(bytes);
-            return Ok(Some(count));
+            // The fast path: copy the stored wire bytes (expanding shared values) into `out`.
+            let (count, body) = record_values(rec);
+            if count & COMPACT == 0 {
+                out.extend_from_slice(body);
+            } else {
+                Pool::entries(body, |e| match e {
+                    Ok(bytes) => out.extend_from_slice(bytes),
+                    Err(id) => out.extend_from_slice(shard.pool.get(id)),
+                });
+            }
+            return Ok(Some(count & !COMPACT));
         }
+        let mut scratch = Vec::new();
+        let (_, bytes) = shard.values(rec, &mut scratch);
         let mut n = 0;
         for v in handle_proto::value::raw_values(bytes) {
             let v = v.map_err(|e| StoreError::Corrupt(e.to_string()))?;
