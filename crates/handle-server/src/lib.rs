@@ -2,6 +2,8 @@
 //!
 //! - [`store`]: the `HandleStore` trait, a compact in-memory implementation and a shared
 //!   conformance test suite (`handle_store_test_suite!`) for other backends.
+//! - [`durable`]: [`durable::DurableStore`], the in-memory index written through to the
+//!   platform's durable `store::HandleStore` (SQLite) before a change is acknowledged.
 //! - [`node`]: the operations every front end shares, including the single authorization
 //!   function (HS_ADMIN, HS_VLIST groups, server admins) and the native request processor.
 //! - [`native`]: UDP (one SO_REUSEPORT socket per worker thread, the resolution fast path) and
@@ -11,6 +13,7 @@
 //! - [`server`]: starts all of it from a [`server::ServerConfig`].
 
 pub mod bench;
+pub mod durable;
 pub mod native;
 pub mod node;
 pub mod rest;

@@ -46,6 +46,22 @@ pub fn router(state: Arc<RestState>) -> Router {
         .with_state(state)
 }
 
+/// The routes the platform mounts in its one HTTP API: `/api/handles`, `/api/prefixes` and the
+/// proxy resolver under `/hdl/{handle}` (the root path belongs to the platform there).
+/// Reads are public and writes authenticate with Handle.Net's own Basic/HS_SECKEY scheme, as
+/// on a Handle.Net server, so the platform mounts these among its public routes.
+pub fn platform_router<S: Clone + Send + Sync + 'static>(state: Arc<RestState>) -> Router<S> {
+    Router::new()
+        .route("/api/handles", get(list_handles))
+        .route(
+            "/api/handles/{*handle}",
+            get(get_handle).put(put_handle).delete(delete_handle),
+        )
+        .route("/api/prefixes", get(list_prefixes))
+        .route("/hdl/{*handle}", get(proxy))
+        .with_state(state)
+}
+
 struct Params(Vec<(String, String)>);
 
 impl Params {

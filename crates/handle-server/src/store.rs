@@ -229,6 +229,164 @@ impl Arena {
 struct Shard {
     table: hashbrown::HashTable<u64>,
     arena: Arena,
+    pool: Pool,
+}
+
+/// Interned values of one shard: identical values (typically HS_ADMIN and other values shared
+/// by many handles of a prefix) are stored once and referenced by a 2-byte id from records.
+/// Admission is on first sight while the pool has room; an entry is freed when the last record
+/// referring to it is replaced or removed.
+#[derive(Default)]
+struct Pool {
+    slots: Vec<(Box<[u8]>, u32)>,
+    free: Vec<u16>,
+    index: hashbrown::HashTable<u16>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+const POOL_MAX: usize = 4096;
+const INTERN_MAX_LEN: usize = 512;
+/// High bit of a record's value count: the body is in the compact form
+/// (entries `0 u16-len bytes` | `2 u32-len bytes` | `1 u16-id`), not plain wire values.
+const COMPACT: u32 = 0x8000_0000;
+
+impl Pool {
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one(bytes)
+    }
+
+    fn intern(&mut self, bytes: &[u8]) -> Option<u16> {
+        if bytes.len() > INTERN_MAX_LEN {
+            return None;
+        }
+        let hash = self.hash(bytes);
+        let slots = &self.slots;
+        if let Some(&id) = self
+            .index
+            .find(hash, |&id| &*slots[usize::from(id)].0 == bytes)
+        {
+            self.slots[usize::from(id)].1 += 1;
+            return Some(id);
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[usize::from(id)] = (bytes.into(), 1);
+                id
+            }
+            None if self.slots.len() < POOL_MAX => {
+                self.slots.push((bytes.into(), 1));
+                (self.slots.len() - 1) as u16
+            }
+            None => return None,
+        };
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, id, |&x| hasher.hash_one(&*slots[usize::from(x)].0));
+        Some(id)
+    }
+
+    fn release(&mut self, id: u16) {
+        let slot = &mut self.slots[usize::from(id)];
+        slot.1 -= 1;
+        if slot.1 > 0 {
+            return;
+        }
+        let hash = self.hash(&self.slots[usize::from(id)].0);
+        if let Ok(e) = self.index.find_entry(hash, |&x| x == id) {
+            e.remove();
+        }
+        self.slots[usize::from(id)].0 = Box::default();
+        self.free.push(id);
+    }
+
+    fn get(&self, id: u16) -> &[u8] {
+        &self.slots[usize::from(id)].0
+    }
+
+    /// The arena form of a plain record: values shared with other records become references.
+    /// Records without any shared value stay plain.
+    fn compact(&mut self, plain: &[u8]) -> Vec<u8> {
+        let n = u16::from_be_bytes([plain[0], plain[1]]) as usize;
+        let (count, body) = record_values(plain);
+        let mut ids = Vec::with_capacity(count as usize);
+        let mut slices = Vec::with_capacity(count as usize);
+        for v in handle_proto::value::raw_values(body) {
+            let Ok(v) = v else { return plain.to_vec() };
+            ids.push(self.intern(v.bytes));
+            slices.push(v.bytes);
+        }
+        if ids.iter().all(Option::is_none) {
+            return plain.to_vec();
+        }
+        let mut rec = Vec::with_capacity(plain.len());
+        rec.extend_from_slice(&plain[..2 + n]);
+        rec.extend_from_slice(&(count | COMPACT).to_be_bytes());
+        rec.extend_from_slice(&[0; 4]);
+        for (id, bytes) in ids.iter().zip(&slices) {
+            match id {
+                Some(id) => {
+                    rec.push(1);
+                    rec.extend_from_slice(&id.to_be_bytes());
+                }
+                None if bytes.len() <= usize::from(u16::MAX) => {
+                    rec.push(0);
+                    rec.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                    rec.extend_from_slice(bytes);
+                }
+                None => {
+                    rec.push(2);
+                    rec.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    rec.extend_from_slice(bytes);
+                }
+            }
+        }
+        let body_len = (rec.len() - 10 - n) as u32;
+        rec[6 + n..10 + n].copy_from_slice(&body_len.to_be_bytes());
+        rec
+    }
+
+    /// Calls `f` with each entry of a compact body: `Ok(bytes)` inline, `Err(id)` interned.
+    fn entries(body: &[u8], mut f: impl FnMut(Result<&[u8], u16>)) {
+        let mut i = 0;
+        while i < body.len() {
+            match body[i] {
+                1 => {
+                    f(Err(u16::from_be_bytes([body[i + 1], body[i + 2]])));
+                    i += 3;
+                }
+                0 => {
+                    let len = u16::from_be_bytes([body[i + 1], body[i + 2]]) as usize;
+                    f(Ok(&body[i + 3..i + 3 + len]));
+                    i += 3 + len;
+                }
+                _ => {
+                    let len =
+                        u32::from_be_bytes([body[i + 1], body[i + 2], body[i + 3], body[i + 4]])
+                            as usize;
+                    f(Ok(&body[i + 5..i + 5 + len]));
+                    i += 5 + len;
+                }
+            }
+        }
+    }
+
+    /// Drops the references a record holds.
+    fn release_record(&mut self, rec: &[u8]) {
+        let (count, body) = record_values(rec);
+        if count & COMPACT == 0 {
+            return;
+        }
+        let mut ids = Vec::new();
+        Self::entries(body, |e| {
+            if let Err(id) = e {
+                ids.push(id);
+            }
+        });
+        for id in ids {
+            self.release(id);
+        }
+    }
 }
 
 impl Shard {
@@ -240,8 +398,23 @@ impl Shard {
             .copied()
     }
 
+    /// The values of a record in wire form: the body itself, or expanded into `scratch`.
+    fn values<'a>(&'a self, rec: &'a [u8], scratch: &'a mut Vec<u8>) -> (u32, &'a [u8]) {
+        let (count, body) = record_values(rec);
+        if count & COMPACT == 0 {
+            return (count, body);
+        }
+        scratch.clear();
+        Pool::entries(body, |e| match e {
+            Ok(bytes) => scratch.extend_from_slice(bytes),
+            Err(id) => scratch.extend_from_slice(self.pool.get(id)),
+        });
+        (count & !COMPACT, scratch)
+    }
+
     fn upsert(&mut self, hash: u64, name: &str, record: &[u8], hasher: &impl Fn(&[u8]) -> u64) {
-        let new_loc = self.arena.append(record);
+        let record = self.pool.compact(record);
+        let new_loc = self.arena.append(&record);
         let arena = &mut self.arena;
         match self.table.find_entry(hash, |&l| {
             record_name(arena.record(l)).eq_ignore_ascii_case(name.as_bytes())
@@ -249,6 +422,7 @@ impl Shard {
             Ok(mut entry) => {
                 let old = std::mem::replace(entry.get_mut(), new_loc);
                 arena.live_bytes -= arena.record(old).len();
+                self.pool.release_record(arena.record(old));
             }
             Err(_) => {
                 let arena = &self.arena;
@@ -267,6 +441,7 @@ impl Shard {
             Ok(entry) => {
                 let (old, _) = entry.remove();
                 arena.live_bytes -= arena.record(old).len();
+                self.pool.release_record(arena.record(old));
                 true
             }
             Err(_) => false,
@@ -318,15 +493,16 @@ fn encode_record(name: &str, values: &[HandleValue]) -> Vec<u8> {
     rec
 }
 
-fn decode_values(rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
-    let (count, bytes) = record_values(rec);
+fn decode_values(shard: &Shard, rec: &[u8]) -> Result<Vec<HandleValue>, StoreError> {
+    let mut scratch = Vec::new();
+    let (count, bytes) = shard.values(rec, &mut scratch);
     let mut r = Reader::new(bytes);
     (0..count)
         .map(|_| HandleValue::read(&mut r).map_err(|e| StoreError::Corrupt(e.to_string())))
         .collect()
 }
 
-fn check_unique(values: &[HandleValue]) -> Result<(), StoreError> {
+pub(crate) fn check_unique(values: &[HandleValue]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::with_capacity(values.len());
     for v in values {
         if !seen.insert(v.index) {
@@ -385,33 +561,44 @@ impl MemoryStore {
             .sum()
     }
 
-    fn mutate(
+    pub(crate) fn hash_of(&self, name: &str) -> u64 {
+        self.hash(name.as_bytes())
+    }
+
+    /// Computes the record `f` makes of `handle` without applying it.
+    pub(crate) fn prepare(
         &self,
+        hash: u64,
         handle: &str,
         f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
-    ) -> Result<bool, StoreError> {
-        let hash = self.hash(handle.as_bytes());
-        let mut shard = self
+    ) -> Result<Prepared, StoreError> {
+        let shard = self
             .shard(hash)
+            .read()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        prepare_in(&shard, hash, handle, f)
+    }
+
+    /// Applies a prepared change.
+    pub(crate) fn apply(&self, prepared: Prepared) -> Result<bool, StoreError> {
+        let mut shard = self
+            .shard(prepared.hash)
             .write()
             .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        let existing = shard.find(hash, handle);
-        let (name, current) = match existing {
-            Some(l) => {
-                let rec = shard.arena.record(l);
-                (
-                    String::from_utf8_lossy(record_name(rec)).into_owned(),
-                    Some(decode_values(rec)?),
-                )
-            }
-            None => (handle.to_owned(), None),
-        };
-        let existed = current.is_some();
+        Ok(self.apply_in(&mut shard, prepared))
+    }
+
+    fn apply_in(&self, shard: &mut Shard, prepared: Prepared) -> bool {
         let hasher = |n: &[u8]| self.hash(n);
-        match f(current)? {
-            Some(mut values) => {
-                values.sort_by_key(|v| v.index);
-                shard.upsert(hash, &name, &encode_record(&name, &values), &hasher);
+        let Prepared {
+            hash,
+            name,
+            record,
+            existed,
+        } = prepared;
+        match record {
+            Some(record) => {
+                shard.upsert(hash, &name, &record, &hasher);
                 if !existed {
                     self.count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -422,8 +609,105 @@ impl MemoryStore {
                 }
             }
         }
-        Ok(!existed)
+        !existed
     }
+
+    /// Inserts (or replaces) a handle from its stored form: `values` is the wire encoding of
+    /// `count` values, checked before it is accepted. Used when loading a durable store.
+    pub fn insert_encoded(&self, name: &str, count: u32, values: &[u8]) -> Result<(), StoreError> {
+        let mut n = 0u32;
+        for v in handle_proto::value::raw_values(values) {
+            v.map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?;
+            n += 1;
+        }
+        if n != count || name.len() > usize::from(u16::MAX) {
+            return Err(StoreError::Corrupt(format!(
+                "{name}: {count} values announced, {n} stored"
+            )));
+        }
+        let mut record = Vec::with_capacity(10 + name.len() + values.len());
+        record.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        record.extend_from_slice(name.as_bytes());
+        record.extend_from_slice(&count.to_be_bytes());
+        record.extend_from_slice(&(values.len() as u32).to_be_bytes());
+        record.extend_from_slice(values);
+        let hash = self.hash(name.as_bytes());
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let existed = shard.find(hash, name).is_some();
+        self.apply_in(
+            &mut shard,
+            Prepared {
+                hash,
+                name: name.to_owned(),
+                record: Some(record),
+                existed,
+            },
+        );
+        Ok(())
+    }
+
+    fn mutate(
+        &self,
+        handle: &str,
+        f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let hash = self.hash(handle.as_bytes());
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let prepared = prepare_in(&shard, hash, handle, f)?;
+        Ok(self.apply_in(&mut shard, prepared))
+    }
+}
+
+/// A computed but not yet applied change of one handle.
+pub(crate) struct Prepared {
+    hash: u64,
+    /// The handle's name (as first created, if it exists).
+    pub(crate) name: String,
+    /// The new record (`None`: delete).
+    record: Option<Vec<u8>>,
+    existed: bool,
+}
+
+impl Prepared {
+    /// The new values' count and wire encoding, or `None` for a deletion.
+    pub(crate) fn values(&self) -> Option<(u32, &[u8])> {
+        self.record.as_deref().map(record_values)
+    }
+}
+
+fn prepare_in(
+    shard: &Shard,
+    hash: u64,
+    handle: &str,
+    f: impl FnOnce(Option<Vec<HandleValue>>) -> Result<Option<Vec<HandleValue>>, StoreError>,
+) -> Result<Prepared, StoreError> {
+    let (name, current) = match shard.find(hash, handle) {
+        Some(l) => {
+            let rec = shard.arena.record(l);
+            (
+                String::from_utf8_lossy(record_name(rec)).into_owned(),
+                Some(decode_values(shard, rec)?),
+            )
+        }
+        None => (handle.to_owned(), None),
+    };
+    let existed = current.is_some();
+    let record = f(current)?.map(|mut values| {
+        values.sort_by_key(|v| v.index);
+        encode_record(&name, &values)
+    });
+    Ok(Prepared {
+        hash,
+        name,
+        record,
+        existed,
+    })
 }
 
 impl HandleStore for MemoryStore {
@@ -441,11 +725,22 @@ impl HandleStore for MemoryStore {
         let Some(l) = shard.find(hash, handle) else {
             return Ok(None);
         };
-        let (count, bytes) = record_values(shard.arena.record(l));
+        let rec = shard.arena.record(l);
         if filter.indexes.is_empty() && filter.types.is_empty() && !filter.public_only {
-            out.extend_from_slice(bytes);
-            return Ok(Some(count));
+            // The fast path: copy the stored wire bytes (expanding shared values) into `out`.
+            let (count, body) = record_values(rec);
+            if count & COMPACT == 0 {
+                out.extend_from_slice(body);
+            } else {
+                Pool::entries(body, |e| match e {
+                    Ok(bytes) => out.extend_from_slice(bytes),
+                    Err(id) => out.extend_from_slice(shard.pool.get(id)),
+                });
+            }
+            return Ok(Some(count & !COMPACT));
         }
+        let mut scratch = Vec::new();
+        let (_, bytes) = shard.values(rec, &mut scratch);
         let mut n = 0;
         for v in handle_proto::value::raw_values(bytes) {
             let v = v.map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -464,60 +759,25 @@ impl HandleStore for MemoryStore {
         mode: CreateMode,
     ) -> Result<bool, StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| match (cur, mode) {
-            (Some(_), CreateMode::FailIfExists) => Err(StoreError::AlreadyExists),
-            _ => Ok(Some(values.to_vec())),
-        })
+        self.mutate(handle, ops::create(values, mode))
     }
 
     fn delete(&self, handle: &str) -> Result<(), StoreError> {
-        self.mutate(handle, |cur| cur.map(|_| None).ok_or(StoreError::NotFound))
-            .map(|_| ())
+        self.mutate(handle, ops::delete).map(|_| ())
     }
 
     fn add_values(&self, handle: &str, values: &[HandleValue]) -> Result<(), StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for v in values {
-                if cur.iter().any(|c| c.index == v.index) {
-                    return Err(StoreError::ValueExists(v.index));
-                }
-            }
-            cur.extend_from_slice(values);
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::add(values)).map(|_| ())
     }
 
     fn modify_values(&self, handle: &str, values: &[HandleValue]) -> Result<(), StoreError> {
         check_unique(values)?;
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for v in values {
-                let slot = cur
-                    .iter_mut()
-                    .find(|c| c.index == v.index)
-                    .ok_or(StoreError::ValueNotFound(v.index))?;
-                *slot = v.clone();
-            }
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::modify(values)).map(|_| ())
     }
 
     fn remove_values(&self, handle: &str, indexes: &[u32]) -> Result<(), StoreError> {
-        self.mutate(handle, |cur| {
-            let mut cur = cur.ok_or(StoreError::NotFound)?;
-            for i in indexes {
-                if !cur.iter().any(|c| c.index == *i) {
-                    return Err(StoreError::ValueNotFound(*i));
-                }
-            }
-            cur.retain(|c| !indexes.contains(&c.index));
-            Ok(Some(cur))
-        })
-        .map(|_| ())
+        self.mutate(handle, ops::remove(indexes)).map(|_| ())
     }
 
     fn list(&self, prefix: &str, offset: usize, limit: usize) -> Result<HandlePage, StoreError> {
@@ -581,6 +841,75 @@ impl HandleStore for MemoryStore {
 
     fn handle_count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The mutations of the trait as functions of a handle's current values (`None`: absent) to
+/// its new values (`None`: delete), shared by every implementation built on [`MemoryStore`].
+pub(crate) mod ops {
+    use super::{CreateMode, StoreError};
+    use handle_proto::HandleValue;
+
+    type Values = Option<Vec<HandleValue>>;
+
+    pub(crate) fn create(
+        values: &[HandleValue],
+        mode: CreateMode,
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| match (cur, mode) {
+            (Some(_), CreateMode::FailIfExists) => Err(StoreError::AlreadyExists),
+            _ => Ok(Some(values.to_vec())),
+        }
+    }
+
+    pub(crate) fn delete(cur: Values) -> Result<Values, StoreError> {
+        cur.map(|_| None).ok_or(StoreError::NotFound)
+    }
+
+    pub(crate) fn add(
+        values: &[HandleValue],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for v in values {
+                if cur.iter().any(|c| c.index == v.index) {
+                    return Err(StoreError::ValueExists(v.index));
+                }
+            }
+            cur.extend_from_slice(values);
+            Ok(Some(cur))
+        }
+    }
+
+    pub(crate) fn modify(
+        values: &[HandleValue],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for v in values {
+                let slot = cur
+                    .iter_mut()
+                    .find(|c| c.index == v.index)
+                    .ok_or(StoreError::ValueNotFound(v.index))?;
+                *slot = v.clone();
+            }
+            Ok(Some(cur))
+        }
+    }
+
+    pub(crate) fn remove(
+        indexes: &[u32],
+    ) -> impl FnOnce(Values) -> Result<Values, StoreError> + '_ {
+        move |cur| {
+            let mut cur = cur.ok_or(StoreError::NotFound)?;
+            for i in indexes {
+                if !cur.iter().any(|c| c.index == *i) {
+                    return Err(StoreError::ValueNotFound(*i));
+                }
+            }
+            cur.retain(|c| !indexes.contains(&c.index));
+            Ok(Some(cur))
+        }
     }
 }
 

@@ -78,6 +78,8 @@ impl Default for NgsiConfig {
             max_limit: 1000,
         }
     }
+    /// The Handle System node.
+    pub handle: HandleConfig,
 }
 
 /// `[http]`
@@ -272,6 +274,40 @@ impl Default for ComputeConfig {
             slurm_token_file: None,
             slurm_workdir: None,
             slurm_partition: "debug".to_owned(),
+/// Default native (UDP and TCP) address of the Handle System node: the protocol's port 2641,
+/// loopback only.
+pub const DEFAULT_HANDLE_LISTEN: &str = "127.0.0.1:2641";
+
+/// `[handle]`: the Handle System node (native UDP/TCP protocol and the Handle.Net REST API
+/// under `/api/handles`). On by default. If the default port is taken, `serve` goes on without
+/// the native listener (a warning names the key); an explicitly configured `listen` that
+/// cannot be bound is an error.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandleConfig {
+    /// Run the node at all.
+    pub enabled: bool,
+    /// Native UDP+TCP address, `IP:PORT` (port 0: any free port, for tests).
+    pub listen: String,
+    /// Prefixes homed on this node; each gets `0.NA/<prefix>` and the administrator handle
+    /// `<prefix>/ADMIN` whose secret key (HS_SECKEY, index 300) is read from
+    /// `admin_secret_file`.
+    pub prefixes: Vec<String>,
+    /// File holding the administrators' secret key (first line). Unset: a random one is
+    /// created in `<data_dir>/secrets/handle-admin.secret` (owner-only). Never logged.
+    pub admin_secret_file: Option<PathBuf>,
+    /// UDP worker threads; 0: one per CPU.
+    pub udp_workers: usize,
+}
+
+impl Default for HandleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: DEFAULT_HANDLE_LISTEN.to_owned(),
+            prefixes: vec!["21.T999".to_owned()],
+            admin_secret_file: None,
+            udp_workers: 0,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod compute;
 mod engine;
+mod handle;
 mod identity;
 mod migrations;
 mod secure;

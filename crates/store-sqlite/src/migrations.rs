@@ -8,6 +8,7 @@ use store::{StoreError, StoreResult};
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("identity", include_str!("../migrations/0001_identity.sql")),
     ("ngsi", include_str!("../migrations/0002_ngsi.sql")),
+    ("handle", include_str!("../migrations/0003_handle.sql")),
     ("compute", include_str!("../migrations/0004_compute.sql")),
     ("secure", include_str!("../migrations/0005_secure.sql")),
 ];

@@ -17,6 +17,7 @@
 
 mod compute;
 mod error;
+mod handle;
 mod identity;
 mod secure;
 mod types;
@@ -27,11 +28,13 @@ mod ngsi;
 
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
+pub mod handle_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use compute::{ComputeStore, JobEventRecord, JobRecord, QuotaRecord, SiteRecord};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
+pub use handle::{HandleRecord, HandleStore};
 pub use identity::{
     AUDIT_GENESIS_HASH, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditOutcome,
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,

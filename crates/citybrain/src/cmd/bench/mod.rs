@@ -41,6 +41,9 @@ pub(crate) struct BenchArgs {
     /// Entities stored for the `ngsi-ld` benchmark.
     #[arg(long, default_value_t = 100_000)]
     ngsi_entities: usize,
+    /// Also measure the memory of this many handles in the in-memory index (e.g. 10000000).
+    #[arg(long, default_value_t = 0)]
+    handle_footprint: u32,
     /// Set size of the PSI benchmark, as log2 (20 is the target size).
     #[arg(long, default_value_t = 20)]
     psi_log2: u32,
@@ -106,6 +109,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_count,
                 args.handle_seconds,
                 args.handle_reference,
+                args.handle_footprint,
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
             "ngsi-ld" => ngsi::run(args.ngsi_entities)?,
