@@ -99,14 +99,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         runs.len()
     );
     println!(
-        "  ATT {:.2} s, vehicle-steps {}, running at end {}, CPU median {:.4} s (min {:.4}), {:.1} M vehicle-updates/CPU-s, runs identical: {}",
+        "  ATT {:.2} s, vehicle-steps {}, running at end {}, CPU median {:.4} s (min {:.4}), {:.1} M vehicle-updates/CPU-s, runs identical: {}, fingerprint {:016x}",
         first.metrics.average_travel_time,
         first.metrics.vehicle_steps,
         first.metrics.running,
         median,
         cpu[0],
         first.metrics.vehicle_steps as f64 / median / 1e6,
-        identical
+        identical,
+        first.fingerprint
     );
 
     let mut cityflow_cpu = None;
@@ -171,13 +172,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vehicles
     );
     println!(
-        "  CPU {:.3} s, vehicle-steps {}, {:.1} M vehicle-updates/CPU-s, ATT {:.1} s, trips {}, running at end {}",
+        "  CPU {:.3} s, vehicle-steps {}, {:.1} M vehicle-updates/CPU-s, ATT {:.1} s, trips {}, running at end {}, fingerprint {:016x}",
         city_run.cpu_seconds,
         city_run.metrics.vehicle_steps,
         city_run.vehicle_updates_per_cpu_second / 1e6,
         city_run.metrics.average_travel_time,
         city_run.metrics.trips_finished,
-        city_run.metrics.running
+        city_run.metrics.running,
+        city_run.fingerprint
     );
 
     // Parallel episodes: 4 JN1 episodes on 1 thread, then on 2.

@@ -1007,7 +1007,7 @@ impl State {
         let mut sp = veh.p.max_speed;
         sp = min2(sp, speed + veh.p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
-        sp = min2(sp, veh.car_follow_speed(leader_info, dt));
+        sp = veh.car_follow_min(leader_info, dt, sp);
         // isIntersectionRelated
         let related = drivable >= nl
             || (next != NONE && next >= nl && length - dis <= veh.p.approach_distance);

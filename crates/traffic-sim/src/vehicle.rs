@@ -40,6 +40,9 @@ pub(crate) struct Params {
     /// dF = `usual_neg_acc`: the same operations CityFlow does per call, done once.
     pub(crate) nc_max: (f64, f64),
     pub(crate) nc_usual: (f64, f64),
+    /// `1 / k` of `nc_max` and `nc_usual` (approximate; only used for bounds).
+    pub(crate) nc_max_inv_k: f64,
+    pub(crate) nc_usual_inv_k: f64,
 }
 
 impl Params {
@@ -64,6 +67,8 @@ impl Params {
             leader_search_distance: horizon,
             nc_max: nc_coefficients(spec.max_neg_acc),
             nc_usual: nc_coefficients(spec.usual_neg_acc),
+            nc_max_inv_k: 1.0 / nc_coefficients(spec.max_neg_acc).1,
+            nc_usual_inv_k: 1.0 / nc_coefficients(spec.usual_neg_acc).1,
         }
     }
 }
@@ -342,6 +347,79 @@ impl Vehicle {
     }
 }
 
+impl Vehicle {
+    /// `min2(bound, car_follow_speed(leader, interval))`, bit-identical, but skipping each of
+    /// the two square roots of `getNoCollisionSpeed` when a cheap bound proves its term cannot
+    /// be the minimum.
+    ///
+    /// Every term is finite here (a square root is only taken of a non-negative argument), and
+    /// the minimum of finite numbers does not depend on the order it is taken in, so leaving
+    /// out a term that is strictly larger than another one gives the same bits. A root term
+    /// `k * (sqrt(D) - b)` is left out only when `sqrt(D)` exceeds `bound / k + b` by a
+    /// relative and absolute margin of 1e-9, many orders of magnitude above the rounding error
+    /// of either side.
+    #[inline]
+    pub(crate) fn car_follow_min(
+        &self,
+        leader: Option<(f64, f64, f64)>,
+        interval: f64,
+        bound: f64,
+    ) -> f64 {
+        let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
+            return min2(bound, self.p.max_speed);
+        };
+        let half_vl2 = 0.5 * leader_speed * leader_speed;
+        let brake_max = half_vl2 / leader_max_neg;
+        let brake_usual = if leader_usual_neg == leader_max_neg {
+            brake_max
+        } else {
+            half_vl2 / leader_usual_neg
+        };
+        let assume_decel = if self.speed > leader_speed {
+            self.speed - leader_speed
+        } else {
+            0.0
+        };
+        let headway = (self.gap + (leader_speed + assume_decel / 2.0) * interval
+            - self.speed * interval / 2.0)
+            / (self.p.headway_time + interval / 2.0);
+        // The square-root-free terms first.
+        let b = 0.5 * interval;
+        let tail = |target_gap: f64| {
+            let t = 2.0 * (self.gap - target_gap);
+            if interval == 1.0 { t } else { t / interval }
+        };
+        let v2_max = 2.0 * leader_speed - leader_max_neg * interval + tail(0.0);
+        let v2_usual = 2.0 * leader_speed - leader_usual_neg * interval + tail(self.p.min_gap);
+        let mut m = min2(min2(min2(bound, headway), v2_max), v2_usual);
+        for (dl_brake, (a, k), inv_k, target_gap) in [
+            (brake_max, self.p.nc_max, self.p.nc_max_inv_k, 0.0),
+            (
+                brake_usual,
+                self.p.nc_usual,
+                self.p.nc_usual_inv_k,
+                self.p.min_gap,
+            ),
+        ] {
+            let c = self.speed * interval / 2.0 + target_gap - dl_brake - self.gap;
+            if b * b < 4.0 * a * c {
+                m = min2(m, -100.0);
+                continue;
+            }
+            let d = b * b - 4.0 * a * c;
+            let t = m * inv_k + b;
+            if t > 0.0 {
+                let s = t * (1.0 + 1e-9) + 1e-9;
+                if d > s * s {
+                    continue;
+                }
+            }
+            m = min2(m, k * (d.sqrt() - b));
+        }
+        m
+    }
+}
+
 /// `getNoCollisionSpeed` with the per-vehicle and per-leader divisions done by the caller:
 /// `brake_l = 0.5 * vl * vl / dl`, `(a, k) = (0.5 / df, 0.5 / a)`. Bit-identical to
 /// [`no_collision_speed`].
@@ -484,6 +562,57 @@ mod tests {
                 "{vl} {dl} {vf} {df} {gap} {tg} {interval}"
             );
         }
+    }
+
+    #[test]
+    fn bounded_car_follow_is_bit_identical() {
+        let mut rng = crate::rng::Mt19937::new(11);
+        let mut u =
+            move |lo: f64, hi: f64| lo + (hi - lo) * f64::from(rng.next_u32()) / 4_294_967_296.0;
+        let mut skipped_both = 0;
+        for i in 0..400_000 {
+            let mut c = car(u(0.0, 15.0));
+            if i % 3 == 0 {
+                let spec = VehicleSpec {
+                    max_neg_acc: u(1.0, 9.0),
+                    usual_neg_acc: u(1.0, 9.0),
+                    min_gap: u(0.0, 5.0),
+                    headway_time: u(0.5, 3.0),
+                    ..VehicleSpec::BENCHMARK
+                };
+                c.p = Params::new(&spec, 1.0);
+            }
+            c.gap = if i % 7 == 0 {
+                u(-3.0, 3.0)
+            } else {
+                u(-5.0, 200.0)
+            };
+            let interval = if i % 5 == 0 { u(0.2, 1.5) } else { 1.0 };
+            let leader = match i % 11 {
+                0 => None,
+                1 => Some((u(0.0, 15.0), 4.5, 4.5)),
+                _ => Some((u(0.0, 15.0), u(1.0, 9.0), u(1.0, 9.0))),
+            };
+            let bound = match i % 4 {
+                0 => u(-3.0, 3.0),
+                1 => u(0.0, 20.0),
+                2 => c.p.max_speed,
+                _ => c.speed + c.p.max_pos_acc * interval,
+            };
+            let reference = min2(bound, c.car_follow_speed(leader, interval));
+            let fast = c.car_follow_min(leader, interval, bound);
+            assert_eq!(
+                reference.to_bits(),
+                fast.to_bits(),
+                "speed {} gap {} interval {interval} leader {leader:?} bound {bound}",
+                c.speed,
+                c.gap
+            );
+            if fast == bound {
+                skipped_both += 1;
+            }
+        }
+        assert!(skipped_both > 10_000);
     }
 
     #[test]
