@@ -102,6 +102,8 @@ pub(crate) struct State {
     lane_change_buffer: Vec<u32>,
     push_buffer: Vec<(u32, f64)>,
     removed: Vec<u32>,
+    /// Per slot, the step (+1) in which the vehicle was removed.
+    removed_stamp: Vec<u64>,
     ended: Vec<u32>,
     /// Drivables some vehicle leaves this step (marked in the action phase).
     dirty: Vec<bool>,
@@ -198,6 +200,7 @@ impl Simulation {
             lane_change_buffer: Vec::with_capacity(1024),
             push_buffer: Vec::with_capacity(1024),
             removed: Vec::with_capacity(256),
+            removed_stamp: vec![0; vehicle_cap],
             ended: Vec::with_capacity(256),
             dirty: vec![false; nd],
             dirty_list: Vec::with_capacity(nd),
@@ -257,8 +260,7 @@ impl Simulation {
         st.notify_cross(sc);
         st.get_action(sc);
         st.update_location(sc);
-        st.update_action(sc);
-        st.update_leaders(sc);
+        st.update_action_and_leaders(sc);
         st.signals.advance(&sc.network, sc.settings.interval);
         st.step += 1;
         st.record_metrics(sc);
@@ -442,6 +444,9 @@ impl State {
             buf: Buffer::default(),
             travelled: 0.0,
             stops: 0,
+            memo_lane: NONE,
+            memo_pos: 0,
+            memo_next: NONE,
         };
         let slot = self.alloc_slot(v);
         self.priorities.insert(priority);
@@ -527,13 +532,54 @@ impl State {
         if d >= nl {
             return net.lane_links[(d - nl) as usize].end_lane;
         }
+        let k = self.route_index(sc, v, d);
+        self.best_link(sc, v, d, k)
+    }
+
+    /// The route position of lane `d`'s road, searching from `v`'s current route position (the
+    /// route's length if it is not on the rest of the route).
+    #[inline]
+    fn route_index(&self, sc: &Scenario, v: u32, d: DrivableId) -> usize {
+        let veh = &self.vehicles[v as usize];
+        let route = &sc.flows[veh.route as usize].route;
+        let road = sc.network.lanes[d as usize].road;
+        let mut k = veh.route_pos as usize;
+        while k < route.len() && route[k] != road {
+            k += 1;
+        }
+        k
+    }
+
+    /// [`State::compute_next`] through a one-entry cache per vehicle. The lane link chosen from
+    /// lane `d` depends only on the vehicle's route, `d` and the route position `k` of `d`'s
+    /// road, so the cache is keyed by `(d, k)`: the leader search looks two drivables ahead every
+    /// step, and the same answer is needed again when the vehicle enters that lane.
+    fn compute_next_cached(&mut self, sc: &Scenario, v: u32, d: DrivableId) -> u32 {
+        let net = &sc.network;
+        let nl = net.lane_count();
+        if d >= nl {
+            return net.lane_links[(d - nl) as usize].end_lane;
+        }
+        let k = self.route_index(sc, v, d);
+        let veh = &self.vehicles[v as usize];
+        if veh.memo_lane == d && veh.memo_pos as usize == k {
+            return veh.memo_next;
+        }
+        let next = self.best_link(sc, v, d, k);
+        let veh = &mut self.vehicles[v as usize];
+        veh.memo_lane = d;
+        veh.memo_pos = k as u32;
+        veh.memo_next = next;
+        next
+    }
+
+    /// The lane link from lane `d` (on route position `k`) that continues `v`'s route.
+    fn best_link(&self, sc: &Scenario, v: u32, d: DrivableId, k: usize) -> u32 {
+        let net = &sc.network;
+        let nl = net.lane_count();
         let veh = &self.vehicles[v as usize];
         let route = &sc.flows[veh.route as usize].route;
         let lane = &net.lanes[d as usize];
-        let mut k = veh.route_pos as usize;
-        while k < route.len() && route[k] != lane.road {
-            k += 1;
-        }
         if k + 1 >= route.len() {
             return NONE;
         }
@@ -565,13 +611,13 @@ impl State {
     }
 
     /// `getNextDrivable(i)`: the `i`-th drivable after the current one along the plan.
-    fn next_drivable(&self, sc: &Scenario, v: u32, i: u32) -> u32 {
+    fn next_drivable(&mut self, sc: &Scenario, v: u32, i: u32) -> u32 {
         let mut d = self.vehicles[v as usize].next;
         for _ in 0..i {
             if d == NONE {
                 return NONE;
             }
-            d = self.compute_next(sc, v, d);
+            d = self.compute_next_cached(sc, v, d);
         }
         d
     }
@@ -1252,20 +1298,60 @@ impl State {
         veh.is_real() && !veh.lc.finished && veh.buf.drivable_set && veh.buf.drivable == NONE
     }
 
+    /// CityFlow's `updateAction` (apply every running vehicle's buffer) followed by
+    /// `updateLeaderAndGap` for every vehicle, in one walk over the vehicle lists.
+    ///
+    /// Applying a buffer reads and writes only that vehicle (and the scenario), so the order the
+    /// buffers are applied in does not matter: walking the lists instead of the slots gives the
+    /// same state. Every running vehicle is on exactly one list (movers were pushed to their new
+    /// list in `update_location`, finished ones removed), so every one is visited once. Within a
+    /// list, the vehicle in front has had its buffer applied by the time its follower's gap is
+    /// taken; the front vehicle of each list looks beyond its drivable, so those are done in a
+    /// second walk once every buffer is applied.
     #[inline(never)]
-    fn update_action(&mut self, sc: &Scenario) {
-        let mut next = self.next_running(0);
+    fn update_action_and_leaders(&mut self, sc: &Scenario) {
+        let stamp = self.step + 1;
+        if self.removed_stamp.len() < self.vehicles.len() {
+            self.removed_stamp.resize(self.vehicles.len(), 0);
+        }
+        for &r in &self.removed {
+            self.removed_stamp[r as usize] = stamp;
+        }
+        let mut next = Self::next_bit(&self.occupied, 0);
         while next != NONE {
-            let v = next;
-            next = self.next_running(v + 1);
-            let veh = &self.vehicles[v as usize];
-            if veh.buf.blocker != NONE && self.removed.contains(&veh.buf.blocker) {
-                let b = &mut self.vehicles[v as usize].buf;
-                b.blocker = NONE;
-                b.blocker_set = true;
+            let d = next as usize;
+            next = Self::next_bit(&self.occupied, next + 1);
+            let n = self.lists[d].len();
+            let mut ahead = NONE;
+            for k in 0..n {
+                let v = self.lists[d][k];
+                let blocker = self.vehicles[v as usize].buf.blocker;
+                if blocker != NONE && self.removed_stamp[blocker as usize] == stamp {
+                    let b = &mut self.vehicles[v as usize].buf;
+                    b.blocker = NONE;
+                    b.blocker_set = true;
+                }
+                self.apply_buffer(sc, v);
+                self.clear_signal(v);
+                if ahead != NONE {
+                    let (ldis, llen) = {
+                        let lv = &self.vehicles[ahead as usize];
+                        (lv.dis, lv.p.len)
+                    };
+                    let veh = &mut self.vehicles[v as usize];
+                    veh.leader = ahead;
+                    veh.gap = ldis - llen - veh.dis;
+                }
+                ahead = v;
             }
-            self.apply_buffer(sc, v);
-            self.clear_signal(v);
+        }
+        let mut next = Self::next_bit(&self.occupied, 0);
+        while next != NONE {
+            let d = next as usize;
+            next = Self::next_bit(&self.occupied, next + 1);
+            if let Some(&first) = self.lists[d].first() {
+                self.update_leader(sc, first, NONE);
+            }
         }
     }
 
@@ -1321,7 +1407,7 @@ impl State {
                 veh.route_pos += 1;
             }
         }
-        let next = self.compute_next(sc, v, d);
+        let next = self.compute_next_cached(sc, v, d);
         self.vehicles[v as usize].next = next;
     }
 

@@ -210,6 +210,11 @@ pub(crate) struct Vehicle {
     pub(crate) travelled: f64,
     /// Number of stops (speed falling below 0.1 m/s).
     pub(crate) stops: u32,
+    /// Routing cache: from lane `memo_lane` at route position `memo_pos`, the route continues
+    /// through drivable `memo_next` (`memo_lane == NONE`: empty).
+    pub(crate) memo_lane: u32,
+    pub(crate) memo_pos: u32,
+    pub(crate) memo_next: u32,
 }
 
 impl Vehicle {
@@ -297,6 +302,7 @@ impl Vehicle {
 
     /// `getCarFollowSpeed` given the leader's speed and decelerations.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn car_follow_speed(&self, leader: Option<(f64, f64, f64)>, interval: f64) -> f64 {
         let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
             return self.p.max_speed;
@@ -425,6 +431,7 @@ impl Vehicle {
 /// [`no_collision_speed`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+#[cfg(test)]
 fn nc_speed(
     vl: f64,
     dl: f64,
@@ -518,6 +525,9 @@ mod tests {
             buf: Buffer::default(),
             travelled: 0.0,
             stops: 0,
+            memo_lane: NONE,
+            memo_pos: 0,
+            memo_next: NONE,
         }
     }
 
