@@ -83,6 +83,9 @@ pub(crate) struct State {
     notified: Vec<u32>,
 
     pub(crate) flow_state: Vec<FlowState>,
+    /// Distinct vehicle parameter sets (vehicles refer to them by `pid`), and each flow's.
+    pub(crate) params: Vec<crate::vehicle::Params>,
+    flow_pid: Vec<u32>,
     flow_clock: f64,
     /// Flows not started yet, latest start first (so `pop` gives the next one).
     pending_flows: Vec<u32>,
@@ -161,6 +164,17 @@ impl Simulation {
             sb.cmp(&sa).then(b.cmp(&a))
         });
         let vehicle_cap = flows.len().clamp(64, 1 << 16);
+        let mut params: Vec<crate::vehicle::Params> = Vec::new();
+        let flow_pid = flows
+            .iter()
+            .map(|f| match params.iter().position(|p| *p == f.params) {
+                Some(i) => i as u32,
+                None => {
+                    params.push(f.params);
+                    (params.len() - 1) as u32
+                }
+            })
+            .collect();
         let state = State {
             step: 0,
             rng: Mt19937::new(scenario.settings.seed),
@@ -188,6 +202,8 @@ impl Simulation {
                     valid: true,
                 })
                 .collect(),
+            params,
+            flow_pid,
             flow_clock: 0.0,
             pending_flows: pending,
             active_flows: Vec::with_capacity(64),
@@ -268,6 +284,12 @@ impl Simulation {
 }
 
 impl State {
+    /// Parameters of vehicle `v`.
+    #[inline]
+    pub(crate) fn pv(&self, v: u32) -> &crate::vehicle::Params {
+        &self.params[self.vehicles[v as usize].pid as usize]
+    }
+
     #[inline]
     fn now(&self, sc: &Scenario) -> f64 {
         self.step as f64 * sc.settings.interval
@@ -424,7 +446,7 @@ impl State {
             route: f,
             route_pos: 0,
             last_road: flow.route.last().copied().unwrap_or(NONE),
-            p: flow.params,
+            pid: self.flow_pid[f as usize],
             priority,
             enter_time: self.now(sc),
             speed: 0.0,
@@ -506,7 +528,7 @@ impl State {
         let tail = self.lists[lane as usize].last().copied().unwrap_or(NONE);
         let available = tail == NONE || {
             let t = &self.vehicles[tail as usize];
-            t.dis > t.p.len + self.vehicles[v as usize].p.min_gap
+            t.dis > self.pv(tail).len + self.pv(v).min_gap
         };
         if available {
             self.set_running(v);
@@ -641,14 +663,14 @@ impl State {
         };
         if leader != NONE && self.vehicles[leader as usize].drivable == drivable {
             let l = &self.vehicles[leader as usize];
-            let gap = l.dis - l.p.len - dis;
+            let gap = l.dis - self.params[l.pid as usize].len - dis;
             let veh = &mut self.vehicles[v as usize];
             veh.leader = leader;
             veh.gap = gap;
             return;
         }
         self.vehicles[v as usize].leader = NONE;
-        let horizon = self.vehicles[v as usize].p.leader_search_distance;
+        let horizon = self.pv(v).leader_search_distance;
         let mut acc = net.drivable_length(drivable) - dis;
         let nl = net.lane_count();
         let mut i = 0;
@@ -664,7 +686,7 @@ impl State {
                 for &ll in net.out_links(start_lane) {
                     if let Some(&c) = self.lists[(nl + ll) as usize].last() {
                         let cv = &self.vehicles[c as usize];
-                        let cand_gap = acc + cv.dis - cv.p.len;
+                        let cand_gap = acc + cv.dis - self.params[cv.pid as usize].len;
                         if found == NONE || cand_gap < found_gap {
                             found = c;
                             found_gap = cand_gap;
@@ -679,7 +701,7 @@ impl State {
                 }
             } else if let Some(&l) = self.lists[d as usize].last() {
                 let lv = &self.vehicles[l as usize];
-                let gap = acc + lv.dis - lv.p.len;
+                let gap = acc + lv.dis - self.params[lv.pid as usize].len;
                 let veh = &mut self.vehicles[v as usize];
                 veh.leader = l;
                 veh.gap = gap;
@@ -713,7 +735,7 @@ impl State {
                 let (l, v) = (self.lists[d][k - 1], self.lists[d][k]);
                 let (ldis, llen) = {
                     let lv = &self.vehicles[l as usize];
-                    (lv.dis, lv.p.len)
+                    (lv.dis, self.params[lv.pid as usize].len)
                 };
                 let veh = &mut self.vehicles[v as usize];
                 veh.leader = l;
@@ -790,7 +812,7 @@ impl State {
             if let Some(&v) = self.lists[link.end_lane as usize].last() {
                 let veh = &self.vehicles[v as usize];
                 if veh.prev_drivable == d {
-                    let (vdis, vlen) = (veh.dis, veh.p.len);
+                    let (vdis, vlen) = (veh.dis, self.params[veh.pid as usize].len);
                     let veh_distance = vdis - vlen;
                     while r > 0 {
                         let c = crosses[r - 1];
@@ -808,7 +830,7 @@ impl State {
                 let v = self.lists[d as usize][k];
                 let (vdis, vlen) = {
                     let veh = &self.vehicles[v as usize];
-                    (veh.dis, veh.p.len)
+                    (veh.dis, self.params[veh.pid as usize].len)
                 };
                 while r > 0 {
                     let c = crosses[r - 1];
@@ -863,20 +885,22 @@ impl State {
         let d2 = self.notify_distance[cross as usize][1 - i];
         let me = &self.vehicles[v as usize];
         let fv = &self.vehicles[foe as usize];
-        if !me.can_yield(d1) {
+        let fp = &self.params[fv.pid as usize];
+        if !me.can_yield(self.pv(v), d1) {
             return true;
         }
         let dt = sc.settings.interval;
         let reach = |x: &Vehicle, d: f64, turn: bool| {
+            let xp = &self.params[x.pid as usize];
             x.reach_steps(
                 d,
-                if turn { x.p.turn_speed } else { x.p.max_speed },
-                x.p.usual_pos_acc,
+                if turn { xp.turn_speed } else { xp.max_speed },
+                xp.usual_pos_acc,
                 dt,
             )
         };
         let mut yield_ = 0i32;
-        if !fv.can_yield(d2) {
+        if !fv.can_yield(fp, d2) {
             yield_ = 1;
         }
         if yield_ == 0 {
@@ -889,7 +913,7 @@ impl State {
                     if foe_steps > steps {
                         yield_ = -1;
                     }
-                } else if d2 + fv.p.len < 0.0 {
+                } else if d2 + fp.len < 0.0 {
                     yield_ = -1;
                 }
                 if yield_ == 0 {
@@ -914,7 +938,7 @@ impl State {
                     yield_ = if me.link_time < fv.link_time { -1 } else { 1 };
                 }
             } else {
-                yield_ = if d2 + fv.p.len < 0.0 { -1 } else { 1 };
+                yield_ = if d2 + fp.len < 0.0 { -1 } else { 1 };
             }
         }
         if yield_ == 1 {
@@ -943,7 +967,7 @@ impl State {
             None => true,
             Some(&t) => {
                 let tail = &self.vehicles[t as usize];
-                tail.dis > tail.p.len + self.vehicles[v as usize].p.len || tail.speed >= 2.0
+                tail.dis > self.params[tail.pid as usize].len + self.pv(v).len || tail.speed >= 2.0
             }
         }
     }
@@ -957,7 +981,7 @@ impl State {
             let veh = &self.vehicles[v as usize];
             (veh.drivable, veh.dis, veh.next)
         };
-        let mut sp = self.vehicles[v as usize].p.max_speed;
+        let mut sp = self.pv(v).max_speed;
         let mut link = NONE;
         let remaining = net.drivable_length(drivable) - dis;
         if next != NONE && next >= nl {
@@ -966,13 +990,13 @@ impl State {
                 || !self.can_enter(net.lane_links[link as usize].end_lane, v)
             {
                 let veh = &self.vehicles[v as usize];
-                if veh.min_brake_distance() <= remaining {
-                    return min2(sp, veh.stop_before_speed(remaining, dt));
+                if veh.min_brake_distance(self.pv(v)) <= remaining {
+                    return min2(sp, veh.stop_before_speed(self.pv(v), remaining, dt));
                 }
                 // Cannot stop before the line any more: carry on through the link.
             }
             if net.lane_links[link as usize].is_turn {
-                sp = min2(sp, self.vehicles[v as usize].p.turn_speed);
+                sp = min2(sp, self.pv(v).turn_speed);
             }
         }
         if link == NONE && drivable >= nl {
@@ -991,7 +1015,8 @@ impl State {
                 sp = min2(
                     sp,
                     veh.stop_before_speed(
-                        c.distance - distance_to_link_start - veh.p.yield_distance,
+                        self.pv(v),
+                        c.distance - distance_to_link_start - self.pv(v).yield_distance,
                         dt,
                     ),
                 );
@@ -1017,16 +1042,17 @@ impl State {
             return 100.0;
         }
         let safe_before = if s.lc.target_follower != NONE {
-            self.vehicles[s.lc.target_follower as usize].min_brake_distance()
+            self.vehicles[s.lc.target_follower as usize]
+                .min_brake_distance(self.pv(s.lc.target_follower))
         } else {
             0.0
         };
         let gap = s.lc.follower_gap - safe_before;
         let sp = no_collision_speed(
             s.speed,
-            s.p.max_neg_acc,
+            self.params[s.pid as usize].max_neg_acc,
             veh.speed,
-            veh.p.max_neg_acc,
+            self.pv(v).max_neg_acc,
             gap,
             sc.settings.interval,
             0.0,
@@ -1042,7 +1068,8 @@ impl State {
         let veh = &self.vehicles[v as usize];
         let leader_info = if veh.leader != NONE {
             let l = &self.vehicles[veh.leader as usize];
-            Some((l.speed, l.p.max_neg_acc, l.p.usual_neg_acc))
+            let lp = &self.params[l.pid as usize];
+            Some((l.speed, lp.max_neg_acc, lp.usual_neg_acc))
         } else {
             None
         };
@@ -1050,13 +1077,14 @@ impl State {
             (veh.drivable, veh.next, veh.dis, veh.speed, veh.lc.recv);
         let nl = net.lane_count();
         let length = net.drivable_length(drivable);
-        let mut sp = veh.p.max_speed;
-        sp = min2(sp, speed + veh.p.max_pos_acc * dt);
+        let p = &self.params[veh.pid as usize];
+        let mut sp = p.max_speed;
+        sp = min2(sp, speed + p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
-        sp = veh.car_follow_min(leader_info, dt, sp);
+        sp = veh.car_follow_min(p, leader_info, dt, sp);
         // isIntersectionRelated
-        let related = drivable >= nl
-            || (next != NONE && next >= nl && length - dis <= veh.p.approach_distance);
+        let related =
+            drivable >= nl || (next != NONE && next >= nl && length - dis <= p.approach_distance);
         if related {
             sp = min2(sp, self.intersection_speed(sc, v));
         }
@@ -1070,20 +1098,13 @@ impl State {
                 100.0
             },
         );
-        let veh = &self.vehicles[v as usize];
+        let p = self.pv(v);
         if next == NONE && !self.on_last_road(sc, v) {
-            let vn = no_collision_speed(
-                0.0,
-                1.0,
-                speed,
-                veh.p.max_neg_acc,
-                length - dis,
-                dt,
-                veh.p.min_gap,
-            );
+            let vn =
+                no_collision_speed(0.0, 1.0, speed, p.max_neg_acc, length - dis, dt, p.min_gap);
             sp = min2(sp, vn);
         }
-        floor_speed(sp, speed, veh.p.max_neg_acc, dt)
+        floor_speed(sp, speed, p.max_neg_acc, dt)
     }
 
     /// `Vehicle::setDeltaDistance`: moves along the plan, possibly across several drivables.
@@ -1163,7 +1184,7 @@ impl State {
         let veh = &self.vehicles[v as usize];
         let speed = veh.speed;
         let delta = if next_speed < 0.0 {
-            let d = 0.5 * speed * speed / veh.p.max_neg_acc;
+            let d = 0.5 * speed * speed / self.params[veh.pid as usize].max_neg_acc;
             next_speed = 0.0;
             d
         } else {
@@ -1247,7 +1268,7 @@ impl State {
             let trip = self.ended_trip(v);
             let veh = &self.vehicles[v as usize];
             let travel_time = now - veh.enter_time;
-            let delay = travel_time - veh.travelled / veh.p.max_speed;
+            let delay = travel_time - veh.travelled / self.params[veh.pid as usize].max_speed;
             let stops = veh.stops;
             self.metrics
                 .on_vehicle_removed(travel_time, delay, stops, trip);
@@ -1336,7 +1357,7 @@ impl State {
                 if ahead != NONE {
                     let (ldis, llen) = {
                         let lv = &self.vehicles[ahead as usize];
-                        (lv.dis, lv.p.len)
+                        (lv.dis, self.params[lv.pid as usize].len)
                     };
                     let veh = &mut self.vehicles[v as usize];
                     veh.leader = ahead;
@@ -1549,9 +1570,9 @@ impl State {
         let d = veh.drivable;
         if net.is_lane(d) {
             let lane = &net.lanes[d as usize];
-            let len = veh.p.len;
+            let len = self.params[veh.pid as usize].len;
             let gap = veh.gap;
-            let expected_gap = 2.0 * len + 4.0 * dt * veh.p.max_speed;
+            let expected_gap = 2.0 * len + 4.0 * dt * self.params[veh.pid as usize].max_speed;
             if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
                 return;
             }
@@ -1615,7 +1636,7 @@ impl State {
             sc.network.lanes[lane as usize].length - veh.dis
         } else {
             let l = &self.vehicles[leader as usize];
-            l.dis - veh.dis - l.p.len
+            l.dis - veh.dis - self.params[l.pid as usize].len
         }
     }
 
@@ -1634,9 +1655,10 @@ impl State {
             self.send_signal(sc, v);
             if self.plan_change(v) && self.can_change(v) && !self.vehicles[v as usize].lc.changing {
                 let veh = &self.vehicles[v as usize];
-                let safe_after = veh.min_brake_distance();
+                let safe_after = veh.min_brake_distance(self.pv(v));
                 let safe_before = if veh.lc.target_follower != NONE {
-                    self.vehicles[veh.lc.target_follower as usize].min_brake_distance()
+                    self.vehicles[veh.lc.target_follower as usize]
+                        .min_brake_distance(self.pv(veh.lc.target_follower))
                 } else {
                     0.0
                 };
@@ -1670,7 +1692,7 @@ impl State {
             lc.target_follower = NONE;
             return;
         }
-        let (dis, seg, len) = (veh.dis, veh.segment, veh.p.len);
+        let (dis, seg, len) = (veh.dis, veh.segment, self.params[veh.pid as usize].len);
         let mut leader = self.vehicle_after(sc, target, dis, seg);
         let mut leader_gap;
         if leader == NONE {
@@ -1682,16 +1704,16 @@ impl State {
                     let lv = &self.vehicles[l as usize];
                     if lv.dis + rest < gap {
                         gap = lv.dis + rest;
-                        if gap < lv.p.len {
+                        if gap < self.params[lv.pid as usize].len {
                             leader = l;
-                            leader_gap = rest - (lv.p.len - gap);
+                            leader_gap = rest - (self.params[lv.pid as usize].len - gap);
                         }
                     }
                 }
             }
         } else {
             let lv = &self.vehicles[leader as usize];
-            leader_gap = lv.dis - dis - lv.p.len;
+            leader_gap = lv.dis - dis - self.params[lv.pid as usize].len;
         }
         let follower = self.vehicle_before(sc, target, dis, seg);
         let follower_gap = if follower != NONE {
