@@ -111,6 +111,10 @@ pub(crate) struct State {
     /// Drivables some vehicle leaves this step (marked in the action phase).
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
+    /// Drivables whose list got a vehicle inserted since leaders were last recomputed
+    /// (admissions, shadows), with a mark per drivable.
+    inserted: Vec<bool>,
+    inserted_list: Vec<u32>,
 }
 
 /// A running simulation over a shared [`Scenario`].
@@ -220,6 +224,8 @@ impl Simulation {
             ended: Vec::with_capacity(256),
             dirty: vec![false; nd],
             dirty_list: Vec::with_capacity(nd),
+            inserted: vec![false; nd],
+            inserted_list: Vec::with_capacity(nd),
         };
         Simulation { scenario, state }
     }
@@ -271,7 +277,7 @@ impl Simulation {
         if sc.settings.lane_change {
             st.init_segments(sc);
             st.plan_lane_change(sc);
-            st.update_leaders(sc);
+            st.update_leaders_after_insertions(sc);
         }
         st.notify_cross(sc);
         st.get_action(sc);
@@ -469,6 +475,7 @@ impl State {
             memo_lane: NONE,
             memo_pos: 0,
             memo_next: NONE,
+            side_memo: [(NONE, 0, NONE); 2],
         };
         let slot = self.alloc_slot(v);
         self.priorities.insert(priority);
@@ -534,6 +541,7 @@ impl State {
             self.set_running(v);
             self.active += 1;
             self.list_push(lane, v);
+            self.mark_inserted(lane);
             self.update_leader(sc, v, tail);
             self.waiting[lane as usize].pop_front();
             if self.waiting[lane as usize].is_empty() {
@@ -592,6 +600,20 @@ impl State {
         veh.memo_lane = d;
         veh.memo_pos = k as u32;
         veh.memo_next = next;
+        next
+    }
+
+    /// [`State::compute_next`] for a neighbour lane of `v`'s lane (`side` 0 outer, 1 inner),
+    /// through a one-entry cache per side keyed like [`State::compute_next_cached`]: a vehicle
+    /// looking for a lane change asks the same question every step.
+    fn compute_next_side(&mut self, sc: &Scenario, v: u32, d: DrivableId, side: usize) -> u32 {
+        let k = self.route_index(sc, v, d);
+        let (lane, pos, next) = self.vehicles[v as usize].side_memo[side];
+        if lane == d && pos as usize == k {
+            return next;
+        }
+        let next = self.best_link(sc, v, d, k);
+        self.vehicles[v as usize].side_memo[side] = (d, k as u32, next);
         next
     }
 
@@ -715,31 +737,43 @@ impl State {
         }
     }
 
-    /// Every drivable, every vehicle: the leader is the vehicle in front on the same list, or the
-    /// nearest one ahead along the plan.
+    fn mark_inserted(&mut self, d: u32) {
+        if !self.inserted[d as usize] {
+            self.inserted[d as usize] = true;
+            self.inserted_list.push(d);
+        }
+    }
+
+    /// CityFlow's leader pass over every vehicle, when the leaders were all recomputed at the end of the last
+    /// step and since then only insertions into lists happened (admissions from the entry
+    /// buffers, lane-change shadows); nothing moved. A vehicle behind another on the same list
+    /// takes that one as leader with a gap from their positions, so on a list without an
+    /// insertion those values are still the ones computed at the end of the last step: only
+    /// the lists with an insertion, and the front vehicle of every list (whose look-ahead can
+    /// reach a list with an insertion), are recomputed. `update_leader` writes only the
+    /// vehicle's own leader and gap and reads only positions, so the order does not matter.
     #[inline(never)]
-    fn update_leaders(&mut self, sc: &Scenario) {
+    fn update_leaders_after_insertions(&mut self, sc: &Scenario) {
+        for k in 0..self.inserted_list.len() {
+            let d = self.inserted_list[k] as usize;
+            self.inserted[d] = false;
+            let n = self.lists[d].len();
+            for j in 1..n {
+                let (l, v) = (self.lists[d][j - 1], self.lists[d][j]);
+                let ldis = self.vehicles[l as usize].dis;
+                let llen = self.pv(l).len;
+                let veh = &mut self.vehicles[v as usize];
+                veh.leader = l;
+                veh.gap = ldis - llen - veh.dis;
+            }
+        }
+        self.inserted_list.clear();
         let mut next = Self::next_bit(&self.occupied, 0);
         while next != NONE {
             let d = next as usize;
             next = Self::next_bit(&self.occupied, next + 1);
-            let n = self.lists[d].len();
-            if n == 0 {
-                continue;
-            }
-            let first = self.lists[d][0];
-            self.update_leader(sc, first, NONE);
-            // Every vehicle of a list is on that list's drivable, so the one in front is the
-            // leader (the fast path of `updateLeaderAndGap`).
-            for k in 1..n {
-                let (l, v) = (self.lists[d][k - 1], self.lists[d][k]);
-                let (ldis, llen) = {
-                    let lv = &self.vehicles[l as usize];
-                    (lv.dis, self.params[lv.pid as usize].len)
-                };
-                let veh = &mut self.vehicles[v as usize];
-                veh.leader = l;
-                veh.gap = ldis - llen - veh.dis;
+            if let Some(&first) = self.lists[d].first() {
+                self.update_leader(sc, first, NONE);
             }
         }
     }
@@ -1374,6 +1408,11 @@ impl State {
                 self.update_leader(sc, first, NONE);
             }
         }
+        for k in 0..self.inserted_list.len() {
+            let d = self.inserted_list[k] as usize;
+            self.inserted[d] = false;
+        }
+        self.inserted_list.clear();
     }
 
     /// `Vehicle::update`.
@@ -1583,7 +1622,7 @@ impl State {
             self.ensure_segments(sc, d);
             if lane.index + 1 < road_lanes {
                 let outer = d + 1;
-                if on_last || self.compute_next(sc, v, outer) != NONE {
+                if on_last || self.compute_next_side(sc, v, outer, 0) != NONE {
                     self.ensure_segments(sc, outer);
                     outer_est = self.estimate_gap(sc, v, outer);
                     if outer_est > cur_est + len {
@@ -1593,7 +1632,7 @@ impl State {
             }
             if lane.index > 0 {
                 let inner = d - 1;
-                if on_last || self.compute_next(sc, v, inner) != NONE {
+                if on_last || self.compute_next_side(sc, v, inner, 1) != NONE {
                     self.ensure_segments(sc, inner);
                     let inner_est = self.estimate_gap(sc, v, inner);
                     if inner_est > cur_est + len && inner_est > outer_est {
@@ -1802,6 +1841,7 @@ impl State {
             list.len()
         };
         self.lists[target as usize].insert(pos, s);
+        self.mark_inserted(target);
         self.occupied[target as usize / 64] |= 1u64 << (target % 64);
         // Keep the segment runs a partition of the list: the shadow joins segment `seg`.
         let base = self.seg_base[target as usize] as usize;

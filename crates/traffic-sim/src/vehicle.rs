@@ -218,6 +218,8 @@ pub(crate) struct Vehicle {
     pub(crate) memo_lane: u32,
     pub(crate) memo_pos: u32,
     pub(crate) memo_next: u32,
+    /// The same for the outer and the inner neighbour lane (lane-change checks).
+    pub(crate) side_memo: [(u32, u32, u32); 2],
 }
 
 impl Vehicle {
@@ -534,6 +536,7 @@ mod tests {
             memo_lane: NONE,
             memo_pos: 0,
             memo_next: NONE,
+            side_memo: [(NONE, 0, NONE); 2],
         }
     }
 
