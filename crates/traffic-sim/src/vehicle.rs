@@ -169,55 +169,57 @@ pub(crate) struct VehicleName {
 
 /// One vehicle slot. Shadows (the target-lane half of a lane change) are vehicles too, as in
 /// CityFlow.
+///
+/// `repr(C)` with the fields in the order the step touches them: speed, position, leader and
+/// the indices the speed decision reads share the first cache line, the buffer the second,
+/// the lane-change state the third; identity, metrics and caches come last.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(C)]
 pub(crate) struct Vehicle {
-    pub(crate) live: bool,
-    pub(crate) running: bool,
-    pub(crate) name: VehicleName,
-    /// Flow that created it (`NONE` for shadows, which CityFlow creates without a flow).
-    pub(crate) flow: u32,
-    /// Route: index of the flow whose resolved route it follows.
-    pub(crate) route: u32,
-    /// Position in the route (CityFlow's `iCurRoad`).
-    pub(crate) route_pos: u32,
-    /// Last road of the route (`NONE` for an invalid route).
-    pub(crate) last_road: u32,
+    pub(crate) speed: f64,
+    pub(crate) dis: f64,
+    pub(crate) gap: f64,
+    pub(crate) drivable: u32,
+    /// Cached first planned drivable (CityFlow's `planned[0]`), recomputed on every drivable
+    /// change.
+    pub(crate) next: u32,
+    pub(crate) leader: u32,
     /// Index of the vehicle's kinematic parameters in the simulation's parameter table (shared:
     /// every benchmark vehicle has the same ones, and 150 bytes less per vehicle keep the hot
     /// state in cache).
     pub(crate) pid: u32,
-    pub(crate) priority: i32,
-    pub(crate) enter_time: f64,
-
-    pub(crate) speed: f64,
-    pub(crate) dis: f64,
-    pub(crate) drivable: u32,
-    pub(crate) prev_drivable: u32,
-    /// Cached first planned drivable (CityFlow's `planned[0]`), recomputed on every drivable
-    /// change.
-    pub(crate) next: u32,
-    pub(crate) gap: f64,
-    pub(crate) leader: u32,
+    pub(crate) partner: u32,
+    /// Route: index of the flow whose resolved route it follows.
+    pub(crate) route: u32,
+    /// Position in the route (CityFlow's `iCurRoad`).
+    pub(crate) route_pos: u32,
     pub(crate) blocker: u32,
-    pub(crate) link_time: u64,
-
+    pub(crate) live: bool,
+    pub(crate) running: bool,
     /// 0 none, 1 has a shadow, 2 is a shadow.
     pub(crate) partner_type: u8,
-    pub(crate) partner: u32,
-    pub(crate) offset: f64,
-    pub(crate) segment: u32,
-    pub(crate) lc: LaneChangeState,
     pub(crate) buf: Buffer,
-
+    pub(crate) prev_drivable: u32,
+    pub(crate) segment: u32,
+    /// Last road of the route (`NONE` for an invalid route).
+    pub(crate) last_road: u32,
+    pub(crate) priority: i32,
+    pub(crate) lc: LaneChangeState,
+    pub(crate) link_time: u64,
+    pub(crate) offset: f64,
     /// Metres travelled (for delay).
     pub(crate) travelled: f64,
+    pub(crate) enter_time: f64,
     /// Number of stops (speed falling below 0.1 m/s).
     pub(crate) stops: u32,
+    /// Flow that created it (`NONE` for shadows, which CityFlow creates without a flow).
+    pub(crate) flow: u32,
     /// Routing cache: from lane `memo_lane` at route position `memo_pos`, the route continues
     /// through drivable `memo_next` (`memo_lane == NONE`: empty).
     pub(crate) memo_lane: u32,
     pub(crate) memo_pos: u32,
     pub(crate) memo_next: u32,
+    pub(crate) name: VehicleName,
     /// The same for the outer and the inner neighbour lane (lane-change checks).
     pub(crate) side_memo: [(u32, u32, u32); 2],
 }
