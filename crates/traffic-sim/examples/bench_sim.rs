@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use traffic_sim::bench::{Control, run_parallel, run_timed};
+use traffic_sim::bench::{Control, run_parallel_cpu, run_timed};
 use traffic_sim::control::Protocol;
 use traffic_sim::generate::{GridSpec, generate_grid};
 use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
@@ -99,14 +99,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         runs.len()
     );
     println!(
-        "  ATT {:.2} s, vehicle-steps {}, running at end {}, CPU median {:.4} s (min {:.4}), {:.1} M vehicle-updates/CPU-s, runs identical: {}",
+        "  ATT {:.2} s, vehicle-steps {}, running at end {}, CPU median {:.4} s (min {:.4}), {:.1} M vehicle-updates/CPU-s, runs identical: {}, fingerprint {:016x}",
         first.metrics.average_travel_time,
         first.metrics.vehicle_steps,
         first.metrics.running,
         median,
         cpu[0],
         first.metrics.vehicle_steps as f64 / median / 1e6,
-        identical
+        identical,
+        first.fingerprint
     );
 
     let mut cityflow_cpu = None;
@@ -171,20 +172,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vehicles
     );
     println!(
-        "  CPU {:.3} s, vehicle-steps {}, {:.1} M vehicle-updates/CPU-s, ATT {:.1} s, trips {}, running at end {}",
+        "  CPU {:.3} s, vehicle-steps {}, {:.1} M vehicle-updates/CPU-s, ATT {:.1} s, trips {}, running at end {}, fingerprint {:016x}",
         city_run.cpu_seconds,
         city_run.metrics.vehicle_steps,
         city_run.vehicle_updates_per_cpu_second / 1e6,
         city_run.metrics.average_travel_time,
         city_run.metrics.trips_finished,
-        city_run.metrics.running
+        city_run.metrics.running,
+        city_run.fingerprint
     );
 
     // Parallel episodes: 4 JN1 episodes on 1 thread, then on 2.
     let origin = Instant::now();
     let wall = move || origin.elapsed().as_secs_f64();
-    let one = run_parallel(Arc::clone(&jn1), Control::FixedTime, &protocol, 4, 1, &wall);
-    let two = run_parallel(Arc::clone(&jn1), Control::FixedTime, &protocol, 4, 2, &wall);
+    let one_cpu = run_parallel_cpu(
+        Arc::clone(&jn1),
+        Control::FixedTime,
+        &protocol,
+        4,
+        1,
+        &wall,
+        &thread_cpu_seconds,
+    );
+    let two_cpu = run_parallel_cpu(
+        Arc::clone(&jn1),
+        Control::FixedTime,
+        &protocol,
+        4,
+        2,
+        &wall,
+        &thread_cpu_seconds,
+    );
+    let (one, two) = (&one_cpu.run, &two_cpu.run);
+    let cpu_per_episode =
+        |r: &traffic_sim::bench::ParallelCpuRun| r.thread_cpu_seconds.iter().sum::<f64>() / 4.0;
+    println!(
+        "Parallel JN1 episodes, CPU per episode: {:.3} s on 1 thread, {:.3} s on 2 threads (threads: {:?}); load average at start {}",
+        cpu_per_episode(&one_cpu),
+        cpu_per_episode(&two_cpu),
+        two_cpu.thread_cpu_seconds,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     println!(
         "Parallel JN1 episodes: 4 on 1 thread {:.3} s wall, 4 on 2 threads {:.3} s wall -> {:.2}x; identical across runs and thread counts: {}",
         one.wall_seconds,
@@ -217,6 +247,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "one_thread_wall": one.wall_seconds,
                 "two_threads_wall": two.wall_seconds,
                 "speedup": one.wall_seconds / two.wall_seconds,
+                "cpu_per_episode_one_thread": cpu_per_episode(&one_cpu),
+                "cpu_per_episode_two_threads": cpu_per_episode(&two_cpu),
                 "identical": one.all_identical && two.all_identical && one.fingerprints[0] == two.fingerprints[0],
             }
         })

@@ -135,6 +135,63 @@ pub fn run_parallel(
     }
 }
 
+/// [`ParallelRun`] plus the CPU time each thread spent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParallelCpuRun {
+    /// Wall time, fingerprints.
+    pub run: ParallelRun,
+    /// CPU seconds of each worker thread (from `cpu_clock`, read on that thread).
+    pub thread_cpu_seconds: Vec<f64>,
+}
+
+/// [`run_parallel`], also timing each worker thread with `cpu_clock` (which must read the
+/// calling thread's CPU time). Equal per-episode CPU time on 1 and on N threads means the
+/// episodes do not slow each other down (no shared mutable state, false sharing or allocator
+/// contention); the wall-time speed-up then only depends on the cores being free.
+pub fn run_parallel_cpu(
+    scenario: Arc<Scenario>,
+    control: Control,
+    protocol: &Protocol,
+    episodes: usize,
+    threads: usize,
+    wall_clock: &(dyn Fn() -> f64 + Sync),
+    cpu_clock: &(dyn Fn() -> f64 + Sync),
+) -> ParallelCpuRun {
+    let threads = threads.max(1);
+    let start = wall_clock();
+    let mut fingerprints = vec![0u64; episodes];
+    let per = episodes.div_ceil(threads).max(1);
+    let mut thread_cpu_seconds = vec![0.0; episodes.div_ceil(per)];
+    std::thread::scope(|scope| {
+        for (chunk, cpu) in fingerprints
+            .chunks_mut(per)
+            .zip(thread_cpu_seconds.iter_mut())
+        {
+            let scenario = Arc::clone(&scenario);
+            scope.spawn(move || {
+                let c0 = cpu_clock();
+                for slot in chunk.iter_mut() {
+                    let run = run_timed(Arc::clone(&scenario), control, protocol, &|| 0.0);
+                    *slot = run.fingerprint;
+                }
+                *cpu = cpu_clock() - c0;
+            });
+        }
+    });
+    let wall_seconds = wall_clock() - start;
+    let all_identical = fingerprints.windows(2).all(|w| w[0] == w[1]);
+    ParallelCpuRun {
+        run: ParallelRun {
+            threads,
+            episodes,
+            wall_seconds,
+            fingerprints,
+            all_identical,
+        },
+        thread_cpu_seconds,
+    }
+}
+
 impl Simulation {
     /// FNV-1a hash of the dynamic state that matters (time, every live vehicle's slot, drivable,
     /// position and speed bits, signal displays, counters). Equal fingerprints after equal steps

@@ -235,7 +235,7 @@ impl crate::Simulation {
             }
             if v.is_real() {
                 people += 1;
-                delay += (now - v.enter_time) - v.travelled / v.p.max_speed;
+                delay += (now - v.enter_time) - v.travelled / st.params[v.pid as usize].max_speed;
                 stops += u64::from(v.stops);
             }
         }

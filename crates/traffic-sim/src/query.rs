@@ -39,7 +39,7 @@ impl Simulation {
             if veh.speed < WAITING_SPEED {
                 waiting += 1;
                 if in_queue {
-                    queue = (length - (veh.dis - veh.p.len)).max(0.0);
+                    queue = (length - (veh.dis - st.params[veh.pid as usize].len)).max(0.0);
                 }
             } else {
                 in_queue = false;

@@ -89,8 +89,8 @@ impl Simulation {
                 position: pos,
                 heading: dir.y.atan2(dir.x),
                 lane_change: v.lc.last_dir.clamp(-1, 1) as i8,
-                length: v.p.len,
-                width: v.p.width,
+                length: st.params[v.pid as usize].len,
+                width: st.params[v.pid as usize].width,
             });
         }
         frame.lanes.clear();

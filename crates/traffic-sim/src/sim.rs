@@ -83,6 +83,9 @@ pub(crate) struct State {
     notified: Vec<u32>,
 
     pub(crate) flow_state: Vec<FlowState>,
+    /// Distinct vehicle parameter sets (vehicles refer to them by `pid`), and each flow's.
+    pub(crate) params: Vec<crate::vehicle::Params>,
+    flow_pid: Vec<u32>,
     flow_clock: f64,
     /// Flows not started yet, latest start first (so `pop` gives the next one).
     pending_flows: Vec<u32>,
@@ -102,10 +105,16 @@ pub(crate) struct State {
     lane_change_buffer: Vec<u32>,
     push_buffer: Vec<(u32, f64)>,
     removed: Vec<u32>,
+    /// Per slot, the step (+1) in which the vehicle was removed.
+    removed_stamp: Vec<u64>,
     ended: Vec<u32>,
     /// Drivables some vehicle leaves this step (marked in the action phase).
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
+    /// Drivables whose list got a vehicle inserted since leaders were last recomputed
+    /// (admissions, shadows), with a mark per drivable.
+    inserted: Vec<bool>,
+    inserted_list: Vec<u32>,
 }
 
 /// A running simulation over a shared [`Scenario`].
@@ -159,6 +168,17 @@ impl Simulation {
             sb.cmp(&sa).then(b.cmp(&a))
         });
         let vehicle_cap = flows.len().clamp(64, 1 << 16);
+        let mut params: Vec<crate::vehicle::Params> = Vec::new();
+        let flow_pid = flows
+            .iter()
+            .map(|f| match params.iter().position(|p| *p == f.params) {
+                Some(i) => i as u32,
+                None => {
+                    params.push(f.params);
+                    (params.len() - 1) as u32
+                }
+            })
+            .collect();
         let state = State {
             step: 0,
             rng: Mt19937::new(scenario.settings.seed),
@@ -186,6 +206,8 @@ impl Simulation {
                     valid: true,
                 })
                 .collect(),
+            params,
+            flow_pid,
             flow_clock: 0.0,
             pending_flows: pending,
             active_flows: Vec::with_capacity(64),
@@ -198,9 +220,12 @@ impl Simulation {
             lane_change_buffer: Vec::with_capacity(1024),
             push_buffer: Vec::with_capacity(1024),
             removed: Vec::with_capacity(256),
+            removed_stamp: vec![0; vehicle_cap],
             ended: Vec::with_capacity(256),
             dirty: vec![false; nd],
             dirty_list: Vec::with_capacity(nd),
+            inserted: vec![false; nd],
+            inserted_list: Vec::with_capacity(nd),
         };
         Simulation { scenario, state }
     }
@@ -252,13 +277,12 @@ impl Simulation {
         if sc.settings.lane_change {
             st.init_segments(sc);
             st.plan_lane_change(sc);
-            st.update_leaders(sc);
+            st.update_leaders_after_insertions(sc);
         }
         st.notify_cross(sc);
         st.get_action(sc);
         st.update_location(sc);
-        st.update_action(sc);
-        st.update_leaders(sc);
+        st.update_action_and_leaders(sc);
         st.signals.advance(&sc.network, sc.settings.interval);
         st.step += 1;
         st.record_metrics(sc);
@@ -266,6 +290,12 @@ impl Simulation {
 }
 
 impl State {
+    /// Parameters of vehicle `v`.
+    #[inline]
+    pub(crate) fn pv(&self, v: u32) -> &crate::vehicle::Params {
+        &self.params[self.vehicles[v as usize].pid as usize]
+    }
+
     #[inline]
     fn now(&self, sc: &Scenario) -> f64 {
         self.step as f64 * sc.settings.interval
@@ -422,7 +452,7 @@ impl State {
             route: f,
             route_pos: 0,
             last_road: flow.route.last().copied().unwrap_or(NONE),
-            p: flow.params,
+            pid: self.flow_pid[f as usize],
             priority,
             enter_time: self.now(sc),
             speed: 0.0,
@@ -442,6 +472,10 @@ impl State {
             buf: Buffer::default(),
             travelled: 0.0,
             stops: 0,
+            memo_lane: NONE,
+            memo_pos: 0,
+            memo_next: NONE,
+            side_memo: [(NONE, 0, NONE); 2],
         };
         let slot = self.alloc_slot(v);
         self.priorities.insert(priority);
@@ -501,12 +535,13 @@ impl State {
         let tail = self.lists[lane as usize].last().copied().unwrap_or(NONE);
         let available = tail == NONE || {
             let t = &self.vehicles[tail as usize];
-            t.dis > t.p.len + self.vehicles[v as usize].p.min_gap
+            t.dis > self.pv(tail).len + self.pv(v).min_gap
         };
         if available {
             self.set_running(v);
             self.active += 1;
             self.list_push(lane, v);
+            self.mark_inserted(lane);
             self.update_leader(sc, v, tail);
             self.waiting[lane as usize].pop_front();
             if self.waiting[lane as usize].is_empty() {
@@ -527,13 +562,68 @@ impl State {
         if d >= nl {
             return net.lane_links[(d - nl) as usize].end_lane;
         }
+        let k = self.route_index(sc, v, d);
+        self.best_link(sc, v, d, k)
+    }
+
+    /// The route position of lane `d`'s road, searching from `v`'s current route position (the
+    /// route's length if it is not on the rest of the route).
+    #[inline]
+    fn route_index(&self, sc: &Scenario, v: u32, d: DrivableId) -> usize {
+        let veh = &self.vehicles[v as usize];
+        let route = &sc.flows[veh.route as usize].route;
+        let road = sc.network.lanes[d as usize].road;
+        let mut k = veh.route_pos as usize;
+        while k < route.len() && route[k] != road {
+            k += 1;
+        }
+        k
+    }
+
+    /// [`State::compute_next`] through a one-entry cache per vehicle. The lane link chosen from
+    /// lane `d` depends only on the vehicle's route, `d` and the route position `k` of `d`'s
+    /// road, so the cache is keyed by `(d, k)`: the leader search looks two drivables ahead every
+    /// step, and the same answer is needed again when the vehicle enters that lane.
+    fn compute_next_cached(&mut self, sc: &Scenario, v: u32, d: DrivableId) -> u32 {
+        let net = &sc.network;
+        let nl = net.lane_count();
+        if d >= nl {
+            return net.lane_links[(d - nl) as usize].end_lane;
+        }
+        let k = self.route_index(sc, v, d);
+        let veh = &self.vehicles[v as usize];
+        if veh.memo_lane == d && veh.memo_pos as usize == k {
+            return veh.memo_next;
+        }
+        let next = self.best_link(sc, v, d, k);
+        let veh = &mut self.vehicles[v as usize];
+        veh.memo_lane = d;
+        veh.memo_pos = k as u32;
+        veh.memo_next = next;
+        next
+    }
+
+    /// [`State::compute_next`] for a neighbour lane of `v`'s lane (`side` 0 outer, 1 inner),
+    /// through a one-entry cache per side keyed like [`State::compute_next_cached`]: a vehicle
+    /// looking for a lane change asks the same question every step.
+    fn compute_next_side(&mut self, sc: &Scenario, v: u32, d: DrivableId, side: usize) -> u32 {
+        let k = self.route_index(sc, v, d);
+        let (lane, pos, next) = self.vehicles[v as usize].side_memo[side];
+        if lane == d && pos as usize == k {
+            return next;
+        }
+        let next = self.best_link(sc, v, d, k);
+        self.vehicles[v as usize].side_memo[side] = (d, k as u32, next);
+        next
+    }
+
+    /// The lane link from lane `d` (on route position `k`) that continues `v`'s route.
+    fn best_link(&self, sc: &Scenario, v: u32, d: DrivableId, k: usize) -> u32 {
+        let net = &sc.network;
+        let nl = net.lane_count();
         let veh = &self.vehicles[v as usize];
         let route = &sc.flows[veh.route as usize].route;
         let lane = &net.lanes[d as usize];
-        let mut k = veh.route_pos as usize;
-        while k < route.len() && route[k] != lane.road {
-            k += 1;
-        }
         if k + 1 >= route.len() {
             return NONE;
         }
@@ -565,13 +655,13 @@ impl State {
     }
 
     /// `getNextDrivable(i)`: the `i`-th drivable after the current one along the plan.
-    fn next_drivable(&self, sc: &Scenario, v: u32, i: u32) -> u32 {
+    fn next_drivable(&mut self, sc: &Scenario, v: u32, i: u32) -> u32 {
         let mut d = self.vehicles[v as usize].next;
         for _ in 0..i {
             if d == NONE {
                 return NONE;
             }
-            d = self.compute_next(sc, v, d);
+            d = self.compute_next_cached(sc, v, d);
         }
         d
     }
@@ -595,14 +685,14 @@ impl State {
         };
         if leader != NONE && self.vehicles[leader as usize].drivable == drivable {
             let l = &self.vehicles[leader as usize];
-            let gap = l.dis - l.p.len - dis;
+            let gap = l.dis - self.params[l.pid as usize].len - dis;
             let veh = &mut self.vehicles[v as usize];
             veh.leader = leader;
             veh.gap = gap;
             return;
         }
         self.vehicles[v as usize].leader = NONE;
-        let horizon = self.vehicles[v as usize].p.leader_search_distance;
+        let horizon = self.pv(v).leader_search_distance;
         let mut acc = net.drivable_length(drivable) - dis;
         let nl = net.lane_count();
         let mut i = 0;
@@ -618,7 +708,7 @@ impl State {
                 for &ll in net.out_links(start_lane) {
                     if let Some(&c) = self.lists[(nl + ll) as usize].last() {
                         let cv = &self.vehicles[c as usize];
-                        let cand_gap = acc + cv.dis - cv.p.len;
+                        let cand_gap = acc + cv.dis - self.params[cv.pid as usize].len;
                         if found == NONE || cand_gap < found_gap {
                             found = c;
                             found_gap = cand_gap;
@@ -633,7 +723,7 @@ impl State {
                 }
             } else if let Some(&l) = self.lists[d as usize].last() {
                 let lv = &self.vehicles[l as usize];
-                let gap = acc + lv.dis - lv.p.len;
+                let gap = acc + lv.dis - self.params[lv.pid as usize].len;
                 let veh = &mut self.vehicles[v as usize];
                 veh.leader = l;
                 veh.gap = gap;
@@ -647,31 +737,43 @@ impl State {
         }
     }
 
-    /// Every drivable, every vehicle: the leader is the vehicle in front on the same list, or the
-    /// nearest one ahead along the plan.
+    fn mark_inserted(&mut self, d: u32) {
+        if !self.inserted[d as usize] {
+            self.inserted[d as usize] = true;
+            self.inserted_list.push(d);
+        }
+    }
+
+    /// CityFlow's leader pass over every vehicle, when the leaders were all recomputed at the end of the last
+    /// step and since then only insertions into lists happened (admissions from the entry
+    /// buffers, lane-change shadows); nothing moved. A vehicle behind another on the same list
+    /// takes that one as leader with a gap from their positions, so on a list without an
+    /// insertion those values are still the ones computed at the end of the last step: only
+    /// the lists with an insertion, and the front vehicle of every list (whose look-ahead can
+    /// reach a list with an insertion), are recomputed. `update_leader` writes only the
+    /// vehicle's own leader and gap and reads only positions, so the order does not matter.
     #[inline(never)]
-    fn update_leaders(&mut self, sc: &Scenario) {
+    fn update_leaders_after_insertions(&mut self, sc: &Scenario) {
+        for k in 0..self.inserted_list.len() {
+            let d = self.inserted_list[k] as usize;
+            self.inserted[d] = false;
+            let n = self.lists[d].len();
+            for j in 1..n {
+                let (l, v) = (self.lists[d][j - 1], self.lists[d][j]);
+                let ldis = self.vehicles[l as usize].dis;
+                let llen = self.pv(l).len;
+                let veh = &mut self.vehicles[v as usize];
+                veh.leader = l;
+                veh.gap = ldis - llen - veh.dis;
+            }
+        }
+        self.inserted_list.clear();
         let mut next = Self::next_bit(&self.occupied, 0);
         while next != NONE {
             let d = next as usize;
             next = Self::next_bit(&self.occupied, next + 1);
-            let n = self.lists[d].len();
-            if n == 0 {
-                continue;
-            }
-            let first = self.lists[d][0];
-            self.update_leader(sc, first, NONE);
-            // Every vehicle of a list is on that list's drivable, so the one in front is the
-            // leader (the fast path of `updateLeaderAndGap`).
-            for k in 1..n {
-                let (l, v) = (self.lists[d][k - 1], self.lists[d][k]);
-                let (ldis, llen) = {
-                    let lv = &self.vehicles[l as usize];
-                    (lv.dis, lv.p.len)
-                };
-                let veh = &mut self.vehicles[v as usize];
-                veh.leader = l;
-                veh.gap = ldis - llen - veh.dis;
+            if let Some(&first) = self.lists[d].first() {
+                self.update_leader(sc, first, NONE);
             }
         }
     }
@@ -744,7 +846,7 @@ impl State {
             if let Some(&v) = self.lists[link.end_lane as usize].last() {
                 let veh = &self.vehicles[v as usize];
                 if veh.prev_drivable == d {
-                    let (vdis, vlen) = (veh.dis, veh.p.len);
+                    let (vdis, vlen) = (veh.dis, self.params[veh.pid as usize].len);
                     let veh_distance = vdis - vlen;
                     while r > 0 {
                         let c = crosses[r - 1];
@@ -762,7 +864,7 @@ impl State {
                 let v = self.lists[d as usize][k];
                 let (vdis, vlen) = {
                     let veh = &self.vehicles[v as usize];
-                    (veh.dis, veh.p.len)
+                    (veh.dis, self.params[veh.pid as usize].len)
                 };
                 while r > 0 {
                     let c = crosses[r - 1];
@@ -817,20 +919,22 @@ impl State {
         let d2 = self.notify_distance[cross as usize][1 - i];
         let me = &self.vehicles[v as usize];
         let fv = &self.vehicles[foe as usize];
-        if !me.can_yield(d1) {
+        let fp = &self.params[fv.pid as usize];
+        if !me.can_yield(self.pv(v), d1) {
             return true;
         }
         let dt = sc.settings.interval;
         let reach = |x: &Vehicle, d: f64, turn: bool| {
+            let xp = &self.params[x.pid as usize];
             x.reach_steps(
                 d,
-                if turn { x.p.turn_speed } else { x.p.max_speed },
-                x.p.usual_pos_acc,
+                if turn { xp.turn_speed } else { xp.max_speed },
+                xp.usual_pos_acc,
                 dt,
             )
         };
         let mut yield_ = 0i32;
-        if !fv.can_yield(d2) {
+        if !fv.can_yield(fp, d2) {
             yield_ = 1;
         }
         if yield_ == 0 {
@@ -843,7 +947,7 @@ impl State {
                     if foe_steps > steps {
                         yield_ = -1;
                     }
-                } else if d2 + fv.p.len < 0.0 {
+                } else if d2 + fp.len < 0.0 {
                     yield_ = -1;
                 }
                 if yield_ == 0 {
@@ -868,7 +972,7 @@ impl State {
                     yield_ = if me.link_time < fv.link_time { -1 } else { 1 };
                 }
             } else {
-                yield_ = if d2 + fv.p.len < 0.0 { -1 } else { 1 };
+                yield_ = if d2 + fp.len < 0.0 { -1 } else { 1 };
             }
         }
         if yield_ == 1 {
@@ -897,7 +1001,7 @@ impl State {
             None => true,
             Some(&t) => {
                 let tail = &self.vehicles[t as usize];
-                tail.dis > tail.p.len + self.vehicles[v as usize].p.len || tail.speed >= 2.0
+                tail.dis > self.params[tail.pid as usize].len + self.pv(v).len || tail.speed >= 2.0
             }
         }
     }
@@ -911,7 +1015,7 @@ impl State {
             let veh = &self.vehicles[v as usize];
             (veh.drivable, veh.dis, veh.next)
         };
-        let mut sp = self.vehicles[v as usize].p.max_speed;
+        let mut sp = self.pv(v).max_speed;
         let mut link = NONE;
         let remaining = net.drivable_length(drivable) - dis;
         if next != NONE && next >= nl {
@@ -920,13 +1024,13 @@ impl State {
                 || !self.can_enter(net.lane_links[link as usize].end_lane, v)
             {
                 let veh = &self.vehicles[v as usize];
-                if veh.min_brake_distance() <= remaining {
-                    return min2(sp, veh.stop_before_speed(remaining, dt));
+                if veh.min_brake_distance(self.pv(v)) <= remaining {
+                    return min2(sp, veh.stop_before_speed(self.pv(v), remaining, dt));
                 }
                 // Cannot stop before the line any more: carry on through the link.
             }
             if net.lane_links[link as usize].is_turn {
-                sp = min2(sp, self.vehicles[v as usize].p.turn_speed);
+                sp = min2(sp, self.pv(v).turn_speed);
             }
         }
         if link == NONE && drivable >= nl {
@@ -945,7 +1049,8 @@ impl State {
                 sp = min2(
                     sp,
                     veh.stop_before_speed(
-                        c.distance - distance_to_link_start - veh.p.yield_distance,
+                        self.pv(v),
+                        c.distance - distance_to_link_start - self.pv(v).yield_distance,
                         dt,
                     ),
                 );
@@ -971,16 +1076,17 @@ impl State {
             return 100.0;
         }
         let safe_before = if s.lc.target_follower != NONE {
-            self.vehicles[s.lc.target_follower as usize].min_brake_distance()
+            self.vehicles[s.lc.target_follower as usize]
+                .min_brake_distance(self.pv(s.lc.target_follower))
         } else {
             0.0
         };
         let gap = s.lc.follower_gap - safe_before;
         let sp = no_collision_speed(
             s.speed,
-            s.p.max_neg_acc,
+            self.params[s.pid as usize].max_neg_acc,
             veh.speed,
-            veh.p.max_neg_acc,
+            self.pv(v).max_neg_acc,
             gap,
             sc.settings.interval,
             0.0,
@@ -996,7 +1102,8 @@ impl State {
         let veh = &self.vehicles[v as usize];
         let leader_info = if veh.leader != NONE {
             let l = &self.vehicles[veh.leader as usize];
-            Some((l.speed, l.p.max_neg_acc, l.p.usual_neg_acc))
+            let lp = &self.params[l.pid as usize];
+            Some((l.speed, lp.max_neg_acc, lp.usual_neg_acc))
         } else {
             None
         };
@@ -1004,13 +1111,14 @@ impl State {
             (veh.drivable, veh.next, veh.dis, veh.speed, veh.lc.recv);
         let nl = net.lane_count();
         let length = net.drivable_length(drivable);
-        let mut sp = veh.p.max_speed;
-        sp = min2(sp, speed + veh.p.max_pos_acc * dt);
+        let p = &self.params[veh.pid as usize];
+        let mut sp = p.max_speed;
+        sp = min2(sp, speed + p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
-        sp = min2(sp, veh.car_follow_speed(leader_info, dt));
+        sp = veh.car_follow_min(p, leader_info, dt, sp);
         // isIntersectionRelated
-        let related = drivable >= nl
-            || (next != NONE && next >= nl && length - dis <= veh.p.approach_distance);
+        let related =
+            drivable >= nl || (next != NONE && next >= nl && length - dis <= p.approach_distance);
         if related {
             sp = min2(sp, self.intersection_speed(sc, v));
         }
@@ -1024,20 +1132,13 @@ impl State {
                 100.0
             },
         );
-        let veh = &self.vehicles[v as usize];
+        let p = self.pv(v);
         if next == NONE && !self.on_last_road(sc, v) {
-            let vn = no_collision_speed(
-                0.0,
-                1.0,
-                speed,
-                veh.p.max_neg_acc,
-                length - dis,
-                dt,
-                veh.p.min_gap,
-            );
+            let vn =
+                no_collision_speed(0.0, 1.0, speed, p.max_neg_acc, length - dis, dt, p.min_gap);
             sp = min2(sp, vn);
         }
-        floor_speed(sp, speed, veh.p.max_neg_acc, dt)
+        floor_speed(sp, speed, p.max_neg_acc, dt)
     }
 
     /// `Vehicle::setDeltaDistance`: moves along the plan, possibly across several drivables.
@@ -1117,7 +1218,7 @@ impl State {
         let veh = &self.vehicles[v as usize];
         let speed = veh.speed;
         let delta = if next_speed < 0.0 {
-            let d = 0.5 * speed * speed / veh.p.max_neg_acc;
+            let d = 0.5 * speed * speed / self.params[veh.pid as usize].max_neg_acc;
             next_speed = 0.0;
             d
         } else {
@@ -1201,7 +1302,7 @@ impl State {
             let trip = self.ended_trip(v);
             let veh = &self.vehicles[v as usize];
             let travel_time = now - veh.enter_time;
-            let delay = travel_time - veh.travelled / veh.p.max_speed;
+            let delay = travel_time - veh.travelled / self.params[veh.pid as usize].max_speed;
             let stops = veh.stops;
             self.metrics
                 .on_vehicle_removed(travel_time, delay, stops, trip);
@@ -1252,21 +1353,66 @@ impl State {
         veh.is_real() && !veh.lc.finished && veh.buf.drivable_set && veh.buf.drivable == NONE
     }
 
+    /// CityFlow's `updateAction` (apply every running vehicle's buffer) followed by
+    /// `updateLeaderAndGap` for every vehicle, in one walk over the vehicle lists.
+    ///
+    /// Applying a buffer reads and writes only that vehicle (and the scenario), so the order the
+    /// buffers are applied in does not matter: walking the lists instead of the slots gives the
+    /// same state. Every running vehicle is on exactly one list (movers were pushed to their new
+    /// list in `update_location`, finished ones removed), so every one is visited once. Within a
+    /// list, the vehicle in front has had its buffer applied by the time its follower's gap is
+    /// taken; the front vehicle of each list looks beyond its drivable, so those are done in a
+    /// second walk once every buffer is applied.
     #[inline(never)]
-    fn update_action(&mut self, sc: &Scenario) {
-        let mut next = self.next_running(0);
-        while next != NONE {
-            let v = next;
-            next = self.next_running(v + 1);
-            let veh = &self.vehicles[v as usize];
-            if veh.buf.blocker != NONE && self.removed.contains(&veh.buf.blocker) {
-                let b = &mut self.vehicles[v as usize].buf;
-                b.blocker = NONE;
-                b.blocker_set = true;
-            }
-            self.apply_buffer(sc, v);
-            self.clear_signal(v);
+    fn update_action_and_leaders(&mut self, sc: &Scenario) {
+        let stamp = self.step + 1;
+        if self.removed_stamp.len() < self.vehicles.len() {
+            self.removed_stamp.resize(self.vehicles.len(), 0);
         }
+        for &r in &self.removed {
+            self.removed_stamp[r as usize] = stamp;
+        }
+        let mut next = Self::next_bit(&self.occupied, 0);
+        while next != NONE {
+            let d = next as usize;
+            next = Self::next_bit(&self.occupied, next + 1);
+            let n = self.lists[d].len();
+            let mut ahead = NONE;
+            for k in 0..n {
+                let v = self.lists[d][k];
+                let blocker = self.vehicles[v as usize].buf.blocker;
+                if blocker != NONE && self.removed_stamp[blocker as usize] == stamp {
+                    let b = &mut self.vehicles[v as usize].buf;
+                    b.blocker = NONE;
+                    b.blocker_set = true;
+                }
+                self.apply_buffer(sc, v);
+                self.clear_signal(v);
+                if ahead != NONE {
+                    let (ldis, llen) = {
+                        let lv = &self.vehicles[ahead as usize];
+                        (lv.dis, self.params[lv.pid as usize].len)
+                    };
+                    let veh = &mut self.vehicles[v as usize];
+                    veh.leader = ahead;
+                    veh.gap = ldis - llen - veh.dis;
+                }
+                ahead = v;
+            }
+        }
+        let mut next = Self::next_bit(&self.occupied, 0);
+        while next != NONE {
+            let d = next as usize;
+            next = Self::next_bit(&self.occupied, next + 1);
+            if let Some(&first) = self.lists[d].first() {
+                self.update_leader(sc, first, NONE);
+            }
+        }
+        for k in 0..self.inserted_list.len() {
+            let d = self.inserted_list[k] as usize;
+            self.inserted[d] = false;
+        }
+        self.inserted_list.clear();
     }
 
     /// `Vehicle::update`.
@@ -1321,7 +1467,7 @@ impl State {
                 veh.route_pos += 1;
             }
         }
-        let next = self.compute_next(sc, v, d);
+        let next = self.compute_next_cached(sc, v, d);
         self.vehicles[v as usize].next = next;
     }
 
@@ -1463,9 +1609,9 @@ impl State {
         let d = veh.drivable;
         if net.is_lane(d) {
             let lane = &net.lanes[d as usize];
-            let len = veh.p.len;
+            let len = self.params[veh.pid as usize].len;
             let gap = veh.gap;
-            let expected_gap = 2.0 * len + 4.0 * dt * veh.p.max_speed;
+            let expected_gap = 2.0 * len + 4.0 * dt * self.params[veh.pid as usize].max_speed;
             if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
                 return;
             }
@@ -1476,7 +1622,7 @@ impl State {
             self.ensure_segments(sc, d);
             if lane.index + 1 < road_lanes {
                 let outer = d + 1;
-                if on_last || self.compute_next(sc, v, outer) != NONE {
+                if on_last || self.compute_next_side(sc, v, outer, 0) != NONE {
                     self.ensure_segments(sc, outer);
                     outer_est = self.estimate_gap(sc, v, outer);
                     if outer_est > cur_est + len {
@@ -1486,7 +1632,7 @@ impl State {
             }
             if lane.index > 0 {
                 let inner = d - 1;
-                if on_last || self.compute_next(sc, v, inner) != NONE {
+                if on_last || self.compute_next_side(sc, v, inner, 1) != NONE {
                     self.ensure_segments(sc, inner);
                     let inner_est = self.estimate_gap(sc, v, inner);
                     if inner_est > cur_est + len && inner_est > outer_est {
@@ -1529,7 +1675,7 @@ impl State {
             sc.network.lanes[lane as usize].length - veh.dis
         } else {
             let l = &self.vehicles[leader as usize];
-            l.dis - veh.dis - l.p.len
+            l.dis - veh.dis - self.params[l.pid as usize].len
         }
     }
 
@@ -1548,9 +1694,10 @@ impl State {
             self.send_signal(sc, v);
             if self.plan_change(v) && self.can_change(v) && !self.vehicles[v as usize].lc.changing {
                 let veh = &self.vehicles[v as usize];
-                let safe_after = veh.min_brake_distance();
+                let safe_after = veh.min_brake_distance(self.pv(v));
                 let safe_before = if veh.lc.target_follower != NONE {
-                    self.vehicles[veh.lc.target_follower as usize].min_brake_distance()
+                    self.vehicles[veh.lc.target_follower as usize]
+                        .min_brake_distance(self.pv(veh.lc.target_follower))
                 } else {
                     0.0
                 };
@@ -1584,7 +1731,7 @@ impl State {
             lc.target_follower = NONE;
             return;
         }
-        let (dis, seg, len) = (veh.dis, veh.segment, veh.p.len);
+        let (dis, seg, len) = (veh.dis, veh.segment, self.params[veh.pid as usize].len);
         let mut leader = self.vehicle_after(sc, target, dis, seg);
         let mut leader_gap;
         if leader == NONE {
@@ -1596,16 +1743,16 @@ impl State {
                     let lv = &self.vehicles[l as usize];
                     if lv.dis + rest < gap {
                         gap = lv.dis + rest;
-                        if gap < lv.p.len {
+                        if gap < self.params[lv.pid as usize].len {
                             leader = l;
-                            leader_gap = rest - (lv.p.len - gap);
+                            leader_gap = rest - (self.params[lv.pid as usize].len - gap);
                         }
                     }
                 }
             }
         } else {
             let lv = &self.vehicles[leader as usize];
-            leader_gap = lv.dis - dis - lv.p.len;
+            leader_gap = lv.dis - dis - self.params[lv.pid as usize].len;
         }
         let follower = self.vehicle_before(sc, target, dis, seg);
         let follower_gap = if follower != NONE {
@@ -1694,6 +1841,7 @@ impl State {
             list.len()
         };
         self.lists[target as usize].insert(pos, s);
+        self.mark_inserted(target);
         self.occupied[target as usize / 64] |= 1u64 << (target % 64);
         // Keep the segment runs a partition of the list: the shadow joins segment `seg`.
         let base = self.seg_base[target as usize] as usize;

@@ -40,6 +40,9 @@ pub(crate) struct Params {
     /// dF = `usual_neg_acc`: the same operations CityFlow does per call, done once.
     pub(crate) nc_max: (f64, f64),
     pub(crate) nc_usual: (f64, f64),
+    /// `1 / k` of `nc_max` and `nc_usual` (approximate; only used for bounds).
+    pub(crate) nc_max_inv_k: f64,
+    pub(crate) nc_usual_inv_k: f64,
 }
 
 impl Params {
@@ -64,6 +67,8 @@ impl Params {
             leader_search_distance: horizon,
             nc_max: nc_coefficients(spec.max_neg_acc),
             nc_usual: nc_coefficients(spec.usual_neg_acc),
+            nc_max_inv_k: 1.0 / nc_coefficients(spec.max_neg_acc).1,
+            nc_usual_inv_k: 1.0 / nc_coefficients(spec.usual_neg_acc).1,
         }
     }
 }
@@ -164,47 +169,59 @@ pub(crate) struct VehicleName {
 
 /// One vehicle slot. Shadows (the target-lane half of a lane change) are vehicles too, as in
 /// CityFlow.
+///
+/// `repr(C)` with the fields in the order the step touches them: speed, position, leader and
+/// the indices the speed decision reads share the first cache line, the buffer the second,
+/// the lane-change state the third; identity, metrics and caches come last.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(C)]
 pub(crate) struct Vehicle {
-    pub(crate) live: bool,
-    pub(crate) running: bool,
-    pub(crate) name: VehicleName,
-    /// Flow that created it (`NONE` for shadows, which CityFlow creates without a flow).
-    pub(crate) flow: u32,
+    pub(crate) speed: f64,
+    pub(crate) dis: f64,
+    pub(crate) gap: f64,
+    pub(crate) drivable: u32,
+    /// Cached first planned drivable (CityFlow's `planned[0]`), recomputed on every drivable
+    /// change.
+    pub(crate) next: u32,
+    pub(crate) leader: u32,
+    /// Index of the vehicle's kinematic parameters in the simulation's parameter table (shared:
+    /// every benchmark vehicle has the same ones, and 150 bytes less per vehicle keep the hot
+    /// state in cache).
+    pub(crate) pid: u32,
+    pub(crate) partner: u32,
     /// Route: index of the flow whose resolved route it follows.
     pub(crate) route: u32,
     /// Position in the route (CityFlow's `iCurRoad`).
     pub(crate) route_pos: u32,
-    /// Last road of the route (`NONE` for an invalid route).
-    pub(crate) last_road: u32,
-    pub(crate) p: Params,
-    pub(crate) priority: i32,
-    pub(crate) enter_time: f64,
-
-    pub(crate) speed: f64,
-    pub(crate) dis: f64,
-    pub(crate) drivable: u32,
-    pub(crate) prev_drivable: u32,
-    /// Cached first planned drivable (CityFlow's `planned[0]`), recomputed on every drivable
-    /// change.
-    pub(crate) next: u32,
-    pub(crate) gap: f64,
-    pub(crate) leader: u32,
     pub(crate) blocker: u32,
-    pub(crate) link_time: u64,
-
+    pub(crate) live: bool,
+    pub(crate) running: bool,
     /// 0 none, 1 has a shadow, 2 is a shadow.
     pub(crate) partner_type: u8,
-    pub(crate) partner: u32,
-    pub(crate) offset: f64,
-    pub(crate) segment: u32,
-    pub(crate) lc: LaneChangeState,
     pub(crate) buf: Buffer,
-
+    pub(crate) prev_drivable: u32,
+    pub(crate) segment: u32,
+    /// Last road of the route (`NONE` for an invalid route).
+    pub(crate) last_road: u32,
+    pub(crate) priority: i32,
+    pub(crate) lc: LaneChangeState,
+    pub(crate) link_time: u64,
+    pub(crate) offset: f64,
     /// Metres travelled (for delay).
     pub(crate) travelled: f64,
+    pub(crate) enter_time: f64,
     /// Number of stops (speed falling below 0.1 m/s).
     pub(crate) stops: u32,
+    /// Flow that created it (`NONE` for shadows, which CityFlow creates without a flow).
+    pub(crate) flow: u32,
+    /// Routing cache: from lane `memo_lane` at route position `memo_pos`, the route continues
+    /// through drivable `memo_next` (`memo_lane == NONE`: empty).
+    pub(crate) memo_lane: u32,
+    pub(crate) memo_pos: u32,
+    pub(crate) memo_next: u32,
+    pub(crate) name: VehicleName,
+    /// The same for the outer and the inner neighbour lane (lane-change checks).
+    pub(crate) side_memo: [(u32, u32, u32); 2],
 }
 
 impl Vehicle {
@@ -214,8 +231,8 @@ impl Vehicle {
 
     /// `getMinBrakeDistance`.
     #[inline]
-    pub(crate) fn min_brake_distance(&self) -> f64 {
-        0.5 * self.speed * self.speed / self.p.max_neg_acc
+    pub(crate) fn min_brake_distance(&self, p: &Params) -> f64 {
+        0.5 * self.speed * self.speed / p.max_neg_acc
     }
 
     /// `getBrakeDistanceAfterAccel`.
@@ -228,11 +245,9 @@ impl Vehicle {
 
     /// `getStopBeforeSpeed`.
     #[inline]
-    pub(crate) fn stop_before_speed(&self, distance: f64, interval: f64) -> f64 {
-        if self.brake_distance_after_accel(self.p.usual_pos_acc, self.p.usual_neg_acc, interval)
-            < distance
-        {
-            return self.speed + self.p.usual_pos_acc * interval;
+    pub(crate) fn stop_before_speed(&self, p: &Params, distance: f64, interval: f64) -> f64 {
+        if self.brake_distance_after_accel(p.usual_pos_acc, p.usual_neg_acc, interval) < distance {
+            return self.speed + p.usual_pos_acc * interval;
         }
         let take_interval = 2.0 * distance / (self.speed + EPS) / interval;
         if take_interval >= 1.0 {
@@ -245,9 +260,9 @@ impl Vehicle {
 
     /// `canYield`.
     #[inline]
-    pub(crate) fn can_yield(&self, dist: f64) -> bool {
-        (dist > 0.0 && self.min_brake_distance() < dist - self.p.yield_distance)
-            || (dist < 0.0 && dist + self.p.len < 0.0)
+    pub(crate) fn can_yield(&self, p: &Params, dist: f64) -> bool {
+        (dist > 0.0 && self.min_brake_distance(p) < dist - p.yield_distance)
+            || (dist < 0.0 && dist + p.len < 0.0)
     }
 
     /// `getDistanceUntilSpeed`.
@@ -292,9 +307,15 @@ impl Vehicle {
 
     /// `getCarFollowSpeed` given the leader's speed and decelerations.
     #[inline]
-    pub(crate) fn car_follow_speed(&self, leader: Option<(f64, f64, f64)>, interval: f64) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn car_follow_speed(
+        &self,
+        p: &Params,
+        leader: Option<(f64, f64, f64)>,
+        interval: f64,
+    ) -> f64 {
         let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
-            return self.p.max_speed;
+            return p.max_speed;
         };
         // `0.5 * vL * vL / dL` is the leader's braking distance; with equal decelerations (every
         // benchmark vehicle) both calls compute the same value.
@@ -310,7 +331,7 @@ impl Vehicle {
             leader_max_neg,
             brake_max,
             self.speed,
-            self.p.nc_max,
+            p.nc_max,
             self.gap,
             interval,
             0.0,
@@ -327,18 +348,87 @@ impl Vehicle {
                 leader_usual_neg,
                 brake_usual,
                 self.speed,
-                self.p.nc_usual,
+                p.nc_usual,
                 self.gap,
                 interval,
-                self.p.min_gap,
+                p.min_gap,
             ),
         );
         min2(
             v,
             (self.gap + (leader_speed + assume_decel / 2.0) * interval
                 - self.speed * interval / 2.0)
-                / (self.p.headway_time + interval / 2.0),
+                / (p.headway_time + interval / 2.0),
         )
+    }
+}
+
+impl Vehicle {
+    /// `min2(bound, car_follow_speed(leader, interval))`, bit-identical, but skipping each of
+    /// the two square roots of `getNoCollisionSpeed` when a cheap bound proves its term cannot
+    /// be the minimum.
+    ///
+    /// Every term is finite here (a square root is only taken of a non-negative argument), and
+    /// the minimum of finite numbers does not depend on the order it is taken in, so leaving
+    /// out a term that is strictly larger than another one gives the same bits. A root term
+    /// `k * (sqrt(D) - b)` is left out only when `sqrt(D)` exceeds `bound / k + b` by a
+    /// relative and absolute margin of 1e-9, many orders of magnitude above the rounding error
+    /// of either side.
+    #[inline]
+    pub(crate) fn car_follow_min(
+        &self,
+        p: &Params,
+        leader: Option<(f64, f64, f64)>,
+        interval: f64,
+        bound: f64,
+    ) -> f64 {
+        let Some((leader_speed, leader_max_neg, leader_usual_neg)) = leader else {
+            return min2(bound, p.max_speed);
+        };
+        let half_vl2 = 0.5 * leader_speed * leader_speed;
+        let brake_max = half_vl2 / leader_max_neg;
+        let brake_usual = if leader_usual_neg == leader_max_neg {
+            brake_max
+        } else {
+            half_vl2 / leader_usual_neg
+        };
+        let assume_decel = if self.speed > leader_speed {
+            self.speed - leader_speed
+        } else {
+            0.0
+        };
+        let headway = (self.gap + (leader_speed + assume_decel / 2.0) * interval
+            - self.speed * interval / 2.0)
+            / (p.headway_time + interval / 2.0);
+        // The square-root-free terms first.
+        let b = 0.5 * interval;
+        let tail = |target_gap: f64| {
+            let t = 2.0 * (self.gap - target_gap);
+            if interval == 1.0 { t } else { t / interval }
+        };
+        let v2_max = 2.0 * leader_speed - leader_max_neg * interval + tail(0.0);
+        let v2_usual = 2.0 * leader_speed - leader_usual_neg * interval + tail(p.min_gap);
+        let mut m = min2(min2(min2(bound, headway), v2_max), v2_usual);
+        for (dl_brake, (a, k), inv_k, target_gap) in [
+            (brake_max, p.nc_max, p.nc_max_inv_k, 0.0),
+            (brake_usual, p.nc_usual, p.nc_usual_inv_k, p.min_gap),
+        ] {
+            let c = self.speed * interval / 2.0 + target_gap - dl_brake - self.gap;
+            if b * b < 4.0 * a * c {
+                m = min2(m, -100.0);
+                continue;
+            }
+            let d = b * b - 4.0 * a * c;
+            let t = m * inv_k + b;
+            if t > 0.0 {
+                let s = t * (1.0 + 1e-9) + 1e-9;
+                if d > s * s {
+                    continue;
+                }
+            }
+            m = min2(m, k * (d.sqrt() - b));
+        }
+        m
     }
 }
 
@@ -347,6 +437,7 @@ impl Vehicle {
 /// [`no_collision_speed`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+#[cfg(test)]
 fn nc_speed(
     vl: f64,
     dl: f64,
@@ -407,6 +498,10 @@ pub(crate) fn floor_speed(v: f64, speed: f64, max_neg_acc: f64, interval: f64) -
 mod tests {
     use super::*;
 
+    fn bench() -> Params {
+        Params::new(&VehicleSpec::BENCHMARK, 1.0)
+    }
+
     fn car(speed: f64) -> Vehicle {
         Vehicle {
             live: true,
@@ -420,7 +515,7 @@ mod tests {
             route: 0,
             route_pos: 0,
             last_road: NONE,
-            p: Params::new(&VehicleSpec::BENCHMARK, 1.0),
+            pid: 0,
             priority: 0,
             enter_time: 0.0,
             speed,
@@ -440,6 +535,10 @@ mod tests {
             buf: Buffer::default(),
             travelled: 0.0,
             stops: 0,
+            memo_lane: NONE,
+            memo_pos: 0,
+            memo_next: NONE,
+            side_memo: [(NONE, 0, NONE); 2],
         }
     }
 
@@ -487,19 +586,71 @@ mod tests {
     }
 
     #[test]
+    fn bounded_car_follow_is_bit_identical() {
+        let mut rng = crate::rng::Mt19937::new(11);
+        let mut u =
+            move |lo: f64, hi: f64| lo + (hi - lo) * f64::from(rng.next_u32()) / 4_294_967_296.0;
+        let mut skipped_both = 0;
+        for i in 0..400_000 {
+            let mut c = car(u(0.0, 15.0));
+            let mut p = bench();
+            if i % 3 == 0 {
+                let spec = VehicleSpec {
+                    max_neg_acc: u(1.0, 9.0),
+                    usual_neg_acc: u(1.0, 9.0),
+                    min_gap: u(0.0, 5.0),
+                    headway_time: u(0.5, 3.0),
+                    ..VehicleSpec::BENCHMARK
+                };
+                p = Params::new(&spec, 1.0);
+            }
+            c.gap = if i % 7 == 0 {
+                u(-3.0, 3.0)
+            } else {
+                u(-5.0, 200.0)
+            };
+            let interval = if i % 5 == 0 { u(0.2, 1.5) } else { 1.0 };
+            let leader = match i % 11 {
+                0 => None,
+                1 => Some((u(0.0, 15.0), 4.5, 4.5)),
+                _ => Some((u(0.0, 15.0), u(1.0, 9.0), u(1.0, 9.0))),
+            };
+            let bound = match i % 4 {
+                0 => u(-3.0, 3.0),
+                1 => u(0.0, 20.0),
+                2 => p.max_speed,
+                _ => c.speed + p.max_pos_acc * interval,
+            };
+            let reference = min2(bound, c.car_follow_speed(&p, leader, interval));
+            let fast = c.car_follow_min(&p, leader, interval, bound);
+            assert_eq!(
+                reference.to_bits(),
+                fast.to_bits(),
+                "speed {} gap {} interval {interval} leader {leader:?} bound {bound}",
+                c.speed,
+                c.gap
+            );
+            if fast == bound {
+                skipped_both += 1;
+            }
+        }
+        assert!(skipped_both > 10_000);
+    }
+
+    #[test]
     fn free_road_car_follow_is_max_speed() {
         let c = car(5.0);
-        assert_eq!(c.car_follow_speed(None, 1.0), 11.111);
+        assert_eq!(c.car_follow_speed(&bench(), None, 1.0), 11.111);
     }
 
     #[test]
     fn stop_before_speed_accelerates_when_far_and_brakes_when_near() {
         let c = car(10.0);
-        assert_eq!(c.stop_before_speed(200.0, 1.0), 12.0);
+        assert_eq!(c.stop_before_speed(&bench(), 200.0, 1.0), 12.0);
         // 2*12/10 = 2.4 steps -> truncated to 2 -> v - v/2.
-        assert_eq!(c.stop_before_speed(12.0, 1.0), 5.0);
+        assert_eq!(c.stop_before_speed(&bench(), 12.0, 1.0), 5.0);
         // Less than one step away: negative speed (the caller floors it).
-        assert!(c.stop_before_speed(2.0, 1.0) < 0.0);
+        assert!(c.stop_before_speed(&bench(), 2.0, 1.0) < 0.0);
     }
 
     #[test]
@@ -515,9 +666,9 @@ mod tests {
     #[test]
     fn can_yield_needs_braking_room() {
         let c = car(9.0); // brakes in 9 m
-        assert!(c.can_yield(15.0));
-        assert!(!c.can_yield(13.0));
-        assert!(c.can_yield(-6.0)); // already fully past
-        assert!(!c.can_yield(-3.0)); // straddling the point
+        assert!(c.can_yield(&bench(), 15.0));
+        assert!(!c.can_yield(&bench(), 13.0));
+        assert!(c.can_yield(&bench(), -6.0)); // already fully past
+        assert!(!c.can_yield(&bench(), -3.0)); // straddling the point
     }
 }
