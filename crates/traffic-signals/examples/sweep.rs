@@ -10,7 +10,8 @@ use traffic_signals::{Adaptive, AdaptiveParams};
 use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
 use traffic_sim::{EngineSettings, Scenario};
 
-const FILES: [(&str, &str, &str, &str); 6] = [
+const FILES: [(&str, &str, &str, &str); 7] = [
+    ("C240", "", "", ""),
     (
         "JN1",
         "jinan_3x4",
@@ -73,6 +74,15 @@ fn load(data: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
     controllable(&s)
 }
 
+fn city240() -> Arc<Scenario> {
+    let mut spec = traffic_sim::generate::GridSpec::city_240();
+    if let Ok(v) = std::env::var("VPH") { spec.vehicles_per_hour = v.parse().unwrap(); }
+    let g = traffic_sim::generate::generate_grid(&spec).unwrap();
+    let mut settings = EngineSettings::from_config(&g.config);
+    settings.rl_traffic_light = true;
+    Arc::new(Scenario::from_specs(settings, "roadnet.json", &g.roadnet, "flow.json", g.flows).unwrap())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = args[1].clone();
@@ -98,7 +108,7 @@ fn main() {
     }
     let jobs: Vec<_> = FILES
         .iter()
-        .filter(|f| filter.is_empty() || filter.split(',').any(|x| x == f.0))
+        .filter(|f| (filter.is_empty() && f.0 != "C240") || filter.split(',').any(|x| x == f.0))
         .collect();
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
@@ -111,7 +121,7 @@ fn main() {
                     chunk
                         .iter()
                         .map(|(tag, dir, r, f)| {
-                            let sc = load(data, dir, r, f);
+                            let sc = if *tag == "C240" { city240() } else { load(data, dir, r, f) };
                             let mut ctrl: Box<dyn traffic_signals::SignalController + Send> =
                                 if name == "adaptive" {
                                     Box::new(Adaptive::new(params.clone()))

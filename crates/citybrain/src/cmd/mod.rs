@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod cpn;
 mod serve;
+mod signal;
 mod sim;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Traffic simulation (the city's digital twin).
     Sim(sim::SimArgs),
+    /// Adaptive traffic signal control: compare controllers in the simulator.
+    Signal(signal::SignalArgs),
     /// Computing-power network: placement simulation over member sites.
     Cpn(cpn::CpnArgs),
 }
@@ -110,6 +113,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => return bench::run(args),
         Command::Sim(args) => return sim::run(args),
         Command::Cpn(args) => return cpn::run(args),
+        Command::Signal(args) => return signal::run(args),
     }
     Ok(ExitCode::SUCCESS)
 }
