@@ -327,3 +327,14 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The benchmark data directory as `signal eval` finds it without flags (for the demo).
+pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
+    data_dir(None)
+}
+
+/// JN1 as a controllable P15 scenario (for the demo).
+pub(crate) fn load_jn1(data: &Path) -> anyhow::Result<Arc<Scenario>> {
+    let (_, dir, roadnet, flow) = BENCHMARKS[0];
+    load_benchmark(data, dir, roadnet, flow)
+}
