@@ -4,6 +4,8 @@ mod admin;
 mod bench;
 mod cpn;
 mod serve;
+mod signal;
+pub(crate) use signal::{default_data_dir as signal_data_dir, load_jn1 as signal_load_jn1};
 mod sim;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Traffic simulation (the city's digital twin).
     Sim(sim::SimArgs),
+    /// Adaptive traffic signal control: compare controllers in the simulator.
+    Signal(signal::SignalArgs),
     /// Computing-power network: placement simulation over member sites.
     Cpn(cpn::CpnArgs),
 }
@@ -110,6 +114,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => return bench::run(args),
         Command::Sim(args) => return sim::run(args),
         Command::Cpn(args) => return cpn::run(args),
+        Command::Signal(args) => return signal::run(args),
     }
     Ok(ExitCode::SUCCESS)
 }

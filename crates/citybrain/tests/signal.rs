@@ -1,0 +1,56 @@
+//! `citybrain signal eval` as users run it, on the Jinan benchmark file.
+
+use std::process::Command;
+
+fn citybrain(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_citybrain"))
+        .args(args)
+        .output()
+        .expect("run citybrain");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Pins our controller's P15 figures on JN1 and checks them against MaxPressure in the same run.
+#[test]
+fn signal_eval_jn1_p15_pins_adaptive_figures() {
+    let (code, stdout, stderr) = citybrain(&[
+        "signal",
+        "eval",
+        "--scenario",
+        "jn1",
+        "--controller",
+        "max-pressure,adaptive",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(doc["protocol"], "p15");
+    let rows = doc["results"].as_array().expect("results");
+    assert_eq!(rows.len(), 2);
+    let att = |i: usize| rows[i]["average_travel_time_s"].as_f64().unwrap();
+    assert_eq!(rows[0]["controller"], "max-pressure");
+    assert_eq!(rows[1]["controller"], "adaptive");
+    // MaxPressure: CityFlow's 319.99 s (issue 4); ours must beat it.
+    assert_eq!(format!("{:.2}", att(0)), "319.99");
+    assert_eq!(format!("{:.2}", att(1)), "309.01");
+    assert_eq!(rows[1]["trips_finished"], 5695);
+    assert_eq!(rows[1]["waiting_to_enter_at_end"], 0);
+    assert!(att(1) < att(0));
+}
+
+#[test]
+fn signal_eval_rejects_unknown_names() {
+    let (code, _, stderr) = citybrain(&["signal", "eval", "--scenario", "atlantis"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown scenario `atlantis`"), "{stderr}");
+    let (code, _, stderr) = citybrain(&["signal", "eval", "--controller", "psychic"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown controller `psychic`"), "{stderr}");
+    let (code, _, stderr) = citybrain(&["signal", "eval", "--protocol", "p7"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown protocol `p7`"), "{stderr}");
+}

@@ -1,0 +1,159 @@
+//! Runs the six benchmark demand files under a controller and prints ATT per file (an
+//! experiment tool; the CLI `citybrain signal eval` is the supported front end).
+//!
+//! usage: cargo run --release -p traffic-signals --example sweep -- DATA_DIR p15|p5 CONTROLLER [key=value ...]
+
+use std::sync::Arc;
+
+use traffic_signals::protocol::{ProtocolKind, controllable, controller_by_name, evaluate};
+use traffic_signals::{Adaptive, AdaptiveParams};
+use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
+use traffic_sim::{EngineSettings, Scenario};
+
+const FILES: [(&str, &str, &str, &str); 7] = [
+    ("C240", "", "", ""),
+    (
+        "JN1",
+        "jinan_3x4",
+        "roadnet_3_4.json",
+        "anon_3_4_jinan_real.json",
+    ),
+    (
+        "JN2",
+        "jinan_3x4",
+        "roadnet_3_4.json",
+        "anon_3_4_jinan_real_2000.json",
+    ),
+    (
+        "JN3",
+        "jinan_3x4",
+        "roadnet_3_4.json",
+        "anon_3_4_jinan_real_2500.json",
+    ),
+    (
+        "HZ1",
+        "hangzhou_4x4",
+        "roadnet_4_4.json",
+        "anon_4_4_hangzhou_real.json",
+    ),
+    (
+        "HZ5734",
+        "hangzhou_4x4",
+        "roadnet_4_4.json",
+        "anon_4_4_hangzhou_real_5734.json",
+    ),
+    (
+        "HZ5816",
+        "hangzhou_4x4",
+        "roadnet_4_4.json",
+        "anon_4_4_hangzhou_real_5816.json",
+    ),
+];
+
+fn load(data: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
+    let r = std::fs::read_to_string(format!("{data}/{dir}/{roadnet}")).unwrap();
+    let f = std::fs::read_to_string(format!("{data}/{dir}/{flow}")).unwrap();
+    let config = ConfigSpec {
+        interval: 1.0,
+        seed: 0,
+        dir: String::new(),
+        roadnet_file: roadnet.into(),
+        flow_file: flow.into(),
+        rl_traffic_light: true,
+        lane_change: true,
+        save_replay: false,
+    };
+    let s = Scenario::from_specs(
+        EngineSettings::from_config(&config),
+        roadnet,
+        &parse_roadnet(roadnet, &r).unwrap(),
+        flow,
+        parse_flows(flow, &f).unwrap(),
+    )
+    .unwrap();
+    controllable(&s)
+}
+
+fn city240() -> Arc<Scenario> {
+    let mut spec = traffic_sim::generate::GridSpec::city_240();
+    if let Ok(v) = std::env::var("VPH") { spec.vehicles_per_hour = v.parse().unwrap(); }
+    let g = traffic_sim::generate::generate_grid(&spec).unwrap();
+    let mut settings = EngineSettings::from_config(&g.config);
+    settings.rl_traffic_light = true;
+    Arc::new(Scenario::from_specs(settings, "roadnet.json", &g.roadnet, "flow.json", g.flows).unwrap())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let data = args[1].clone();
+    let protocol = ProtocolKind::parse(&args[2]).unwrap();
+    let name = args[3].clone();
+    let filter = std::env::var("ONLY").unwrap_or_default();
+    let mut params = AdaptiveParams::for_protocol(protocol);
+    for kv in &args[4..] {
+        let (k, v) = kv.split_once('=').unwrap();
+        let v: f64 = v.parse().unwrap();
+        match k {
+            "reach" => params.reach = v,
+            "w_approach" => params.w_approach = v,
+            "w_out" => params.w_out = v,
+            "switch_cost" => params.switch_cost = v,
+            "w_keep" => params.w_keep = v,
+            "w_entry" => params.w_entry = v,
+            "spill" => params.spill = v,
+            "max_red" => params.max_red = v,
+            "vehicle_space" => params.vehicle_space = v,
+            _ => panic!("unknown {k}"),
+        }
+    }
+    let jobs: Vec<_> = FILES
+        .iter()
+        .filter(|f| (filter.is_empty() && f.0 != "C240") || filter.split(',').any(|x| x == f.0))
+        .collect();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(2).max(1))
+            .map(|chunk| {
+                let data = &data;
+                let name = &name;
+                let params = &params;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(tag, dir, r, f)| {
+                            let sc = if *tag == "C240" { city240() } else { load(data, dir, r, f) };
+                            let mut ctrl: Box<dyn traffic_signals::SignalController + Send> =
+                                if name == "adaptive" {
+                                    Box::new(Adaptive::new(params.clone()))
+                                } else {
+                                    controller_by_name(name, protocol).unwrap()
+                                };
+                            (
+                                tag.to_string(),
+                                evaluate(sc, ctrl.as_mut(), protocol, |_| {}),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut line = String::new();
+    let mut sum = 0.0;
+    for (tag, r) in &results {
+        sum += r.average_travel_time;
+        line += &format!(
+            "{tag} {:.1} (fin {} run {} wait {})  ",
+            r.average_travel_time, r.trips_finished, r.running, r.waiting_to_enter
+        );
+    }
+    println!(
+        "{name} {} {:?}\n  {line}\n  sum {sum:.1}",
+        args[2],
+        &args[4..]
+    );
+}

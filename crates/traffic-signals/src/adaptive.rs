@@ -1,0 +1,317 @@
+//! Our controller: queue- and approach-aware pressure that keeps a phase while its vehicles
+//! still flow, with a downstream spillback guard and a maximum-red guard.
+//!
+//! At each decision, for every intersection and every candidate phase `p`:
+//!
+//! ```text
+//! score(p) = sum over incoming lanes l of p:  (waiting_l + w_approach * approaching_l(reach)) * free(l, p)
+//!            - w_out * sum over outgoing lanes o of p: waiting_o
+//!            (+ switch_cost if p is green now)
+//! keep     = w_keep * sum over incoming lanes l of the green phase: approaching_l(reach) + switch_cost
+//! choice   = the green phase if keep >= max score, else the phase of the max score
+//! ```
+//!
+//! - `waiting_l`: vehicles slower than 0.1 m/s on the lane (the queue); `approaching_l(reach)`:
+//!   moving vehicles within `reach` metres of the stop line (they pass during the next green).
+//! - `w_out` < 1 is the "efficient pressure": a movement feeds all lanes of its outgoing road, so
+//!   the downstream queue counts about once per lane it is spread over, not in full.
+//! - `keep` is Advanced-MaxPressure's rule: a phase whose vehicles still arrive at speed is not
+//!   cut off (a change costs the yellow) unless another phase has more pressure than it has
+//!   flowing vehicles.
+//! - `free(l, p)`: 1 while the roads that `l`'s movements in `p` feed are less than `spill`
+//!   full, falling linearly to 0 when full: a green into a blocked road serves nobody.
+//! - **Maximum red**: vehicles waiting on a red phase never wait longer than `max_red` (default
+//!   120 s) for a green: a phase whose waiting vehicles would pass that bound before the next
+//!   decision could serve them is chosen first (the longest-waiting one), whatever the scores.
+//!
+//! The parameters are the same on every scenario ([`AdaptiveParams::for_protocol`] only takes
+//! the protocol's decision interval and yellow time).
+
+use traffic_sim::Simulation;
+use traffic_sim::control::{ControlledIntersection, SignalController, SignalView};
+use traffic_sim::network::{LaneId, RoadId};
+use traffic_sim::spec::TurnKind;
+
+use crate::protocol::ProtocolKind;
+
+/// Parameters of [`Adaptive`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveParams {
+    /// Metres before the stop line in which moving vehicles count as approaching.
+    pub reach: f64,
+    /// Weight of an approaching vehicle relative to a waiting one.
+    pub w_approach: f64,
+    /// Weight of waiting vehicles on outgoing lanes.
+    pub w_out: f64,
+    /// Bonus of the current phase, in vehicles.
+    pub switch_cost: f64,
+    /// Weight of the vehicles still arriving on the current phase's lanes when deciding to
+    /// keep it (Advanced-MaxPressure's "effective running vehicles").
+    pub w_keep: f64,
+    /// Weight of vehicles waiting in a lane's entry buffer (boundary roads: demand that cannot
+    /// even enter yet).
+    pub w_entry: f64,
+    /// Occupancy (0..1) of a downstream road above which its movements count less.
+    pub spill: f64,
+    /// Metres of road a standing vehicle takes (length + gap).
+    pub vehicle_space: f64,
+    /// Longest red, seconds, for a phase with waiting vehicles.
+    pub max_red: f64,
+    /// Seconds between decisions (to guard max red one decision ahead).
+    pub decision_interval: f64,
+    /// Yellow seconds of a change.
+    pub yellow: f64,
+}
+
+impl AdaptiveParams {
+    /// The parameters used on every scenario under `protocol`.
+    pub fn for_protocol(protocol: ProtocolKind) -> AdaptiveParams {
+        let p = protocol.protocol();
+        AdaptiveParams {
+            reach: 120.0,
+            w_approach: 0.3,
+            w_out: 0.33,
+            switch_cost: 0.0,
+            w_keep: 1.0,
+            w_entry: 0.0,
+            spill: 0.7,
+            vehicle_space: 7.5,
+            max_red: 120.0,
+            decision_interval: p.decision_interval as f64,
+            yellow: p.timing.yellow + p.timing.all_red,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct InLane {
+    lane: LaneId,
+    /// Roads this lane's movements in the phase lead to.
+    to_roads: Vec<RoadId>,
+}
+
+#[derive(Debug, Clone)]
+struct PhasePlan {
+    phase: u32,
+    incoming: Vec<InLane>,
+    outgoing: Vec<LaneId>,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    phases: Vec<PhasePlan>,
+    /// Per phase (same order): since when vehicles may have been waiting while it was red.
+    waiting_since: Vec<Option<f64>>,
+}
+
+/// Our adaptive controller (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Adaptive {
+    params: AdaptiveParams,
+    plans: Vec<Plan>,
+    /// Per road: total lane length (metres) and its lanes.
+    road_capacity: Vec<(f64, std::ops::Range<u32>)>,
+    /// Per lane, approaching vehicles (cached per decision).
+    approaching: Vec<u32>,
+    stamp: Vec<u64>,
+    decision: u64,
+}
+
+impl Adaptive {
+    /// A controller with `params`.
+    pub fn new(params: AdaptiveParams) -> Adaptive {
+        Adaptive {
+            params,
+            plans: Vec::new(),
+            road_capacity: Vec::new(),
+            approaching: Vec::new(),
+            stamp: Vec::new(),
+            decision: 0,
+        }
+    }
+
+    /// Its parameters.
+    pub fn params(&self) -> &AdaptiveParams {
+        &self.params
+    }
+
+    fn prepare(&mut self, sim: &Simulation, intersections: &[ControlledIntersection]) {
+        let net = sim.network();
+        self.road_capacity = net
+            .roads
+            .iter()
+            .map(|r| {
+                let len: f64 = r.lanes.clone().map(|l| net.lanes[l as usize].length).sum();
+                (len, r.lanes.clone())
+            })
+            .collect();
+        self.approaching = vec![0; net.lanes.len()];
+        self.stamp = vec![u64::MAX; net.lanes.len()];
+        self.plans = intersections
+            .iter()
+            .map(|c| {
+                let x = &net.intersections[c.intersection as usize];
+                let phases = c
+                    .phases
+                    .iter()
+                    .map(|pm| {
+                        let green = &x.phases[pm.phase as usize].green;
+                        let incoming = pm
+                            .incoming
+                            .iter()
+                            .map(|&lane| {
+                                let mut to_roads = Vec::new();
+                                for &k in net.out_links(lane) {
+                                    let link = &net.lane_links[k as usize];
+                                    let rl = &net.road_links[link.road_link as usize];
+                                    if rl.kind == TurnKind::Right
+                                        || !green.get(rl.index as usize).copied().unwrap_or(false)
+                                    {
+                                        continue;
+                                    }
+                                    if !to_roads.contains(&rl.end_road) {
+                                        to_roads.push(rl.end_road);
+                                    }
+                                }
+                                InLane { lane, to_roads }
+                            })
+                            .collect();
+                        PhasePlan {
+                            phase: pm.phase,
+                            incoming,
+                            outgoing: pm.outgoing.clone(),
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let n = phases.len();
+                Plan {
+                    phases,
+                    waiting_since: vec![None; n],
+                }
+            })
+            .collect();
+    }
+
+    fn approaching(&mut self, view: &SignalView<'_>, lane: LaneId) -> u32 {
+        let i = lane as usize;
+        if self.stamp[i] != self.decision {
+            self.stamp[i] = self.decision;
+            self.approaching[i] = view.approaching(lane, self.params.reach);
+        }
+        self.approaching[i]
+    }
+
+    fn occupancy(&self, view: &SignalView<'_>, road: RoadId) -> f64 {
+        let (len, lanes) = &self.road_capacity[road as usize];
+        if *len <= 0.0 {
+            return 1.0;
+        }
+        let vehicles: u32 = lanes.clone().map(|l| view.lanes.vehicles[l as usize]).sum();
+        f64::from(vehicles) * self.params.vehicle_space / len
+    }
+}
+
+impl SignalController for Adaptive {
+    fn name(&self) -> &str {
+        "adaptive"
+    }
+
+    fn decide(&mut self, view: &SignalView<'_>, decisions: &mut [Option<u32>]) {
+        if self.plans.len() != view.intersections.len() {
+            self.prepare(view.sim, view.intersections);
+        }
+        self.decision = self.decision.wrapping_add(1);
+        let now = view.sim.time();
+        let p = self.params.clone();
+        let mut plans = std::mem::take(&mut self.plans);
+        for ((c, d), plan) in view
+            .intersections
+            .iter()
+            .zip(decisions.iter_mut())
+            .zip(plans.iter_mut())
+        {
+            let current = view.sim.green_phase(c.intersection);
+            let in_transition = view.sim.in_transition(c.intersection);
+            // Starvation bookkeeping: since when may vehicles have waited on a red phase?
+            // (They may have started waiting just after the previous decision.)
+            for (ph, since) in plan.phases.iter().zip(plan.waiting_since.iter_mut()) {
+                let waiting = ph
+                    .incoming
+                    .iter()
+                    .any(|l| view.lanes.waiting[l.lane as usize] > 0);
+                if ph.phase == current || !waiting {
+                    *since = None;
+                } else if since.is_none() {
+                    *since = Some(now - p.decision_interval);
+                }
+            }
+            if in_transition {
+                continue;
+            }
+            // Maximum red: a phase whose waiting vehicles would otherwise wait past `max_red`
+            // before the next decision's change could serve them goes first.
+            let mut pending: Vec<(f64, u32)> = plan
+                .phases
+                .iter()
+                .zip(&plan.waiting_since)
+                .filter_map(|(ph, since)| since.map(|t0| (t0, ph.phase)))
+                .collect();
+            pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // Served oldest first, the k-th pending phase gets its green k decisions after the
+            // first one; force now if waiting one more decision would break the bound for any.
+            let slot = p.decision_interval;
+            let forced = pending
+                .iter()
+                .enumerate()
+                .any(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 >= p.max_red)
+                .then(|| pending[0]);
+            if let Some((_, phase)) = forced {
+                *d = Some(phase);
+                continue;
+            }
+            let mut best: Option<(f64, u32)> = None;
+            let mut keep = f64::NEG_INFINITY;
+            for ph in &plan.phases {
+                let mut score = 0.0;
+                let mut running = 0u32;
+                for l in &ph.incoming {
+                    let approaching = self.approaching(view, l.lane);
+                    running += approaching;
+                    let demand = f64::from(view.lanes.waiting[l.lane as usize])
+                        + p.w_approach * f64::from(approaching)
+                        + if p.w_entry > 0.0 {
+                            p.w_entry * f64::from(view.sim.lane_entry_queue(l.lane))
+                        } else {
+                            0.0
+                        };
+                    let mut free: f64 = 1.0;
+                    for &r in &l.to_roads {
+                        let occ = self.occupancy(view, r);
+                        if occ > p.spill {
+                            free = free.min(((1.0 - occ) / (1.0 - p.spill)).max(0.0));
+                        }
+                    }
+                    score += demand * free;
+                }
+                let out: f64 = ph
+                    .outgoing
+                    .iter()
+                    .map(|&o| f64::from(view.lanes.waiting[o as usize]))
+                    .sum();
+                score -= p.w_out * out;
+                if ph.phase == current {
+                    score += p.switch_cost;
+                    keep = p.w_keep * f64::from(running) + p.switch_cost;
+                }
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, ph.phase));
+                }
+            }
+            *d = match best {
+                Some((b, _)) if keep >= b => Some(current),
+                other => other.map(|(_, ph)| ph),
+            };
+        }
+        self.plans = plans;
+    }
+}

@@ -1,0 +1,19 @@
+//! Adaptive traffic signal control for single intersections, arterials and areas.
+//!
+//! Controllers implement [`traffic_sim::control::SignalController`]; the simulator enforces the
+//! safety timing (minimum green, yellow, all-red), so a controller can only *request* phases.
+//! This crate is a pure core: no I/O, no clock, no global RNG.
+//!
+//! - [`protocol`]: the evaluation protocols P15 (issue 4: a decision every 15 s, a change shows
+//!   phase 0 for 5 s) and P5 (a decision every 5 s, 2 s of yellow), and [`protocol::evaluate`].
+//! - Baselines: [`FixedTime`] and [`MaxPressure`] exactly as issue 4 defines them (the ones
+//!   the simulator's fidelity tests check against CityFlow, re-exported).
+//! - [`adaptive::Adaptive`]: our controller (queue- and approach-aware pressure with a
+//!   switching cost, downstream spillback guard, and a maximum-red anti-starvation guard).
+
+pub mod adaptive;
+pub mod protocol;
+
+pub use adaptive::{Adaptive, AdaptiveParams};
+pub use protocol::{EpisodeResult, ProtocolKind, evaluate};
+pub use traffic_sim::control::{FixedTime, MaxPressure, SignalController};
