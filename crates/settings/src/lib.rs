@@ -37,6 +37,8 @@ pub struct Config {
     pub compute: ComputeConfig,
     /// The NGSI-LD context broker.
     pub ngsi: NgsiConfig,
+    /// The Handle System node.
+    pub handle: HandleConfig,
 }
 
 /// `[ngsi]`: the NGSI-LD context broker.
@@ -78,8 +80,6 @@ impl Default for NgsiConfig {
             max_limit: 1000,
         }
     }
-    /// The Handle System node.
-    pub handle: HandleConfig,
 }
 
 /// `[http]`
@@ -274,6 +274,10 @@ impl Default for ComputeConfig {
             slurm_token_file: None,
             slurm_workdir: None,
             slurm_partition: "debug".to_owned(),
+        }
+    }
+}
+
 /// Default native (UDP and TCP) address of the Handle System node: the protocol's port 2641,
 /// loopback only.
 pub const DEFAULT_HANDLE_LISTEN: &str = "127.0.0.1:2641";

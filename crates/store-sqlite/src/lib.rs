@@ -20,8 +20,8 @@ mod engine;
 mod handle;
 mod identity;
 mod migrations;
-mod secure;
 mod ngsi;
+mod secure;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};
 

@@ -19,16 +19,16 @@ mod compute;
 mod error;
 mod handle;
 mod identity;
+mod ngsi;
 mod secure;
 mod types;
 
 #[cfg(feature = "testsuite")]
 pub mod compute_testsuite;
-mod ngsi;
-
+#[cfg(feature = "testsuite")]
+pub mod handle_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
-pub mod handle_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
@@ -40,8 +40,8 @@ pub use identity::{
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
 };
-pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
 };
+pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};

@@ -76,11 +76,15 @@ fn load(data: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
 
 fn city240() -> Arc<Scenario> {
     let mut spec = traffic_sim::generate::GridSpec::city_240();
-    if let Ok(v) = std::env::var("VPH") { spec.vehicles_per_hour = v.parse().unwrap(); }
+    if let Ok(v) = std::env::var("VPH") {
+        spec.vehicles_per_hour = v.parse().unwrap();
+    }
     let g = traffic_sim::generate::generate_grid(&spec).unwrap();
     let mut settings = EngineSettings::from_config(&g.config);
     settings.rl_traffic_light = true;
-    Arc::new(Scenario::from_specs(settings, "roadnet.json", &g.roadnet, "flow.json", g.flows).unwrap())
+    Arc::new(
+        Scenario::from_specs(settings, "roadnet.json", &g.roadnet, "flow.json", g.flows).unwrap(),
+    )
 }
 
 fn main() {
@@ -121,7 +125,11 @@ fn main() {
                     chunk
                         .iter()
                         .map(|(tag, dir, r, f)| {
-                            let sc = if *tag == "C240" { city240() } else { load(data, dir, r, f) };
+                            let sc = if *tag == "C240" {
+                                city240()
+                            } else {
+                                load(data, dir, r, f)
+                            };
                             let mut ctrl: Box<dyn traffic_signals::SignalController + Send> =
                                 if name == "adaptive" {
                                     Box::new(Adaptive::new(params.clone()))
