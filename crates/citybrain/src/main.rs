@@ -23,7 +23,9 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            if error.downcast_ref::<settings::ConfigError>().is_some() {
+            if error.downcast_ref::<settings::ConfigError>().is_some()
+                || error.downcast_ref::<cmd::UsageError>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

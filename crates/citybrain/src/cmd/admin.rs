@@ -60,6 +60,10 @@ enum AdminCommand {
     /// API keys for devices and services.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The Handle System node: home a prefix with its admin handle, import/export batch
+    /// files. Acts on the data directory's store: stop the node first.
+    #[command(subcommand)]
+    Handle(super::admin_handle::HandleCommand),
     /// The audit log.
     Audit {
         /// Only this tenant's entries.
@@ -270,6 +274,11 @@ pub(crate) async fn run(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::User(command) => user(service, &cli, command, json).await?,
+        AdminCommand::Handle(command) => {
+            let result = super::admin_handle::run(&platform, command).await;
+            platform.store.close();
+            return result;
+        }
         AdminCommand::Role(RoleCommand::Put {
             name,
             tenant: t,

@@ -1,6 +1,8 @@
 //! The subcommands. Each module owns one subcommand; `run` dispatches.
 
 mod admin;
+mod admin_handle;
+pub(crate) use admin_handle::UsageError;
 mod bench;
 mod cpn;
 mod serve;
