@@ -44,6 +44,10 @@ const SDM_COMMON: &str = "https://smartdatamodels.org/";
 pub(crate) const ROAD_SEGMENT_TYPE: &str =
     "https://smartdatamodels.org/dataModel.Transportation/RoadSegment";
 
+/// One batch step (the broker's `BatchItem`): replace whatever is there by the entity.
+type Replace =
+    dyn FnOnce(Option<Entity>, ngsi_ld::Timestamp) -> Result<Option<Entity>, NgsiError> + Send;
+
 /// Starts this component; returns its part of the banner, if any.
 pub(crate) async fn start(context: &DemoContext<'_>) -> anyhow::Result<Option<DemoPart>> {
     let part = |lines| {
@@ -80,10 +84,7 @@ pub(crate) async fn start(context: &DemoContext<'_>) -> anyhow::Result<Option<De
         .into_iter()
         .map(|entity| {
             let id = entity.id.clone();
-            let item: Box<
-                dyn FnOnce(Option<Entity>, ngsi_ld::Timestamp) -> Result<Option<Entity>, NgsiError>
-                    + Send,
-            > = Box::new(move |_, _| Ok(Some(entity)));
+            let item: Box<Replace> = Box::new(move |_, _| Ok(Some(entity)));
             (id, item)
         })
         .collect();
