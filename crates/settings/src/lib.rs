@@ -20,6 +20,14 @@ pub const DEFAULT_DATA_DIR: &str = "./citybrain-data";
 pub const ENV_PREFIX: &str = "CITYBRAIN_";
 /// Environment variable naming the configuration file (not itself a key).
 pub const ENV_CONFIG_FILE: &str = "CITYBRAIN_CONFIG";
+/// Process-level variables under [`ENV_PREFIX`] that are not configuration keys: the
+/// configuration file, where the shared data sets live, and the Python that runs the
+/// reference simulator for `bench sim`. Every other `CITYBRAIN_*` variable must name a key.
+pub const ENV_NOT_CONFIG: &[&str] = &[
+    ENV_CONFIG_FILE,
+    "CITYBRAIN_SHARED",
+    "CITYBRAIN_CITYFLOW_PYTHON",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -474,7 +482,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if name == ENV_CONFIG_FILE || rest.is_empty() {
+        if ENV_NOT_CONFIG.contains(&name.as_str()) || rest.is_empty() {
             continue;
         }
         let key = rest
@@ -663,6 +671,19 @@ mod tests {
         assert_eq!(config.http.listen, "127.0.0.1:3");
         assert_eq!(config.http.request_timeout_secs, 5);
         assert!(config.http.metrics_public);
+    }
+
+    #[test]
+    fn process_variables_are_not_configuration_keys() {
+        let env = [
+            ("CITYBRAIN_SHARED", "/data"),
+            ("CITYBRAIN_CITYFLOW_PYTHON", "/venv/bin/python"),
+        ];
+        assert!(load_with(None, &env, &[]).is_ok());
+        let err = load_with(None, &[("CITYBRAIN_SHARD", "/data")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CITYBRAIN_SHARD"), "{err}");
     }
 
     #[test]
