@@ -465,3 +465,65 @@ fn psi_between_two_served_nodes_runs_only_when_approved_and_aborts_on_tampering(
         assert!(text.contains(action), "{action} missing from the audit log");
     }
 }
+
+/// The secure-computation routes are tenant-scoped: an administrator of one tenant reaches
+/// none of another tenant's jobs on the same node, and its own tenant works (positive control).
+#[test]
+fn secure_jobs_are_refused_across_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    run_ok(&[
+        "admin",
+        "--data-dir",
+        &data,
+        "bootstrap",
+        "--tenant",
+        "city-x",
+    ]);
+    run_ok(&["admin", "--data-dir", &data, "tenant", "create", "city-y"]);
+    let x_admin = key(&data, "city-x", "x-admin", "admin");
+    let y_admin = key(&data, "city-y", "y-admin", "admin");
+    let (child, addr) = start(dir.path());
+    let node = Node {
+        child,
+        addr,
+        tenant: "city-x",
+        admin_key: x_admin,
+        _dir: dir,
+    };
+    wait_ready(&node.addr);
+    let (own, _) = http(
+        &node.addr,
+        "GET",
+        "/api/v1/tenants/city-x/secure/jobs",
+        &node.admin_key,
+        None,
+    );
+    assert_eq!(own, 200, "positive control: own tenant");
+    for (method, path, body) in [
+        ("GET", "/api/v1/tenants/city-y/secure/jobs", None),
+        ("GET", "/api/v1/tenants/city-y/secure/jobs/j1", None),
+        (
+            "POST",
+            "/api/v1/tenants/city-y/secure/jobs",
+            Some(governance().to_string()),
+        ),
+    ] {
+        let (status, body) = http(&node.addr, method, path, &node.admin_key, body.as_deref());
+        assert_eq!(
+            status, 403,
+            "{method} {path} with another tenant's key: {body}"
+        );
+    }
+    let (theirs, _) = http(
+        &node.addr,
+        "GET",
+        "/api/v1/tenants/city-y/secure/jobs",
+        &y_admin,
+        None,
+    );
+    assert_eq!(
+        theirs, 200,
+        "positive control: the other tenant's own administrator"
+    );
+}
