@@ -1,5 +1,7 @@
 //! The controllers on the benchmark files and on random generated grids.
 
+// The simulator's own test helpers (locating shared/, loading the benchmark scenarios).
+#[path = "../../traffic-sim/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -640,24 +640,10 @@ async fn run_job(
         .ok()
         .and_then(|inputs| inputs.get(&(scope.tenant().clone(), id.clone())).cloned())
         .ok_or_else(|| conflict("this node holds no input for the job; approve it again"))?;
-    let governance: Governance = serde_json::from_str(&job.governance)
-        .map_err(|e| ApiError::internal(format!("stored governance is unreadable: {e}")))?;
-    let manifest = governance.manifest(&id).map_err(ApiError::bad_request)?;
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&identity::secrets::random_bytes(32));
     let mut session_id = [0u8; 16];
     session_id.copy_from_slice(&identity::secrets::random_bytes(16));
-    let config = PsiConfig {
-        manifest,
-        local_party: job.local_party.clone(),
-        session_id,
-        set_size: items.len() as u64,
-        seed,
-        batch_size: BATCH,
-    };
     // Refused before anything is sent if the input breaks the governance.
-    let (session, hello) =
-        PsiSession::new(config).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (session, hello) = open_session(&job, &id, items.len(), session_id)?;
     let running = state
         .store
         .transition_secure_job(
@@ -982,6 +968,30 @@ async fn exchange(
     }
 }
 
+/// This node's PSI session for `job` under its stored governance, with a fresh seed; refused
+/// (before anything is sent) if the input breaks the governance.
+fn open_session(
+    job: &SecureJobRecord,
+    id: &str,
+    set_size: usize,
+    session_id: [u8; 16],
+) -> Result<(PsiSession, Vec<u8>), ApiError> {
+    let governance: Governance = serde_json::from_str(&job.governance)
+        .map_err(|e| ApiError::internal(format!("stored governance is unreadable: {e}")))?;
+    let manifest = governance.manifest(id).map_err(ApiError::bad_request)?;
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&identity::secrets::random_bytes(32));
+    let config = PsiConfig {
+        manifest,
+        local_party: job.local_party.clone(),
+        session_id,
+        set_size: set_size as u64,
+        seed,
+        batch_size: BATCH,
+    };
+    PsiSession::new(config).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
 async fn start_responder(
     state: &SecureState,
     scope: &TenantScope,
@@ -1016,21 +1026,7 @@ async fn start_responder(
                 .cloned()
         })
         .ok_or_else(|| conflict("this node holds no input for the job; approve it again"))?;
-    let governance: Governance = serde_json::from_str(&job.governance)
-        .map_err(|e| ApiError::internal(format!("stored governance is unreadable: {e}")))?;
-    let manifest = governance.manifest(id).map_err(ApiError::bad_request)?;
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&identity::secrets::random_bytes(32));
-    let config = PsiConfig {
-        manifest,
-        local_party: job.local_party.clone(),
-        session_id,
-        set_size: items.len() as u64,
-        seed,
-        batch_size: BATCH,
-    };
-    let (session, hello) =
-        PsiSession::new(config).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (session, hello) = open_session(&job, id, items.len(), session_id)?;
     state
         .store
         .transition_secure_job(
