@@ -63,14 +63,6 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     tracing::info!(%local, data_dir = %platform.config.data_dir().display(), "serving");
-    if let Some((username, password)) = &demo_login {
-        let context = crate::demo::DemoContext {
-            platform: &platform,
-            base_url: format!("http://{local}"),
-        };
-        let parts = crate::demo::start(&context).await?;
-        crate::demo::print_banner(&context, username, password.as_deref(), &parts);
-    }
     let state = platform.app_state();
     let grace = std::time::Duration::from_secs(platform.config.http.shutdown_grace_secs);
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
@@ -80,16 +72,32 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         let _ = signalled.send(());
     });
     // After the signal, in-flight requests get `grace` to finish; then we stop anyway.
-    tokio::select! {
-        result = server => result.context("the HTTP server failed")?,
-        () = async {
-            if on_signal.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
-    }
+    let serving = async {
+        tokio::select! {
+            result = server => result.context("the HTTP server failed")?,
+            () = async {
+                if on_signal.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+        }
+        anyhow::Ok(())
+    };
+    // The demo city loads while the API already answers (its components may take a while).
+    let demo = async {
+        if let Some((username, password)) = &demo_login {
+            let context = crate::demo::DemoContext {
+                platform: &platform,
+                base_url: format!("http://{local}"),
+            };
+            let parts = crate::demo::start(&context).await?;
+            crate::demo::print_banner(&context, username, password.as_deref(), &parts);
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(serving, demo)?;
     // Every acknowledged write is committed; close the store cleanly.
     platform.store.close();
     tracing::info!("stopped");
