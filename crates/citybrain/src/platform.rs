@@ -18,6 +18,11 @@ pub(crate) struct Platform {
     pub(crate) oidc: Option<Arc<OidcVerifier>>,
     /// The computing-power network coordinator, once `services::compute` started it.
     pub(crate) compute: std::sync::OnceLock<cpn_server::Coordinator>,
+    /// The address the HTTP API is bound to, once `serve` bound it (before services start,
+    /// so they know the real port when `http.listen` asks for port 0).
+    pub(crate) http_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The identifier service, once `services::handle` started the node.
+    pub(crate) identifiers: std::sync::OnceLock<Arc<handle_server::identifiers::Identifiers>>,
 }
 
 const SIGNING_KEY_FILE: &str = "secrets/access-token-hs256.key";
@@ -177,6 +182,8 @@ impl Platform {
             identity: Arc::new(identity),
             oidc,
             compute: std::sync::OnceLock::new(),
+            http_addr: std::sync::OnceLock::new(),
+            identifiers: std::sync::OnceLock::new(),
         })
     }
 

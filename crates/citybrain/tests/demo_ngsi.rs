@@ -132,6 +132,61 @@ fn demo_loads_the_road_network_as_smart_data_model_entities() {
         "https://smartdatamodels.org/dataModel.Transportation/RoadSegment",
     );
     let junctions = entities(&addr, token, "Junction");
+
+    // The demo minted a handle per intersection (issue 6): it resolves publicly to the
+    // entity's URL on this platform, the node publishes its did:web document, and the minting
+    // is in the audit log under the administrator.
+    let minted = banner
+        .lines()
+        .find_map(|l| {
+            let (handle, target) = l.trim().split_once(" -> ")?;
+            target
+                .starts_with("urn:ngsi-ld:Junction:")
+                .then(|| (handle.to_owned(), target.to_owned()))
+        })
+        .unwrap_or_else(|| panic!("no minted junction handle in the banner:\n{banner}"));
+    assert!(
+        banner.contains(&format!(
+            "{} intersections and the road network have handles",
+            intersections.len()
+        )),
+        "{banner}"
+    );
+    let (status, record) = http(
+        &addr,
+        "GET",
+        &format!("/api/handles/{}", minted.0),
+        None,
+        "",
+    );
+    assert_eq!(status, 200, "{record}");
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let url = record["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["type"] == "URL")
+        .unwrap_or_else(|| panic!("no URL value: {record}"));
+    let entity_path = format!("/ngsi-ld/v1/entities/{}", minted.1);
+    assert_eq!(url["data"]["value"], format!("http://{addr}{entity_path}"));
+    let (status, entity) = http(&addr, "GET", &entity_path, Some(token), "");
+    assert_eq!(
+        status, 200,
+        "the minted URL does not lead to the entity: {entity}"
+    );
+    let (status, did) = http(&addr, "GET", "/.well-known/did.json", None, "");
+    assert_eq!(status, 200, "{did}");
+    let did: serde_json::Value = serde_json::from_str(&did).unwrap();
+    assert_eq!(did["id"], format!("did:web:{}", addr.replace(':', "%3A")));
+    let (status, audit) = http(
+        &addr,
+        "GET",
+        "/api/v1/tenants/demo/audit?action=identifier.mint",
+        Some(token),
+        "",
+    );
+    assert_eq!(status, 200, "{audit}");
+    assert!(audit.contains(&minted.0), "minting not audited: {audit}");
     let _ = child.kill();
     let _ = child.wait();
 

@@ -10,10 +10,13 @@
 //!   TCP (tokio, mini-redis-style framing, KC keep-alive) listeners.
 //! - [`rest`]: the Handle.Net v8/v9-compatible REST API and the proxy resolver as an axum `Router`.
 //! - [`site`]: generated HS_SITE and the node's `did:web` document.
+//! - [`identifiers`]: minting handles for the platform's entities and data sets through the
+//!   unified user system, and the node's operations in the platform's audit log.
 //! - [`server`]: starts all of it from a [`server::ServerConfig`].
 
 pub mod bench;
 pub mod durable;
+pub mod identifiers;
 pub mod native;
 pub mod node;
 pub mod rest;

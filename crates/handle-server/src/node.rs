@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use handle_proto::auth::{self, Denied, Operation};
@@ -81,6 +81,28 @@ pub struct NodeConfig {
 /// Who is asking: an authenticated identity or nobody.
 pub type Identity<'a> = Option<&'a ValueReference>;
 
+/// One administrative operation on the node, as reported to the [`AuditSink`]: who asked
+/// (`None`: unauthenticated), what, on which handle, and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEvent {
+    /// The authenticated identity (`300:21.T999/ADMIN`), if any.
+    pub identity: Option<String>,
+    /// Dotted action name: `handle.create`, `handle.delete`, `handle.values.add`, ...
+    pub action: &'static str,
+    /// The handle acted on.
+    pub handle: String,
+    /// `Ok(())`, or the response code and message it failed with.
+    pub outcome: Result<(), OpError>,
+}
+
+/// Where the node reports administrative operations (the platform appends them to its
+/// hash-chained audit log). Called on the request path, so implementations must not block:
+/// hand the event to a queue.
+pub trait AuditSink: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: AdminEvent);
+}
+
 struct PendingChallenge {
     nonce: Vec<u8>,
     digest: Vec<u8>,
@@ -96,6 +118,7 @@ pub struct HandleNode {
     config: NodeConfig,
     site_bytes: Vec<u8>,
     challenges: Mutex<HashMap<(SocketAddr, u64, u32), PendingChallenge>>,
+    audit: OnceLock<Arc<dyn AuditSink>>,
 }
 
 /// Current unix time in seconds.
@@ -133,6 +156,7 @@ impl HandleNode {
             config,
             site_bytes,
             challenges: Mutex::new(HashMap::new()),
+            audit: OnceLock::new(),
         }
     }
 
@@ -144,6 +168,49 @@ impl HandleNode {
     /// The configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// Reports every later administrative operation (successful or refused) to `sink`.
+    /// Only the first sink set counts; returns false if one was already set.
+    pub fn set_audit_sink(&self, sink: Arc<dyn AuditSink>) -> bool {
+        self.audit.set(sink).is_ok()
+    }
+
+    /// Reports an operation refused before it reached the node (bad credentials on the REST
+    /// API, a failed challenge on the native path).
+    pub fn record_refusal(
+        &self,
+        action: &'static str,
+        handle: &str,
+        claimed: Option<String>,
+        error: OpError,
+    ) {
+        if let Some(sink) = self.audit.get() {
+            sink.record(AdminEvent {
+                identity: claimed,
+                action,
+                handle: handle.to_owned(),
+                outcome: Err(error),
+            });
+        }
+    }
+
+    fn audited<T>(
+        &self,
+        action: &'static str,
+        handle: &str,
+        identity: Identity<'_>,
+        result: Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        if let Some(sink) = self.audit.get() {
+            sink.record(AdminEvent {
+                identity: identity.map(ToString::to_string),
+                action,
+                handle: handle.to_owned(),
+                outcome: result.as_ref().map(|_| ()).map_err(Clone::clone),
+            });
+        }
+        result
     }
 
     fn check_homed(&self, handle: &str) -> Result<(), OpError> {
@@ -261,7 +328,7 @@ impl HandleNode {
     /// add/modify/remove permissions for the values that change. Without HS_ADMIN values a
     /// default one naming `identity` is added at index 100 (Handle.Net REST behaviour).
     /// Returns whether the handle was new.
-    pub fn create_handle(
+    fn create_handle_unaudited(
         &self,
         identity: Identity<'_>,
         handle: &str,
@@ -334,7 +401,7 @@ impl HandleNode {
     }
 
     /// Deletes a handle.
-    pub fn delete_handle(&self, identity: Identity<'_>, handle: &str) -> Result<(), OpError> {
+    fn delete_handle_unaudited(&self, identity: Identity<'_>, handle: &str) -> Result<(), OpError> {
         self.check_homed(handle)?;
         if self.store.get(handle)?.is_none() {
             return Err(OpError::new(
@@ -347,7 +414,7 @@ impl HandleNode {
     }
 
     /// Adds values.
-    pub fn add_values(
+    fn add_values_unaudited(
         &self,
         identity: Identity<'_>,
         handle: &str,
@@ -368,7 +435,7 @@ impl HandleNode {
     }
 
     /// Modifies values.
-    pub fn modify_values(
+    fn modify_values_unaudited(
         &self,
         identity: Identity<'_>,
         handle: &str,
@@ -398,7 +465,7 @@ impl HandleNode {
 
     /// Adds or replaces the given values (REST `PUT ...?index=`); with `overwrite == false` an
     /// existing index is a conflict.
-    pub fn upsert_values(
+    fn upsert_values_unaudited(
         &self,
         identity: Identity<'_>,
         handle: &str,
@@ -419,16 +486,16 @@ impl HandleNode {
             ));
         }
         if !existing.is_empty() {
-            self.modify_values(identity, handle, existing)?;
+            self.modify_values_unaudited(identity, handle, existing)?;
         }
         if !new.is_empty() {
-            self.add_values(identity, handle, new)?;
+            self.add_values_unaudited(identity, handle, new)?;
         }
         Ok(())
     }
 
     /// Removes values by index.
-    pub fn remove_values(
+    fn remove_values_unaudited(
         &self,
         identity: Identity<'_>,
         handle: &str,
@@ -447,6 +514,76 @@ impl HandleNode {
             self.authorize(Operation::RemoveValue { admin }, handle, identity)?;
         }
         Ok(self.store.remove_values(handle, indexes)?)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Administration: every write is reported to the audit sink, whatever its outcome.
+
+    /// Creates a handle. With `overwrite` an existing handle is replaced, which needs the
+    /// add/modify/remove permissions for the values that change. Without HS_ADMIN values a
+    /// default one naming `identity` is added at index 100 (Handle.Net REST behaviour).
+    /// Returns whether the handle was new.
+    pub fn create_handle(
+        &self,
+        identity: Identity<'_>,
+        handle: &str,
+        values: Vec<HandleValue>,
+        overwrite: bool,
+    ) -> Result<bool, OpError> {
+        let result = self.create_handle_unaudited(identity, handle, values, overwrite);
+        self.audited("handle.create", handle, identity, result)
+    }
+
+    /// Deletes a handle.
+    pub fn delete_handle(&self, identity: Identity<'_>, handle: &str) -> Result<(), OpError> {
+        let result = self.delete_handle_unaudited(identity, handle);
+        self.audited("handle.delete", handle, identity, result)
+    }
+
+    /// Adds values.
+    pub fn add_values(
+        &self,
+        identity: Identity<'_>,
+        handle: &str,
+        values: Vec<HandleValue>,
+    ) -> Result<(), OpError> {
+        let result = self.add_values_unaudited(identity, handle, values);
+        self.audited("handle.values.add", handle, identity, result)
+    }
+
+    /// Modifies values.
+    pub fn modify_values(
+        &self,
+        identity: Identity<'_>,
+        handle: &str,
+        values: Vec<HandleValue>,
+    ) -> Result<(), OpError> {
+        let result = self.modify_values_unaudited(identity, handle, values);
+        self.audited("handle.values.modify", handle, identity, result)
+    }
+
+    /// Adds or replaces the given values (REST `PUT ...?index=`); with `overwrite == false` an
+    /// existing index is a conflict.
+    pub fn upsert_values(
+        &self,
+        identity: Identity<'_>,
+        handle: &str,
+        values: Vec<HandleValue>,
+        overwrite: bool,
+    ) -> Result<(), OpError> {
+        let result = self.upsert_values_unaudited(identity, handle, values, overwrite);
+        self.audited("handle.values.upsert", handle, identity, result)
+    }
+
+    /// Removes values by index.
+    pub fn remove_values(
+        &self,
+        identity: Identity<'_>,
+        handle: &str,
+        indexes: &[u32],
+    ) -> Result<(), OpError> {
+        let result = self.remove_values_unaudited(identity, handle, indexes);
+        self.audited("handle.values.remove", handle, identity, result)
     }
 
     /// Lists handles under `prefix` (needs LIST_HANDLES on `0.NA/<prefix>`).
@@ -751,6 +888,21 @@ impl HandleNode {
             false
         };
         if !ok {
+            let (action, handle) = match &pending.request {
+                Request::CreateHandle(hv) => ("handle.create", hv.handle.as_str()),
+                Request::DeleteHandle { handle } => ("handle.delete", handle.as_str()),
+                Request::AddValue(hv) => ("handle.values.add", hv.handle.as_str()),
+                Request::ModifyValue(hv) => ("handle.values.modify", hv.handle.as_str()),
+                Request::RemoveValue { handle, .. } => ("handle.values.remove", handle.as_str()),
+                Request::ListHandles { handle } => ("handle.list", handle.as_str()),
+                _ => ("handle.other", ""),
+            };
+            self.record_refusal(
+                action,
+                handle,
+                Some(key.to_string()),
+                OpError::new(ResponseCode::AUTHENTICATION_FAILED, "authentication failed"),
+            );
             ctx.error(
                 out,
                 ResponseCode::AUTHENTICATION_FAILED,

@@ -46,8 +46,8 @@ pub fn router(state: Arc<RestState>) -> Router {
         .with_state(state)
 }
 
-/// The routes the platform mounts in its one HTTP API: `/api/handles`, `/api/prefixes` and the
-/// proxy resolver under `/hdl/{handle}` (the root path belongs to the platform there).
+/// The routes the platform mounts in its one HTTP API: `/api/handles`, `/api/prefixes`, the
+/// node's `did:web` document and the proxy resolver under `/hdl/{handle}` (the root path belongs to the platform there).
 /// Reads are public and writes authenticate with Handle.Net's own Basic/HS_SECKEY scheme, as
 /// on a Handle.Net server, so the platform mounts these among its public routes.
 pub fn platform_router<S: Clone + Send + Sync + 'static>(state: Arc<RestState>) -> Router<S> {
@@ -58,6 +58,7 @@ pub fn platform_router<S: Clone + Send + Sync + 'static>(state: Arc<RestState>) 
             get(get_handle).put(put_handle).delete(delete_handle),
         )
         .route("/api/prefixes", get(list_prefixes))
+        .route("/.well-known/did.json", get(did_document))
         .route("/hdl/{*handle}", get(proxy))
         .with_state(state)
 }
@@ -157,7 +158,8 @@ fn error_response(e: &OpError, handle: &str, is_get: bool, params: &Params) -> R
 enum Auth {
     Anonymous,
     Identity(ValueReference),
-    Failed,
+    /// Bad credentials; the identity they claimed, if it could be read.
+    Failed(Option<String>),
 }
 
 fn authenticate(node: &HandleNode, headers: &HeaderMap) -> Auth {
@@ -171,26 +173,30 @@ fn authenticate(node: &HandleNode, headers: &HeaderMap) -> Auth {
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))
     else {
-        return Auth::Failed;
+        return Auth::Failed(None);
     };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return Auth::Failed;
+        return Auth::Failed(None);
     };
     let Ok(text) = String::from_utf8(decoded) else {
-        return Auth::Failed;
+        return Auth::Failed(None);
     };
     let Some((user, password)) = text.split_once(':') else {
-        return Auth::Failed;
+        return Auth::Failed(None);
     };
     let user = percent_encoding::percent_decode_str(user).decode_utf8_lossy();
     let Some(identity) = ValueReference::parse(&user) else {
-        return Auth::Failed;
+        return Auth::Failed(Some(user.into_owned()));
     };
     if node.verify_password(&identity, password.as_bytes()) {
         Auth::Identity(identity)
     } else {
-        Auth::Failed
+        Auth::Failed(Some(identity.to_string()))
     }
+}
+
+fn auth_error() -> OpError {
+    OpError::new(ResponseCode::AUTHENTICATION_FAILED, "authentication failed")
 }
 
 fn auth_failed(handle: &str, params: &Params) -> Response {
@@ -210,7 +216,11 @@ async fn get_handle(
 ) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
-        Auth::Failed => return auth_failed(&handle, &params),
+        Auth::Failed(claimed) => {
+            st.node
+                .record_refusal("handle.read", &handle, claimed, auth_error());
+            return auth_failed(&handle, &params);
+        }
         Auth::Identity(id) => Some(id),
         Auth::Anonymous => None,
     };
@@ -314,10 +324,16 @@ async fn put_handle(
 ) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
-        Auth::Failed => return auth_failed(&handle, &params),
+        Auth::Failed(claimed) => {
+            st.node
+                .record_refusal("handle.create", &handle, claimed, auth_error());
+            return auth_failed(&handle, &params);
+        }
         Auth::Identity(id) => id,
         Auth::Anonymous => {
             let e = OpError::new(ResponseCode::AUTHENTICATION_NEEDED, "authentication needed");
+            st.node
+                .record_refusal("handle.create", &handle, None, e.clone());
             return error_response(&e, &handle, false, &params);
         }
     };
@@ -374,7 +390,11 @@ async fn delete_handle(
 ) -> Response {
     let params = Params::parse(q.as_deref());
     let identity = match authenticate(&st.node, &headers) {
-        Auth::Failed => return auth_failed(&handle, &params),
+        Auth::Failed(claimed) => {
+            st.node
+                .record_refusal("handle.delete", &handle, claimed, auth_error());
+            return auth_failed(&handle, &params);
+        }
         Auth::Identity(id) => Some(id),
         Auth::Anonymous => None,
     };
@@ -406,7 +426,11 @@ async fn list_handles(
         .trim_start_matches("0.NA/")
         .to_owned();
     let identity = match authenticate(&st.node, &headers) {
-        Auth::Failed => return auth_failed(&prefix, &params),
+        Auth::Failed(claimed) => {
+            st.node
+                .record_refusal("handle.list", &prefix, claimed, auth_error());
+            return auth_failed(&prefix, &params);
+        }
         Auth::Identity(id) => Some(id),
         Auth::Anonymous => None,
     };

@@ -69,8 +69,42 @@ pub fn generate_site(p: &SiteParams) -> SiteInfo {
 
 /// The `did:web` document for a node reachable at `host` (`example.org` or `example.org%3A8000`),
 /// listing its Ed25519 key and its Handle service endpoints (served at `/.well-known/did.json`).
+/// The REST endpoint is `https://<host>/api/handles/`.
 pub fn did_web_document(
     host: &str,
+    public_key: &[u8; 32],
+    native_port: u16,
+    prefixes: &[String],
+) -> Value {
+    let base = format!("https://{}", host.replace("%3A", ":"));
+    did_web_document_at(host, &base, public_key, native_port, prefixes)
+}
+
+/// The Ed25519 public key of the node key with this 32-byte seed.
+pub fn node_public_key(seed: &[u8; 32]) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(seed)
+        .verifying_key()
+        .to_bytes()
+}
+
+/// The `did:web` host for a base URL: `https://city.example.org:8443/x` gives
+/// `city.example.org%3A8443` (the port's colon percent-encoded, as did:web requires).
+pub fn did_web_host(base_url: &str) -> Option<String> {
+    let rest = base_url
+        .strip_prefix("https://")
+        .or_else(|| base_url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(authority.replace(':', "%3A"))
+}
+
+/// Like [`did_web_document`], with the REST API's base URL given (`http://127.0.0.1:8080` for a
+/// node on a private address).
+pub fn did_web_document_at(
+    host: &str,
+    rest_base: &str,
     public_key: &[u8; 32],
     native_port: u16,
     prefixes: &[String],
@@ -79,6 +113,7 @@ pub fn did_web_document(
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public_key);
     let http_host = host.replace("%3A", ":");
     let bare_host = http_host.split(':').next().unwrap_or(&http_host).to_owned();
+    let rest_base = rest_base.trim_end_matches('/');
     json!({
         "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"],
         "id": did,
@@ -91,7 +126,7 @@ pub fn did_web_document(
         "authentication": [format!("{did}#node-key")],
         "assertionMethod": [format!("{did}#node-key")],
         "service": [
-            { "id": format!("{did}#handle-rest"), "type": "HandleRestApi", "serviceEndpoint": format!("https://{http_host}/api/handles/") },
+            { "id": format!("{did}#handle-rest"), "type": "HandleRestApi", "serviceEndpoint": format!("{rest_base}/api/handles/") },
             { "id": format!("{did}#handle-native"), "type": "HandleNativeProtocol", "serviceEndpoint": format!("hdl://{bare_host}:{native_port}") },
         ],
         "handlePrefixes": prefixes,
@@ -123,6 +158,21 @@ mod tests {
                 .as_ed25519(),
             Some([1; 32])
         );
+    }
+
+    #[test]
+    fn did_web_hosts_encode_the_port() {
+        assert_eq!(
+            did_web_host("https://city.example.org").as_deref(),
+            Some("city.example.org")
+        );
+        assert_eq!(
+            did_web_host("http://127.0.0.1:8080/base").as_deref(),
+            Some("127.0.0.1%3A8080")
+        );
+        assert_eq!(did_web_host("ftp://x"), None);
+        assert_eq!(did_web_host("https://user@x"), None);
+        assert_eq!(did_web_host("https://"), None);
     }
 
     #[test]

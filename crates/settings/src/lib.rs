@@ -310,6 +310,13 @@ pub struct HandleConfig {
     pub admin_secret_file: Option<PathBuf>,
     /// UDP worker threads; 0: one per CPU.
     pub udp_workers: usize,
+    /// The base URL clients reach this platform at (`https://city.example.org`). Minted
+    /// identifiers point at entities under it, and the node's `did:web` identifier is derived
+    /// from its host. Unset: `http://<http.listen>`.
+    pub public_url: Option<String>,
+    /// The prefix new identifiers for entities and data sets are minted under. Unset: the
+    /// first of `prefixes`.
+    pub mint_prefix: Option<String>,
 }
 
 impl Default for HandleConfig {
@@ -320,6 +327,8 @@ impl Default for HandleConfig {
             prefixes: vec!["21.T999".to_owned()],
             admin_secret_file: None,
             udp_workers: 0,
+            public_url: None,
+            mint_prefix: None,
         }
     }
 }
@@ -565,6 +574,27 @@ impl Config {
             return value(
                 "auth.max_failed_logins",
                 "lockout settings must be positive".into(),
+            );
+        }
+        if let Some(url) = &self.handle.public_url
+            && !((url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() > "https://".len()
+                && !url.contains(char::is_whitespace))
+        {
+            return value(
+                "handle.public_url",
+                format!("{url:?} is not an http(s) base URL such as https://city.example.org"),
+            );
+        }
+        if let Some(prefix) = &self.handle.mint_prefix
+            && !self.handle.prefixes.contains(prefix)
+        {
+            return value(
+                "handle.mint_prefix",
+                format!(
+                    "{prefix:?} is not one of handle.prefixes {:?}",
+                    self.handle.prefixes
+                ),
             );
         }
         if let Some(role) = &self.auth.anonymous_role

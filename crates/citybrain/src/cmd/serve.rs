@@ -49,14 +49,17 @@ pub(crate) async fn serve(config: Config, mode: Mode) -> anyhow::Result<()> {
         Mode::Demo => Some(crate::demo::admin(&platform).await?),
         Mode::Serve => None,
     };
-    let services = crate::services::start(&platform).await?;
-    for line in &services.listening {
-        tracing::info!("{line}");
-    }
+    // Bound before the services start so that they know the real address (port 0 in tests);
+    // connections wait in the backlog until the server runs.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (http.listen / --listen)"))?;
     let local = listener.local_addr()?;
+    let _ = platform.http_addr.set(local);
+    let services = crate::services::start(&platform).await?;
+    for line in &services.listening {
+        tracing::info!("{line}");
+    }
     // One stable line on stdout that scripts (and `citybrain bench startup`) wait for.
     outln!(
         "citybrain {} listening on http://{local}",

@@ -17,6 +17,12 @@
 //! - Each prefix in `handle.prefixes` is homed with `0.NA/<prefix>` and `<prefix>/ADMIN`
 //!   holding the administrators' secret (read from `handle.admin_secret_file`, or generated
 //!   once into the data directory). The secret is never logged.
+//! - The node's Ed25519 key (seed generated once into the data directory) is published in
+//!   HS_SITE and in its `did:web` document at `/.well-known/did.json`; the DID's host comes
+//!   from `handle.public_url` (default: the HTTP address).
+//! - Identifiers for the platform's data: `/api/v1/tenants/{tenant}/identifiers` mints handles
+//!   for NGSI-LD entities and data sets under `handle.mint_prefix`, through the unified user
+//!   system; every administrative operation of the node goes to the platform's audit log.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,14 +32,17 @@ use anyhow::{Context, bail};
 use handle_proto::ValueReference;
 use handle_proto::constants::types;
 use handle_server::durable::DurableStore;
+use handle_server::identifiers::{self, Identifiers, MintConfig};
 use handle_server::rest::{RestState, platform_router};
 use handle_server::server::{AdminKey, ServerConfig, home_prefix_with_admin};
+use handle_server::site;
 use handle_server::store::HandleStore;
 
 use super::Started;
 use crate::platform::{Platform, restrict};
 
 const SECRET_FILE: &str = "secrets/handle-admin.secret";
+const NODE_KEY_FILE: &str = "secrets/handle-node.key";
 
 /// Starts the node: loads the store, homes the prefixes, binds UDP/TCP, mounts the REST API.
 pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
@@ -71,6 +80,20 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
         admins.push(ensure_prefix(&store, prefix, &secret)?);
     }
 
+    let node_key = node_public_key(platform.config.data_dir())?;
+    let public_url = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!(
+            "http://{}",
+            platform
+                .http_addr
+                .get()
+                .map_or_else(|| platform.config.http.listen.clone(), ToString::to_string)
+        ),
+    };
+    let did_host = site::did_web_host(&public_url).with_context(|| {
+        format!("handle.public_url {public_url:?} has no host for the node's did:web identifier")
+    })?;
     let server_config = ServerConfig {
         bind: listen.ip(),
         advertise: None,
@@ -82,8 +105,8 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
             config.udp_workers
         },
         server_admins: Vec::new(),
-        did_host: None,
-        node_public_key: None,
+        did_host: Some(did_host.clone()),
+        node_public_key: Some(node_key),
     };
     let mut started = Started::default();
     let node = match handle_server::server::start(server_config, store.clone()).await {
@@ -118,7 +141,7 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
                         http_port: 0,
                         serial: 1,
                         description: "citybrain handle node".into(),
-                        public_key: None,
+                        public_key: Some(node_key),
                     }),
                     challenge_timeout_ms: 60_000,
                 },
@@ -130,15 +153,72 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
         }
     };
     tracing::info!(admins = ?admins.iter().map(ToString::to_string).collect::<Vec<_>>(), "handle prefixes homed");
+    // Every administrative operation, on every path, lands in the platform's audit log.
+    node.set_audit_sink(identifiers::audit_sink(platform.identity.clone()));
+    let did_document = site::did_web_document_at(
+        &did_host,
+        &public_url,
+        &node_key,
+        listen.port(),
+        &config.prefixes,
+    );
+    started.listening.push(format!(
+        "handle node: did:web:{did_host} at /.well-known/did.json"
+    ));
+    let mint_prefix = config
+        .mint_prefix
+        .clone()
+        .or_else(|| config.prefixes.first().cloned());
     let router = platform_router::<api_server::AppState>(Arc::new(RestState {
-        node,
-        did_document: None,
+        node: node.clone(),
+        did_document: Some(did_document),
     }));
     started.modules.push(api_server::Module {
         public: router.into(),
         protected: utoipa_axum::router::OpenApiRouter::new(),
     });
+    if let Some(prefix) = mint_prefix {
+        let entities: Arc<dyn store::NgsiStore> = Arc::new(platform.store.clone());
+        let service = Arc::new(Identifiers::new(
+            node,
+            platform.identity.clone(),
+            entities,
+            MintConfig {
+                minter: ValueReference::new(format!("{prefix}/ADMIN"), 300),
+                prefix,
+                public_url,
+            },
+        ));
+        let _ = platform.identifiers.set(service.clone());
+        started.modules.push(identifiers::module(service));
+    }
     Ok(started)
+}
+
+/// The node's Ed25519 public key (HS_SITE and the did:web document). Its seed is created
+/// once in the data directory (owner-only) and never leaves it.
+fn node_public_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(NODE_KEY_FILE);
+    let seed: [u8; 32] = if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the handle node key {}", path.display()))?;
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{} is not a 32-byte hex seed", path.display()))?
+    } else {
+        let dir = path.parent().context("node key path has no parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        restrict(dir, 0o700)?;
+        let seed: [u8; 32] = identity::secrets::random_bytes(32)
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the random source gave a short seed"))?;
+        std::fs::write(&path, format!("{}\n", hex::encode(seed)))
+            .with_context(|| format!("writing {}", path.display()))?;
+        restrict(&path, 0o600)?;
+        seed
+    };
+    Ok(site::node_public_key(&seed))
 }
 
 /// Homes `prefix` with its admin handle on first start; later starts only bring the secret
