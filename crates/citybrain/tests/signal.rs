@@ -54,3 +54,41 @@ fn signal_eval_rejects_unknown_names() {
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown protocol `p7`"), "{stderr}");
 }
+
+/// `signal greenwave`: the optimised corridor stops arterial traffic less than uncoordinated
+/// offsets, writes its time-space diagram, and refuses bad input with a clear message.
+#[test]
+fn signal_greenwave_beats_uncoordinated_offsets_and_draws_the_diagram() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("wave.svg");
+    let (code, stdout, stderr) = citybrain(&[
+        "signal",
+        "greenwave",
+        "--signals",
+        "6",
+        "--duration",
+        "900",
+        "--baselines",
+        "2",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{doc}");
+    let stops = |i: usize| runs[i]["arterial_stops_per_vehicle"].as_f64().unwrap();
+    assert_eq!(runs[0]["controller"], "green wave");
+    for i in 1..runs.len() {
+        assert!(stops(0) < stops(i), "{doc}");
+    }
+    let band = |k: &str| doc["plan"][k].as_f64().unwrap();
+    assert!(band("outbound_band_s") > 0.0 && band("inbound_band_s") > 0.0, "{doc}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("intersection_6_1"));
+
+    let (code, _, stderr) = citybrain(&["signal", "greenwave", "--signals", "1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("signals"), "{stderr}");
+}

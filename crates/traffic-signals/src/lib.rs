@@ -8,10 +8,13 @@
 //!   phase 0 for 5 s) and P5 (a decision every 5 s, 2 s of yellow), and [`protocol::evaluate`].
 //! - Baselines: [`FixedTime`] and [`MaxPressure`] exactly as issue 4 defines them (the ones
 //!   the simulator's fidelity tests check against CityFlow, re-exported).
+//! - [`greenwave`]: arterial coordination (MAXBAND-style two-way bandwidth over a common cycle and
+//!   offsets), its time-space diagram, and corridor runs measuring stops per arterial vehicle.
 //! - [`adaptive::Adaptive`]: our controller (queue- and approach-aware pressure with a
 //!   switching cost, downstream spillback guard, and a maximum-red anti-starvation guard).
 
 pub mod adaptive;
+pub mod greenwave;
 pub mod protocol;
 
 pub use adaptive::{Adaptive, AdaptiveParams};

@@ -5,6 +5,7 @@ mod admin_handle;
 pub(crate) use admin_handle::UsageError;
 mod bench;
 mod cpn;
+mod greenwave;
 mod serve;
 mod signal;
 pub(crate) use signal::{default_data_dir as signal_data_dir, load_jn1 as signal_load_jn1};

@@ -33,6 +33,9 @@ pub(crate) struct SignalArgs {
 enum SignalCommand {
     /// Compare signal controllers on benchmark scenarios.
     Eval(EvalArgs),
+    /// Coordinate an arterial (green wave): optimise cycle and offsets, draw the time-space
+    /// diagram, and compare stops per vehicle in the simulator against uncoordinated offsets.
+    Greenwave(super::greenwave::GreenWaveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +105,7 @@ const BENCHMARKS: [(&str, &str, &str, &str); 6] = [
 pub(crate) fn run(args: SignalArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SignalCommand::Eval(eval) => run_eval(eval),
+        SignalCommand::Greenwave(args) => super::greenwave::run(args),
     }
 }
 
