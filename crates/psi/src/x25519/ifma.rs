@@ -17,10 +17,10 @@
 //! runs in constant time with respect to the key. The inputs are public.
 
 use core::arch::x86_64::{
-    __m512i, _mm256_extract_epi64, _mm512_add_epi64, _mm512_and_si512, _mm512_castsi512_si256,
-    _mm512_extracti64x4_epi64, _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_set_epi64,
-    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srli_epi64,
-    _mm512_sub_epi64, _mm512_xor_si512,
+    __m512i, __mmask8, _mm256_extract_epi64, _mm512_add_epi64, _mm512_and_si512,
+    _mm512_castsi512_si256, _mm512_extracti64x4_epi64, _mm512_madd52hi_epu64,
+    _mm512_madd52lo_epu64, _mm512_mask_blend_epi64, _mm512_set_epi64, _mm512_set1_epi64,
+    _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srli_epi64, _mm512_sub_epi64, _mm512_xor_si512,
 };
 
 use super::{MASK51, bytes_to_limbs, limbs_to_bytes};
@@ -335,9 +335,10 @@ fn store(x: &Fe) -> [[u8; 32]; 8] {
     core::array::from_fn(|k| limbs_to_bytes([l[0][k], l[1][k], l[2][k], l[3][k], l[4][k]]))
 }
 
-/// X25519 of one clamped scalar with eight u-coordinates (RFC 7748 §5, bit for bit).
+/// The Montgomery ladder of RFC 7748 §5 for eight u-coordinates: the projective result
+/// `(x2 : z2)` before the final inversion.
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn x25519_x8(clamped: &[u8; 32], us: &[[u8; 32]; 8]) -> [[u8; 32]; 8] {
+fn ladder_x8(clamped: &[u8; 32], us: &[[u8; 32]; 8]) -> (Fe, Fe) {
     let zero = _mm512_setzero_si512();
     let x1 = load(us);
     let mut x2 = Fe([splat(1), zero, zero, zero, zero]);
@@ -377,16 +378,73 @@ fn x25519_x8(clamped: &[u8; 32], us: &[[u8; 32]; 8]) -> [[u8; 32]; 8] {
     let mask = splat(swap.wrapping_neg());
     cswap(&mut x2, &mut x3, mask);
     cswap(&mut z2, &mut z3, mask);
-    store(&mul(&x2, &invert(&z2)))
+    (x2, z2)
 }
+
+/// Where `z ≡ 0` (a low-order input, or a padding lane) the result is 0 = 0·0^(p-2). To keep
+/// such a lane from zeroing the shared product of the batched inversion, it becomes
+/// `(0 : 1)`, which still yields 0.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn neutralise_zero_lanes(x: &Fe, z: &Fe) -> (Fe, Fe) {
+    let encoded = store(z);
+    let mut zero_lanes: __mmask8 = 0;
+    for (k, e) in encoded.iter().enumerate() {
+        zero_lanes |= u8::from(e == &[0u8; 32]) << k;
+    }
+    let zero = _mm512_setzero_si512();
+    let one = splat(1);
+    let mut x2 = *x;
+    let mut z2 = *z;
+    for i in 0..5 {
+        x2.0[i] = _mm512_mask_blend_epi64(zero_lanes, x.0[i], zero);
+        z2.0[i] = _mm512_mask_blend_epi64(zero_lanes, z.0[i], if i == 0 { one } else { zero });
+    }
+    (x2, z2)
+}
+
+/// Groups of eight whose final inversions share one field inversion (Montgomery's trick).
+const GROUPS: usize = 32;
 
 /// X25519 of one clamped scalar with every u-coordinate of `inputs`, into `out` (same length).
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(super) fn x25519_batch(clamped: &[u8; 32], inputs: &[[u8; 32]], out: &mut [[u8; 32]]) {
-    for (inp, outp) in inputs.chunks(8).zip(out.chunks_mut(8)) {
-        let mut buf = [[0u8; 32]; 8];
-        buf[..inp.len()].copy_from_slice(inp);
-        let res = x25519_x8(clamped, &buf);
-        outp.copy_from_slice(&res[..inp.len()]);
+    let mut xs: Vec<Fe> = Vec::with_capacity(GROUPS);
+    let mut zs: Vec<Fe> = Vec::with_capacity(GROUPS);
+    let mut prefix: Vec<Fe> = Vec::with_capacity(GROUPS);
+    for (inp, outp) in inputs.chunks(8 * GROUPS).zip(out.chunks_mut(8 * GROUPS)) {
+        xs.clear();
+        zs.clear();
+        prefix.clear();
+        for group in inp.chunks(8) {
+            let mut buf = [[0u8; 32]; 8];
+            buf[..group.len()].copy_from_slice(group);
+            let (x, z) = ladder_x8(clamped, &buf);
+            let (x, z) = neutralise_zero_lanes(&x, &z);
+            xs.push(x);
+            zs.push(z);
+        }
+        // prefix[i] = z_0 · … · z_i
+        let mut acc = zs[0];
+        prefix.push(acc);
+        for z in &zs[1..] {
+            acc = mul(&acc, z);
+            prefix.push(acc);
+        }
+        // inv = (z_0 · … · z_i)^-1, walking i down.
+        let mut inv = invert(&acc);
+        for i in (0..zs.len()).rev() {
+            let z_inv = if i > 0 {
+                let z_inv = mul(&inv, &prefix[i - 1]);
+                inv = mul(&inv, &zs[i]);
+                z_inv
+            } else {
+                inv
+            };
+            let res = store(&mul(&xs[i], &z_inv));
+            let dst = &mut outp[8 * i..];
+            let n = dst.len().min(8);
+            dst[..n].copy_from_slice(&res[..n]);
+        }
     }
 }

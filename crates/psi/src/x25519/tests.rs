@@ -210,3 +210,27 @@ fn different_jobs_hash_differently() {
     );
     assert_eq!(PointHasher::new(b"a").hash(b"x")[31] & 0x80, 0);
 }
+
+#[test]
+fn batched_inversion_is_not_poisoned_by_low_order_lanes() {
+    // Several inversion batches (256 items each), with low-order and padding lanes at group and
+    // batch boundaries: each of them must give 0 without disturbing the other lanes.
+    let mut inputs = random_inputs(601, 4);
+    for (pos, u) in [0usize, 7, 8, 255, 256, 300, 511, 600].into_iter().zip([
+        small(0),
+        small(1),
+        p_minus(1),
+        p_minus(0),
+        small(0),
+        p_plus(1),
+        small(1),
+        small(0),
+    ]) {
+        inputs[pos] = u;
+    }
+    let k = MaskKey::from_bytes([0x42; 32]);
+    let fast = k.mask(&inputs);
+    assert_eq!(fast, k.mask_portable(&inputs));
+    assert_eq!(fast[256], [0u8; 32]);
+    assert_ne!(fast[257], [0u8; 32]);
+}
