@@ -390,7 +390,9 @@ fn neutralise_zero_lanes(x: &Fe, z: &Fe) -> (Fe, Fe) {
     let encoded = store(z);
     let mut zero_lanes: __mmask8 = 0;
     for (k, e) in encoded.iter().enumerate() {
-        zero_lanes |= u8::from(e == &[0u8; 32]) << k;
+        // z depends on the key: OR every byte instead of an early-exit comparison.
+        let any = e.iter().fold(0u8, |acc, b| acc | b);
+        zero_lanes |= u8::from(any == 0) << k;
     }
     let zero = _mm512_setzero_si512();
     let one = splat(1);
