@@ -81,4 +81,23 @@ fn main() {
         n,
         || psi::group::remask_to_tags(&key, &tags, &enc),
     );
+
+    // The X25519 pipeline that ECDH-PSI uses (protocol version 2).
+    println!("x25519 backend: {}", psi::x25519::backend());
+    let xh = psi::x25519::PointHasher::new(b"bench");
+    let xk = psi::x25519::MaskKey::from_bytes([9; 32]);
+    let us: Vec<[u8; 32]> = time("x25519 hash-to-u (blake3)", n, || {
+        items.iter().map(|x| xh.hash(x)).collect()
+    });
+    let xs = time("x25519 mask, one thread (fast backend)", n, || xk.mask(&us));
+    let small = &us[..n / 16];
+    let _ = time("x25519 mask, one thread (portable dalek)", n / 16, || {
+        xk.mask_portable(small)
+    });
+    let _ = time("x25519 full first round (all threads)", n, || {
+        psi::x25519::hash_and_mask(&xh, &xk, &items)
+    });
+    let _ = time("x25519 full second round (all threads)", n, || {
+        psi::x25519::remask_to_tags(&xk, &tags, &xs)
+    });
 }

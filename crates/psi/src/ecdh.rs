@@ -1,7 +1,9 @@
 //! Two-party ECDH-PSI as a sans-IO state machine.
 //!
 //! Roles (see [`Role`]): the **matcher** M holds X and key `m`; the **helper** H holds Y and
-//! key `h`. With `H(·)` the per-job hash-to-group and `T(·)` the truncated comparison tag:
+//! key `h`. With `H(·)` the per-job hash to an X25519 u-coordinate, `k·P` the X25519 function
+//! of key `k` and u-coordinate `P` (see [`crate::x25519`]) and `T(·)` the truncated comparison
+//! tag:
 //!
 //! ```text
 //!  M → H  hello                                  H → M  hello
@@ -22,11 +24,12 @@
 
 use crate::elgamal::{Ciphertext, PublicKey, SecretKey};
 use crate::error::{AbortCode, PsiError};
-use crate::group::{ItemHasher, MaskKey, TAG_MASK, TagHasher, hash_and_mask, remask_to_tags};
+use crate::group::{TAG_MASK, TagHasher};
 use crate::manifest::{JobManifest, PsiMode, Role};
 use crate::wire::{
     self, Channel, CiphertextBytes, FrameKind, Hello, Outcome, SessionId, VALUE_LIMBS, ValuedPoint,
 };
+use crate::x25519::{MaskKey, PointHasher, hash_and_mask, remask_to_tags};
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use rand_chacha::ChaCha20Rng;
@@ -113,7 +116,7 @@ pub struct PsiSession {
     ephemeral: Scalar,
     own_hello: Vec<u8>,
     channel: Channel,
-    hasher: ItemHasher,
+    hasher: PointHasher,
     tags: TagHasher,
     /// Helper in sum mode: its decryption key. Matcher in sum mode: the helper's public key.
     value_secret: Option<SecretKey>,
@@ -183,7 +186,11 @@ impl PsiSession {
         let peer_index = 1 - own_index;
         let digest = manifest.digest();
         let mut rng = ChaCha20Rng::from_seed(seed);
-        let key = MaskKey::from_scalar(random_scalar(&mut rng));
+        let key = {
+            let mut bytes = [0u8; 32];
+            rng.fill_bytes(&mut bytes);
+            MaskKey::from_bytes(bytes)
+        };
         let ephemeral = random_scalar(&mut rng);
         let (value_secret, value_key) =
             if manifest.mode == PsiMode::IntersectionSum && role == Role::Helper {
@@ -219,7 +226,7 @@ impl PsiSession {
             ephemeral,
             own_hello: hello,
             channel,
-            hasher: ItemHasher::new(&context),
+            hasher: PointHasher::new(&context),
             tags: TagHasher::new(&context, TagHasher::MAX_LEN),
             value_own_public: value_secret.as_ref().map(SecretKey::public),
             value_secret,

@@ -104,7 +104,7 @@ pub struct InvalidPoint {
 
 /// Runs `f` over chunks of `items` (in parallel with feature `parallel`) and concatenates the
 /// results in order.
-fn map_chunks<T, U, F>(items: &[T], f: F) -> Vec<U>
+pub(crate) fn map_chunks<T, U, F>(items: &[T], f: F) -> Vec<U>
 where
     T: Sync,
     U: Send,
@@ -122,7 +122,7 @@ where
 }
 
 /// Fallible variant of [`map_chunks`]; each chunk reports an error with its in-chunk index.
-fn try_map_chunks<T, U, F>(items: &[T], f: F) -> Result<Vec<U>, InvalidPoint>
+pub(crate) fn try_map_chunks<T, U, F>(items: &[T], f: F) -> Result<Vec<U>, InvalidPoint>
 where
     T: Sync,
     U: Send,

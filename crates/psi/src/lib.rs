@@ -7,7 +7,7 @@
 //! the benchmark, a `VecDeque` in tests). That keeps the protocol logic testable and fuzzable
 //! in isolation, like rustls.
 //!
-//! * [`ecdh`]: two-party ECDH-PSI on ristretto255 (intersection to one or both parties,
+//! * [`ecdh`]: two-party ECDH-PSI on X25519 ([`x25519`]; intersection to one or both parties,
 //!   cardinality only, intersection sum), streaming in batches.
 //! * [`oprf`]: 2HashDH OPRF lookup of a small set against a large published one.
 //! * [`secagg`]: N-party secure sum/mean/count by pairwise masking with dropout recovery.
@@ -28,6 +28,7 @@ pub mod manifest;
 pub mod oprf;
 pub mod secagg;
 pub mod wire;
+pub mod x25519;
 
 pub use ecdh::{PsiConfig, PsiOutput, PsiSession};
 pub use error::{AbortCode, PsiError};

@@ -20,7 +20,8 @@ use crate::error::{AbortCode, PsiError};
 use crate::manifest::Role;
 
 /// Version byte of every frame.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version 2: the masked values are X25519 u-coordinates (version 1 used ristretto255).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Bytes of a frame's authentication tag.
 pub const TAG_LEN: usize = 16;
 /// Bytes before the payload.
