@@ -6,7 +6,8 @@
 //!   (`scripts/cityflow_bench.py`) and the CPU-time ratio is reported (target ≥ 10x).
 //! - The generated 240-intersection city (~30,000 vehicles in the hour), one episode (target
 //!   < 2 s CPU).
-//! - Four JN1 episodes on one thread, then on two: wall-time speed-up and bit-identical results.
+//! - Four JN1 episodes on one thread, then on two (`run_parallel_cpu`): wall-time speed-up, CPU
+//!   time per episode on each thread count, and bit-identical results.
 //!
 //! Data: `$CITYBRAIN_SHARED/data/traffic`, else `shared/data/traffic` or
 //! `../shared/data/traffic` from the current directory.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use traffic_sim::bench::{Control, run_parallel, run_timed};
+use traffic_sim::bench::{Control, ParallelCpuRun, run_parallel_cpu, run_timed};
 use traffic_sim::control::Protocol;
 use traffic_sim::generate::{GridSpec, generate_grid};
 use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
@@ -196,8 +197,25 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<Report> {
 
     let origin = Instant::now();
     let wall = move || origin.elapsed().as_secs_f64();
-    let one = run_parallel(Arc::clone(&jn1), Control::FixedTime, &protocol, 4, 1, &wall);
-    let two = run_parallel(jn1, Control::FixedTime, &protocol, 4, 2, &wall);
+    let one_cpu = run_parallel_cpu(
+        Arc::clone(&jn1),
+        Control::FixedTime,
+        &protocol,
+        4,
+        1,
+        &wall,
+        &thread_cpu_seconds,
+    );
+    let two_cpu = run_parallel_cpu(
+        jn1,
+        Control::FixedTime,
+        &protocol,
+        4,
+        2,
+        &wall,
+        &thread_cpu_seconds,
+    );
+    let (one, two) = (&one_cpu.run, &two_cpu.run);
     let identical = one.all_identical
         && two.all_identical
         && one.fingerprints.first() == two.fingerprints.first()
@@ -208,6 +226,23 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<Report> {
         speedup,
         "x",
         Some((">= 1.8x", speedup >= 1.8)),
+    ));
+    // CPU time per episode on 1 and on 2 threads: equal figures mean the episodes do not
+    // slow each other down, whatever the wall-clock speed-up on a shared machine.
+    let per_episode = |r: &ParallelCpuRun| {
+        r.thread_cpu_seconds.iter().sum::<f64>() / r.run.episodes.max(1) as f64
+    };
+    figures.push(figure(
+        "CPU per episode, 4 episodes on 1 thread",
+        per_episode(&one_cpu),
+        "s",
+        None,
+    ));
+    figures.push(figure(
+        "CPU per episode, 4 episodes on 2 threads",
+        per_episode(&two_cpu),
+        "s",
+        None,
     ));
     figures.push(figure(
         "bit-identical across runs and thread counts",
