@@ -296,22 +296,6 @@ impl State {
         &self.params[self.vehicles[v as usize].pid as usize]
     }
 
-    /// Loads one word of each cache line of vehicle `v`'s record (a software prefetch without
-    /// `unsafe`): the walks over the lists and the running set issue it for the vehicle after
-    /// the current one, so its record arrives while the current one is worked on. It changes
-    /// no state.
-    #[inline(always)]
-    fn touch(&self, v: u32) {
-        if let Some(veh) = self.vehicles.get(v as usize) {
-            std::hint::black_box((
-                veh.speed,
-                veh.buf.speed,
-                veh.lc.last_change_time,
-                veh.travelled,
-            ));
-        }
-    }
-
     #[inline]
     fn now(&self, sc: &Scenario) -> f64 {
         self.step as f64 * sc.settings.interval
@@ -1379,9 +1363,6 @@ impl State {
             let mut ahead = NONE;
             for k in 0..n {
                 let v = self.lists[d][k];
-                if k + 1 < n {
-                    self.touch(self.lists[d][k + 1]);
-                }
                 let blocker = self.vehicles[v as usize].buf.blocker;
                 if blocker != NONE && self.removed_stamp[blocker as usize] == stamp {
                     let b = &mut self.vehicles[v as usize].buf;
