@@ -35,7 +35,7 @@ use store::{
 use tokio::sync::mpsc;
 
 /// Engines a site may use.
-pub const ENGINES: [&str; 4] = ["local", "slurm", "simulated", "remote"];
+pub const ENGINES: [&str; 5] = ["local", "slurm", "simulated", "remote", "kubernetes"];
 
 /// Coordinator errors, each mapped to one HTTP status by the API.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,9 @@ pub struct CoordinatorConfig {
     pub default_quota: QuotaRecord,
     /// The Slurm cluster `slurm` sites submit to, if any.
     pub slurm: Option<SlurmExecutor>,
+    /// Further engines by name (e.g. `kubernetes`: a `cpn_exec::kubernetes::KubeExecutor`, built
+    /// by the binary when compiled with that feature and configured), shared by their sites.
+    pub engines: BTreeMap<String, Arc<dyn Executor + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CoordinatorConfig {
@@ -87,6 +90,7 @@ impl std::fmt::Debug for CoordinatorConfig {
                 "slurm",
                 &self.slurm.as_ref().map(|s| (&s.authority, &s.user)),
             )
+            .field("engines", &self.engines.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +109,7 @@ impl CoordinatorConfig {
                 max_gpus: 64.0,
             },
             slurm: None,
+            engines: BTreeMap::new(),
         }
     }
 }
@@ -239,6 +244,9 @@ impl JobRequest {
                     .get("memory_gib")
                     .filter(|g| **g > 0.0)
                     .map(|g| ((g * 1_073_741_824.0) as u64).max(256 << 20)),
+                cpu_millicores: Some(self.cores())
+                    .filter(|c| *c > 0.0)
+                    .map(|c| (c * 1000.0).ceil() as u64),
                 ..Limits::default()
             },
             timeout: Some(Duration::from_secs_f64(timeout)),
@@ -533,6 +541,13 @@ impl Coordinator {
                     record.id
                 ))),
             },
+            other if self.inner.config.engines.contains_key(other) => {
+                Ok(Arc::clone(&self.inner.config.engines[other]))
+            }
+            "kubernetes" => Err(CpnError::Invalid(format!(
+                "site {}: engine `kubernetes` is not configured on this coordinator (build with --features kubernetes and set [compute] kube_url, kube_namespace, kube_image)",
+                record.id
+            ))),
             other => Err(CpnError::Invalid(format!(
                 "site {}: unknown engine `{other}` (expected one of {})",
                 record.id,

@@ -101,6 +101,9 @@ pub struct RunJob {
     /// CPU-time limit, seconds.
     #[serde(default)]
     pub cpu_seconds: Option<u64>,
+    /// CPU share, thousandths of a core (container engines).
+    #[serde(default)]
+    pub cpu_millicores: Option<u64>,
     /// Wall-clock limit, seconds.
     #[serde(default)]
     pub timeout_s: Option<f64>,
@@ -220,6 +223,7 @@ impl RunJob {
             limits: Limits {
                 memory_bytes: self.memory_bytes,
                 cpu_seconds: self.cpu_seconds,
+                cpu_millicores: self.cpu_millicores,
                 ..Limits::default()
             },
             timeout,
@@ -235,6 +239,7 @@ impl RunJob {
             env: spec.env.clone(),
             memory_bytes: spec.limits.memory_bytes,
             cpu_seconds: spec.limits.cpu_seconds,
+            cpu_millicores: spec.limits.cpu_millicores,
             timeout_s: spec.timeout.map(|t| t.as_secs_f64()),
         }
     }

@@ -43,7 +43,8 @@ struct AgentArgs {
     /// Tenant to act in (default: the key's tenant).
     #[arg(long)]
     tenant: Option<String>,
-    /// Engine the jobs run on: `local` (processes here) or `slurm` (CPN_SLURM_* variables).
+    /// Engine the jobs run on: `local` (processes here), `slurm` (CPN_SLURM_* variables) or
+    /// `kubernetes` (CPN_KUBE_* variables; binaries built with `--features kubernetes`).
     #[arg(long, default_value = "local")]
     engine: String,
     /// Job directories and logs of the local engine.
@@ -112,7 +113,22 @@ fn agent(a: AgentArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("preparing {}", a.work_dir.display()))?,
         ),
         "slurm" => Box::new(cpn_exec::slurm::SlurmExecutor::from_env()?),
-        other => anyhow::bail!("unknown engine `{other}` (expected local or slurm)"),
+        #[cfg(feature = "kubernetes")]
+        "kubernetes" => {
+            let url = std::env::var("CPN_KUBE_URL")
+                .context("--engine kubernetes needs CPN_KUBE_URL (and CPN_KUBE_NAMESPACE, CPN_KUBE_IMAGE, CPN_KUBE_TOKEN_FILE)")?;
+            let namespace =
+                std::env::var("CPN_KUBE_NAMESPACE").unwrap_or_else(|_| "default".into());
+            let image = std::env::var("CPN_KUBE_IMAGE").unwrap_or_else(|_| "busybox:1.37".into());
+            let token = std::env::var("CPN_KUBE_TOKEN_FILE").ok();
+            Box::new(cpn_exec::kubernetes::KubeExecutor::new(
+                &url,
+                &namespace,
+                &image,
+                token.as_deref(),
+            )?)
+        }
+        other => anyhow::bail!("unknown engine `{other}` (expected local, slurm or kubernetes)"),
     };
     if let Some(path) = &a.register {
         let json =
