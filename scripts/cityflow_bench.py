@@ -59,7 +59,15 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pin-cpu", type=int, default=None,
+        help="run the process (and CityFlow's worker thread, which inherits it) on this CPU only",
+    )
     args = parser.parse_args()
+    if args.pin_cpu is not None:
+        # CityFlow's engine wakes its worker thread ~15 times per step; on different CPUs every
+        # wake-up costs CPU time (see docs/bench-sim.md), on one CPU it does not.
+        os.sched_setaffinity(0, {args.pin_cpu})
 
     import cityflow
 
@@ -126,6 +134,7 @@ def main():
         "mode": args.mode,
         "lane_change": bool(args.lanechange),
         "threads": args.threads,
+        "pinned_cpu": args.pin_cpu,
         "steps": args.steps,
         "average_travel_time": engine.get_average_travel_time(),
         "vehicle_steps": vehicle_steps,

@@ -323,28 +323,6 @@ impl State {
         self.running_bits[w] |= 1u64 << (slot % 64);
     }
 
-    /// Running vehicle slots in ascending order, as a word-by-word walk over `running_bits`
-    /// (callers re-read the word, so vehicles started during the walk are seen like CityFlow's
-    /// set iteration would not; no phase starts vehicles while walking).
-    #[inline]
-    fn next_running(&self, from: u32) -> u32 {
-        let mut w = from as usize / 64;
-        if w >= self.running_bits.len() {
-            return NONE;
-        }
-        let mut word = self.running_bits[w] & (!0u64 << (from % 64));
-        loop {
-            if word != 0 {
-                return (w * 64) as u32 + word.trailing_zeros();
-            }
-            w += 1;
-            if w >= self.running_bits.len() {
-                return NONE;
-            }
-            word = self.running_bits[w];
-        }
-    }
-
     #[inline]
     fn list_push(&mut self, d: u32, v: u32) {
         self.lists[d as usize].push(v);
@@ -1177,19 +1155,24 @@ impl State {
     #[inline(never)]
     fn get_action(&mut self, sc: &Scenario) {
         self.push_buffer.clear();
-        let mut v = self.next_running(0);
-        while v != NONE {
-            self.vehicle_control(sc, v);
-            // A vehicle's end and drivable change are final once its own control ran.
-            let veh = &self.vehicles[v as usize];
-            if veh.buf.end || veh.buf.drivable_set {
-                let d = veh.drivable as usize;
-                if !self.dirty[d] {
-                    self.dirty[d] = true;
-                    self.dirty_list.push(d as u32);
+        // Running slots in ascending order, a word of `running_bits` at a time: control starts
+        // and frees no vehicle, so the words do not change during the walk.
+        for w in 0..self.running_bits.len() {
+            let mut word = self.running_bits[w];
+            while word != 0 {
+                let v = (w * 64) as u32 + word.trailing_zeros();
+                word &= word - 1;
+                self.vehicle_control(sc, v);
+                // A vehicle's end and drivable change are final once its own control ran.
+                let veh = &self.vehicles[v as usize];
+                if veh.buf.end || veh.buf.drivable_set {
+                    let d = veh.drivable as usize;
+                    if !self.dirty[d] {
+                        self.dirty[d] = true;
+                        self.dirty_list.push(d as u32);
+                    }
                 }
             }
-            v = self.next_running(v + 1);
         }
     }
 
@@ -1557,13 +1540,26 @@ impl State {
     #[inline(never)]
     fn plan_lane_change(&mut self, sc: &Scenario) {
         self.lane_change_buffer.clear();
-        let mut next = self.next_running(0);
-        while next != NONE {
-            let v = next;
-            next = self.next_running(v + 1);
+        // Running slots in ascending order, a word at a time (the signal pass starts no vehicle;
+        // shadows are inserted after it).
+        for w in 0..self.running_bits.len() {
+            let mut word = self.running_bits[w];
+            while word != 0 {
+                let v = (w * 64) as u32 + word.trailing_zeros();
+                word &= word - 1;
+                self.lane_change_signal(sc, v);
+            }
+        }
+        self.schedule_lane_change(sc);
+    }
+
+    /// One vehicle of the signal pass of [`State::plan_lane_change`].
+    #[inline(always)]
+    fn lane_change_signal(&mut self, sc: &Scenario, v: u32) {
+        {
             let veh = &self.vehicles[v as usize];
             if !veh.is_real() {
-                continue;
+                return;
             }
             if veh.lc.changing {
                 // Its neighbours are looked up in this step's segments of both lanes.
@@ -1571,12 +1567,11 @@ impl State {
                 self.ensure_segments(sc, own);
                 self.ensure_segments(sc, target);
             }
-            self.make_signal(sc, v);
-            if self.plan_change(v) {
-                self.lane_change_buffer.push(v);
-            }
         }
-        self.schedule_lane_change(sc);
+        self.make_signal(sc, v);
+        if self.plan_change(v) {
+            self.lane_change_buffer.push(v);
+        }
     }
 
     fn plan_change(&self, v: u32) -> bool {
