@@ -10,6 +10,8 @@
 //! needs no runtime, and an async server can call it from `spawn_blocking`.
 
 pub mod http;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod local;
 pub mod slurm;
 pub mod state;
@@ -48,6 +50,9 @@ pub struct Limits {
     pub open_files: Option<u64>,
     /// Processes (`RLIMIT_NPROC`, per user).
     pub processes: Option<u64>,
+    /// CPU share in thousandths of a core: the request and limit of a Kubernetes container
+    /// (the local executor bounds CPU time instead and ignores it).
+    pub cpu_millicores: Option<u64>,
 }
 
 /// Status of one job.

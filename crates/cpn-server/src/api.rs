@@ -118,6 +118,8 @@ pub fn module(coordinator: Coordinator, identity: Arc<IdentityService>) -> Modul
         .routes(routes!(job_events))
         .routes(routes!(cancel_job))
         .routes(routes!(get_quota, set_quota))
+        .routes(routes!(agent_heartbeat))
+        .routes(routes!(agent_log))
         .with_state(api);
     Module {
         public: OpenApiRouter::new(),
@@ -353,4 +355,45 @@ async fn set_quota(
         )
         .await?;
     Ok(Json(q))
+}
+
+/// A remote site agent's heartbeat (protocol in `cpn_server::remote`): capacity and job reports in,
+/// assignments, cancellations and jobs to forget out. Needs `compute` write in the site's owner
+/// tenant.
+#[utoipa::path(post, path = "/cpn/v1/agent/heartbeat", tag = "compute", security(("bearer" = [])),
+    request_body = crate::remote::AgentHeartbeat,
+    responses((status = 200, body = crate::remote::AgentReply), (status = 400, body = api_server::ProblemDetails),
+        (status = 404, body = api_server::ProblemDetails)))]
+async fn agent_heartbeat(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: std::result::Result<Json<crate::remote::AgentHeartbeat>, JsonRejection>,
+) -> Result<Json<crate::remote::AgentReply>> {
+    let scope = api
+        .scope(&caller, &headers, Access::Write, "cpn.agent.heartbeat")
+        .await?;
+    let Json(beat) = body?;
+    Ok(Json(api.coordinator.agent_heartbeat(&scope, beat).await?))
+}
+
+/// A remote site agent uploads the output so far of a job it runs (text, the last MiB is kept).
+#[utoipa::path(put, path = "/cpn/v1/agent/sites/{site}/jobs/{job}/log", tag = "compute",
+    security(("bearer" = [])), request_body(content = String, content_type = "text/plain"),
+    responses((status = 204), (status = 400, body = api_server::ProblemDetails),
+        (status = 404, body = api_server::ProblemDetails)))]
+async fn agent_log(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path((site, job)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode> {
+    let scope = api
+        .scope(&caller, &headers, Access::Write, "cpn.agent.log")
+        .await?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the log is not UTF-8 text"))?;
+    api.coordinator.agent_log(&scope, &site, &job, text).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

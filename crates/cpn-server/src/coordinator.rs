@@ -35,10 +35,7 @@ use store::{
 use tokio::sync::mpsc;
 
 /// Engines a site may use.
-pub const ENGINES: [&str; 3] = ["local", "slurm", "simulated"];
-
-/// Largest job output kept (the tail is kept).
-const MAX_LOG_BYTES: usize = 1 << 20;
+pub const ENGINES: [&str; 5] = ["local", "slurm", "simulated", "remote", "kubernetes"];
 
 /// Coordinator errors, each mapped to one HTTP status by the API.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +73,9 @@ pub struct CoordinatorConfig {
     pub default_quota: QuotaRecord,
     /// The Slurm cluster `slurm` sites submit to, if any.
     pub slurm: Option<SlurmExecutor>,
+    /// Further engines by name (e.g. `kubernetes`: a `cpn_exec::kubernetes::KubeExecutor`, built
+    /// by the binary when compiled with that feature and configured), shared by their sites.
+    pub engines: BTreeMap<String, Arc<dyn Executor + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CoordinatorConfig {
@@ -90,6 +90,7 @@ impl std::fmt::Debug for CoordinatorConfig {
                 "slurm",
                 &self.slurm.as_ref().map(|s| (&s.authority, &s.user)),
             )
+            .field("engines", &self.engines.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +109,7 @@ impl CoordinatorConfig {
                 max_gpus: 64.0,
             },
             slurm: None,
+            engines: BTreeMap::new(),
         }
     }
 }
@@ -116,7 +118,8 @@ impl CoordinatorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteRegistration {
-    /// `local`, `slurm` or `simulated` (runs on this machine, reported as a remote site).
+    /// `local`, `slurm`, `simulated` (runs on this machine, reported as a remote site) or
+    /// `remote` (served by a `citybrain cpn agent` at the site over HTTP; down until it heartbeats).
     pub engine: String,
     /// The site: id, region, zone, coordinates, capacity, price book, carbon, PUE,
     /// availability (the `cpn-core` `SiteConfig`).
@@ -241,6 +244,9 @@ impl JobRequest {
                     .get("memory_gib")
                     .filter(|g| **g > 0.0)
                     .map(|g| ((g * 1_073_741_824.0) as u64).max(256 << 20)),
+                cpu_millicores: Some(self.cores())
+                    .filter(|c| *c > 0.0)
+                    .map(|c| (c * 1000.0).ceil() as u64),
                 ..Limits::default()
             },
             timeout: Some(Duration::from_secs_f64(timeout)),
@@ -261,9 +267,31 @@ enum AgentCmd {
     Cancel { job: String },
 }
 
-struct Agent {
-    tx: mpsc::UnboundedSender<AgentCmd>,
-    task: tokio::task::JoinHandle<()>,
+enum Agent {
+    /// A task in this process owning the site's executor.
+    InProcess {
+        tx: mpsc::UnboundedSender<AgentCmd>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    /// An agent at the site, heartbeating over HTTP (`remote` engine): commands are derived from
+    /// the job table on each heartbeat, so nothing is queued here.
+    Remote,
+}
+
+impl Agent {
+    /// Hands a command to an in-process agent; remote agents pick work up on their heartbeat.
+    fn send(&self, cmd: AgentCmd) -> bool {
+        match self {
+            Self::InProcess { tx, .. } => tx.send(cmd).is_ok(),
+            Self::Remote => true,
+        }
+    }
+
+    fn stop(self) {
+        if let Self::InProcess { task, .. } = self {
+            task.abort();
+        }
+    }
 }
 
 struct SiteRt {
@@ -513,6 +541,13 @@ impl Coordinator {
                     record.id
                 ))),
             },
+            other if self.inner.config.engines.contains_key(other) => {
+                Ok(Arc::clone(&self.inner.config.engines[other]))
+            }
+            "kubernetes" => Err(CpnError::Invalid(format!(
+                "site {}: engine `kubernetes` is not configured on this coordinator (build with --features kubernetes and set [compute] kube_url, kube_namespace, kube_image)",
+                record.id
+            ))),
             other => Err(CpnError::Invalid(format!(
                 "site {}: unknown engine `{other}` (expected one of {})",
                 record.id,
@@ -522,6 +557,20 @@ impl Coordinator {
     }
 
     fn add_site(&self, record: SiteRecord, config: SiteConfig) {
+        if record.engine == "remote" {
+            // Down until its agent heartbeats.
+            lock(&self.inner.state).sites.insert(
+                record.id.clone(),
+                SiteRt {
+                    record,
+                    config,
+                    agent: None,
+                    last_seen: Instant::now(),
+                    up: false,
+                },
+            );
+            return;
+        }
         let agent = match self.executor_for(&record) {
             Ok(executor) => Some(self.start_agent(&record.id, executor)),
             Err(error) => {
@@ -585,17 +634,22 @@ impl Coordinator {
             self.world(all)
                 .map_err(|e| CpnError::Invalid(format!("site {id}: {e}")))?;
         }
+        let remote = engine == "remote";
         let record = SiteRecord {
             id: id.clone(),
             owner: scope.tenant().clone(),
             engine,
             config: serde_json::to_value(&site).unwrap_or(Value::Null),
-            status: "up".into(),
+            status: if remote { "down" } else { "up" }.into(),
             last_heartbeat: Some(self.now()),
             registered_at: self.now(),
         };
         // Refuse engines this coordinator cannot run before anything is stored.
-        let executor = self.executor_for(&record)?;
+        let executor = if remote {
+            None
+        } else {
+            Some(self.executor_for(&record)?)
+        };
         self.inner
             .store
             .create_site(scope, record.clone())
@@ -606,15 +660,16 @@ impl Coordinator {
                 }
                 _ => CpnError::Store(e),
             })?;
-        let agent = self.start_agent(&id, executor);
+        let agent = executor.map(|ex| self.start_agent(&id, ex));
+        let up = agent.is_some();
         lock(&self.inner.state).sites.insert(
             id.clone(),
             SiteRt {
                 record,
                 config: site,
-                agent: Some(agent),
+                agent,
                 last_seen: Instant::now(),
-                up: true,
+                up,
             },
         );
         tracing::info!(site = %id, "registered site");
@@ -852,7 +907,7 @@ impl Coordinator {
                             .and_then(|s| sites.get(s))
                             .and_then(|s| s.agent.as_ref())
                         {
-                            let _ = agent.tx.send(AgentCmd::Cancel { job: id.to_owned() });
+                            let _ = agent.send(AgentCmd::Cancel { job: id.to_owned() });
                         }
                         job.record.detail = "cancel requested".into();
                         Some((job.record.clone(), false))
@@ -893,7 +948,7 @@ impl Coordinator {
             .and_then(|s| s.agent.take());
         match agent {
             Some(agent) => {
-                agent.task.abort();
+                agent.stop();
                 true
             }
             None => false,
@@ -903,7 +958,7 @@ impl Coordinator {
     fn start_agent(&self, site: &str, executor: Arc<dyn Executor + Send + Sync>) -> Agent {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(agent_loop(self.clone(), site.to_owned(), executor, rx));
-        Agent { tx, task }
+        Agent::InProcess { tx, task }
     }
 
     fn heartbeat(&self, site: &str) {
@@ -928,7 +983,7 @@ impl Coordinator {
                 if site.up && silent {
                     site.up = false;
                     if let Some(agent) = site.agent.take() {
-                        agent.task.abort();
+                        agent.stop();
                     }
                     lost_sites.push((id.clone(), site.record.last_heartbeat));
                     for job in jobs.values_mut() {
@@ -1034,11 +1089,10 @@ impl Coordinator {
                             .get(&site)
                             .and_then(|s| s.agent.as_ref())
                             .map(|a| {
-                                a.tx.send(AgentCmd::Run {
+                                a.send(AgentCmd::Run {
                                     job: id.clone(),
                                     spec,
                                 })
-                                .is_ok()
                             })
                             .unwrap_or(false);
                         let Some(job) = state.jobs.get_mut(&id) else {
@@ -1345,15 +1399,8 @@ fn decide(
     ))
 }
 
-fn tail(mut text: String) -> String {
-    if text.len() > MAX_LOG_BYTES {
-        let mut cut = text.len() - MAX_LOG_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
-        text.drain(..cut);
-    }
-    text
+fn tail(text: String) -> String {
+    crate::remote::log_tail(text)
 }
 
 /// A site agent: heartbeats, runs what the coordinator sends, reports status and output.
@@ -1496,4 +1543,149 @@ pub async fn ensure_site(
         )
         .await
         .map(|_| ())
+}
+
+/// Remote site agents (`remote` engine): the coordinator's side of the HTTP protocol in
+/// [`crate::remote`].
+impl Coordinator {
+    /// Checks that `site` exists in `scope`'s tenant and is served by a remote agent.
+    fn remote_site<'a>(
+        state: &'a mut State,
+        scope: &TenantScope,
+        site: &str,
+    ) -> Result<&'a mut SiteRt, CpnError> {
+        let rt = state
+            .sites
+            .get_mut(site)
+            .filter(|s| s.record.owner == *scope.tenant())
+            .ok_or_else(|| {
+                CpnError::NotFound(format!("no site {site} in tenant {}", scope.tenant()))
+            })?;
+        if rt.record.engine != "remote" {
+            return Err(CpnError::Invalid(format!(
+                "site {site} uses engine `{}` inside the coordinator; only `remote` sites take agents",
+                rt.record.engine
+            )));
+        }
+        Ok(rt)
+    }
+
+    /// A remote agent's heartbeat: marks the site alive (and up again after an outage), takes
+    /// its capacity and job reports, and answers with the work for it.
+    pub async fn agent_heartbeat(
+        &self,
+        scope: &TenantScope,
+        beat: crate::remote::AgentHeartbeat,
+    ) -> Result<crate::remote::AgentReply, CpnError> {
+        beat.validate()?;
+        let site = beat.site.clone();
+        let now = self.now();
+        // Which reported jobs the coordinator has not seen started yet.
+        let unstarted: BTreeSet<String> = {
+            let mut state = lock(&self.inner.state);
+            let rt = Self::remote_site(&mut state, scope, &site)?;
+            rt.last_seen = Instant::now();
+            rt.record.last_heartbeat = Some(now);
+            if rt.agent.is_none() {
+                rt.agent = Some(Agent::Remote);
+            }
+            if let Some(c) = beat.capacity {
+                rt.config.capacity.cpu_cores = c.cpu_cores;
+                rt.config.capacity.memory_gib = c.memory_gib;
+            }
+            beat.jobs
+                .iter()
+                .filter(|r| {
+                    state.jobs.get(&r.job).is_some_and(|j| {
+                        j.record.site.as_deref() == Some(site.as_str())
+                            && j.record.exec_id.is_none()
+                    })
+                })
+                .map(|r| r.job.clone())
+                .collect()
+        };
+        let mut reply = crate::remote::AgentReply {
+            protocol: crate::remote::PROTOCOL,
+            interval_ms: u64::try_from(self.inner.config.heartbeat_interval.as_millis())
+                .unwrap_or(1000),
+            ..Default::default()
+        };
+        let mut reported = BTreeSet::new();
+        for r in beat.jobs {
+            reported.insert(r.job.clone());
+            if r.state == "start-failed" {
+                if unstarted.contains(&r.job) {
+                    self.report_started(&site, &r.job, Err(r.detail.clone()))
+                        .await;
+                }
+                reply.forget.push(r.job);
+                continue;
+            }
+            if unstarted.contains(&r.job)
+                && let Some(exec) = &r.exec_id
+            {
+                self.report_started(&site, &r.job, Ok(ExecId(exec.clone())))
+                    .await;
+            }
+            let status = JobStatus {
+                state: match r.state.as_str() {
+                    "pending" => JobState::Pending,
+                    "running" => JobState::Running,
+                    "succeeded" => JobState::Succeeded,
+                    "failed" => JobState::Failed,
+                    "cancelled" => JobState::Cancelled,
+                    _ => JobState::Lost,
+                },
+                exit_code: r.exit_code,
+                signal: r.signal,
+                detail: r.detail,
+            };
+            if !self.report_status(&site, &r.job, &status, None).await {
+                reply.forget.push(r.job);
+            }
+        }
+        let state = lock(&self.inner.state);
+        for (id, j) in &state.jobs {
+            if j.record.site.as_deref() != Some(site.as_str()) || j.record.state != "running" {
+                continue;
+            }
+            if j.cancel_requested {
+                reply.cancel.push(id.clone());
+            }
+            if j.record.exec_id.is_none() && !reported.contains(id) {
+                reply.run.push(crate::remote::RunJob::from_spec(
+                    id,
+                    &j.request.exec_spec(id),
+                ));
+            }
+        }
+        Ok(reply)
+    }
+
+    /// A remote agent's output snapshot of a job it runs.
+    pub async fn agent_log(
+        &self,
+        scope: &TenantScope,
+        site: &str,
+        job: &str,
+        text: String,
+    ) -> Result<(), CpnError> {
+        let job_scope = {
+            let mut state = lock(&self.inner.state);
+            Self::remote_site(&mut state, scope, site)?;
+            state
+                .jobs
+                .get(job)
+                .filter(|j| j.record.site.as_deref() == Some(site))
+                .map(|j| j.scope.clone())
+                .ok_or_else(|| {
+                    CpnError::NotFound(format!("job {job} is not running on site {site}"))
+                })?
+        };
+        self.inner
+            .store
+            .set_job_log(&job_scope, job, &tail(text))
+            .await?;
+        Ok(())
+    }
 }

@@ -5,11 +5,13 @@
 //!
 //! * [`coordinator::Coordinator`]: site catalogue, job queue, placement loop, agents, failure
 //!   handling (a site whose agent goes silent has its jobs retried elsewhere), quotas.
+//! * [`remote`]: the wire protocol of remote site agents and the agent loop itself.
 //! * [`api::module`]: the authenticated, tenant-scoped routes, mounted by the platform like
 //!   every other module.
 
 pub mod api;
 pub mod coordinator;
+pub mod remote;
 
 pub use coordinator::{
     Coordinator, CoordinatorConfig, CpnError, JobRequest, JobView, SiteRegistration, SiteView,

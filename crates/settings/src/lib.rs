@@ -259,6 +259,15 @@ pub struct ComputeConfig {
     pub slurm_workdir: Option<String>,
     /// Slurm partition.
     pub slurm_partition: String,
+    /// Kubernetes API server URL for `kubernetes` sites (`http://`: a `kubectl proxy` or a
+    /// TLS-terminating proxy; needs a binary built with `--features kubernetes`).
+    pub kube_url: Option<String>,
+    /// Namespace the Jobs are created in.
+    pub kube_namespace: String,
+    /// Container image the jobs' commands run in.
+    pub kube_image: String,
+    /// File holding a bearer token for the API server, if it needs one.
+    pub kube_token_file: Option<PathBuf>,
 }
 
 impl Default for ComputeConfig {
@@ -282,6 +291,10 @@ impl Default for ComputeConfig {
             slurm_token_file: None,
             slurm_workdir: None,
             slurm_partition: "debug".to_owned(),
+            kube_url: None,
+            kube_namespace: "default".to_owned(),
+            kube_image: "busybox:1.37".to_owned(),
+            kube_token_file: None,
         }
     }
 }

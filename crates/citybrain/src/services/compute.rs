@@ -11,6 +11,39 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{QuotaRecord, TenantId};
 
+/// The executor for `kubernetes` sites, if `compute.kube_url` is set.
+#[cfg(feature = "kubernetes")]
+pub(crate) fn kubernetes(
+    c: &settings::ComputeConfig,
+) -> anyhow::Result<Option<Arc<dyn cpn_exec::Executor + Send + Sync>>> {
+    let Some(url) = &c.kube_url else {
+        return Ok(None);
+    };
+    let token = c
+        .kube_token_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let ex = cpn_exec::kubernetes::KubeExecutor::new(
+        url,
+        &c.kube_namespace,
+        &c.kube_image,
+        token.as_deref(),
+    )
+    .context("compute.kube_url")?;
+    Ok(Some(Arc::new(ex)))
+}
+
+/// Without the `kubernetes` feature a configured cluster is an error, not silently ignored.
+#[cfg(not(feature = "kubernetes"))]
+pub(crate) fn kubernetes(
+    c: &settings::ComputeConfig,
+) -> anyhow::Result<Option<Arc<dyn cpn_exec::Executor + Send + Sync>>> {
+    if c.kube_url.is_some() {
+        bail!("compute.kube_url is set, but this binary was built without --features kubernetes");
+    }
+    Ok(None)
+}
+
 /// The tenant that owns the sites the platform registers itself.
 const PLATFORM_OWNER: &str = "platform";
 
@@ -62,6 +95,9 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
         max_gpus: c.default_max_gpus,
     };
     config.slurm = slurm(c)?;
+    if let Some(kube) = kubernetes(c)? {
+        config.engines.insert("kubernetes".into(), kube);
+    }
     let coordinator = Coordinator::open(Arc::new(platform.store.clone()), config)
         .await
         .context("opening the computing-power network coordinator")?;

@@ -30,6 +30,7 @@ pub struct Platform {
     pub vera: String,
     pub bob: String,
     pub dir: tempfile::TempDir,
+    pub identity: Arc<IdentityService>,
 }
 
 pub struct Response {
@@ -108,6 +109,7 @@ impl Platform {
             vera,
             bob,
             dir,
+            identity,
         }
     }
 
@@ -158,6 +160,11 @@ impl Platform {
         let r = self.post("/cpn/v1/jobs", job).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Submits a job through the API and returns the answer as it is.
+    pub async fn submit_raw(&self, job: Value) -> Response {
+        self.post("/cpn/v1/jobs", job).await
     }
 
     /// Polls a job until `done(job)` holds or `limit` passes; returns the last view.
