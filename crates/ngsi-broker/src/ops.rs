@@ -1,6 +1,7 @@
 //! Entity operations on parsed entities, as atomic read-modify-write steps on the store.
 
 use crate::error::{BrokerError, BrokerResult, already_exists, not_found};
+use crate::index::{self, Written};
 use crate::{Broker, codec};
 use ngsi_ld::{Attribute, Entity, NgsiError, Timestamp};
 use std::collections::HashMap;
@@ -27,18 +28,8 @@ pub struct BatchOutcome {
     pub errors: Vec<(String, NgsiError)>,
 }
 
-fn millis(t: Option<Timestamp>) -> UnixMillis {
+pub(crate) fn millis(t: Option<Timestamp>) -> UnixMillis {
     UnixMillis(t.map(|t| t.timestamp_millis()).unwrap_or(0))
-}
-
-fn to_record(e: &Entity) -> EntityRecord {
-    EntityRecord {
-        id: e.id.clone(),
-        types: e.types.clone(),
-        doc: codec::encode(e),
-        created_at: millis(e.created_at),
-        modified_at: millis(e.modified_at),
-    }
 }
 
 pub(crate) fn from_record(r: &EntityRecord) -> BrokerResult<Entity> {
@@ -61,40 +52,74 @@ pub fn now() -> Timestamp {
 
 impl Broker {
     /// Runs `f` on the current entities `ids` (deduplicated by the caller) atomically.
+    /// The current entities come from the in-memory index (see `index.rs`), which the
+    /// write's commit hook keeps in step.
     pub async fn modify<R: Send + 'static>(
         &self,
         scope: &TenantScope,
         ids: Vec<String>,
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
+        let tenant = self.index.tenant(&self.store, scope).await?;
         let slot: Arc<Mutex<Option<BrokerResult<R>>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
+        let staged: Arc<Mutex<Option<(u64, Written)>>> = Arc::new(Mutex::new(None));
+        let (staged_in, staged_out) = (staged.clone(), staged);
+        let (tenant_in, tenant_out) = (tenant.clone(), tenant);
         let n = ids.len();
+        let ids_in = ids.clone();
         self.store
-            .modify_entities(
+            .modify_entities_blind(
                 scope,
                 ids,
-                Box::new(move |current| {
-                    let decoded: BrokerResult<Vec<Option<Entity>>> = current
-                        .iter()
-                        .map(|r| r.as_ref().map(from_record).transpose())
-                        .collect();
-                    let result = decoded.and_then(f);
+                Box::new(move |_| {
+                    let result = tenant_in.current(&ids_in).and_then(f);
                     let (changes, answer) = match result {
-                        Ok((changes, r)) => (changes, Ok(r)),
+                        Ok((changes, r)) if changes.len() == n => (changes, Ok(r)),
+                        Ok(_) => (
+                            (0..n).map(|_| EntityChangeE::Keep).collect(),
+                            Err(BrokerError::Store(store::StoreError::backend(
+                                "an entity operation answered the wrong number of changes",
+                            ))),
+                        ),
                         Err(e) => ((0..n).map(|_| EntityChangeE::Keep).collect(), Err(e)),
+                    };
+                    let mut written: Written = Vec::new();
+                    let records = ids_in
+                        .iter()
+                        .zip(changes)
+                        .map(|(id, c)| match c {
+                            EntityChangeE::Keep => EntityChange::Keep,
+                            EntityChangeE::Delete => {
+                                written.push((id.clone(), None));
+                                EntityChange::Delete
+                            }
+                            EntityChangeE::Put(e) => {
+                                let rec = index::record(&e);
+                                written.push((id.clone(), Some(Arc::new(*e))));
+                                EntityChange::Put(rec)
+                            }
+                        })
+                        .collect();
+                    let answer = match tenant_in.stage(&written) {
+                        Ok(seq) => {
+                            if let Ok(mut s) = staged_in.lock() {
+                                *s = Some((seq, written));
+                            }
+                            answer
+                        }
+                        Err(e) => Err(e),
                     };
                     if let Ok(mut s) = out.lock() {
                         *s = Some(answer);
                     }
-                    changes
-                        .into_iter()
-                        .map(|c| match c {
-                            EntityChangeE::Keep => EntityChange::Keep,
-                            EntityChangeE::Delete => EntityChange::Delete,
-                            EntityChangeE::Put(e) => EntityChange::Put(to_record(&e)),
-                        })
-                        .collect()
+                    records
+                }),
+                Box::new(move |committed| {
+                    let staged = staged_out.lock().ok().and_then(|mut s| s.take());
+                    if let Some((seq, written)) = staged {
+                        tenant_out.finish(seq, written, committed);
+                    }
                 }),
             )
             .await?;
@@ -138,12 +163,16 @@ impl Broker {
 
     /// One entity.
     pub async fn get(&self, scope: &TenantScope, id: &str) -> BrokerResult<Option<Entity>> {
-        self.store
-            .entity(scope, id)
-            .await?
-            .as_ref()
-            .map(from_record)
-            .transpose()
+        Ok(self.get_shared(scope, id).await?.map(|e| (*e).clone()))
+    }
+
+    /// One entity, shared with the index (no copy).
+    pub async fn get_shared(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> BrokerResult<Option<Arc<Entity>>> {
+        self.index.tenant(&self.store, scope).await?.get(id)
     }
 
     /// Entities by id and type (all of the tenant if both are `None`).
@@ -152,12 +181,40 @@ impl Broker {
         scope: &TenantScope,
         filter: &EntityFilter,
     ) -> BrokerResult<Vec<Entity>> {
-        self.store
-            .entities(scope, filter)
+        Ok(self
+            .list_shared(scope, filter)
             .await?
             .iter()
-            .map(from_record)
-            .collect()
+            .map(|e| (**e).clone())
+            .collect())
+    }
+
+    /// Entities by id and type, shared with the index (no copies), ordered by id.
+    pub async fn list_shared(
+        &self,
+        scope: &TenantScope,
+        filter: &EntityFilter,
+    ) -> BrokerResult<Vec<Arc<Entity>>> {
+        self.index.tenant(&self.store, scope).await?.list(filter)
+    }
+
+    /// Entities matching `query` (`types`: candidate types every match has one of, if
+    /// known), ordered by id; the value index narrows `q` equality terms.
+    pub async fn query(
+        &self,
+        scope: &TenantScope,
+        query: &ngsi_ld::query::Query,
+        types: Option<&[String]>,
+    ) -> BrokerResult<Vec<Arc<Entity>>> {
+        self.index
+            .tenant(&self.store, scope)
+            .await?
+            .query(query, types)
+    }
+
+    /// Whether the tenant ever received NGSI-LD data.
+    pub async fn tenant_exists(&self, scope: &TenantScope) -> BrokerResult<bool> {
+        self.index.tenant(&self.store, scope).await?.registered()
     }
 
     /// Deletes an entity; `ResourceNotFound` if absent.

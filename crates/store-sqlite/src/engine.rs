@@ -56,6 +56,8 @@ struct Shared {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
+    /// The NGSI-LD broker's in-memory index (see `NgsiStore::index_slot`).
+    ngsi_index: store::IndexSlot,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -99,6 +101,7 @@ impl SqliteStore {
                 writer_thread: Mutex::new(Some(writer_thread)),
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.max_idle_readers,
+                ngsi_index: store::IndexSlot::new(),
             }),
         })
     }
@@ -108,11 +111,27 @@ impl SqliteStore {
         &self.shared.path
     }
 
+    /// See `NgsiStore::index_slot`.
+    pub(crate) fn ngsi_index_slot(&self) -> &store::IndexSlot {
+        &self.shared.ngsi_index
+    }
+
     /// Runs `work` in the writer's transaction; resolves once it is committed.
     pub(crate) async fn write<R, F>(&self, work: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.write_then(work, |_| {}).await
+    }
+
+    /// Like [`SqliteStore::write`]; `then` runs on the writer once the write's fate is
+    /// known (`true`: committed), in commit order, before the call resolves.
+    pub(crate) async fn write_then<R, F, T>(&self, work: F, then: T) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        T: FnOnce(bool) + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<R>>();
         let job: WriteJob = Box::new(move |conn| {
@@ -125,6 +144,7 @@ impl SqliteStore {
                     Some(error) => Err(error.clone()),
                     None => result,
                 };
+                then(outcome.is_ok());
                 // The caller may have gone away (request cancelled); the write stands.
                 let _ = reply.send(outcome);
             })

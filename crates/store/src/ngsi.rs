@@ -39,6 +39,13 @@ pub enum EntityChange {
 pub type EntityModifier =
     Box<dyn FnOnce(Vec<Option<EntityRecord>>) -> Vec<EntityChange> + Send + 'static>;
 
+/// Told the fate of a write of [`NgsiStore::modify_entities_blind`]: `true` once it is
+/// committed, `false` if it was rolled back.
+pub type CommitHook = Box<dyn FnOnce(bool) + Send + 'static>;
+
+/// The slot of [`NgsiStore::index_slot`].
+pub type IndexSlot = std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>;
+
 /// Which entities to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntityFilter {
@@ -91,6 +98,23 @@ pub trait NgsiStore: Send + Sync + 'static {
         ids: Vec<String>,
         modify: EntityModifier,
     ) -> StoreResult<()>;
+
+    /// Like [`NgsiStore::modify_entities`] for a caller that keeps the current records
+    /// itself (the broker's in-memory index): `modify` is given `None` for every id (the
+    /// store does not read them), and `on_commit` runs exactly once, with `true` once the
+    /// write is committed or `false` if it is not. Hooks of successive writes run one at a
+    /// time in commit order, each before its call resolves.
+    async fn modify_entities_blind(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        modify: EntityModifier,
+        on_commit: CommitHook,
+    ) -> StoreResult<()>;
+
+    /// One slot per store, shared by every user of the store: the broker keeps its
+    /// in-memory index there, so that two brokers over one store share one index.
+    fn index_slot(&self) -> &IndexSlot;
 
     /// Deletes every entity of the scope's tenant matching `filter`; returns how many.
     async fn delete_entities(&self, scope: &TenantScope, filter: &EntityFilter)
