@@ -3,7 +3,8 @@
 //!
 //! SQLite stays the durable source of truth; the index holds, per tenant, every committed
 //! entity decoded once (`id -> Arc<Entity>`, ordered by id), the ids of each type, and the
-//! ids holding each scalar attribute value (for `attr==value` terms of `q`). A tenant is
+//! ids holding each scalar attribute value (for `attr==value` terms of `q`) and an R-tree
+//! of the envelopes of each GeoProperty (for geo-queries). A tenant is
 //! loaded from the store on its first use; from then on every write of every broker goes
 //! through [`Broker::modify`](crate::Broker::modify), which keeps the index in step:
 //!
@@ -24,6 +25,8 @@ use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
 use ngsi_ld::Entity;
 use ngsi_ld::query::{BoolExpr, CompareOp, Literal, QExpr, QTerm, QValue, Query};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +34,35 @@ use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};
 
 type Id = Arc<str>;
+
+/// An entry of a GeoProperty's R-tree: the envelope of one entity's geometry.
+type GeoEntry = GeomWithData<Rectangle<[f64; 2]>, Id>;
+
+/// The envelopes of an entity's valid GeoProperty values, per attribute (`None`: a
+/// valid geometry without an envelope, e.g. an empty collection).
+fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
+    let mut out = Vec::new();
+    for (name, instances) in &e.attributes {
+        for instance in instances {
+            if let ngsi_ld::AttributeValue::GeoProperty(v) = &instance.value
+                && let Ok(g) = ngsi_ld::geospatial::parse_geojson(v)
+            {
+                let bbox = ngsi_ld::geospatial::bounding_box(&g).map(|b| b.to_array());
+                if !out.contains(&(name.clone(), bbox)) {
+                    out.push((name.clone(), bbox));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn geo_entry(id: &Id, b: [f64; 4]) -> GeoEntry {
+    GeomWithData::new(
+        Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
+        id.clone(),
+    )
+}
 
 /// A scalar attribute value, as `q` equality sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,20 +146,31 @@ fn literal_keys(lit: &Literal) -> Option<Vec<Key>> {
     }
 }
 
+/// A committed entity with its value-index keys.
+struct Committed {
+    entity: Arc<Entity>,
+    keys: Vec<(String, Key)>,
+    geo: Vec<(String, Option<[f64; 4]>)>,
+}
+
 /// One tenant's committed entities and indexes, and the overlay of uncommitted writes.
 #[derive(Default)]
 struct TenantState {
     /// Whether the tenant ever received data (`NgsiStore::tenant_exists`).
     registered: bool,
-    entities: BTreeMap<Id, Arc<Entity>>,
+    entities: BTreeMap<Id, Committed>,
     by_type: HashMap<String, BTreeSet<Id>>,
     by_value: HashMap<String, HashMap<Key, BTreeSet<Id>>>,
+    /// Per GeoProperty name: the envelopes of its valid geometries, and the ids whose
+    /// geometry has no envelope.
+    by_geo: HashMap<String, (RTree<GeoEntry>, BTreeSet<Id>)>,
     /// Written but not yet committed: id -> (write sequence, entity or deletion).
     overlay: HashMap<String, (u64, Option<Arc<Entity>>)>,
 }
 
 impl TenantState {
-    fn unindex(&mut self, id: &Id, e: &Entity) {
+    fn unindex(&mut self, id: &Id, old: Committed) {
+        let e = &old.entity;
         for t in &e.types {
             if let Some(set) = self.by_type.get_mut(t) {
                 set.remove(id);
@@ -136,7 +179,22 @@ impl TenantState {
                 }
             }
         }
-        for (name, key) in entity_keys(e) {
+        for (name, bbox) in old.geo {
+            if let Some((tree, unbounded)) = self.by_geo.get_mut(&name) {
+                match bbox {
+                    Some(b) => {
+                        tree.remove(&geo_entry(id, b));
+                    }
+                    None => {
+                        unbounded.remove(id);
+                    }
+                }
+                if tree.size() == 0 && unbounded.is_empty() {
+                    self.by_geo.remove(&name);
+                }
+            }
+        }
+        for (name, key) in old.keys {
             if let Some(values) = self.by_value.get_mut(&name) {
                 if let Some(set) = values.get_mut(&key) {
                     set.remove(id);
@@ -151,32 +209,49 @@ impl TenantState {
         }
     }
 
-    fn index(&mut self, id: &Id, e: &Entity) {
-        for t in &e.types {
-            self.by_type
-                .entry(t.clone())
-                .or_default()
-                .insert(id.clone());
+    fn index(&mut self, id: &Id, c: &Committed) {
+        for t in &c.entity.types {
+            if let Some(set) = self.by_type.get_mut(t) {
+                set.insert(id.clone());
+            } else {
+                self.by_type.insert(t.clone(), BTreeSet::from([id.clone()]));
+            }
         }
-        for (name, key) in entity_keys(e) {
-            self.by_value
-                .entry(name)
-                .or_default()
-                .entry(key)
-                .or_default()
-                .insert(id.clone());
+        for (name, key) in &c.keys {
+            let values = match self.by_value.get_mut(name) {
+                Some(v) => v,
+                None => self.by_value.entry(name.clone()).or_default(),
+            };
+            values.entry(key.clone()).or_default().insert(id.clone());
+        }
+        for (name, bbox) in &c.geo {
+            let (tree, unbounded) = self.by_geo.entry(name.clone()).or_default();
+            match bbox {
+                Some(b) => tree.insert(geo_entry(id, *b)),
+                None => {
+                    unbounded.insert(id.clone());
+                }
+            }
         }
     }
 
-    /// Makes `entity` (or its absence) the committed state of `id`.
-    fn commit(&mut self, id: &str, entity: Option<Arc<Entity>>) {
-        if let Some((key, old)) = self.entities.remove_entry(id) {
-            self.unindex(&key, &old);
-        }
-        if let Some(e) = entity {
-            let key: Id = Arc::from(id);
-            self.index(&key, &e);
-            self.entities.insert(key, e);
+    /// Makes `staged` the committed state of its id.
+    fn commit(&mut self, staged: Staged) {
+        let key: Id = match self.entities.remove_entry(staged.id.as_str()) {
+            Some((key, old)) => {
+                self.unindex(&key, old);
+                key
+            }
+            None => Arc::from(staged.id.as_str()),
+        };
+        if let Some(entity) = staged.entity {
+            let c = Committed {
+                entity,
+                keys: staged.keys,
+                geo: staged.geo,
+            };
+            self.index(&key, &c);
+            self.entities.insert(key, c);
         }
     }
 
@@ -227,6 +302,22 @@ impl TenantState {
         }
     }
 
+    /// Ids a geo-query can match, if its envelope narrows it.
+    fn geo_candidates(&self, query: &Query) -> Option<BTreeSet<Id>> {
+        let g = query.geo.as_ref()?;
+        let b = g.prefilter()?;
+        let mut out = BTreeSet::new();
+        if let Some((tree, unbounded)) = self.by_geo.get(&g.geoproperty) {
+            let envelope = AABB::from_corners([b.min_lon, b.min_lat], [b.max_lon, b.max_lat]);
+            out.extend(
+                tree.locate_in_envelope_intersecting(&envelope)
+                    .map(|e| e.data.clone()),
+            );
+            out.extend(unbounded.iter().cloned());
+        }
+        Some(out)
+    }
+
     /// Ids of entities with any of `types`, ordered.
     fn typed(&self, types: &[String]) -> BTreeSet<Id> {
         let mut out = BTreeSet::new();
@@ -264,10 +355,10 @@ impl TenantState {
             }
         };
         match ids {
-            None => self.entities.values().cloned().collect(),
+            None => self.entities.values().map(|c| c.entity.clone()).collect(),
             Some(ids) => ids
                 .iter()
-                .filter_map(|i| self.entities.get(i).cloned())
+                .filter_map(|i| self.entities.get(i).map(|c| c.entity.clone()))
                 .collect(),
         }
     }
@@ -275,6 +366,8 @@ impl TenantState {
 
 struct TenantSlot {
     loaded: tokio::sync::OnceCell<()>,
+    /// Held while a write computes its result and queues it (see `Broker::modify`).
+    writing: tokio::sync::Mutex<()>,
     state: RwLock<TenantState>,
 }
 
@@ -334,6 +427,7 @@ impl Index {
                 .or_insert_with(|| {
                     Arc::new(TenantSlot {
                         loaded: tokio::sync::OnceCell::new(),
+                        writing: tokio::sync::Mutex::new(()),
                         state: RwLock::new(TenantState::default()),
                     })
                 })
@@ -349,7 +443,7 @@ impl Index {
                 };
                 for r in &records {
                     let e = crate::ops::from_record(r)?;
-                    st.commit(&r.id, Some(Arc::new(e)));
+                    st.commit(Staged::new(r.id.clone(), Some(e)));
                 }
                 *slot.state.write().map_err(|_| poisoned())? = st;
                 Ok::<(), BrokerError>(())
@@ -362,8 +456,55 @@ impl Index {
     }
 }
 
-/// What one write did to one entity: its new state (`None`: deleted).
-pub(crate) type Written = Vec<(String, Option<Arc<Entity>>)>;
+/// The committed entities `query` can match (a superset, ordered by id): narrowed by the
+/// value index and the R-tree where the query allows, else by `ids` and `types`.
+fn candidates(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<Arc<Entity>> {
+    let by_q = query.q.as_ref().and_then(|q| st.q_candidates(q));
+    let by_geo = st.geo_candidates(query);
+    let candidates = match (by_q, by_geo) {
+        (Some(a), Some(b)) => Some(if a.len() <= b.len() {
+            a.into_iter().filter(|i| b.contains(i)).collect()
+        } else {
+            b.into_iter().filter(|i| a.contains(i)).collect()
+        }),
+        (a, b) => a.or(b),
+    };
+    match candidates {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|i| st.entities.get(i).map(|c| c.entity.clone()))
+            .collect(),
+        None => st.filtered(&EntityFilter {
+            ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
+            types: types.map(<[String]>::to_vec),
+        }),
+    }
+}
+
+/// What a write does to one entity: its new state (`None`: deleted), with its
+/// value-index keys computed off the writer.
+pub(crate) struct Staged {
+    id: String,
+    entity: Option<Arc<Entity>>,
+    keys: Vec<(String, Key)>,
+    geo: Vec<(String, Option<[f64; 4]>)>,
+}
+
+impl Staged {
+    pub(crate) fn new(id: String, entity: Option<Entity>) -> Self {
+        let keys = entity.as_ref().map(entity_keys).unwrap_or_default();
+        let geo = entity.as_ref().map(entity_geo).unwrap_or_default();
+        Staged {
+            id,
+            entity: entity.map(Arc::new),
+            keys,
+            geo,
+        }
+    }
+}
+
+/// Everything one write does.
+pub(crate) type Written = Vec<Staged>;
 
 impl Tenant {
     fn read(&self) -> BrokerResult<std::sync::RwLockReadGuard<'_, TenantState>> {
@@ -377,7 +518,12 @@ impl Tenant {
 
     /// The committed entity `id`.
     pub(crate) fn get(&self, id: &str) -> BrokerResult<Option<Arc<Entity>>> {
-        Ok(self.read()?.entities.get(id).cloned())
+        Ok(self.read()?.entities.get(id).map(|c| c.entity.clone()))
+    }
+
+    /// Serialises the writes of this tenant while they compute and queue.
+    pub(crate) async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.slot.writing.lock().await
     }
 
     /// Committed entities matching `filter`, ordered by id.
@@ -391,40 +537,30 @@ impl Tenant {
         query: &Query,
         types: Option<&[String]>,
     ) -> BrokerResult<Vec<Arc<Entity>>> {
-        let st = self.read()?;
-        let candidates = query.q.as_ref().and_then(|q| st.q_candidates(q));
-        let pool: Vec<Arc<Entity>> = match candidates {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|i| st.entities.get(i).cloned())
-                .collect(),
-            None => st.filtered(&EntityFilter {
-                ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
-                types: types.map(<[String]>::to_vec),
-            }),
-        };
-        drop(st);
+        let pool = candidates(&*self.read()?, query, types);
         Ok(pool.into_iter().filter(|e| query.matches(e)).collect())
     }
 
-    /// On the writer: the current state of `ids` (uncommitted writes included).
+    /// With [`Tenant::writing`] held: the current state of `ids` (queued but uncommitted
+    /// writes included).
     pub(crate) fn current(&self, ids: &[String]) -> BrokerResult<Vec<Option<Entity>>> {
         let st = self.read()?;
         Ok(ids
             .iter()
             .map(|id| match st.overlay.get(id) {
                 Some((_, e)) => e.as_deref().cloned(),
-                None => st.entities.get(id.as_str()).map(|e| (**e).clone()),
+                None => st.entities.get(id.as_str()).map(|c| (*c.entity).clone()),
             })
             .collect())
     }
 
-    /// On the writer: records a write's results as uncommitted; returns its sequence.
+    /// With [`Tenant::writing`] held: records a write's results as uncommitted; returns
+    /// its sequence.
     pub(crate) fn stage(&self, written: &Written) -> BrokerResult<u64> {
         let seq = self.index.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let mut st = self.slot.state.write().map_err(|_| poisoned())?;
-        for (id, e) in written {
-            st.overlay.insert(id.clone(), (seq, e.clone()));
+        for w in written {
+            st.overlay.insert(w.id.clone(), (seq, w.entity.clone()));
         }
         Ok(seq)
     }
@@ -435,15 +571,15 @@ impl Tenant {
         let Ok(mut st) = self.slot.state.write() else {
             return;
         };
-        for (id, e) in written {
-            if st.overlay.get(&id).is_some_and(|(s, _)| *s == seq) {
-                st.overlay.remove(&id);
+        for w in written {
+            if st.overlay.get(&w.id).is_some_and(|(s, _)| *s == seq) {
+                st.overlay.remove(&w.id);
             }
             if committed {
-                if e.is_some() {
+                if w.entity.is_some() {
                     st.registered = true;
                 }
-                st.commit(&id, e);
+                st.commit(w);
             }
         }
     }
@@ -457,5 +593,172 @@ pub(crate) fn record(e: &Entity) -> store::EntityRecord {
         doc: codec::encode(e),
         created_at: crate::ops::millis(e.created_at),
         modified_at: crate::ops::millis(e.modified_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ngsi_ld::query::QueryParams;
+    use ngsi_ld::{Context, CoreContext, parse_entity};
+    use serde_json::json;
+
+    fn state(entities: &[Value]) -> (TenantState, Context) {
+        let ctx = Context::core(CoreContext::V1_9);
+        let mut st = TenantState::default();
+        for v in entities {
+            let e = parse_entity(v, &ctx).unwrap();
+            st.commit(Staged::new(e.id.clone(), Some(e)));
+        }
+        (st, ctx)
+    }
+
+    fn query_state(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<Arc<Entity>> {
+        candidates(st, query, types)
+            .into_iter()
+            .filter(|e| query.matches(e))
+            .collect()
+    }
+
+    fn ids(v: &[Arc<Entity>]) -> Vec<String> {
+        v.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// The indexed query answers exactly what a full scan with `Query::matches` answers.
+    #[test]
+    fn indexed_queries_answer_what_a_scan_answers() {
+        let p = |v: Value| json!({"type": "Property", "value": v});
+        let mut entities = Vec::new();
+        for (i, v) in [
+            json!(7),
+            json!(7.0),
+            json!(-0.0),
+            json!(0),
+            json!("7"),
+            json!("7.0"),
+            json!("abc"),
+            json!(true),
+            json!([1, 7, "x"]),
+            json!([[7]]),
+            json!({"@value": 7}),
+            json!({"a": 7}),
+            json!("2024-01-01T00:00:00Z"),
+            json!("2024-01-01T00:00:00.000Z"),
+            json!(null),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = json!({"id": format!("urn:ngsi-ld:T:{i:02}"), "type": if i % 2 == 0 { "T" } else { "U" }});
+            if !v.is_null() {
+                e["speed"] = p(v);
+            }
+            e["location"] = json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [i as f64, 1.0]}});
+            e["rel"] =
+                json!({"type": "Relationship", "object": format!("urn:ngsi-ld:R:{}", i % 3)});
+            entities.push(e);
+        }
+        entities.push(json!({"id": "urn:ngsi-ld:T:99", "type": "T",
+            "speed": [{"type": "Property", "value": 3}, {"type": "Property", "value": 7, "datasetId": "urn:d:1"}],
+            "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [[[0.5, 0.5], [3.5, 0.5], [3.5, 3.5], [0.5, 0.5]]]}}}));
+        let (mut st, ctx) = state(&entities);
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<(&'a str, &'a str, &'a str)>,
+        );
+        let cases: &[Case<'_>] = &[
+            (None, Some("speed==7"), None),
+            (Some("T"), Some("speed==7"), None),
+            (None, Some("speed==0"), None),
+            (None, Some("speed==\"7\""), None),
+            (None, Some("speed==7.0"), None),
+            (None, Some("speed==abc"), None),
+            (None, Some("speed==true"), None),
+            (None, Some("speed==1,x"), None),
+            (None, Some("speed==2024-01-01T00:00:00Z"), None),
+            (None, Some("speed==7;rel==urn:ngsi-ld:R:1"), None),
+            (None, Some("speed==7|speed==abc"), None),
+            (None, Some("speed==7|speed>5"), None),
+            (None, Some("speed==1..8"), None),
+            (None, Some("speed!=7"), None),
+            (None, Some("speed[a]==7"), None),
+            (None, Some("rel==urn:ngsi-ld:R:2"), None),
+            (None, Some("nothing==7"), None),
+            (
+                Some("T,U"),
+                None,
+                Some(("near;maxDistance==200000", "Point", "[2.0,1.0]")),
+            ),
+            (
+                None,
+                Some("speed==7"),
+                Some((
+                    "within",
+                    "Polygon",
+                    "[[[-0.5,0],[4.5,0],[4.5,2],[-0.5,2],[-0.5,0]]]",
+                )),
+            ),
+            (Some("T"), None, Some(("intersects", "Point", "[1.0,1.0]"))),
+            (Some("T"), None, Some(("disjoint", "Point", "[1.0,1.0]"))),
+        ];
+        let check = |st: &TenantState, label: &str| {
+            for (types, q, geo) in cases {
+                let query = Query::parse(
+                    &QueryParams {
+                        types: *types,
+                        q: *q,
+                        georel: geo.map(|g| g.0),
+                        geometry: geo.map(|g| g.1),
+                        coordinates: geo.map(|g| g.2),
+                        ..QueryParams::default()
+                    },
+                    &ctx,
+                )
+                .unwrap();
+                let scan: Vec<Arc<Entity>> = st
+                    .entities
+                    .values()
+                    .map(|c| c.entity.clone())
+                    .filter(|e| query.matches(e))
+                    .collect();
+                let tenant_types: Option<Vec<String>> =
+                    types.map(|t| t.split(',').map(|t| ctx.expand_term(t).unwrap()).collect());
+                let indexed = query_state(st, &query, tenant_types.as_deref());
+                assert_eq!(
+                    ids(&indexed),
+                    ids(&scan),
+                    "{label}: {types:?} {q:?} {geo:?}"
+                );
+            }
+        };
+        check(&st, "fresh");
+        assert!(
+            !ids(&query_state(
+                &st,
+                &Query::parse(
+                    &QueryParams {
+                        q: Some("speed==7"),
+                        ..QueryParams::default()
+                    },
+                    &ctx
+                )
+                .unwrap(),
+                None
+            ))
+            .is_empty()
+        );
+        // Overwrites and deletions keep the indexes in step.
+        let changed = parse_entity(
+            &json!({"id": "urn:ngsi-ld:T:00", "type": "U", "speed": p(json!("abc")),
+                    "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [50.0, 50.0]}}}),
+            &ctx,
+        )
+        .unwrap();
+        st.commit(Staged::new("urn:ngsi-ld:T:00".into(), Some(changed)));
+        st.commit(Staged::new("urn:ngsi-ld:T:04".into(), None));
+        check(&st, "changed");
+        assert!(st.by_type.values().all(|s| !s.contains("urn:ngsi-ld:T:04")));
     }
 }

@@ -1,11 +1,11 @@
 //! Entity operations on parsed entities, as atomic read-modify-write steps on the store.
 
 use crate::error::{BrokerError, BrokerResult, already_exists, not_found};
-use crate::index::{self, Written};
+use crate::index::{self, Staged, Written};
 use crate::{Broker, codec};
 use ngsi_ld::{Attribute, Entity, NgsiError, Timestamp};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use store::{EntityChange, EntityFilter, EntityRecord, TenantScope, UnixMillis};
 
 /// What an operation does to one entity.
@@ -52,8 +52,13 @@ pub fn now() -> Timestamp {
 
 impl Broker {
     /// Runs `f` on the current entities `ids` (deduplicated by the caller) atomically.
-    /// The current entities come from the in-memory index (see `index.rs`), which the
-    /// write's commit hook keeps in step.
+    ///
+    /// The writes of one tenant take turns (a per-tenant lock) to read the current
+    /// entities from the in-memory index (see `index.rs`), run `f`, encode the results
+    /// and queue them on the store's writer; the lock is released once the write is
+    /// queued, so the next write computes while this one commits, and it sees this one's
+    /// results (the index's uncommitted overlay). The answer is returned once the write
+    /// is committed; the write's commit hook then has already updated the index.
     pub async fn modify<R: Send + 'static>(
         &self,
         scope: &TenantScope,
@@ -61,74 +66,47 @@ impl Broker {
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
-        let slot: Arc<Mutex<Option<BrokerResult<R>>>> = Arc::new(Mutex::new(None));
-        let out = slot.clone();
-        let staged: Arc<Mutex<Option<(u64, Written)>>> = Arc::new(Mutex::new(None));
-        let (staged_in, staged_out) = (staged.clone(), staged);
-        let (tenant_in, tenant_out) = (tenant.clone(), tenant);
-        let n = ids.len();
-        let ids_in = ids.clone();
-        self.store
-            .modify_entities_blind(
+        let queued = {
+            let _turn = tenant.writing().await;
+            let (changes, answer) = f(tenant.current(&ids)?)?;
+            if changes.len() != ids.len() {
+                return Err(BrokerError::Store(store::StoreError::backend(
+                    "an entity operation answered the wrong number of changes",
+                )));
+            }
+            let mut written: Written = Vec::new();
+            let records: Vec<EntityChange> = ids
+                .iter()
+                .zip(changes)
+                .map(|(id, c)| match c {
+                    EntityChangeE::Keep => EntityChange::Keep,
+                    EntityChangeE::Delete => {
+                        written.push(Staged::new(id.clone(), None));
+                        EntityChange::Delete
+                    }
+                    EntityChangeE::Put(e) => {
+                        let rec = index::record(&e);
+                        written.push(Staged::new(id.clone(), Some(*e)));
+                        EntityChange::Put(rec)
+                    }
+                })
+                .collect();
+            if written.is_empty() {
+                return Ok(answer);
+            }
+            let seq = tenant.stage(&written)?;
+            let hook_tenant = tenant.clone();
+            let queued = self.store.modify_entities_blind(
                 scope,
                 ids,
-                Box::new(move |_| {
-                    let result = tenant_in.current(&ids_in).and_then(f);
-                    let (changes, answer) = match result {
-                        Ok((changes, r)) if changes.len() == n => (changes, Ok(r)),
-                        Ok(_) => (
-                            (0..n).map(|_| EntityChangeE::Keep).collect(),
-                            Err(BrokerError::Store(store::StoreError::backend(
-                                "an entity operation answered the wrong number of changes",
-                            ))),
-                        ),
-                        Err(e) => ((0..n).map(|_| EntityChangeE::Keep).collect(), Err(e)),
-                    };
-                    let mut written: Written = Vec::new();
-                    let records = ids_in
-                        .iter()
-                        .zip(changes)
-                        .map(|(id, c)| match c {
-                            EntityChangeE::Keep => EntityChange::Keep,
-                            EntityChangeE::Delete => {
-                                written.push((id.clone(), None));
-                                EntityChange::Delete
-                            }
-                            EntityChangeE::Put(e) => {
-                                let rec = index::record(&e);
-                                written.push((id.clone(), Some(Arc::new(*e))));
-                                EntityChange::Put(rec)
-                            }
-                        })
-                        .collect();
-                    let answer = match tenant_in.stage(&written) {
-                        Ok(seq) => {
-                            if let Ok(mut s) = staged_in.lock() {
-                                *s = Some((seq, written));
-                            }
-                            answer
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if let Ok(mut s) = out.lock() {
-                        *s = Some(answer);
-                    }
-                    records
-                }),
-                Box::new(move |committed| {
-                    let staged = staged_out.lock().ok().and_then(|mut s| s.take());
-                    if let Some((seq, written)) = staged {
-                        tenant_out.finish(seq, written, committed);
-                    }
-                }),
-            )
-            .await?;
-        let answer = slot.lock().ok().and_then(|mut s| s.take());
-        answer.unwrap_or_else(|| {
-            Err(BrokerError::Store(store::StoreError::backend(
-                "the write did not run",
-            )))
-        })
+                Box::new(move |_| records),
+                Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
+            );
+            (queued, answer)
+        };
+        let (queued, answer) = queued;
+        queued.await?;
+        Ok(answer)
     }
 
     /// Runs `f` on one entity; `f` gets `None` if it does not exist.

@@ -133,6 +133,22 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
         T: FnOnce(bool) + Send + 'static,
     {
+        self.queue_then(work, then).await
+    }
+
+    /// [`SqliteStore::write_then`], queued at once (before the returned future is first
+    /// polled), so writes queued one after another by one caller run in that order. `then`
+    /// runs exactly once, also when the store is closed.
+    pub(crate) fn queue_then<R, F, T>(
+        &self,
+        work: F,
+        then: T,
+    ) -> impl std::future::Future<Output = StoreResult<R>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        T: FnOnce(bool) + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<R>>();
         let job: WriteJob = Box::new(move |conn| {
             let result = match conn {
@@ -149,15 +165,19 @@ impl SqliteStore {
                 let _ = reply.send(outcome);
             })
         });
-        {
-            let writer = self.shared.writer.lock().map_err(|_| unavailable())?;
-            writer
-                .as_ref()
-                .ok_or_else(unavailable)?
-                .send(job)
-                .map_err(|_| unavailable())?;
+        let refused = match self.shared.writer.lock() {
+            Ok(writer) => match writer.as_ref() {
+                Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| job),
+                None => Some(job),
+            },
+            Err(_) => Some(job),
+        };
+        if let Some(job) = refused {
+            // Not queued: report the refusal through the job so `then` still runs.
+            let error = unavailable();
+            job(Err(&error))(Some(&error));
         }
-        answer.await.map_err(|_| unavailable())?
+        async move { answer.await.map_err(|_| unavailable())? }
     }
 
     /// Runs `work` on a pooled read connection on a blocking thread.
@@ -243,10 +263,14 @@ fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> StoreResult<R>,
 ) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT write_job").map_err(backend)?;
+    conn.prepare_cached("SAVEPOINT write_job")
+        .and_then(|mut s| s.execute([]))
+        .map_err(backend)?;
     match work(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE write_job").map_err(backend)?;
+            conn.prepare_cached("RELEASE write_job")
+                .and_then(|mut s| s.execute([]))
+                .map_err(backend)?;
             Ok(value)
         }
         Err(error) => {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
-    NgsiStore, StoreError, StoreErrorKind, StoreResult, TenantScope, UnixMillis,
+    NgsiStore, StoreError, StoreErrorKind, StoreResult, TenantScope, UnixMillis, WriteFuture,
 };
 
 fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -342,22 +342,21 @@ impl NgsiStore for SqliteStore {
         .await
     }
 
-    async fn modify_entities_blind(
+    fn modify_entities_blind(
         &self,
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
         on_commit: CommitHook,
-    ) -> StoreResult<()> {
+    ) -> WriteFuture {
         let tenant = scope.tenant().as_str().to_owned();
-        self.write_then(
+        Box::pin(self.queue_then(
             move |conn| {
                 let changes = modify(ids.iter().map(|_| None).collect());
                 apply_changes(conn, &tenant, &ids, changes, None)
             },
             on_commit,
-        )
-        .await
+        ))
     }
 
     fn index_slot(&self) -> &IndexSlot {

@@ -206,26 +206,25 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
     assert_eq!(log.lock().unwrap().last().unwrap(), "hook false");
-    // Concurrent writes: every hook runs once.
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Writes are queued when called (before being awaited): they run, and their hooks
+    // report, in that order, once each.
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut writes = Vec::new();
     for i in 0..20 {
-        let count = count.clone();
+        let order = order.clone();
         let id = format!("urn:e:c{i}");
         writes.push(store.modify_entities_blind(
             &s,
             vec![id.clone()],
             Box::new(move |_| vec![EntityChange::Put(record(&id, &["T"], "c"))]),
-            Box::new(move |ok| {
-                assert!(ok);
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }),
+            Box::new(move |ok| order.lock().unwrap().push((i, ok))),
         ));
     }
-    for w in writes {
+    for w in writes.into_iter().rev() {
         w.await.unwrap();
     }
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 20);
+    let expected: Vec<(i32, bool)> = (0..20).map(|i| (i, true)).collect();
+    assert_eq!(*order.lock().unwrap(), expected);
     // The index slot is one per store.
     assert!(std::ptr::eq(store.index_slot(), store.index_slot()));
 }
