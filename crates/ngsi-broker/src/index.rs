@@ -25,7 +25,7 @@ use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
 use ngsi_ld::Entity;
 use ngsi_ld::query::{BoolExpr, CompareOp, Literal, QExpr, QTerm, QValue, Query};
-use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::primitives::Rectangle;
 use rstar::{AABB, RTree};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,8 +35,71 @@ use store::{EntityFilter, NgsiStore, TenantScope};
 
 type Id = Arc<str>;
 
-/// An entry of a GeoProperty's R-tree: the envelope of one entity's geometry.
-type GeoEntry = GeomWithData<Rectangle<[f64; 2]>, Id>;
+/// The geo index of one GeoProperty: an R-tree of the distinct envelopes, the ids per
+/// envelope (many entities often share one, e.g. a point), and the ids whose geometry
+/// has no envelope.
+#[derive(Default)]
+struct GeoIndex {
+    tree: RTree<Rectangle<[f64; 2]>>,
+    ids: HashMap<[u64; 4], BTreeSet<Id>>,
+    unbounded: BTreeSet<Id>,
+}
+
+fn bits(b: [f64; 4]) -> [u64; 4] {
+    b.map(f64::to_bits)
+}
+
+fn rect(b: [f64; 4]) -> Rectangle<[f64; 2]> {
+    Rectangle::from_corners([b[0], b[1]], [b[2], b[3]])
+}
+
+impl GeoIndex {
+    fn insert(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+        let Some(b) = bbox else {
+            self.unbounded.insert(id.clone());
+            return;
+        };
+        match self.ids.get_mut(&bits(b)) {
+            Some(set) => {
+                set.insert(id.clone());
+            }
+            None => {
+                self.tree.insert(rect(b));
+                self.ids.insert(bits(b), BTreeSet::from([id.clone()]));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+        let Some(b) = bbox else {
+            self.unbounded.remove(id);
+            return;
+        };
+        if let Some(set) = self.ids.get_mut(&bits(b)) {
+            set.remove(id);
+            if set.is_empty() {
+                self.ids.remove(&bits(b));
+                self.tree.remove(&rect(b));
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.unbounded.is_empty()
+    }
+
+    /// Ids whose envelope intersects `b`, and those without an envelope.
+    fn candidates(&self, b: [f64; 4], out: &mut BTreeSet<Id>) {
+        let envelope = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+        for r in self.tree.locate_in_envelope_intersecting(&envelope) {
+            let (lo, hi) = (r.lower(), r.upper());
+            if let Some(set) = self.ids.get(&bits([lo[0], lo[1], hi[0], hi[1]])) {
+                out.extend(set.iter().cloned());
+            }
+        }
+        out.extend(self.unbounded.iter().cloned());
+    }
+}
 
 /// The envelopes of an entity's valid GeoProperty values, per attribute (`None`: a
 /// valid geometry without an envelope, e.g. an empty collection).
@@ -47,7 +110,9 @@ fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
             if let ngsi_ld::AttributeValue::GeoProperty(v) = &instance.value
                 && let Ok(g) = ngsi_ld::geospatial::parse_geojson(v)
             {
-                let bbox = ngsi_ld::geospatial::bounding_box(&g).map(|b| b.to_array());
+                // -0 as 0, so that equal envelopes have equal bits.
+                let bbox = ngsi_ld::geospatial::bounding_box(&g)
+                    .map(|b| b.to_array().map(|x| if x == 0.0 { 0.0 } else { x }));
                 if !out.contains(&(name.clone(), bbox)) {
                     out.push((name.clone(), bbox));
                 }
@@ -55,13 +120,6 @@ fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
         }
     }
     out
-}
-
-fn geo_entry(id: &Id, b: [f64; 4]) -> GeoEntry {
-    GeomWithData::new(
-        Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]),
-        id.clone(),
-    )
 }
 
 /// A scalar attribute value, as `q` equality sees it.
@@ -163,7 +221,7 @@ struct TenantState {
     by_value: HashMap<String, HashMap<Key, BTreeSet<Id>>>,
     /// Per GeoProperty name: the envelopes of its valid geometries, and the ids whose
     /// geometry has no envelope.
-    by_geo: HashMap<String, (RTree<GeoEntry>, BTreeSet<Id>)>,
+    by_geo: HashMap<String, GeoIndex>,
     /// Written but not yet committed: id -> (write sequence, entity or deletion).
     overlay: HashMap<String, (u64, Option<Arc<Entity>>)>,
 }
@@ -180,16 +238,9 @@ impl TenantState {
             }
         }
         for (name, bbox) in old.geo {
-            if let Some((tree, unbounded)) = self.by_geo.get_mut(&name) {
-                match bbox {
-                    Some(b) => {
-                        tree.remove(&geo_entry(id, b));
-                    }
-                    None => {
-                        unbounded.remove(id);
-                    }
-                }
-                if tree.size() == 0 && unbounded.is_empty() {
+            if let Some(g) = self.by_geo.get_mut(&name) {
+                g.remove(id, bbox);
+                if g.is_empty() {
                     self.by_geo.remove(&name);
                 }
             }
@@ -225,13 +276,10 @@ impl TenantState {
             values.entry(key.clone()).or_default().insert(id.clone());
         }
         for (name, bbox) in &c.geo {
-            let (tree, unbounded) = self.by_geo.entry(name.clone()).or_default();
-            match bbox {
-                Some(b) => tree.insert(geo_entry(id, *b)),
-                None => {
-                    unbounded.insert(id.clone());
-                }
-            }
+            self.by_geo
+                .entry(name.clone())
+                .or_default()
+                .insert(id, *bbox);
         }
     }
 
@@ -307,13 +355,8 @@ impl TenantState {
         let g = query.geo.as_ref()?;
         let b = g.prefilter()?;
         let mut out = BTreeSet::new();
-        if let Some((tree, unbounded)) = self.by_geo.get(&g.geoproperty) {
-            let envelope = AABB::from_corners([b.min_lon, b.min_lat], [b.max_lon, b.max_lat]);
-            out.extend(
-                tree.locate_in_envelope_intersecting(&envelope)
-                    .map(|e| e.data.clone()),
-            );
-            out.extend(unbounded.iter().cloned());
+        if let Some(index) = self.by_geo.get(&g.geoproperty) {
+            index.candidates(b.to_array(), &mut out);
         }
         Some(out)
     }
@@ -654,7 +697,7 @@ mod tests {
             if !v.is_null() {
                 e["speed"] = p(v);
             }
-            e["location"] = json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [i as f64, 1.0]}});
+            e["location"] = json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [(i % 5) as f64, 1.0]}});
             e["rel"] =
                 json!({"type": "Relationship", "object": format!("urn:ngsi-ld:R:{}", i % 3)});
             entities.push(e);
