@@ -19,6 +19,7 @@ pub mod codec;
 pub mod contexts;
 pub mod error;
 mod http;
+mod index;
 mod ops;
 
 pub use contexts::ContextResolver;
@@ -57,6 +58,7 @@ pub struct Broker {
     contexts: ContextResolver,
     identity: Arc<IdentityService>,
     settings: BrokerSettings,
+    index: Arc<index::Index>,
 }
 
 impl Broker {
@@ -68,6 +70,7 @@ impl Broker {
         settings: BrokerSettings,
     ) -> Self {
         Self {
+            index: index::Index::of(&store),
             store,
             contexts,
             identity,

@@ -40,6 +40,7 @@ pub use identity::{
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
 };
+pub use ngsi::{CommitHook, IndexSlot, WriteFuture};
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
 };
