@@ -13,6 +13,10 @@
 //! - bodies are read in chunks and abandoned past `max_bytes`; the whole fetch has a
 //!   time limit.
 
+mod send;
+
+pub use send::{Posted, resolve_allowed};
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::Duration;

@@ -15,11 +15,13 @@
 //! `NgsiStore::modify_entities`), so concurrent merges never lose updates, and a write is
 //! acknowledged only after it is committed.
 
+pub mod changes;
 pub mod codec;
 pub mod contexts;
 pub mod error;
 mod http;
 mod ops;
+pub mod subscriptions;
 
 pub use contexts::ContextResolver;
 pub use error::{BrokerError, BrokerResult};
@@ -57,6 +59,8 @@ pub struct Broker {
     contexts: ContextResolver,
     identity: Arc<IdentityService>,
     settings: BrokerSettings,
+    changes: std::sync::OnceLock<changes::ChangeSink>,
+    subscriptions: std::sync::OnceLock<Arc<subscriptions::SubscriptionService>>,
 }
 
 impl Broker {
@@ -72,6 +76,8 @@ impl Broker {
             contexts,
             identity,
             settings,
+            changes: std::sync::OnceLock::new(),
+            subscriptions: std::sync::OnceLock::new(),
         }
     }
     /// The store.

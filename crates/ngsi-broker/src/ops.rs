@@ -70,6 +70,10 @@ impl Broker {
         let slot: Arc<Mutex<Option<BrokerResult<R>>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
         let n = ids.len();
+        // Change events for subscriptions (only while some exist), sent after the commit.
+        let sink = self.watching_sink();
+        let captured: Arc<Mutex<Vec<(Option<Entity>, Option<Entity>)>>> = Arc::default();
+        let capture = sink.as_ref().map(|_| captured.clone());
         self.store
             .modify_entities(
                 scope,
@@ -79,11 +83,20 @@ impl Broker {
                         .iter()
                         .map(|r| r.as_ref().map(from_record).transpose())
                         .collect();
+                    let before = match (&capture, &decoded) {
+                        (Some(_), Ok(d)) => Some(d.clone()),
+                        _ => None,
+                    };
                     let result = decoded.and_then(f);
                     let (changes, answer) = match result {
                         Ok((changes, r)) => (changes, Ok(r)),
                         Err(e) => ((0..n).map(|_| EntityChangeE::Keep).collect(), Err(e)),
                     };
+                    if let (Some(capture), Some(before)) = (&capture, before)
+                        && let Ok(mut c) = capture.lock()
+                    {
+                        *c = crate::changes::pairs(before, &changes);
+                    }
                     if let Ok(mut s) = out.lock() {
                         *s = Some(answer);
                     }
@@ -98,6 +111,10 @@ impl Broker {
                 }),
             )
             .await?;
+        if let Some(sink) = &sink {
+            let pairs = captured.lock().map(|mut c| std::mem::take(&mut *c));
+            self.publish(sink, scope.tenant(), pairs.unwrap_or_default());
+        }
         let answer = slot.lock().ok().and_then(|mut s| s.take());
         answer.unwrap_or_else(|| {
             Err(BrokerError::Store(store::StoreError::backend(
