@@ -64,12 +64,12 @@ impl ChangeSink {
     }
 }
 
+/// An entity before and after a write.
+pub(crate) type Pair = (Option<Entity>, Option<Entity>);
+
 /// The (before, after) pairs of a write's changes; `Keep`s and deletions of absent
 /// entities are no change.
-pub(crate) fn pairs(
-    before: Vec<Option<Entity>>,
-    changes: &[EntityChangeE],
-) -> Vec<(Option<Entity>, Option<Entity>)> {
+pub(crate) fn pairs(before: Vec<Option<Entity>>, changes: &[EntityChangeE]) -> Vec<Pair> {
     before
         .into_iter()
         .zip(changes)
@@ -93,12 +93,7 @@ impl Broker {
     }
 
     /// Publishes committed changes.
-    pub(crate) fn publish(
-        &self,
-        sink: &ChangeSink,
-        tenant: &TenantId,
-        pairs: Vec<(Option<Entity>, Option<Entity>)>,
-    ) {
+    pub(crate) fn publish(&self, sink: &ChangeSink, tenant: &TenantId, pairs: Vec<Pair>) {
         let at = crate::ops::now();
         sink.send(
             pairs

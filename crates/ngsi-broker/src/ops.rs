@@ -72,7 +72,7 @@ impl Broker {
         let n = ids.len();
         // Change events for subscriptions (only while some exist), sent after the commit.
         let sink = self.watching_sink();
-        let captured: Arc<Mutex<Vec<(Option<Entity>, Option<Entity>)>>> = Arc::default();
+        let captured: Arc<Mutex<Vec<crate::changes::Pair>>> = Arc::default();
         let capture = sink.as_ref().map(|_| captured.clone());
         self.store
             .modify_entities(
