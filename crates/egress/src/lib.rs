@@ -222,6 +222,9 @@ impl Fetcher {
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             .user_agent(concat!("citybrain/", env!("CARGO_PKG_VERSION")))
+            // Some receivers (the conformance suite's among them) match header names
+            // case-sensitively.
+            .http1_title_case_headers()
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > redirect_policy.max_redirects {
                     return attempt.error("too many redirects");

@@ -175,6 +175,8 @@ pub struct Subscription {
     pub jsonld_context: Option<String>,
     /// `notification`.
     pub notification: NotificationParams,
+    /// `datasetId`: only these instances are notified (`None` in the list: the default instance).
+    pub dataset_ids: Option<Vec<Option<String>>>,
 }
 
 /// A subscription's state as shown in `status`.
@@ -549,6 +551,20 @@ impl Subscription {
         {
             return Err(bad(format!("jsonldContext `{c}` is not a URI")));
         }
+        let dataset_ids = match obj.get("datasetId") {
+            None => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|d| match d.as_str() {
+                        Some("@none") => Ok(None),
+                        Some(d) if is_uri(d) => Ok(Some(d.to_owned())),
+                        _ => Err(bad("datasetId must hold URIs or @none")),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            Some(Value::String(d)) if is_uri(d) => Some(vec![Some(d.clone())]),
+            Some(_) => return Err(bad("datasetId must be an array of URIs")),
+        };
         let notification = parse_notification(
             obj.get("notification")
                 .ok_or_else(|| bad("notification is required"))?,
@@ -576,6 +592,7 @@ impl Subscription {
             throttling,
             jsonld_context,
             notification,
+            dataset_ids,
         })
     }
 
@@ -661,6 +678,14 @@ impl Subscription {
         if let Some(c) = &self.jsonld_context {
             out.insert("jsonldContext".into(), json!(c));
         }
+        if let Some(d) = &self.dataset_ids {
+            out.insert(
+                "datasetId".into(),
+                d.iter()
+                    .map(|d| json!(d.as_deref().unwrap_or("@none")))
+                    .collect(),
+            );
+        }
         let n = &self.notification;
         let mut nm = Map::new();
         if let Some(a) = &n.attributes {
@@ -741,21 +766,6 @@ impl Subscription {
                     return Err(bad(format!("the mandatory member `{k}` cannot be removed")));
                 }
                 current.remove(k);
-                continue;
-            }
-            if k == "notification"
-                && let (Some(Value::Object(old)), Value::Object(new)) = (current.get_mut(k), v)
-            {
-                for (nk, nv) in new {
-                    if nv.is_null() {
-                        if nk == "endpoint" {
-                            return Err(bad("notification.endpoint cannot be removed"));
-                        }
-                        old.remove(nk);
-                    } else {
-                        old.insert(nk.clone(), nv.clone());
-                    }
-                }
                 continue;
             }
             current.insert(k.clone(), v.clone());
@@ -839,6 +849,7 @@ impl Subscription {
         &self,
         before: Option<&Entity>,
         after: Option<&Entity>,
+        trigger: Option<Trigger>,
         ctx: &Context,
         now: Timestamp,
     ) -> Value {
@@ -850,8 +861,15 @@ impl Subscription {
             attrs: n.attributes.clone(),
             pick: n.pick.clone(),
             omit: n.omit.clone(),
-            dataset_ids: None,
+            dataset_ids: self.dataset_ids.clone(),
             context: None,
+        };
+        let watched = |name: &str| {
+            trigger != Some(Trigger::AttributeDeleted)
+                || self
+                    .watched_attributes
+                    .as_ref()
+                    .is_none_or(|w| w.iter().any(|x| x == name))
         };
         let wanted = |name: &str| {
             n.attributes
@@ -888,9 +906,11 @@ impl Subscription {
             format: Format::Normalized,
             ..opts.clone()
         };
-        if let Some(b) = before {
+        let entity_deleted_plain =
+            deleted_entity && trigger == Some(Trigger::EntityDeleted) && !n.show_changes;
+        if let Some(b) = before.filter(|_| !entity_deleted_plain) {
             for (name, instances) in &b.attributes {
-                if !wanted(name) {
+                if !wanted(name) || (deleted_entity && !n.show_changes && !watched(name)) {
                     continue;
                 }
                 let still = after.and_then(|a| a.attributes.get(name));
@@ -906,7 +926,12 @@ impl Subscription {
                             _ => {
                                 let mut m = Map::new();
                                 m.insert("type".into(), json!(first.kind().name()));
-                                m.insert(member.into(), json!(NGSI_LD_NULL));
+                                let null = if member == "languageMap" && !deleted_entity {
+                                    json!({"@none": NGSI_LD_NULL})
+                                } else {
+                                    json!(NGSI_LD_NULL)
+                                };
+                                m.insert(member.into(), null);
                                 if n.show_changes
                                     && let Some(prev) = previous(instances, &normalized, ctx)
                                 {
@@ -995,7 +1020,15 @@ pub fn classify(before: Option<&Entity>, after: Option<&Entity>) -> Vec<(Trigger
             for (name, instances) in &a.attributes {
                 match b.attributes.get(name) {
                     None => created.push(name.clone()),
-                    Some(old) if old != instances => updated.push(name.clone()),
+                    Some(old) if old != instances => {
+                        let lost = old
+                            .iter()
+                            .any(|o| !instances.iter().any(|i| i.dataset_id == o.dataset_id));
+                        if lost {
+                            deleted.push(name.clone());
+                        }
+                        updated.push(name.clone());
+                    }
                     Some(_) => {}
                 }
             }

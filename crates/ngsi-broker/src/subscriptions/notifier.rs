@@ -152,6 +152,13 @@ pub(crate) fn payload(job: &Job) -> (Vec<u8>, Vec<(String, String)>) {
     let mut body = job.body.clone();
     if ld {
         if let Value::Object(m) = &mut body {
+            if let Some(Value::Array(data)) = m.get_mut("data") {
+                for item in data {
+                    if let Value::Object(e) = item {
+                        e.insert("@context".into(), job.live.notify_context.clone());
+                    }
+                }
+            }
             m.insert("@context".into(), job.live.notify_context.clone());
         }
         headers.push(("Content-Type".to_owned(), "application/ld+json".to_owned()));
@@ -248,18 +255,16 @@ impl SubscriptionService {
             if !sub.wants_changes(now) {
                 continue;
             }
-            if sub
-                .on_change(event.before.as_ref(), event.after.as_ref())
-                .is_none()
-            {
+            let Some(trigger) = sub.on_change(event.before.as_ref(), event.after.as_ref()) else {
                 continue;
-            }
+            };
             if !self.take_slot(&live, now) {
                 continue;
             }
             let data = sub.notification_entity(
                 event.before.as_ref(),
                 event.after.as_ref(),
+                Some(trigger),
                 &live.notify_ctx,
                 event.at,
             );
@@ -322,7 +327,7 @@ impl SubscriptionService {
             .filter(|e: &Entity| live.sub.selects(e))
             .map(|e| {
                 live.sub
-                    .notification_entity(None, Some(&e), &live.notify_ctx, now)
+                    .notification_entity(None, Some(&e), None, &live.notify_ctx, now)
             })
             .collect();
         if !data.is_empty() {

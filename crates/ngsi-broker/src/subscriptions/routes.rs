@@ -38,19 +38,27 @@ fn render_live(live: &crate::subscriptions::Live, req: &Req, mime: Mime, sys_att
     let now = now();
     let mut m = live.subscription().render(&req.ctx, now);
     let status = live.status();
-    m.insert("timesSent".into(), json!(status.times_sent));
-    m.insert("timesFailed".into(), json!(status.times_failed));
     let at = |t: Option<UnixMillis>| {
         t.and_then(|t| chrono::DateTime::from_timestamp_millis(t.0))
             .map(|t| json!(ngsi_ld::time::format_datetime(&t)))
     };
-    for (k, v) in [
-        ("lastNotification", status.last_notification),
-        ("lastSuccess", status.last_success),
-        ("lastFailure", status.last_failure),
-    ] {
-        if let Some(v) = at(v) {
-            m.insert(k.into(), v);
+    if status.times_sent > 0
+        && let Some(Value::Object(n)) = m.get_mut("notification")
+    {
+        let failed = status.last_failure.is_some() && status.last_failure >= status.last_success;
+        n.insert("status".into(), json!(if failed { "failed" } else { "ok" }));
+        n.insert("timesSent".into(), json!(status.times_sent));
+        if status.times_failed > 0 {
+            n.insert("timesFailed".into(), json!(status.times_failed));
+        }
+        for (k, v) in [
+            ("lastNotification", status.last_notification),
+            ("lastSuccess", status.last_success),
+            ("lastFailure", status.last_failure),
+        ] {
+            if let Some(v) = at(v) {
+                n.insert(k.into(), v);
+            }
         }
     }
     if sys_attrs {
@@ -106,6 +114,24 @@ async fn list_subscriptions(
         .map(|l| render_live(l, &req, mime, sys_attrs))
         .collect();
     let mut r = respond(StatusCode::OK, Value::Array(body), mime, Some(&req));
+    let page_link = |o: usize| {
+        format!(
+            "</ngsi-ld/v1/subscriptions?limit={limit}&offset={o}>;rel=\"{}\";type=\"application/ld+json\"",
+            if o < offset { "prev" } else { "next" }
+        )
+    };
+    let mut links = Vec::new();
+    if offset > 0 && limit > 0 {
+        links.push(page_link(offset.saturating_sub(limit)));
+    }
+    if limit > 0 && ((offset + limit) as u64) < total {
+        links.push(page_link(offset + limit));
+    }
+    if !links.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&links.join(","))
+    {
+        r.headers_mut().insert(header::LINK, v);
+    }
     if count {
         r.headers_mut()
             .insert("NGSILD-Results-Count", HeaderValue::from(total));

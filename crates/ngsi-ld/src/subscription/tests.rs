@@ -182,7 +182,13 @@ fn notification_data_formats_show_changes_and_deletions() {
     v["notification"]["showChanges"] = json!(true);
     let s = sub(v).unwrap();
     let (a, b) = (car(10), car(20));
-    let data = s.notification_entity(Some(&a), Some(&b), &ctx(), t("2030-01-01T00:00:00Z"));
+    let data = s.notification_entity(
+        Some(&a),
+        Some(&b),
+        Some(Trigger::AttributeUpdated),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
     assert_eq!(data["speed"]["value"], json!(20));
     assert_eq!(data["speed"]["previousValue"], json!(10));
     assert!(data["brand"].get("previousValue").is_none());
@@ -190,11 +196,23 @@ fn notification_data_formats_show_changes_and_deletions() {
     let mut gone = a.clone();
     gone.attributes
         .shift_remove("https://uri.etsi.org/ngsi-ld/default-context/brand");
-    let data = s.notification_entity(Some(&a), Some(&gone), &ctx(), t("2030-01-01T00:00:00Z"));
+    let data = s.notification_entity(
+        Some(&a),
+        Some(&gone),
+        Some(Trigger::AttributeDeleted),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
     assert_eq!(data["brand"]["value"], json!("urn:ngsi-ld:null"));
     assert_eq!(data["brand"]["previousValue"], json!("x"));
     // Entity deleted.
-    let data = s.notification_entity(Some(&a), None, &ctx(), t("2030-01-01T00:00:00Z"));
+    let data = s.notification_entity(
+        Some(&a),
+        None,
+        Some(Trigger::EntityDeleted),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
     assert_eq!(data["id"], json!("urn:ngsi-ld:Car:1"));
     assert_eq!(data["speed"]["value"], json!("urn:ngsi-ld:null"));
     assert_eq!(data["deletedAt"], json!("2030-01-01T00:00:00Z"));
@@ -203,7 +221,13 @@ fn notification_data_formats_show_changes_and_deletions() {
     v["notification"]["format"] = json!("keyValues");
     v["notification"]["attributes"] = json!(["speed"]);
     let s = sub(v).unwrap();
-    let data = s.notification_entity(None, Some(&b), &ctx(), t("2030-01-01T00:00:00Z"));
+    let data = s.notification_entity(
+        None,
+        Some(&b),
+        Some(Trigger::EntityCreated),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
     assert_eq!(
         data,
         json!({"id": "urn:ngsi-ld:Car:1", "type": "Car", "speed": 20})
@@ -235,9 +259,18 @@ fn state_throttling_and_patch() {
         SubscriptionState::Paused
     );
     assert!(!paused.wants_changes(t("2029-12-31T00:00:00Z")));
+    // `notification` is replaced as a whole: without an endpoint it is invalid.
+    assert!(
+        s.patch(
+            &json!({"notification": {"format": "keyValues"}}),
+            &ctx(),
+            t("2029-01-01T00:00:00Z")
+        )
+        .is_err()
+    );
     let thr = s
         .patch(
-            &json!({"throttling": 5, "notification": {"format": "keyValues"}}),
+            &json!({"throttling": 5, "notification": {"format": "keyValues", "endpoint": {"uri": "http://127.0.0.1:9/notify"}}}),
             &ctx(),
             t("2029-01-01T00:00:00Z"),
         )
