@@ -516,7 +516,7 @@ impl Subscription {
         let q_text = opt_string("q")?;
         let q = q_text
             .as_deref()
-            .map(|q| crate::query::parse_q(q, ctx).map_err(|e| e.into_ngsi("q")))
+            .map(|q| crate::query::parse_q(&percent_decode(q), ctx).map_err(|e| e.into_ngsi("q")))
             .transpose()?;
         let scope_q_text = opt_string("scopeQ")?;
         let scope_q = scope_q_text.as_deref().map(parse_scope_q).transpose()?;
@@ -964,6 +964,34 @@ impl Subscription {
         }
         out
     }
+}
+
+/// `q` in a subscription body may be percent-encoded as in a URL (`name=="Eiffel%20Tower"`).
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
 fn number(n: f64) -> Value {

@@ -171,6 +171,10 @@ fn q_type_and_id_pattern_select_entities() {
     let s = sub(v).unwrap();
     assert!(s.selects(&car(20)));
     assert!(!s.selects(&car(10)));
+    // A percent-encoded q (as the conformance suite sends) is decoded.
+    let mut v = base();
+    v["q"] = json!("brand==%22x%22");
+    assert!(sub(v).unwrap().selects(&car(1)));
     let mut other = car(20);
     other.types = vec!["https://uri.etsi.org/ngsi-ld/default-context/Bus".into()];
     assert!(!s.selects(&other));
