@@ -28,6 +28,9 @@ type St = State<Arc<Broker>>;
 
 const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
 
+#[path = "subscriptions/routes.rs"]
+mod subscription_routes;
+
 /// The broker's routes as an api-server module (all behind authentication).
 pub fn module(broker: Arc<Broker>) -> api_server::Module {
     let router: axum::Router<()> = axum::Router::new()
@@ -87,6 +90,7 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
             "/ngsi-ld/v1/jsonldContexts/{id}",
             get(get_context).delete(delete_context),
         )
+        .merge(subscription_routes::routes())
         .with_state(broker);
     api_server::Module {
         public: utoipa_axum::router::OpenApiRouter::new(),

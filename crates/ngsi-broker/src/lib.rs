@@ -15,12 +15,14 @@
 //! `NgsiStore::modify_entities`), so concurrent merges never lose updates, and a write is
 //! acknowledged only after it is committed.
 
+pub mod changes;
 pub mod codec;
 pub mod contexts;
 pub mod error;
 mod http;
 mod index;
 mod ops;
+pub mod subscriptions;
 
 pub use contexts::ContextResolver;
 pub use error::{BrokerError, BrokerResult};
@@ -59,6 +61,8 @@ pub struct Broker {
     identity: Arc<IdentityService>,
     settings: BrokerSettings,
     index: Arc<index::Index>,
+    changes: std::sync::OnceLock<changes::ChangeSink>,
+    subscriptions: std::sync::OnceLock<Arc<subscriptions::SubscriptionService>>,
 }
 
 impl Broker {
@@ -75,6 +79,8 @@ impl Broker {
             contexts,
             identity,
             settings,
+            changes: std::sync::OnceLock::new(),
+            subscriptions: std::sync::OnceLock::new(),
         }
     }
     /// The store.

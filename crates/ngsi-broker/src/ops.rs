@@ -66,13 +66,21 @@ impl Broker {
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
+        // Change events for subscriptions (only while some exist), published after the commit.
+        let sink = self.watching_sink();
+        let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing().await;
-            let (changes, answer) = f(tenant.current(&ids)?)?;
+            let current = tenant.current(&ids)?;
+            let before = sink.as_ref().map(|_| current.clone());
+            let (changes, answer) = f(current)?;
             if changes.len() != ids.len() {
                 return Err(BrokerError::Store(store::StoreError::backend(
                     "an entity operation answered the wrong number of changes",
                 )));
+            }
+            if let Some(before) = before {
+                pairs = crate::changes::pairs(before, &changes);
             }
             let mut written: Written = Vec::new();
             let records: Vec<EntityChange> = ids
@@ -106,6 +114,9 @@ impl Broker {
         };
         let (queued, answer) = queued;
         queued.await?;
+        if let Some(sink) = &sink {
+            self.publish(sink, scope.tenant(), pairs);
+        }
         Ok(answer)
     }
 

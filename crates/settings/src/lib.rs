@@ -72,6 +72,11 @@ pub struct NgsiConfig {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Subscription notifications may go to private and loopback addresses (trusted networks,
+    /// the conformance suite's local receiver). Link-local addresses stay forbidden.
+    pub notification_allow_private: bool,
+    /// Time limit of one notification delivery attempt, in milliseconds.
+    pub notification_timeout_ms: u64,
 }
 
 impl Default for NgsiConfig {
@@ -86,6 +91,8 @@ impl Default for NgsiConfig {
             context_cache_entries: 256,
             default_limit: 20,
             max_limit: 1000,
+            notification_allow_private: false,
+            notification_timeout_ms: 5_000,
         }
     }
 }

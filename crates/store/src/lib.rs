@@ -20,6 +20,7 @@ mod error;
 mod handle;
 mod identity;
 mod ngsi;
+mod ngsi_subscriptions;
 mod secure;
 mod types;
 
@@ -27,6 +28,8 @@ mod types;
 pub mod compute_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod handle_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_subscriptions_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
@@ -43,6 +46,9 @@ pub use identity::{
 pub use ngsi::{CommitHook, IndexSlot, WriteFuture};
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
+};
+pub use ngsi_subscriptions::{
+    NgsiSubscriptionStore, SubscriptionPage, SubscriptionRecord, SubscriptionStatusRecord,
 };
 pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};

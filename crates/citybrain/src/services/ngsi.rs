@@ -61,6 +61,7 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
 /// Starts the broker's HTTP routes.
 pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
     let broker = broker(platform)?;
+    super::ngsi_subscriptions::enable(platform, &broker).await?;
     Ok(Started {
         modules: vec![ngsi_broker::module(broker)],
         listening: vec!["NGSI-LD API under /ngsi-ld/v1".to_owned()],
