@@ -20,6 +20,7 @@ pub mod contexts;
 pub mod error;
 mod http;
 mod ops;
+mod temporal;
 
 pub use contexts::ContextResolver;
 pub use error::{BrokerError, BrokerResult};
@@ -28,7 +29,7 @@ pub use ops::{BatchOutcome, EntityChangeE};
 
 use identity::IdentityService;
 use std::sync::Arc;
-use store::{NgsiStore, TenantId};
+use store::{NgsiStore, NgsiTemporalStore, TenantId};
 
 /// Settings of the broker.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct Broker {
     contexts: ContextResolver,
     identity: Arc<IdentityService>,
     settings: BrokerSettings,
+    /// Where entity writes record their history (`None`: no temporal API).
+    temporal: Option<Arc<dyn NgsiTemporalStore>>,
 }
 
 impl Broker {
@@ -72,7 +75,15 @@ impl Broker {
             contexts,
             identity,
             settings,
+            temporal: None,
         }
+    }
+
+    /// Keeps the temporal representation of every entity write in `store` and serves the
+    /// temporal API (`/ngsi-ld/v1/temporal/...`) from it.
+    pub fn with_temporal(mut self, store: Arc<dyn NgsiTemporalStore>) -> Self {
+        self.temporal = Some(store);
+        self
     }
     /// The store.
     pub fn store(&self) -> &Arc<dyn NgsiStore> {

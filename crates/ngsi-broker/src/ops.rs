@@ -70,6 +70,8 @@ impl Broker {
         let slot: Arc<Mutex<Option<BrokerResult<R>>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
         let n = ids.len();
+        let history = crate::temporal::Recorder::new(self, &ids);
+        let probe = history.probe();
         self.store
             .modify_entities(
                 scope,
@@ -79,11 +81,15 @@ impl Broker {
                         .iter()
                         .map(|r| r.as_ref().map(from_record).transpose())
                         .collect();
+                    let before = probe.as_ref().and_then(|_| decoded.as_ref().ok().cloned());
                     let result = decoded.and_then(f);
                     let (changes, answer) = match result {
                         Ok((changes, r)) => (changes, Ok(r)),
                         Err(e) => ((0..n).map(|_| EntityChangeE::Keep).collect(), Err(e)),
                     };
+                    if let (Some(p), Some(before)) = (&probe, &before) {
+                        p.observe(before, &changes);
+                    }
                     if let Ok(mut s) = out.lock() {
                         *s = Some(answer);
                     }
@@ -98,6 +104,7 @@ impl Broker {
                 }),
             )
             .await?;
+        history.commit(scope).await?;
         let answer = slot.lock().ok().and_then(|mut s| s.take());
         answer.unwrap_or_else(|| {
             Err(BrokerError::Store(store::StoreError::backend(

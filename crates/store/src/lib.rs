@@ -20,6 +20,7 @@ mod error;
 mod handle;
 mod identity;
 mod ngsi;
+mod ngsi_temporal;
 mod secure;
 mod types;
 
@@ -27,6 +28,8 @@ mod types;
 pub mod compute_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod handle_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_temporal_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
@@ -42,6 +45,10 @@ pub use identity::{
 };
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
+};
+pub use ngsi_temporal::{
+    DatasetSelector, InstanceQuery, NgsiTemporalStore, TemporalEntityRecord,
+    TemporalInstanceRecord, TemporalWrite, TimeColumn,
 };
 pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};
