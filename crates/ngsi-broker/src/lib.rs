@@ -40,6 +40,8 @@ pub struct BrokerSettings {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Most instances of one attribute in one temporal response (temporal pagination).
+    pub temporal_limit: usize,
 }
 
 impl Default for BrokerSettings {
@@ -48,6 +50,7 @@ impl Default for BrokerSettings {
             default_tenant: TenantId::new("default").unwrap_or_else(|_| unreachable!()),
             default_limit: 20,
             max_limit: 1000,
+            temporal_limit: 10_000,
         }
     }
 }

@@ -125,6 +125,15 @@ pub(crate) fn diff(
                 }
             }
             if let Some(old) = old {
+                // The scope's evolution is kept as the pseudo-attribute `scope` (a deletion
+                // instance with an empty value when the scope is removed).
+                if old.scope != new.scope {
+                    let mut a = Attribute::property(serde_json::json!(new.scope));
+                    if new.scope.is_empty() {
+                        a.deleted_at = Some(when);
+                    }
+                    w.instances.push(instance_record(id, "scope", &a, when));
+                }
                 for (name, instances) in &old.attributes {
                     let after = new.attributes.get(name);
                     for inst in instances {

@@ -103,6 +103,7 @@ async fn serve(anonymous_role: Option<&str>) -> Server {
             identity.clone(),
             BrokerSettings {
                 max_limit: 50,
+                temporal_limit: 5,
                 ..BrokerSettings::default()
             },
         )
@@ -338,6 +339,27 @@ async fn entity_writes_record_instances_and_deletions() {
     .await;
     let r = s.get(&format!("{T}/urn:ngsi-ld:Car:b1"), &t).await;
     assert_eq!(values(&r.body, "speed"), [1, 5]);
+
+    // Removing the scope is recorded as a deletion of the pseudo-attribute `scope`.
+    s.post(
+        "/entities",
+        &t,
+        json!({"id": "urn:ngsi-ld:Car:s1", "type": "Car", "scope": "/a/b", "speed": 1}),
+    )
+    .await;
+    let r = s
+        .delete("/entities/urn:ngsi-ld:Car:s1/attrs/scope", &t)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = s
+        .get(
+            &format!("{T}/urn:ngsi-ld:Car:s1?timeproperty=deletedAt"),
+            &t,
+        )
+        .await;
+    assert_eq!(r.body["scope"][0]["value"], json!([]), "{}", r.body);
+    assert!(r.body["scope"][0]["deletedAt"].is_string());
+    assert!(r.body.get("speed").is_none());
 }
 
 #[tokio::test]
@@ -657,4 +679,61 @@ async fn temporal_history_is_tenant_isolated() {
         .call(Method::GET, &format!("{T}/{id}"), None, &[], None)
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn long_histories_are_paged_with_content_range() {
+    let s = serve(None).await;
+    let t = s.token("alice").await;
+    let id = "urn:ngsi-ld:Vehicle:p1";
+    let speed: Vec<Value> = (0..8)
+        .map(|i| json!({"type": "Property", "value": i, "observedAt": format!("2020-01-01T00:0{i}:00Z")}))
+        .collect();
+    let fuel: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "Property", "value": 10 + i, "observedAt": format!("2020-01-01T00:0{}:30Z", i * 3)}))
+        .collect();
+    let r = s
+        .post(
+            T,
+            &t,
+            json!({"id": id, "type": "Vehicle", "speed": speed, "fuelLevel": fuel}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The page holds 5 instances per attribute: speed is cut at its 5th instance (00:04), and
+    // fuelLevel to the same range.
+    let r = s.get(&format!("{T}/{id}"), &t).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{}", r.body);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2020-01-01T00:00:00Z-2020-01-01T00:04:00Z/*")
+    );
+    assert_eq!(values(&r.body, "speed"), [0, 1, 2, 3, 4]);
+    assert_eq!(values(&r.body, "fuelLevel"), [10, 11]);
+    // lastN at or over the page: newest first range, size lastN.
+    let r = s.get(&format!("{T}/{id}?lastN=6"), &t).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.header("content-range"),
+        Some("date-time 2020-01-01T00:07:00Z-2020-01-01T00:03:00Z/6")
+    );
+    assert_eq!(values(&r.body, "speed"), [3, 4, 5, 6, 7]);
+    assert_eq!(values(&r.body, "fuelLevel"), [11, 12]);
+    // Within the page: complete, 200.
+    let r = s.get(&format!("{T}/{id}?lastN=3"), &t).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-range").is_none());
+    assert_eq!(values(&r.body, "speed"), [5, 6, 7]);
+    let r = s
+        .get(
+            &format!("{T}/{id}?timerel=after&timeAt=2020-01-01T00:05:00Z"),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(values(&r.body, "speed"), [5, 6, 7]);
+    // Queries page too.
+    let r = s.get(&format!("{T}?type=Vehicle"), &t).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert!(r.header("content-range").unwrap().ends_with("/*"));
 }

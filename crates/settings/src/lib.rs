@@ -72,6 +72,9 @@ pub struct NgsiConfig {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Temporal API page: most instances of one attribute per response; a longer history is
+    /// answered 206 with `Content-Range` (spec 6.3.10).
+    pub temporal_limit: usize,
 }
 
 impl Default for NgsiConfig {
@@ -86,6 +89,7 @@ impl Default for NgsiConfig {
             context_cache_entries: 256,
             default_limit: 20,
             max_limit: 1000,
+            temporal_limit: 10_000,
         }
     }
 }

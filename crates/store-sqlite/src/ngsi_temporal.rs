@@ -176,6 +176,10 @@ fn attribute_instances(
         v
     } else {
         sql.push_str(&format!(" ORDER BY {column}, seq"));
+        if let Some(n) = q.first_n {
+            args.push((n.min(i64::MAX as usize) as i64).into());
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
         let rows = stmt
             .query_map(params_from_iter(args.iter()), instance_from_row)

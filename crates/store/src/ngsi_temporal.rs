@@ -84,6 +84,8 @@ pub struct InstanceQuery {
     pub to: Option<i64>,
     /// Only the newest N instances of each attribute.
     pub last_n: Option<usize>,
+    /// Without `last_n`: only the oldest N instances of each attribute (a page).
+    pub first_n: Option<usize>,
 }
 
 /// Which instances of an attribute to delete.

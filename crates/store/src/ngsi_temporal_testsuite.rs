@@ -137,6 +137,7 @@ pub async fn ranges_and_last_n(store: &impl NgsiTemporalStore) {
         from,
         to,
         last_n,
+        first_n: None,
     };
     let p = store
         .temporal_instances(&s, "urn:e:q", &q(Some(&["p"]), None, None, None))
@@ -191,11 +192,12 @@ pub async fn ranges_and_last_n(store: &impl NgsiTemporalStore) {
                 from: Some(1001),
                 to: None,
                 last_n: None,
+                first_n: Some(1),
             },
         )
         .await
         .unwrap();
-    assert_eq!(ids(&created), ["urn:i:r:1", "urn:i:r:2"]);
+    assert_eq!(ids(&created), ["urn:i:r:1"]);
     let deleted = store
         .temporal_instances(
             &s,

@@ -128,9 +128,13 @@ struct Tq {
     opts: RenderOptions,
     /// Explicit `attrs`/`datasetId` (an entity without a match is not found / not listed).
     narrowed: bool,
+    /// `lastN` as asked.
+    last_n: Option<usize>,
+    /// The page: most instances per attribute in one response.
+    page: usize,
 }
 
-fn parse_tq(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<Tq> {
+fn parse_tq(p: &P, ctx: &Context, mime: Mime, req: &Req, page: usize) -> BrokerResult<Tq> {
     let time_property = p
         .get("timeproperty")
         .map(TimeProperty::parse)
@@ -199,6 +203,9 @@ fn parse_tq(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<Tq> {
     if opts.pick.is_some() && opts.omit.is_some() {
         return Err(bad_data("pick and omit cannot be used together"));
     }
+    if (opts.pick.is_some() || opts.omit.is_some()) && opts.attrs.is_some() {
+        return Err(bad_data("attrs cannot be combined with pick or omit"));
+    }
     if let Some(d) = p.get("datasetId") {
         opts.dataset_ids = Some(
             d.split(',')
@@ -225,8 +232,11 @@ fn parse_tq(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<Tq> {
             column,
             from: from.map(micros),
             to: to.map(micros),
-            last_n,
+            last_n: last_n.map(|n| n.min(page)),
+            first_n: last_n.is_none().then_some(page),
         },
+        last_n,
+        page,
         time_property,
         timerel,
         narrowed: opts.attrs.is_some() || opts.dataset_ids.is_some(),
@@ -282,6 +292,10 @@ fn render_temporal(e: &Entity, tq: &Tq, ctx: &Context) -> Value {
             })
             .collect();
         if selected.is_empty() {
+            // Emptied by the page's time range: shown as an empty history.
+            if instances.is_empty() && tq.format == TemporalFormat::Normalized {
+                out.insert(ctx.compact_iri(name), Value::Array(Vec::new()));
+            }
             continue;
         }
         let rendered = match &tq.format {
@@ -307,12 +321,42 @@ fn render_temporal(e: &Entity, tq: &Tq, ctx: &Context) -> Value {
                         .collect(),
                 )
             }
-            TemporalFormat::TemporalValues => {
-                ngsi_ld::temporal::temporal_values(&selected, tq.time_property, ctx)
-            }
-            TemporalFormat::Aggregated { methods, period } => {
-                let range = tq.timerel.map(|r| r.bounds()).unwrap_or((None, None));
-                ngsi_ld::temporal::aggregate(&selected, tq.time_property, methods, *period, range)
+            simplified => {
+                // One object per datasetId (an array if there are several).
+                let mut groups: Vec<(Option<String>, Vec<&Attribute>)> = Vec::new();
+                for a in selected {
+                    match groups.iter_mut().find(|(d, _)| *d == a.dataset_id) {
+                        Some((_, g)) => g.push(a),
+                        None => groups.push((a.dataset_id.clone(), vec![a])),
+                    }
+                }
+                let mut rendered: Vec<Value> = groups
+                    .into_iter()
+                    .map(|(dataset, group)| {
+                        let mut v = match simplified {
+                            TemporalFormat::Aggregated { methods, period } => {
+                                let range = tq.timerel.map(|r| r.bounds()).unwrap_or((None, None));
+                                ngsi_ld::temporal::aggregate(
+                                    &group,
+                                    tq.time_property,
+                                    methods,
+                                    *period,
+                                    range,
+                                )
+                            }
+                            _ => ngsi_ld::temporal::temporal_values(&group, tq.time_property, ctx),
+                        };
+                        if let (Some(d), Value::Object(m)) = (dataset, &mut v) {
+                            m.insert("datasetId".into(), Value::String(d));
+                        }
+                        v
+                    })
+                    .collect();
+                if rendered.len() == 1 {
+                    rendered.pop().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(rendered)
+                }
             }
         };
         out.insert(ctx.compact_iri(name), rendered);
@@ -374,6 +418,74 @@ fn latest_view(e: &Entity) -> Entity {
     view
 }
 
+/// A time range of temporal pagination, in the order the instances were selected.
+type Range = (ngsi_ld::Timestamp, ngsi_ld::Timestamp);
+
+/// Temporal pagination (spec 6.3.10): if an attribute filled the page, keeps only the time range
+/// every attribute is complete in, and returns it (start first: oldest-first without `lastN`,
+/// newest-first with it).
+fn paginate(e: &mut Entity, tq: &Tq) -> Option<Range> {
+    if tq.last_n.is_some_and(|n| n < tq.page) {
+        return None;
+    }
+    let limit = tq.last_n.map_or(tq.page, |n| n.min(tq.page));
+    let tp = tq.time_property;
+    let time = |a: &Attribute| tp.of(a).or(a.created_at);
+    let reached: Vec<Range> = e
+        .attributes
+        .values()
+        .filter(|l| l.len() >= limit)
+        .filter_map(|l| Some((time(l.first()?)?, time(l.last()?)?)))
+        .collect();
+    if reached.is_empty() {
+        return None;
+    }
+    let range = if tq.last_n.is_some() {
+        let end = reached.iter().map(|r| r.0).max()?;
+        let start = match tq.timerel {
+            Some(TimeRel::Before(t)) | Some(TimeRel::Between(_, t)) => t,
+            _ => reached.iter().map(|r| r.1).max()?,
+        };
+        (start, end)
+    } else {
+        let end = reached.iter().map(|r| r.1).min()?;
+        let start = match tq.timerel {
+            Some(TimeRel::After(t)) | Some(TimeRel::Between(t, _)) => t,
+            _ => reached.iter().map(|r| r.0).min()?,
+        };
+        (start, end)
+    };
+    let (lo, hi) = if range.0 <= range.1 {
+        range
+    } else {
+        (range.1, range.0)
+    };
+    for list in e.attributes.values_mut() {
+        list.retain(|a| time(a).is_some_and(|t| lo <= t && t <= hi));
+    }
+    Some(range)
+}
+
+/// 206 with `Content-Range: date-time <start>-<end>/<size>` if the answer is a page.
+fn paged(mut r: Response, range: Option<Range>, tq: &Tq) -> Response {
+    if let Some((start, end)) = range {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let size = tq
+            .last_n
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "*".to_owned());
+        let v = format!(
+            "date-time {}-{}/{size}",
+            ngsi_ld::time::format_datetime(&start),
+            ngsi_ld::time::format_datetime(&end)
+        );
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    r
+}
+
 // ----- writes -----
 
 fn entity_doc(e: &Entity) -> EntityRecord {
@@ -427,6 +539,7 @@ async fn add_instances(
                             from: Some(micros(t)),
                             to: Some(micros(t) + 1),
                             last_n: None,
+                            first_n: None,
                         },
                     )
                     .await?;
@@ -685,19 +798,39 @@ async fn retrieve_temporal(
     let store = history(&b)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
     b.check_tenant_exists(&req).await?;
-    let tq = parse_tq(&p, &req.ctx, mime, &req)?;
+    let tq = parse_tq(&p, &req.ctx, mime, &req, b.settings.temporal_limit)?;
     let rec = store
         .temporal_entity(&req.scope, &id)
         .await?
         .ok_or_else(|| not_found(format!("no temporal entity {id}")))?;
-    let e = load(&store, &req.scope, &rec, &tq).await?;
+    let mut e = load(&store, &req.scope, &rec, &tq).await?;
     if tq.opts.attrs.is_some() && e.attributes.is_empty() {
         return Err(not_found(format!(
             "temporal entity {id} has none of the requested attributes"
         )));
     }
+    if let Some(pick) = &tq.opts.pick
+        && !pick
+            .iter()
+            .any(|n| n == "id" || n == "type" || e.attributes.contains_key(n))
+    {
+        return Err(not_found(format!(
+            "temporal entity {id} has none of the picked members"
+        )));
+    }
+    if tq.opts.omit.is_some() && e.attributes.keys().all(|n| !wanted(&tq.opts, n)) {
+        let omit = tq.opts.omit.as_deref().unwrap_or_default();
+        if omit.iter().any(|n| n == "id") && omit.iter().any(|n| n == "type") {
+            return Err(not_found(format!("every member of {id} is omitted")));
+        }
+    }
+    let range = paginate(&mut e, &tq);
     let body = render_temporal(&e, &tq, &req.ctx);
-    Ok(respond(StatusCode::OK, body, mime, Some(&req)))
+    Ok(paged(
+        respond(StatusCode::OK, body, mime, Some(&req)),
+        range,
+        &tq,
+    ))
 }
 
 async fn query_temporal(
@@ -715,17 +848,19 @@ async fn query_temporal(
 async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerResult<Response> {
     let store = history(b)?;
     let query = parse_query(p, &req.ctx)?;
-    if !query.has_selector() {
+    let local = p.get("local") == Some("true");
+    if !local && (!query.has_selector() || (query.types.is_none() && only_ids(p))) {
         return Err(bad_data(
             "a temporal query needs at least one of type, id, idPattern, attrs, q or a geo-query",
         ));
     }
-    let tq = parse_tq(p, &req.ctx, mime, req)?;
+    let tq = parse_tq(p, &req.ctx, mime, req, b.settings.temporal_limit)?;
     let (limit, offset, count) = paging(p, b)?;
     b.check_tenant_exists(req).await?;
     let ids = (!query.ids.is_empty()).then(|| query.ids.clone());
     let candidates = store.temporal_entities(&req.scope, ids.as_deref()).await?;
     let mut hits = Vec::new();
+    let mut range: Option<Range> = None;
     for rec in &candidates {
         // Cheap checks on the entity record first.
         let shell = Entity {
@@ -744,12 +879,20 @@ async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerR
         {
             continue;
         }
-        let e = load(&store, &req.scope, rec, &tq).await?;
+        let mut e = load(&store, &req.scope, rec, &tq).await?;
         if e.attributes.is_empty() && (tq.narrowed || tq.timerel.is_some()) {
             continue;
         }
         if !query.matches(&latest_view(&e)) {
             continue;
+        }
+        if let Some(r) = paginate(&mut e, &tq) {
+            // The page of the answer: the range every listed entity is complete in.
+            range = Some(match range {
+                None => r,
+                Some(prev) if tq.last_n.is_some() => (prev.0.max(r.0), prev.1.max(r.1)),
+                Some(prev) => (prev.0.min(r.0), prev.1.min(r.1)),
+            });
         }
         hits.push(e);
     }
@@ -765,7 +908,7 @@ async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerR
         r.headers_mut()
             .insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
-    Ok(r)
+    Ok(paged(r, range, &tq))
 }
 
 /// `POST /temporal/entityOperations/query`: the `Query` body turned into the GET parameters.
