@@ -455,15 +455,24 @@ fn paginate(e: &mut Entity, tq: &Tq) -> Option<Range> {
         };
         (start, end)
     };
+    cut(e, range, tp);
+    Some(range)
+}
+
+/// Keeps the instances of `e` inside `range` (either order).
+fn cut(e: &mut Entity, range: Range, tp: TimeProperty) {
     let (lo, hi) = if range.0 <= range.1 {
         range
     } else {
         (range.1, range.0)
     };
     for list in e.attributes.values_mut() {
-        list.retain(|a| time(a).is_some_and(|t| lo <= t && t <= hi));
+        list.retain(|a| {
+            tp.of(a)
+                .or(a.created_at)
+                .is_some_and(|t| lo <= t && t <= hi)
+        });
     }
-    Some(range)
 }
 
 /// 206 with `Content-Range: date-time <start>-<end>/<size>` if the answer is a page.
@@ -895,6 +904,12 @@ async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerR
             });
         }
         hits.push(e);
+    }
+    if let Some(r) = range {
+        // Every listed entity is cut to the common range.
+        for e in &mut hits {
+            cut(e, r, tq.time_property);
+        }
     }
     let total = hits.len();
     let page: Vec<Value> = hits
