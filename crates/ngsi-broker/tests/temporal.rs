@@ -590,6 +590,24 @@ async fn temporal_queries_by_type_time_and_post() {
     assert_eq!(page.len(), 2);
     assert_eq!(values(&page[0], "speed"), [80, 100]);
     let r = s
+        .get(&format!("{T}?type=Vehicle&orderBy=id;desc"), &t)
+        .await;
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "urn:ngsi-ld:Vehicle:q3",
+            "urn:ngsi-ld:Vehicle:q2",
+            "urn:ngsi-ld:Vehicle:q1"
+        ]
+    );
+    let r = s
         .get(&format!("{T}?type=Vehicle&q=speed%3E90&lastN=1"), &t)
         .await;
     assert_eq!(r.body.as_array().unwrap().len(), 3, "{}", r.body);

@@ -293,8 +293,19 @@ fn render_temporal(e: &Entity, tq: &Tq, ctx: &Context) -> Value {
             .collect();
         if selected.is_empty() {
             // Emptied by the page's time range: shown as an empty history.
-            if instances.is_empty() && tq.format == TemporalFormat::Normalized {
-                out.insert(ctx.compact_iri(name), Value::Array(Vec::new()));
+            if instances.is_empty() {
+                match tq.format {
+                    TemporalFormat::Normalized => {
+                        out.insert(ctx.compact_iri(name), Value::Array(Vec::new()));
+                    }
+                    TemporalFormat::TemporalValues => {
+                        out.insert(
+                            ctx.compact_iri(name),
+                            json!({"type": "Property", "values": []}),
+                        );
+                    }
+                    TemporalFormat::Aggregated { .. } => {}
+                }
             }
             continue;
         }
@@ -911,6 +922,9 @@ async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerR
             cut(e, r, tq.time_property);
         }
     }
+    if let Some(order) = p.get("orderBy") {
+        order_by(&mut hits, order, &req.ctx)?;
+    }
     let total = hits.len();
     let page: Vec<Value> = hits
         .iter()
@@ -924,6 +938,89 @@ async fn run_temporal_query(b: &Broker, req: &Req, p: &P, mime: Mime) -> BrokerR
             .insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
     Ok(paged(r, range, &tq))
+}
+
+/// One `orderBy` key of an entity: `id`, `type`, `createdAt`, `modifiedAt`, or an attribute path
+/// (`name`, `name.sub`, `name.createdAt`) read on the latest selected instance.
+fn order_value(e: &Entity, path: &[String]) -> Option<Value> {
+    let micros_of = |t: Option<ngsi_ld::Timestamp>| t.map(|t| json!(t.timestamp_micros()));
+    match path {
+        [one] if one == "id" => return Some(Value::String(e.id.clone())),
+        [one] if one == "type" => return e.types.first().cloned().map(Value::String),
+        [one] if one == "createdAt" => return micros_of(e.created_at),
+        [one] if one == "modifiedAt" => return micros_of(e.modified_at),
+        _ => {}
+    }
+    let (name, rest) = path.split_first()?;
+    let attr = e
+        .attributes
+        .get(name)?
+        .iter()
+        .rev()
+        .find(|a| a.deleted_at.is_none())?;
+    match rest {
+        [] => Some(ngsi_ld::query::q::attribute_value(attr)),
+        [sub] if sub == "createdAt" => micros_of(attr.created_at),
+        [sub] if sub == "modifiedAt" => micros_of(attr.modified_at),
+        [sub] if sub == "observedAt" => micros_of(attr.observed_at),
+        [sub, ..] => attr
+            .sub_attributes
+            .get(sub)
+            .map(ngsi_ld::query::q::attribute_value),
+    }
+}
+
+fn cmp_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64(), a.as_str(), b.as_str()) {
+        (Some(x), Some(y), _, _) => x.total_cmp(&y),
+        (_, _, Some(x), Some(y)) => x.cmp(y),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+/// `orderBy=path[;asc|desc],...` (1.9): entities without the value come last.
+fn order_by(hits: &mut [Entity], order: &str, ctx: &Context) -> BrokerResult<()> {
+    let mut keys = Vec::new();
+    for item in order.split(',') {
+        let (path, dir) = match item.split_once(';') {
+            Some((p, "asc")) => (p, false),
+            Some((p, "desc")) => (p, true),
+            Some((_, other)) => return Err(bad_data(format!("orderBy direction `{other}`"))),
+            None => (item, false),
+        };
+        let parts: Vec<String> = path
+            .split('.')
+            .enumerate()
+            .map(|(i, seg)| {
+                if (i == 0 && matches!(seg, "id" | "type" | "createdAt" | "modifiedAt"))
+                    || (i > 0 && matches!(seg, "createdAt" | "modifiedAt" | "observedAt"))
+                {
+                    Ok(seg.to_owned())
+                } else {
+                    expand_attr(seg, ctx)
+                }
+            })
+            .collect::<BrokerResult<_>>()?;
+        keys.push((parts, dir));
+    }
+    hits.sort_by(|a, b| {
+        for (path, desc) in &keys {
+            let ord = match (order_value(a, path), order_value(b, path)) {
+                (Some(x), Some(y)) => {
+                    let o = cmp_values(&x, &y);
+                    if *desc { o.reverse() } else { o }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(())
 }
 
 /// `POST /temporal/entityOperations/query`: the `Query` body turned into the GET parameters.

@@ -21,13 +21,17 @@ const SPEED: &str = "https://uri.etsi.org/ngsi-ld/default-context/speed";
 const T0: i64 = 1_704_067_200_000_000;
 
 /// GET over one keep-alive connection; returns the status and the body length.
-async fn get(stream: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> anyhow::Result<u16> {
+async fn get(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    path: &str,
+) -> anyhow::Result<u16> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
     stream.write_all(req.as_bytes()).await?;
     buf.clear();
-    let mut chunk = [0u8; 16 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await?;
+        let n = stream.read(chunk).await?;
         if n == 0 {
             bail!("connection closed");
         }
@@ -48,7 +52,7 @@ async fn get(stream: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> anyhow::R
                 })
                 .unwrap_or(0);
             while buf.len() < end + 4 + len {
-                let n = stream.read(&mut chunk).await?;
+                let n = stream.read(chunk).await?;
                 if n == 0 {
                     bail!("connection closed in body");
                 }
@@ -125,13 +129,14 @@ async fn measure(addr: SocketAddr, path: &str, requests: usize) -> anyhow::Resul
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 16 * 1024];
     for _ in 0..20 {
-        get(&mut stream, &mut buf, path).await?;
+        get(&mut stream, &mut buf, &mut chunk, path).await?;
     }
     let mut lat = Vec::with_capacity(requests);
     for _ in 0..requests {
         let t = Instant::now();
-        let status = get(&mut stream, &mut buf, path).await?;
+        let status = get(&mut stream, &mut buf, &mut chunk, path).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         if status != 200 {
             bail!(
