@@ -597,6 +597,19 @@ mod tests {
         assert_eq!(v["type"], "Property");
         assert_eq!(v["values"][0], json!([1.0, "2024-01-01T00:00:00Z"]));
         assert_eq!(v["values"].as_array().map(Vec::len), Some(4));
+        // JSON and vocabulary values keep their member.
+        let j = Attribute::new(AttributeValue::JsonProperty(json!({"a": 1})))
+            .with_observed_at(t("2024-01-01T00:00:00Z"));
+        let v = temporal_values(
+            &[&j],
+            TimeProperty::ObservedAt,
+            &Context::core(CoreContext::V1_9),
+        );
+        assert_eq!(v["type"], "JsonProperty");
+        assert_eq!(
+            v["jsons"][0],
+            json!([{"json": {"a": 1}}, "2024-01-01T00:00:00Z"])
+        );
     }
 
     #[test]
