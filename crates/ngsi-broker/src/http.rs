@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store::{ContextRecord, EntityFilter, TenantId, TenantScope, UnixMillis};
 
+mod temporal;
+
 type Params = Query<Vec<(String, String)>>;
 type St = State<Arc<Broker>>;
 
@@ -91,6 +93,7 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
             get(get_context).delete(delete_context),
         )
         .merge(subscription_routes::routes())
+        .merge(temporal::routes())
         .with_state(broker);
     api_server::Module {
         public: utoipa_axum::router::OpenApiRouter::new(),

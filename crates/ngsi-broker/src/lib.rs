@@ -23,6 +23,7 @@ mod http;
 mod index;
 mod ops;
 pub mod subscriptions;
+mod temporal;
 
 pub use contexts::ContextResolver;
 pub use error::{BrokerError, BrokerResult};
@@ -31,7 +32,7 @@ pub use ops::{BatchOutcome, EntityChangeE};
 
 use identity::IdentityService;
 use std::sync::Arc;
-use store::{NgsiStore, TenantId};
+use store::{NgsiStore, NgsiTemporalStore, TenantId};
 
 /// Settings of the broker.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct BrokerSettings {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Most instances of one attribute in one temporal response (temporal pagination).
+    pub temporal_limit: usize,
 }
 
 impl Default for BrokerSettings {
@@ -50,6 +53,7 @@ impl Default for BrokerSettings {
             default_tenant: TenantId::new("default").unwrap_or_else(|_| unreachable!()),
             default_limit: 20,
             max_limit: 1000,
+            temporal_limit: 10_000,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct Broker {
     index: Arc<index::Index>,
     changes: std::sync::OnceLock<changes::ChangeSink>,
     subscriptions: std::sync::OnceLock<Arc<subscriptions::SubscriptionService>>,
+    /// Where entity writes record their history (`None`: no temporal API).
+    temporal: Option<Arc<dyn NgsiTemporalStore>>,
 }
 
 impl Broker {
@@ -81,7 +87,15 @@ impl Broker {
             settings,
             changes: std::sync::OnceLock::new(),
             subscriptions: std::sync::OnceLock::new(),
+            temporal: None,
         }
+    }
+
+    /// Keeps the temporal representation of every entity write in `store` and serves the
+    /// temporal API (`/ngsi-ld/v1/temporal/...`) from it.
+    pub fn with_temporal(mut self, store: Arc<dyn NgsiTemporalStore>) -> Self {
+        self.temporal = Some(store);
+        self
     }
     /// The store.
     pub fn store(&self) -> &Arc<dyn NgsiStore> {

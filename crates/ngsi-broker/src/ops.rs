@@ -66,13 +66,16 @@ impl Broker {
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
-        // Change events for subscriptions (only while some exist), published after the commit.
+        // Change events for subscriptions (only while some exist), published after the commit,
+        // and the history the temporal API keeps, written right after it.
         let sink = self.watching_sink();
+        let history = crate::temporal::Recorder::new(self, &ids);
+        let probe = history.probe();
         let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing().await;
             let current = tenant.current(&ids)?;
-            let before = sink.as_ref().map(|_| current.clone());
+            let before = (sink.is_some() || probe.is_some()).then(|| current.clone());
             let (changes, answer) = f(current)?;
             if changes.len() != ids.len() {
                 return Err(BrokerError::Store(store::StoreError::backend(
@@ -80,7 +83,12 @@ impl Broker {
                 )));
             }
             if let Some(before) = before {
-                pairs = crate::changes::pairs(before, &changes);
+                if let Some(p) = &probe {
+                    p.observe(&before, &changes);
+                }
+                if sink.is_some() {
+                    pairs = crate::changes::pairs(before, &changes);
+                }
             }
             let mut written: Written = Vec::new();
             let records: Vec<EntityChange> = ids
@@ -117,6 +125,7 @@ impl Broker {
         if let Some(sink) = &sink {
             self.publish(sink, scope.tenant(), pairs);
         }
+        history.commit(scope).await?;
         Ok(answer)
     }
 

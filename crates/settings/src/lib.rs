@@ -77,6 +77,9 @@ pub struct NgsiConfig {
     pub notification_allow_private: bool,
     /// Time limit of one notification delivery attempt, in milliseconds.
     pub notification_timeout_ms: u64,
+    /// Temporal API page: most instances of one attribute per response; a longer history is
+    /// answered 206 with `Content-Range` (spec 6.3.10).
+    pub temporal_limit: usize,
 }
 
 impl Default for NgsiConfig {
@@ -93,6 +96,7 @@ impl Default for NgsiConfig {
             max_limit: 1000,
             notification_allow_private: false,
             notification_timeout_ms: 5_000,
+            temporal_limit: 10_000,
         }
     }
 }

@@ -22,6 +22,7 @@ mod identity;
 mod migrations;
 mod ngsi;
 mod ngsi_subscriptions;
+mod ngsi_temporal;
 mod secure;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};

@@ -15,6 +15,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_subscriptions",
         include_str!("../migrations/0006_ngsi_subscriptions.sql"),
     ),
+    (
+        "ngsi_temporal",
+        include_str!("../migrations/0007_ngsi_temporal.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

@@ -21,6 +21,7 @@ mod handle;
 mod identity;
 mod ngsi;
 mod ngsi_subscriptions;
+mod ngsi_temporal;
 mod secure;
 mod types;
 
@@ -30,6 +31,8 @@ pub mod compute_testsuite;
 pub mod handle_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_subscriptions_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_temporal_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
@@ -49,6 +52,10 @@ pub use ngsi::{
 };
 pub use ngsi_subscriptions::{
     NgsiSubscriptionStore, SubscriptionPage, SubscriptionRecord, SubscriptionStatusRecord,
+};
+pub use ngsi_temporal::{
+    DatasetSelector, InstanceQuery, NgsiTemporalStore, TemporalEntityRecord,
+    TemporalInstanceRecord, TemporalWrite, TimeColumn,
 };
 pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};

@@ -49,13 +49,12 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
             .context("ngsi.default_tenant")?,
         default_limit: config.default_limit.max(1),
         max_limit: config.max_limit.max(1),
+        temporal_limit: config.temporal_limit.max(1),
     };
-    Ok(Arc::new(Broker::new(
-        store,
-        contexts,
-        Arc::clone(&platform.identity),
-        settings,
-    )))
+    Ok(Arc::new(
+        Broker::new(store, contexts, Arc::clone(&platform.identity), settings)
+            .with_temporal(Arc::new(platform.store.clone())),
+    ))
 }
 
 /// Starts the broker's HTTP routes.
