@@ -18,6 +18,9 @@
 //!
 //! Readers see only the committed map, so a reader never sees a write that could still be
 //! lost, and a write acknowledged to its caller is visible to every later read.
+//! A loaded tenant does not see writes that bypass the brokers (e.g. a direct
+//! `NgsiStore::delete_entities`); every NGSI-LD write of the platform goes through
+//! `Broker::modify`. Memory: every entity of a used tenant stays decoded in memory.
 //! Query semantics stay those of [`ngsi_ld::query::Query::matches`]: the value index only
 //! narrows the candidates, each of which is then matched in full.
 
