@@ -495,6 +495,7 @@ async fn validation_errors_are_problem_details() {
     .problem(400, "BadRequestData");
     // Listing pages with a count.
     for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
         let mut v = subscription(
             &format!("urn:ngsi-ld:Subscription:p{i}"),
             "http://127.0.0.1:9/n",
@@ -509,6 +510,7 @@ async fn validation_errors_are_problem_details() {
         .get("/subscriptions?limit=2&offset=1&count=true", &t)
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.count.as_deref(), Some("4"));
     let ids: Vec<&str> = r
         .body
         .as_array()
