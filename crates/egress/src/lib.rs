@@ -13,6 +13,10 @@
 //! - bodies are read in chunks and abandoned past `max_bytes`; the whole fetch has a
 //!   time limit.
 
+mod send;
+
+pub use send::{Posted, resolve_allowed};
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -218,6 +222,9 @@ impl Fetcher {
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             .user_agent(concat!("citybrain/", env!("CARGO_PKG_VERSION")))
+            // Some receivers (the conformance suite's among them) match header names
+            // case-sensitively.
+            .http1_title_case_headers()
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > redirect_policy.max_redirects {
                     return attempt.error("too many redirects");

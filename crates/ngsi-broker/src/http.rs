@@ -23,10 +23,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store::{ContextRecord, EntityFilter, TenantId, TenantScope, UnixMillis};
 
+mod temporal;
+
 type Params = Query<Vec<(String, String)>>;
 type St = State<Arc<Broker>>;
 
 const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
+
+#[path = "subscriptions/routes.rs"]
+mod subscription_routes;
 
 /// The broker's routes as an api-server module (all behind authentication).
 pub fn module(broker: Arc<Broker>) -> api_server::Module {
@@ -87,6 +92,8 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
             "/ngsi-ld/v1/jsonldContexts/{id}",
             get(get_context).delete(delete_context),
         )
+        .merge(subscription_routes::routes())
+        .merge(temporal::routes())
         .with_state(broker);
     api_server::Module {
         public: utoipa_axum::router::OpenApiRouter::new(),
@@ -339,7 +346,7 @@ impl Broker {
 
     /// A read on a tenant named explicitly must find it.
     async fn check_tenant_exists(&self, req: &Req) -> BrokerResult<()> {
-        if req.explicit_tenant && !self.store.tenant_exists(&req.scope).await? {
+        if req.explicit_tenant && !self.tenant_exists(&req.scope).await? {
             return Err(NgsiError::new(
                 ErrorKind::NonexistentTenant,
                 format!("tenant {} does not exist", req.scope.tenant()),
@@ -612,7 +619,7 @@ async fn retrieve_entity(
     b.check_tenant_exists(&req).await?;
     let opts = render_options(&p, &req.ctx, mime, &req)?;
     let entity = b
-        .get(&req.scope, &id)
+        .get_shared(&req.scope, &id)
         .await?
         .ok_or_else(|| not_found(format!("entity {id} not found")))?;
     if let Some(t) = p.get("type") {
@@ -860,19 +867,15 @@ async fn run_query(
     mime: Mime,
 ) -> BrokerResult<Response> {
     let (limit, offset, count) = paging(p, b)?;
-    if req.explicit_tenant && !b.store.tenant_exists(&req.scope).await? {
+    if req.explicit_tenant && !b.tenant_exists(&req.scope).await? {
         return Err(NgsiError::new(
             ErrorKind::NonexistentTenant,
             format!("tenant {} does not exist", req.scope.tenant()),
         )
         .into());
     }
-    let filter = EntityFilter {
-        ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
-        types: query.types.as_ref().map(candidate_types),
-    };
-    let all = b.list(&req.scope, &filter).await?;
-    let hits: Vec<Entity> = all.into_iter().filter(|e| query.matches(e)).collect();
+    let types = query.types.as_ref().map(candidate_types);
+    let hits = b.query(&req.scope, &query, types.as_deref()).await?;
     let total = hits.len();
     let page: Vec<Value> = hits
         .iter()
@@ -919,16 +922,12 @@ async fn purge_entities(
         .get("drop")
         .map(|k| parse_name_list(k, &req.ctx))
         .transpose()?;
-    let filter = EntityFilter {
-        ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
-        types: query.types.as_ref().map(candidate_types),
-    };
+    let types = query.types.as_ref().map(candidate_types);
     let ids: Vec<String> = b
-        .list(&req.scope, &filter)
+        .query(&req.scope, &query, types.as_deref())
         .await?
-        .into_iter()
-        .filter(|e| query.matches(e))
-        .map(|e| e.id)
+        .iter()
+        .map(|e| e.id.clone())
         .collect();
     if ids.is_empty() {
         return Err(not_found("no entity matches"));
@@ -1654,9 +1653,10 @@ async fn batch_query(
         opts.attrs = Some(parse_name_list(a, &ctx)?);
     }
     let (limit, offset, count) = paging(&p, &b)?;
-    let all = b.list(&req.scope, &EntityFilter::default()).await?;
+    let all = b.list_shared(&req.scope, &EntityFilter::default()).await?;
     let hits: Vec<&Entity> = all
         .iter()
+        .map(|e| &**e)
         .filter(|e| queries.iter().any(|q| q.matches(e)))
         .collect();
     let total = hits.len();
@@ -1686,9 +1686,9 @@ struct TypeStats {
     attrs: BTreeMap<String, BTreeSet<&'static str>>,
 }
 
-async fn tenant_entities(b: &Broker, req: &Req) -> BrokerResult<Vec<Entity>> {
+async fn tenant_entities(b: &Broker, req: &Req) -> BrokerResult<Vec<Arc<Entity>>> {
     b.check_tenant_exists(req).await?;
-    b.list(&req.scope, &EntityFilter::default()).await
+    b.list_shared(&req.scope, &EntityFilter::default()).await
 }
 
 async fn list_types(
@@ -1771,7 +1771,7 @@ async fn type_info(
     let expanded = ngsi_ld::parse::expand_type_name(&t, &req.ctx)?;
     b.check_tenant_exists(&req).await?;
     let entities = b
-        .list(
+        .list_shared(
             &req.scope,
             &EntityFilter {
                 ids: None,

@@ -15,11 +15,15 @@
 //! `NgsiStore::modify_entities`), so concurrent merges never lose updates, and a write is
 //! acknowledged only after it is committed.
 
+pub mod changes;
 pub mod codec;
 pub mod contexts;
 pub mod error;
 mod http;
+mod index;
 mod ops;
+pub mod subscriptions;
+mod temporal;
 
 pub use contexts::ContextResolver;
 pub use error::{BrokerError, BrokerResult};
@@ -28,7 +32,7 @@ pub use ops::{BatchOutcome, EntityChangeE};
 
 use identity::IdentityService;
 use std::sync::Arc;
-use store::{NgsiStore, TenantId};
+use store::{NgsiStore, NgsiTemporalStore, TenantId};
 
 /// Settings of the broker.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct BrokerSettings {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Most instances of one attribute in one temporal response (temporal pagination).
+    pub temporal_limit: usize,
 }
 
 impl Default for BrokerSettings {
@@ -47,6 +53,7 @@ impl Default for BrokerSettings {
             default_tenant: TenantId::new("default").unwrap_or_else(|_| unreachable!()),
             default_limit: 20,
             max_limit: 1000,
+            temporal_limit: 10_000,
         }
     }
 }
@@ -57,6 +64,11 @@ pub struct Broker {
     contexts: ContextResolver,
     identity: Arc<IdentityService>,
     settings: BrokerSettings,
+    index: Arc<index::Index>,
+    changes: std::sync::OnceLock<changes::ChangeSink>,
+    subscriptions: std::sync::OnceLock<Arc<subscriptions::SubscriptionService>>,
+    /// Where entity writes record their history (`None`: no temporal API).
+    temporal: Option<Arc<dyn NgsiTemporalStore>>,
 }
 
 impl Broker {
@@ -68,11 +80,22 @@ impl Broker {
         settings: BrokerSettings,
     ) -> Self {
         Self {
+            index: index::Index::of(&store),
             store,
             contexts,
             identity,
             settings,
+            changes: std::sync::OnceLock::new(),
+            subscriptions: std::sync::OnceLock::new(),
+            temporal: None,
         }
+    }
+
+    /// Keeps the temporal representation of every entity write in `store` and serves the
+    /// temporal API (`/ngsi-ld/v1/temporal/...`) from it.
+    pub fn with_temporal(mut self, store: Arc<dyn NgsiTemporalStore>) -> Self {
+        self.temporal = Some(store);
+        self
     }
     /// The store.
     pub fn store(&self) -> &Arc<dyn NgsiStore> {

@@ -1,10 +1,11 @@
 //! Entity operations on parsed entities, as atomic read-modify-write steps on the store.
 
 use crate::error::{BrokerError, BrokerResult, already_exists, not_found};
+use crate::index::{self, Staged, Written};
 use crate::{Broker, codec};
 use ngsi_ld::{Attribute, Entity, NgsiError, Timestamp};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use store::{EntityChange, EntityFilter, EntityRecord, TenantScope, UnixMillis};
 
 /// What an operation does to one entity.
@@ -27,18 +28,8 @@ pub struct BatchOutcome {
     pub errors: Vec<(String, NgsiError)>,
 }
 
-fn millis(t: Option<Timestamp>) -> UnixMillis {
+pub(crate) fn millis(t: Option<Timestamp>) -> UnixMillis {
     UnixMillis(t.map(|t| t.timestamp_millis()).unwrap_or(0))
-}
-
-fn to_record(e: &Entity) -> EntityRecord {
-    EntityRecord {
-        id: e.id.clone(),
-        types: e.types.clone(),
-        doc: codec::encode(e),
-        created_at: millis(e.created_at),
-        modified_at: millis(e.modified_at),
-    }
 }
 
 pub(crate) fn from_record(r: &EntityRecord) -> BrokerResult<Entity> {
@@ -61,49 +52,81 @@ pub fn now() -> Timestamp {
 
 impl Broker {
     /// Runs `f` on the current entities `ids` (deduplicated by the caller) atomically.
+    ///
+    /// The writes of one tenant take turns (a per-tenant lock) to read the current
+    /// entities from the in-memory index (see `index.rs`), run `f`, encode the results
+    /// and queue them on the store's writer; the lock is released once the write is
+    /// queued, so the next write computes while this one commits, and it sees this one's
+    /// results (the index's uncommitted overlay). The answer is returned once the write
+    /// is committed; the write's commit hook then has already updated the index.
     pub async fn modify<R: Send + 'static>(
         &self,
         scope: &TenantScope,
         ids: Vec<String>,
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
-        let slot: Arc<Mutex<Option<BrokerResult<R>>>> = Arc::new(Mutex::new(None));
-        let out = slot.clone();
-        let n = ids.len();
-        self.store
-            .modify_entities(
+        let tenant = self.index.tenant(&self.store, scope).await?;
+        // Change events for subscriptions (only while some exist), published after the commit,
+        // and the history the temporal API keeps, written right after it.
+        let sink = self.watching_sink();
+        let history = crate::temporal::Recorder::new(self, &ids);
+        let probe = history.probe();
+        let mut pairs = Vec::new();
+        let queued = {
+            let _turn = tenant.writing().await;
+            let current = tenant.current(&ids)?;
+            let before = (sink.is_some() || probe.is_some()).then(|| current.clone());
+            let (changes, answer) = f(current)?;
+            if changes.len() != ids.len() {
+                return Err(BrokerError::Store(store::StoreError::backend(
+                    "an entity operation answered the wrong number of changes",
+                )));
+            }
+            if let Some(before) = before {
+                if let Some(p) = &probe {
+                    p.observe(&before, &changes);
+                }
+                if sink.is_some() {
+                    pairs = crate::changes::pairs(before, &changes);
+                }
+            }
+            let mut written: Written = Vec::new();
+            let records: Vec<EntityChange> = ids
+                .iter()
+                .zip(changes)
+                .map(|(id, c)| match c {
+                    EntityChangeE::Keep => EntityChange::Keep,
+                    EntityChangeE::Delete => {
+                        written.push(Staged::new(id.clone(), None));
+                        EntityChange::Delete
+                    }
+                    EntityChangeE::Put(e) => {
+                        let rec = index::record(&e);
+                        written.push(Staged::new(id.clone(), Some(*e)));
+                        EntityChange::Put(rec)
+                    }
+                })
+                .collect();
+            if written.is_empty() {
+                return Ok(answer);
+            }
+            let seq = tenant.stage(&written)?;
+            let hook_tenant = tenant.clone();
+            let queued = self.store.modify_entities_blind(
                 scope,
                 ids,
-                Box::new(move |current| {
-                    let decoded: BrokerResult<Vec<Option<Entity>>> = current
-                        .iter()
-                        .map(|r| r.as_ref().map(from_record).transpose())
-                        .collect();
-                    let result = decoded.and_then(f);
-                    let (changes, answer) = match result {
-                        Ok((changes, r)) => (changes, Ok(r)),
-                        Err(e) => ((0..n).map(|_| EntityChangeE::Keep).collect(), Err(e)),
-                    };
-                    if let Ok(mut s) = out.lock() {
-                        *s = Some(answer);
-                    }
-                    changes
-                        .into_iter()
-                        .map(|c| match c {
-                            EntityChangeE::Keep => EntityChange::Keep,
-                            EntityChangeE::Delete => EntityChange::Delete,
-                            EntityChangeE::Put(e) => EntityChange::Put(to_record(&e)),
-                        })
-                        .collect()
-                }),
-            )
-            .await?;
-        let answer = slot.lock().ok().and_then(|mut s| s.take());
-        answer.unwrap_or_else(|| {
-            Err(BrokerError::Store(store::StoreError::backend(
-                "the write did not run",
-            )))
-        })
+                Box::new(move |_| records),
+                Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
+            );
+            (queued, answer)
+        };
+        let (queued, answer) = queued;
+        queued.await?;
+        if let Some(sink) = &sink {
+            self.publish(sink, scope.tenant(), pairs);
+        }
+        history.commit(scope).await?;
+        Ok(answer)
     }
 
     /// Runs `f` on one entity; `f` gets `None` if it does not exist.
@@ -138,12 +161,16 @@ impl Broker {
 
     /// One entity.
     pub async fn get(&self, scope: &TenantScope, id: &str) -> BrokerResult<Option<Entity>> {
-        self.store
-            .entity(scope, id)
-            .await?
-            .as_ref()
-            .map(from_record)
-            .transpose()
+        Ok(self.get_shared(scope, id).await?.map(|e| (*e).clone()))
+    }
+
+    /// One entity, shared with the index (no copy).
+    pub async fn get_shared(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> BrokerResult<Option<Arc<Entity>>> {
+        self.index.tenant(&self.store, scope).await?.get(id)
     }
 
     /// Entities by id and type (all of the tenant if both are `None`).
@@ -152,12 +179,40 @@ impl Broker {
         scope: &TenantScope,
         filter: &EntityFilter,
     ) -> BrokerResult<Vec<Entity>> {
-        self.store
-            .entities(scope, filter)
+        Ok(self
+            .list_shared(scope, filter)
             .await?
             .iter()
-            .map(from_record)
-            .collect()
+            .map(|e| (**e).clone())
+            .collect())
+    }
+
+    /// Entities by id and type, shared with the index (no copies), ordered by id.
+    pub async fn list_shared(
+        &self,
+        scope: &TenantScope,
+        filter: &EntityFilter,
+    ) -> BrokerResult<Vec<Arc<Entity>>> {
+        self.index.tenant(&self.store, scope).await?.list(filter)
+    }
+
+    /// Entities matching `query` (`types`: candidate types every match has one of, if
+    /// known), ordered by id; the value index narrows `q` equality terms.
+    pub async fn query(
+        &self,
+        scope: &TenantScope,
+        query: &ngsi_ld::query::Query,
+        types: Option<&[String]>,
+    ) -> BrokerResult<Vec<Arc<Entity>>> {
+        self.index
+            .tenant(&self.store, scope)
+            .await?
+            .query(query, types)
+    }
+
+    /// Whether the tenant ever received NGSI-LD data.
+    pub async fn tenant_exists(&self, scope: &TenantScope) -> BrokerResult<bool> {
+        self.index.tenant(&self.store, scope).await?.registered()
     }
 
     /// Deletes an entity; `ResourceNotFound` if absent.

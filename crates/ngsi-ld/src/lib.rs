@@ -40,6 +40,7 @@ pub mod parse;
 pub mod query;
 
 pub mod render;
+pub mod subscription;
 pub mod temporal;
 
 pub mod time;

@@ -263,27 +263,29 @@ pub fn temporal_values(
     let pairs: Vec<Value> = instances
         .iter()
         .map(|a| {
+            // JSON, vocabulary and language values keep their member name (as the 1.8 suite
+            // expects): `[{"json": ...}, t]`, `[{"vocab": ...}, t]`, `[{"languageMap": ...}, t]`.
             let v = match &a.value {
-                AttributeValue::Property(v)
-                | AttributeValue::GeoProperty(v)
-                | AttributeValue::JsonProperty(v) => v.clone(),
+                AttributeValue::Property(v) | AttributeValue::GeoProperty(v) => v.clone(),
+                AttributeValue::JsonProperty(v) => json!({ "json": v }),
                 AttributeValue::Relationship(o) => match o.as_slice() {
                     [one] => Value::String(one.clone()),
                     many => Value::Array(many.iter().cloned().map(Value::String).collect()),
                 },
-                AttributeValue::LanguageProperty(m) => {
-                    Value::Object(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                }
+                AttributeValue::LanguageProperty(m) => json!({
+                    "languageMap": Value::Object(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }),
                 AttributeValue::VocabProperty(v) => {
                     let items: Vec<Value> = v
                         .iter()
                         .map(|i| Value::String(ctx.compact_iri(i)))
                         .collect();
-                    if items.len() == 1 {
+                    let one = if items.len() == 1 {
                         items.into_iter().next().unwrap_or(Value::Null)
                     } else {
                         Value::Array(items)
-                    }
+                    };
+                    json!({ "vocab": one })
                 }
                 AttributeValue::ListProperty(items) => Value::Array(items.clone()),
                 AttributeValue::ListRelationship(ids) => {
@@ -595,6 +597,19 @@ mod tests {
         assert_eq!(v["type"], "Property");
         assert_eq!(v["values"][0], json!([1.0, "2024-01-01T00:00:00Z"]));
         assert_eq!(v["values"].as_array().map(Vec::len), Some(4));
+        // JSON and vocabulary values keep their member.
+        let j = Attribute::new(AttributeValue::JsonProperty(json!({"a": 1})))
+            .with_observed_at(t("2024-01-01T00:00:00Z"));
+        let v = temporal_values(
+            &[&j],
+            TimeProperty::ObservedAt,
+            &Context::core(CoreContext::V1_9),
+        );
+        assert_eq!(v["type"], "JsonProperty");
+        assert_eq!(
+            v["jsons"][0],
+            json!([{"json": {"a": 1}}, "2024-01-01T00:00:00Z"])
+        );
     }
 
     #[test]

@@ -72,6 +72,14 @@ pub struct NgsiConfig {
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Subscription notifications may go to private and loopback addresses (trusted networks,
+    /// the conformance suite's local receiver). Link-local addresses stay forbidden.
+    pub notification_allow_private: bool,
+    /// Time limit of one notification delivery attempt, in milliseconds.
+    pub notification_timeout_ms: u64,
+    /// Temporal API page: most instances of one attribute per response; a longer history is
+    /// answered 206 with `Content-Range` (spec 6.3.10).
+    pub temporal_limit: usize,
 }
 
 impl Default for NgsiConfig {
@@ -86,6 +94,9 @@ impl Default for NgsiConfig {
             context_cache_entries: 256,
             default_limit: 20,
             max_limit: 1000,
+            notification_allow_private: false,
+            notification_timeout_ms: 5_000,
+            temporal_limit: 10_000,
         }
     }
 }

@@ -56,6 +56,8 @@ struct Shared {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
+    /// The NGSI-LD broker's in-memory index (see `NgsiStore::index_slot`).
+    ngsi_index: store::IndexSlot,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -99,6 +101,7 @@ impl SqliteStore {
                 writer_thread: Mutex::new(Some(writer_thread)),
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.max_idle_readers,
+                ngsi_index: store::IndexSlot::new(),
             }),
         })
     }
@@ -108,11 +111,43 @@ impl SqliteStore {
         &self.shared.path
     }
 
+    /// See `NgsiStore::index_slot`.
+    pub(crate) fn ngsi_index_slot(&self) -> &store::IndexSlot {
+        &self.shared.ngsi_index
+    }
+
     /// Runs `work` in the writer's transaction; resolves once it is committed.
     pub(crate) async fn write<R, F>(&self, work: F) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        self.write_then(work, |_| {}).await
+    }
+
+    /// Like [`SqliteStore::write`]; `then` runs on the writer once the write's fate is
+    /// known (`true`: committed), in commit order, before the call resolves.
+    pub(crate) async fn write_then<R, F, T>(&self, work: F, then: T) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        T: FnOnce(bool) + Send + 'static,
+    {
+        self.queue_then(work, then).await
+    }
+
+    /// [`SqliteStore::write_then`], queued at once (before the returned future is first
+    /// polled), so writes queued one after another by one caller run in that order. `then`
+    /// runs exactly once, also when the store is closed.
+    pub(crate) fn queue_then<R, F, T>(
+        &self,
+        work: F,
+        then: T,
+    ) -> impl std::future::Future<Output = StoreResult<R>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        T: FnOnce(bool) + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<R>>();
         let job: WriteJob = Box::new(move |conn| {
@@ -125,19 +160,24 @@ impl SqliteStore {
                     Some(error) => Err(error.clone()),
                     None => result,
                 };
+                then(outcome.is_ok());
                 // The caller may have gone away (request cancelled); the write stands.
                 let _ = reply.send(outcome);
             })
         });
-        {
-            let writer = self.shared.writer.lock().map_err(|_| unavailable())?;
-            writer
-                .as_ref()
-                .ok_or_else(unavailable)?
-                .send(job)
-                .map_err(|_| unavailable())?;
+        let refused = match self.shared.writer.lock() {
+            Ok(writer) => match writer.as_ref() {
+                Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| job),
+                None => Some(job),
+            },
+            Err(_) => Some(job),
+        };
+        if let Some(job) = refused {
+            // Not queued: report the refusal through the job so `then` still runs.
+            let error = unavailable();
+            job(Err(&error))(Some(&error));
         }
-        answer.await.map_err(|_| unavailable())?
+        async move { answer.await.map_err(|_| unavailable())? }
     }
 
     /// Runs `work` on a pooled read connection on a blocking thread.
@@ -223,10 +263,14 @@ fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> StoreResult<R>,
 ) -> StoreResult<R> {
-    conn.execute_batch("SAVEPOINT write_job").map_err(backend)?;
+    conn.prepare_cached("SAVEPOINT write_job")
+        .and_then(|mut s| s.execute([]))
+        .map_err(backend)?;
     match work(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE write_job").map_err(backend)?;
+            conn.prepare_cached("RELEASE write_job")
+                .and_then(|mut s| s.execute([]))
+                .map_err(backend)?;
             Ok(value)
         }
         Err(error) => {

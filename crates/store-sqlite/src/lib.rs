@@ -21,6 +21,8 @@ mod handle;
 mod identity;
 mod migrations;
 mod ngsi;
+mod ngsi_subscriptions;
+mod ngsi_temporal;
 mod secure;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};

@@ -11,6 +11,14 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("handle", include_str!("../migrations/0003_handle.sql")),
     ("compute", include_str!("../migrations/0004_compute.sql")),
     ("secure", include_str!("../migrations/0005_secure.sql")),
+    (
+        "ngsi_subscriptions",
+        include_str!("../migrations/0006_ngsi_subscriptions.sql"),
+    ),
+    (
+        "ngsi_temporal",
+        include_str!("../migrations/0007_ngsi_temporal.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

@@ -7,8 +7,8 @@ use crate::engine::backend;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
-    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore, StoreError,
-    StoreErrorKind, StoreResult, TenantScope, UnixMillis,
+    CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
+    NgsiStore, StoreError, StoreErrorKind, StoreResult, TenantScope, UnixMillis, WriteFuture,
 };
 
 fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -103,6 +103,93 @@ fn put_entity(
     Ok(())
 }
 
+/// [`put_entity`] without knowing the stored types: replaces them.
+fn put_entity_blind(conn: &Connection, tenant: &str, rec: &EntityRecord) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at, \
+         modified_at = excluded.modified_at",
+    )
+    .map_err(backend)?
+    .execute(params![
+        tenant,
+        rec.id,
+        rec.doc,
+        rec.created_at.0,
+        rec.modified_at.0
+    ])
+    .map_err(backend)?;
+    conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
+        .map_err(backend)?
+        .execute(params![tenant, rec.id])
+        .map_err(backend)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for t in &rec.types {
+        insert
+            .execute(params![tenant, t, rec.id])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Applies `changes` to `ids` (same length, checked). `old_types` (when known) lets a put
+/// keep the type rows of an entity whose types did not change.
+fn apply_changes(
+    conn: &Connection,
+    tenant: &str,
+    ids: &[String],
+    changes: Vec<EntityChange>,
+    old_types: Option<Vec<Option<Vec<String>>>>,
+) -> StoreResult<()> {
+    if changes.len() != ids.len() {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            format!(
+                "modify_entities: {} changes for {} ids",
+                changes.len(),
+                ids.len()
+            ),
+        ));
+    }
+    let mut old_types = old_types.map(Vec::into_iter);
+    let mut registered = false;
+    for (id, change) in ids.iter().zip(changes) {
+        let old = old_types.as_mut().map(|o| o.next().flatten());
+        match change {
+            EntityChange::Keep => {}
+            EntityChange::Delete => {
+                delete_entity(conn, tenant, id)?;
+            }
+            EntityChange::Put(rec) => {
+                if &rec.id != id {
+                    return Err(StoreError::new(
+                        StoreErrorKind::InvalidInput,
+                        format!("modify_entities: record {} answered for {id}", rec.id),
+                    ));
+                }
+                if !registered {
+                    conn.prepare_cached(
+                        "INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)",
+                    )
+                    .map_err(backend)?
+                    .execute(params![tenant, rec.created_at.0])
+                    .map_err(backend)?;
+                    registered = true;
+                }
+                match old {
+                    Some(old) => put_entity(conn, tenant, &rec, old.as_deref())?,
+                    None => put_entity_blind(conn, tenant, &rec)?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Ids matching `filter`, ordered.
 fn matching_ids(
     conn: &Connection,
@@ -146,6 +233,52 @@ fn matching_ids(
     rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }
 
+/// Every entity of `tenant`, ordered by id, in two scans.
+fn all_entities(conn: &Connection, tenant: &str) -> StoreResult<Vec<EntityRecord>> {
+    let mut types: std::collections::HashMap<String, Vec<String>> = Default::default();
+    {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, type FROM ngsi_entity_types WHERE tenant = ?1")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![tenant], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (id, t) = row.map_err(backend)?;
+            types.entry(id).or_default().push(t);
+        }
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, doc, created_at, modified_at FROM ngsi_entities WHERE tenant = ?1 ORDER BY id",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![tenant], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, doc, created, modified) = row.map_err(backend)?;
+        out.push(EntityRecord {
+            types: types.remove(&id).unwrap_or_default(),
+            id,
+            doc,
+            created_at: UnixMillis(created),
+            modified_at: UnixMillis(modified),
+        });
+    }
+    Ok(out)
+}
+
 fn context_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContextRecord> {
     Ok(ContextRecord {
         id: row.get(0)?,
@@ -172,6 +305,9 @@ impl NgsiStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let filter = filter.clone();
         self.read(move |conn| {
+            if filter == EntityFilter::default() {
+                return all_entities(conn, &tenant);
+            }
             let ids = matching_ids(conn, &tenant, &filter)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -201,46 +337,30 @@ impl NgsiStore for SqliteStore {
                 .map(|r| r.as_ref().map(|r| r.types.clone()))
                 .collect();
             let changes = modify(current);
-            if changes.len() != ids.len() {
-                return Err(StoreError::new(
-                    StoreErrorKind::InvalidInput,
-                    format!(
-                        "modify_entities: {} changes for {} ids",
-                        changes.len(),
-                        ids.len()
-                    ),
-                ));
-            }
-            let mut registered = false;
-            for ((id, change), old) in ids.iter().zip(changes).zip(old_types) {
-                match change {
-                    EntityChange::Keep => {}
-                    EntityChange::Delete => {
-                        delete_entity(conn, &tenant, id)?;
-                    }
-                    EntityChange::Put(rec) => {
-                        if &rec.id != id {
-                            return Err(StoreError::new(
-                                StoreErrorKind::InvalidInput,
-                                format!("modify_entities: record {} answered for {id}", rec.id),
-                            ));
-                        }
-                        if !registered {
-                            conn.prepare_cached(
-                                "INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)",
-                            )
-                            .map_err(backend)?
-                            .execute(params![tenant, rec.created_at.0])
-                            .map_err(backend)?;
-                            registered = true;
-                        }
-                        put_entity(conn, &tenant, &rec, old.as_deref())?;
-                    }
-                }
-            }
-            Ok(())
+            apply_changes(conn, &tenant, &ids, changes, Some(old_types))
         })
         .await
+    }
+
+    fn modify_entities_blind(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        modify: EntityModifier,
+        on_commit: CommitHook,
+    ) -> WriteFuture {
+        let tenant = scope.tenant().as_str().to_owned();
+        Box::pin(self.queue_then(
+            move |conn| {
+                let changes = modify(ids.iter().map(|_| None).collect());
+                apply_changes(conn, &tenant, &ids, changes, None)
+            },
+            on_commit,
+        ))
+    }
+
+    fn index_slot(&self) -> &IndexSlot {
+        self.ngsi_index_slot()
     }
 
     async fn delete_entities(

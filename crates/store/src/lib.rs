@@ -20,6 +20,8 @@ mod error;
 mod handle;
 mod identity;
 mod ngsi;
+mod ngsi_subscriptions;
+mod ngsi_temporal;
 mod secure;
 mod types;
 
@@ -27,6 +29,10 @@ mod types;
 pub mod compute_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod handle_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_subscriptions_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_temporal_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_testsuite;
 #[cfg(feature = "testsuite")]
@@ -40,8 +46,16 @@ pub use identity::{
     AuditScope, ChainVerification, CustomRoleRecord, IdentityStore, MemberRecord, MembershipRecord,
     RefreshTokenRecord, TenantRecord, UserRecord, audit_entry_digest_input, audit_entry_hash,
 };
+pub use ngsi::{CommitHook, IndexSlot, WriteFuture};
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
+};
+pub use ngsi_subscriptions::{
+    NgsiSubscriptionStore, SubscriptionPage, SubscriptionRecord, SubscriptionStatusRecord,
+};
+pub use ngsi_temporal::{
+    DatasetSelector, InstanceQuery, NgsiTemporalStore, TemporalEntityRecord,
+    TemporalInstanceRecord, TemporalWrite, TimeColumn,
 };
 pub use secure::{SecureJobRecord, SecureJobStatus, SecureJobStore, SecureJobTransition};
 pub use types::{TenantId, TenantIdError, TenantScope, UnixMillis};

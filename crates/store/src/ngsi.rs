@@ -39,6 +39,17 @@ pub enum EntityChange {
 pub type EntityModifier =
     Box<dyn FnOnce(Vec<Option<EntityRecord>>) -> Vec<EntityChange> + Send + 'static>;
 
+/// Told the fate of a write of [`NgsiStore::modify_entities_blind`]: `true` once it is
+/// committed, `false` if it was rolled back.
+pub type CommitHook = Box<dyn FnOnce(bool) + Send + 'static>;
+
+/// A queued write of [`NgsiStore::modify_entities_blind`]; resolves once committed.
+pub type WriteFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + 'static>>;
+
+/// The slot of [`NgsiStore::index_slot`].
+pub type IndexSlot = std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>;
+
 /// Which entities to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntityFilter {
@@ -91,6 +102,25 @@ pub trait NgsiStore: Send + Sync + 'static {
         ids: Vec<String>,
         modify: EntityModifier,
     ) -> StoreResult<()>;
+
+    /// Like [`NgsiStore::modify_entities`] for a caller that keeps the current records
+    /// itself (the broker's in-memory index): `modify` is given `None` for every id (the
+    /// store does not read them), and `on_commit` runs exactly once, with `true` once the
+    /// write is committed or `false` if it is not. The write is queued when this is
+    /// called, before the returned future is first polled, so writes queued one after
+    /// another run in that order; their hooks run one at a time in commit order, each
+    /// before its future resolves.
+    fn modify_entities_blind(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        modify: EntityModifier,
+        on_commit: CommitHook,
+    ) -> WriteFuture;
+
+    /// One slot per store, shared by every user of the store: the broker keeps its
+    /// in-memory index there, so that two brokers over one store share one index.
+    fn index_slot(&self) -> &IndexSlot;
 
     /// Deletes every entity of the scope's tenant matching `filter`; returns how many.
     async fn delete_entities(&self, scope: &TenantScope, filter: &EntityFilter)

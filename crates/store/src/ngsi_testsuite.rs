@@ -154,6 +154,81 @@ pub async fn entities_filter_by_type_and_id(store: &impl NgsiStore) {
     );
 }
 
+/// Blind writes: the modifier sees no records, types are replaced, and the commit hook
+/// tells each write's fate exactly once, in order, before the call resolves.
+pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
+    let s = scope("ngsi-blind");
+    put(store, &s, record("urn:e:1", &["T", "U"], "1")).await;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, hooks) = (log.clone(), log.clone());
+    store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:1".into(), "urn:e:2".into()],
+            Box::new(move |current| {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("seen {}", current.iter().flatten().count()));
+                vec![
+                    EntityChange::Put(record("urn:e:1", &["V"], "1b")),
+                    EntityChange::Put(record("urn:e:2", &["T"], "2")),
+                ]
+            }),
+            Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(*log.lock().unwrap(), ["seen 0", "hook true"]);
+    let one = store.entity(&s, "urn:e:1").await.unwrap().unwrap();
+    assert_eq!((one.doc.as_str(), one.types), ("1b", vec!["V".to_owned()]));
+    let t = EntityFilter {
+        types: Some(vec!["T".into()]),
+        ..Default::default()
+    };
+    let ids: Vec<String> = store
+        .entities(&s, &t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["urn:e:2"]);
+    // A failed write reports `false` and writes nothing.
+    let hooks = log.clone();
+    let err = store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:3".into()],
+            Box::new(|_| vec![EntityChange::Keep, EntityChange::Keep]),
+            Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+    assert_eq!(log.lock().unwrap().last().unwrap(), "hook false");
+    // Writes are queued when called (before being awaited): they run, and their hooks
+    // report, in that order, once each.
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writes = Vec::new();
+    for i in 0..20 {
+        let order = order.clone();
+        let id = format!("urn:e:c{i}");
+        writes.push(store.modify_entities_blind(
+            &s,
+            vec![id.clone()],
+            Box::new(move |_| vec![EntityChange::Put(record(&id, &["T"], "c"))]),
+            Box::new(move |ok| order.lock().unwrap().push((i, ok))),
+        ));
+    }
+    for w in writes.into_iter().rev() {
+        w.await.unwrap();
+    }
+    let expected: Vec<(i32, bool)> = (0..20).map(|i| (i, true)).collect();
+    assert_eq!(*order.lock().unwrap(), expected);
+    // The index slot is one per store.
+    assert!(std::ptr::eq(store.index_slot(), store.index_slot()));
+}
+
 /// Stored `@context` documents.
 pub async fn contexts(store: &impl NgsiStore) {
     let rec = ContextRecord {
@@ -185,7 +260,7 @@ macro_rules! ngsi_store_test_suite {
             use super::*;
             $crate::ngsi_store_test_suite!(@tests $make;
                 entities_are_tenant_scoped, modify_is_read_modify_write,
-                entities_filter_by_type_and_id, contexts);
+                entities_filter_by_type_and_id, contexts, blind_modify_reports_commits);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

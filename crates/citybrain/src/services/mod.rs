@@ -8,6 +8,7 @@
 mod compute;
 mod handle;
 mod ngsi;
+mod ngsi_subscriptions;
 mod secure;
 
 use crate::platform::Platform;

@@ -49,18 +49,18 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
             .context("ngsi.default_tenant")?,
         default_limit: config.default_limit.max(1),
         max_limit: config.max_limit.max(1),
+        temporal_limit: config.temporal_limit.max(1),
     };
-    Ok(Arc::new(Broker::new(
-        store,
-        contexts,
-        Arc::clone(&platform.identity),
-        settings,
-    )))
+    Ok(Arc::new(
+        Broker::new(store, contexts, Arc::clone(&platform.identity), settings)
+            .with_temporal(Arc::new(platform.store.clone())),
+    ))
 }
 
 /// Starts the broker's HTTP routes.
 pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
     let broker = broker(platform)?;
+    super::ngsi_subscriptions::enable(platform, &broker).await?;
     Ok(Started {
         modules: vec![ngsi_broker::module(broker)],
         listening: vec!["NGSI-LD API under /ngsi-ld/v1".to_owned()],

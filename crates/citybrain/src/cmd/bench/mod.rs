@@ -10,6 +10,7 @@ mod cpn;
 mod handle;
 mod ngsi;
 mod ngsi_core;
+mod ngsi_temporal;
 mod psi;
 mod sim;
 mod startup;
@@ -21,7 +22,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, ngsi-ld, cpn, psi, sim.
+    /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, ngsi-ld, cpn, psi, sim,
+    /// ngsi-ld-temporal.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -41,6 +43,9 @@ pub(crate) struct BenchArgs {
     /// Entities stored for the `ngsi-ld` benchmark.
     #[arg(long, default_value_t = 100_000)]
     ngsi_entities: usize,
+    /// Instances in the history of the `ngsi-ld-temporal` benchmark's entity.
+    #[arg(long, default_value_t = 1_000_000)]
+    ngsi_temporal_instances: usize,
     /// Also measure the memory of this many handles in the in-memory index (e.g. 10000000).
     #[arg(long, default_value_t = 0)]
     handle_footprint: u32,
@@ -87,6 +92,7 @@ const ALL: &[&str] = &[
     "cpn",
     "psi",
     "sim",
+    "ngsi-ld-temporal",
 ];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -116,6 +122,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "cpn" => cpn::run()?,
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             "sim" => sim::run(args.runs.max(1))?,
+            "ngsi-ld-temporal" => ngsi_temporal::run(args.ngsi_temporal_instances)?,
             _ => unreachable!("checked above"),
         };
         if !args.json {

@@ -1,0 +1,810 @@
+//! The broker's in-memory entity index, one per store (kept in the store's
+//! [`index_slot`](store::NgsiStore::index_slot), so every broker over one store shares it).
+//!
+//! SQLite stays the durable source of truth; the index holds, per tenant, every committed
+//! entity decoded once (`id -> Arc<Entity>`, ordered by id), the ids of each type, and the
+//! ids holding each scalar attribute value (for `attr==value` terms of `q`) and an R-tree
+//! of the envelopes of each GeoProperty (for geo-queries). A tenant is
+//! loaded from the store on its first use; from then on every write of every broker goes
+//! through [`Broker::modify`](crate::Broker::modify), which keeps the index in step:
+//!
+//! - the write's read-modify-write callback runs on the store's single writer; it reads
+//!   the current entities from the index (the store does not read or decode them) and puts
+//!   its results in a per-tenant *overlay* of written but not yet committed entities, so the
+//!   next write in the same group-commit transaction sees them;
+//! - once the transaction's fate is known, the store runs the write's commit hook (on the
+//!   writer, in commit order): on commit the results move to the committed map and the
+//!   indexes, otherwise they are dropped from the overlay.
+//!
+//! Readers see only the committed map, so a reader never sees a write that could still be
+//! lost, and a write acknowledged to its caller is visible to every later read.
+//! A loaded tenant does not see writes that bypass the brokers (e.g. a direct
+//! `NgsiStore::delete_entities`); every NGSI-LD write of the platform goes through
+//! `Broker::modify`. Memory: every entity of a used tenant stays decoded in memory.
+//! Query semantics stay those of [`ngsi_ld::query::Query::matches`]: the value index only
+//! narrows the candidates, each of which is then matched in full.
+
+use crate::codec;
+use crate::error::{BrokerError, BrokerResult};
+use ngsi_ld::Entity;
+use ngsi_ld::query::{BoolExpr, CompareOp, Literal, QExpr, QTerm, QValue, Query};
+use rstar::primitives::Rectangle;
+use rstar::{AABB, RTree};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use store::{EntityFilter, NgsiStore, TenantScope};
+
+type Id = Arc<str>;
+
+/// The geo index of one GeoProperty: an R-tree of the distinct envelopes, the ids per
+/// envelope (many entities often share one, e.g. a point), and the ids whose geometry
+/// has no envelope.
+#[derive(Default)]
+struct GeoIndex {
+    tree: RTree<Rectangle<[f64; 2]>>,
+    ids: HashMap<[u64; 4], BTreeSet<Id>>,
+    unbounded: BTreeSet<Id>,
+}
+
+fn bits(b: [f64; 4]) -> [u64; 4] {
+    b.map(f64::to_bits)
+}
+
+fn rect(b: [f64; 4]) -> Rectangle<[f64; 2]> {
+    Rectangle::from_corners([b[0], b[1]], [b[2], b[3]])
+}
+
+impl GeoIndex {
+    fn insert(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+        let Some(b) = bbox else {
+            self.unbounded.insert(id.clone());
+            return;
+        };
+        match self.ids.get_mut(&bits(b)) {
+            Some(set) => {
+                set.insert(id.clone());
+            }
+            None => {
+                self.tree.insert(rect(b));
+                self.ids.insert(bits(b), BTreeSet::from([id.clone()]));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+        let Some(b) = bbox else {
+            self.unbounded.remove(id);
+            return;
+        };
+        if let Some(set) = self.ids.get_mut(&bits(b)) {
+            set.remove(id);
+            if set.is_empty() {
+                self.ids.remove(&bits(b));
+                self.tree.remove(&rect(b));
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.unbounded.is_empty()
+    }
+
+    /// Ids whose envelope intersects `b`, and those without an envelope.
+    fn candidates(&self, b: [f64; 4], out: &mut BTreeSet<Id>) {
+        let envelope = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
+        for r in self.tree.locate_in_envelope_intersecting(&envelope) {
+            let (lo, hi) = (r.lower(), r.upper());
+            if let Some(set) = self.ids.get(&bits([lo[0], lo[1], hi[0], hi[1]])) {
+                out.extend(set.iter().cloned());
+            }
+        }
+        out.extend(self.unbounded.iter().cloned());
+    }
+}
+
+/// The envelopes of an entity's valid GeoProperty values, per attribute (`None`: a
+/// valid geometry without an envelope, e.g. an empty collection).
+fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
+    let mut out = Vec::new();
+    for (name, instances) in &e.attributes {
+        for instance in instances {
+            if let ngsi_ld::AttributeValue::GeoProperty(v) = &instance.value
+                && let Ok(g) = ngsi_ld::geospatial::parse_geojson(v)
+            {
+                // -0 as 0, so that equal envelopes have equal bits.
+                let bbox = ngsi_ld::geospatial::bounding_box(&g)
+                    .map(|b| b.to_array().map(|x| if x == 0.0 { 0.0 } else { x }));
+                if !out.contains(&(name.clone(), bbox)) {
+                    out.push((name.clone(), bbox));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A scalar attribute value, as `q` equality sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// A number (or a string that parses as one), by its `f64` bits (`-0` as `0`).
+    Num(u64),
+    Str(String),
+    Bool(bool),
+}
+
+fn num_key(f: f64) -> Option<Key> {
+    if f.is_nan() {
+        return None;
+    }
+    let f = if f == 0.0 { 0.0 } else { f };
+    Some(Key::Num(f.to_bits()))
+}
+
+/// The keys under which a value element is found by `==` (mirrors `q::compare`).
+fn element_keys(v: &Value, out: &mut Vec<Key>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64().and_then(num_key)),
+        Value::Bool(b) => out.push(Key::Bool(*b)),
+        Value::String(s) => {
+            out.push(Key::Str(s.clone()));
+            if let Ok(f) = s.parse::<f64>() {
+                out.extend(num_key(f));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn unwrap_typed(v: &Value) -> &Value {
+    v.get("@value").unwrap_or(v)
+}
+
+/// Every `(attribute, key)` of an entity, deduplicated.
+fn entity_keys(e: &Entity) -> Vec<(String, Key)> {
+    let mut out: Vec<(String, Key)> = Vec::new();
+    let mut keys = Vec::new();
+    for (name, instances) in &e.attributes {
+        keys.clear();
+        for instance in instances {
+            let v = ngsi_ld::query::q::attribute_value(instance);
+            match &v {
+                Value::Array(items) => {
+                    for item in items {
+                        element_keys(unwrap_typed(item), &mut keys);
+                    }
+                }
+                other => element_keys(unwrap_typed(other), &mut keys),
+            }
+        }
+        for k in keys.drain(..) {
+            if !out.iter().any(|(n, o)| n == name && *o == k) {
+                out.push((name.clone(), k));
+            }
+        }
+    }
+    out
+}
+
+/// The keys a literal equals, or `None` if equality is not a plain key match.
+fn literal_keys(lit: &Literal) -> Option<Vec<Key>> {
+    match lit {
+        Literal::Number(f) => Some(num_key(*f).into_iter().collect()),
+        Literal::Bool(b) => Some(vec![Key::Bool(*b)]),
+        Literal::Text {
+            text,
+            expanded,
+            datetime,
+        } => {
+            if datetime.is_some() {
+                return None;
+            }
+            let mut keys = vec![Key::Str(text.clone())];
+            keys.extend(expanded.iter().map(|e| Key::Str(e.clone())));
+            Some(keys)
+        }
+    }
+}
+
+/// A committed entity with its value-index keys.
+struct Committed {
+    entity: Arc<Entity>,
+    keys: Vec<(String, Key)>,
+    geo: Vec<(String, Option<[f64; 4]>)>,
+}
+
+/// One tenant's committed entities and indexes, and the overlay of uncommitted writes.
+#[derive(Default)]
+struct TenantState {
+    /// Whether the tenant ever received data (`NgsiStore::tenant_exists`).
+    registered: bool,
+    entities: BTreeMap<Id, Committed>,
+    by_type: HashMap<String, BTreeSet<Id>>,
+    by_value: HashMap<String, HashMap<Key, BTreeSet<Id>>>,
+    /// Per GeoProperty name: the envelopes of its valid geometries, and the ids whose
+    /// geometry has no envelope.
+    by_geo: HashMap<String, GeoIndex>,
+    /// Written but not yet committed: id -> (write sequence, entity or deletion).
+    overlay: HashMap<String, (u64, Option<Arc<Entity>>)>,
+}
+
+impl TenantState {
+    fn unindex(&mut self, id: &Id, old: Committed) {
+        let e = &old.entity;
+        for t in &e.types {
+            if let Some(set) = self.by_type.get_mut(t) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.by_type.remove(t);
+                }
+            }
+        }
+        for (name, bbox) in old.geo {
+            if let Some(g) = self.by_geo.get_mut(&name) {
+                g.remove(id, bbox);
+                if g.is_empty() {
+                    self.by_geo.remove(&name);
+                }
+            }
+        }
+        for (name, key) in old.keys {
+            if let Some(values) = self.by_value.get_mut(&name) {
+                if let Some(set) = values.get_mut(&key) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        values.remove(&key);
+                    }
+                }
+                if values.is_empty() {
+                    self.by_value.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn index(&mut self, id: &Id, c: &Committed) {
+        for t in &c.entity.types {
+            if let Some(set) = self.by_type.get_mut(t) {
+                set.insert(id.clone());
+            } else {
+                self.by_type.insert(t.clone(), BTreeSet::from([id.clone()]));
+            }
+        }
+        for (name, key) in &c.keys {
+            let values = match self.by_value.get_mut(name) {
+                Some(v) => v,
+                None => self.by_value.entry(name.clone()).or_default(),
+            };
+            values.entry(key.clone()).or_default().insert(id.clone());
+        }
+        for (name, bbox) in &c.geo {
+            self.by_geo
+                .entry(name.clone())
+                .or_default()
+                .insert(id, *bbox);
+        }
+    }
+
+    /// Makes `staged` the committed state of its id.
+    fn commit(&mut self, staged: Staged) {
+        let key: Id = match self.entities.remove_entry(staged.id.as_str()) {
+            Some((key, old)) => {
+                self.unindex(&key, old);
+                key
+            }
+            None => Arc::from(staged.id.as_str()),
+        };
+        if let Some(entity) = staged.entity {
+            let c = Committed {
+                entity,
+                keys: staged.keys,
+                geo: staged.geo,
+            };
+            self.index(&key, &c);
+            self.entities.insert(key, c);
+        }
+    }
+
+    /// Ids a `q` expression can match, if the value index narrows it.
+    fn q_candidates(&self, expr: &QExpr) -> Option<BTreeSet<Id>> {
+        match expr {
+            BoolExpr::Atom(QTerm::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            }) if path.sub_attributes.is_empty()
+                && path.members.is_empty()
+                && !matches!(
+                    path.attribute.as_str(),
+                    "createdAt" | "modifiedAt" | "deletedAt"
+                ) =>
+            {
+                let literals: Vec<&Literal> = match value {
+                    QValue::Single(l) => vec![l],
+                    QValue::List(ls) => ls.iter().collect(),
+                    QValue::Range(..) => return None,
+                };
+                let mut keys = Vec::new();
+                for l in literals {
+                    keys.extend(literal_keys(l)?);
+                }
+                let values = self.by_value.get(&path.attribute);
+                let mut out = BTreeSet::new();
+                for k in keys {
+                    if let Some(set) = values.and_then(|v| v.get(&k)) {
+                        out.extend(set.iter().cloned());
+                    }
+                }
+                Some(out)
+            }
+            BoolExpr::Atom(_) => None,
+            BoolExpr::And(items) => items
+                .iter()
+                .filter_map(|i| self.q_candidates(i))
+                .min_by_key(BTreeSet::len),
+            BoolExpr::Or(items) => {
+                let mut out = BTreeSet::new();
+                for i in items {
+                    out.extend(self.q_candidates(i)?);
+                }
+                Some(out)
+            }
+        }
+    }
+
+    /// Ids a geo-query can match, if its envelope narrows it.
+    fn geo_candidates(&self, query: &Query) -> Option<BTreeSet<Id>> {
+        let g = query.geo.as_ref()?;
+        let b = g.prefilter()?;
+        let mut out = BTreeSet::new();
+        if let Some(index) = self.by_geo.get(&g.geoproperty) {
+            index.candidates(b.to_array(), &mut out);
+        }
+        Some(out)
+    }
+
+    /// Ids of entities with any of `types`, ordered.
+    fn typed(&self, types: &[String]) -> BTreeSet<Id> {
+        let mut out = BTreeSet::new();
+        for t in types {
+            if let Some(set) = self.by_type.get(t) {
+                out.extend(set.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Committed entities matching `filter` (as `NgsiStore::entities`), ordered by id.
+    fn filtered(&self, filter: &EntityFilter) -> Vec<Arc<Entity>> {
+        let by_ids = |ids: &[String]| -> BTreeSet<Id> {
+            ids.iter()
+                .filter_map(|i| {
+                    self.entities
+                        .get_key_value(i.as_str())
+                        .map(|(k, _)| k.clone())
+                })
+                .collect()
+        };
+        let ids: Option<BTreeSet<Id>> = match (&filter.ids, &filter.types) {
+            (None, None) => None,
+            (Some(ids), None) => Some(by_ids(ids)),
+            (None, Some(types)) => Some(self.typed(types)),
+            (Some(ids), Some(types)) => {
+                let typed = self.typed(types);
+                Some(
+                    by_ids(ids)
+                        .into_iter()
+                        .filter(|i| typed.contains(i))
+                        .collect(),
+                )
+            }
+        };
+        match ids {
+            None => self.entities.values().map(|c| c.entity.clone()).collect(),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|i| self.entities.get(i).map(|c| c.entity.clone()))
+                .collect(),
+        }
+    }
+}
+
+struct TenantSlot {
+    loaded: tokio::sync::OnceCell<()>,
+    /// Held while a write computes its result and queues it (see `Broker::modify`).
+    writing: tokio::sync::Mutex<()>,
+    state: RwLock<TenantState>,
+}
+
+/// The index of one store (see the module docs).
+pub(crate) struct Index {
+    tenants: Mutex<HashMap<String, Arc<TenantSlot>>>,
+    /// Numbers writes in the order the writer runs them.
+    seq: AtomicU64,
+}
+
+fn poisoned() -> BrokerError {
+    BrokerError::Store(store::StoreError::backend(
+        "the entity index lock is poisoned",
+    ))
+}
+
+/// A loaded tenant of the index.
+#[derive(Clone)]
+pub(crate) struct Tenant {
+    slot: Arc<TenantSlot>,
+    index: Arc<Index>,
+}
+
+impl Index {
+    /// The index shared by every broker over `store`.
+    pub(crate) fn of(store: &Arc<dyn NgsiStore>) -> Arc<Index> {
+        let any = store
+            .index_slot()
+            .get_or_init(|| {
+                Arc::new(Arc::new(Index {
+                    tenants: Mutex::new(HashMap::new()),
+                    seq: AtomicU64::new(0),
+                }))
+            })
+            .clone();
+        match any.downcast::<Arc<Index>>() {
+            Ok(index) => (*index).clone(),
+            // Someone else's value in the slot: keep a private index (never the case for
+            // the stores of this workspace).
+            Err(_) => Arc::new(Index {
+                tenants: Mutex::new(HashMap::new()),
+                seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The tenant of `scope`, loaded from `store` on first use.
+    pub(crate) async fn tenant(
+        self: &Arc<Self>,
+        store: &Arc<dyn NgsiStore>,
+        scope: &TenantScope,
+    ) -> BrokerResult<Tenant> {
+        let slot = {
+            let mut tenants = self.tenants.lock().map_err(|_| poisoned())?;
+            tenants
+                .entry(scope.tenant().as_str().to_owned())
+                .or_insert_with(|| {
+                    Arc::new(TenantSlot {
+                        loaded: tokio::sync::OnceCell::new(),
+                        writing: tokio::sync::Mutex::new(()),
+                        state: RwLock::new(TenantState::default()),
+                    })
+                })
+                .clone()
+        };
+        slot.loaded
+            .get_or_try_init(|| async {
+                let registered = store.tenant_exists(scope).await?;
+                let records = store.entities(scope, &EntityFilter::default()).await?;
+                let mut st = TenantState {
+                    registered,
+                    ..TenantState::default()
+                };
+                for r in &records {
+                    let e = crate::ops::from_record(r)?;
+                    st.commit(Staged::new(r.id.clone(), Some(e)));
+                }
+                *slot.state.write().map_err(|_| poisoned())? = st;
+                Ok::<(), BrokerError>(())
+            })
+            .await?;
+        Ok(Tenant {
+            slot,
+            index: Arc::clone(self),
+        })
+    }
+}
+
+/// The committed entities `query` can match (a superset, ordered by id): narrowed by the
+/// value index and the R-tree where the query allows, else by `ids` and `types`.
+fn candidates(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<Arc<Entity>> {
+    let by_q = query.q.as_ref().and_then(|q| st.q_candidates(q));
+    let by_geo = st.geo_candidates(query);
+    let candidates = match (by_q, by_geo) {
+        (Some(a), Some(b)) => Some(if a.len() <= b.len() {
+            a.into_iter().filter(|i| b.contains(i)).collect()
+        } else {
+            b.into_iter().filter(|i| a.contains(i)).collect()
+        }),
+        (a, b) => a.or(b),
+    };
+    match candidates {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|i| st.entities.get(i).map(|c| c.entity.clone()))
+            .collect(),
+        None => st.filtered(&EntityFilter {
+            ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
+            types: types.map(<[String]>::to_vec),
+        }),
+    }
+}
+
+/// What a write does to one entity: its new state (`None`: deleted), with its
+/// value-index keys computed off the writer.
+pub(crate) struct Staged {
+    id: String,
+    entity: Option<Arc<Entity>>,
+    keys: Vec<(String, Key)>,
+    geo: Vec<(String, Option<[f64; 4]>)>,
+}
+
+impl Staged {
+    pub(crate) fn new(id: String, entity: Option<Entity>) -> Self {
+        let keys = entity.as_ref().map(entity_keys).unwrap_or_default();
+        let geo = entity.as_ref().map(entity_geo).unwrap_or_default();
+        Staged {
+            id,
+            entity: entity.map(Arc::new),
+            keys,
+            geo,
+        }
+    }
+}
+
+/// Everything one write does.
+pub(crate) type Written = Vec<Staged>;
+
+impl Tenant {
+    fn read(&self) -> BrokerResult<std::sync::RwLockReadGuard<'_, TenantState>> {
+        self.slot.state.read().map_err(|_| poisoned())
+    }
+
+    /// Whether the tenant ever received data.
+    pub(crate) fn registered(&self) -> BrokerResult<bool> {
+        Ok(self.read()?.registered)
+    }
+
+    /// The committed entity `id`.
+    pub(crate) fn get(&self, id: &str) -> BrokerResult<Option<Arc<Entity>>> {
+        Ok(self.read()?.entities.get(id).map(|c| c.entity.clone()))
+    }
+
+    /// Serialises the writes of this tenant while they compute and queue.
+    pub(crate) async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.slot.writing.lock().await
+    }
+
+    /// Committed entities matching `filter`, ordered by id.
+    pub(crate) fn list(&self, filter: &EntityFilter) -> BrokerResult<Vec<Arc<Entity>>> {
+        Ok(self.read()?.filtered(filter))
+    }
+
+    /// Committed entities matching `query`, ordered by id.
+    pub(crate) fn query(
+        &self,
+        query: &Query,
+        types: Option<&[String]>,
+    ) -> BrokerResult<Vec<Arc<Entity>>> {
+        let pool = candidates(&*self.read()?, query, types);
+        Ok(pool.into_iter().filter(|e| query.matches(e)).collect())
+    }
+
+    /// With [`Tenant::writing`] held: the current state of `ids` (queued but uncommitted
+    /// writes included).
+    pub(crate) fn current(&self, ids: &[String]) -> BrokerResult<Vec<Option<Entity>>> {
+        let st = self.read()?;
+        Ok(ids
+            .iter()
+            .map(|id| match st.overlay.get(id) {
+                Some((_, e)) => e.as_deref().cloned(),
+                None => st.entities.get(id.as_str()).map(|c| (*c.entity).clone()),
+            })
+            .collect())
+    }
+
+    /// With [`Tenant::writing`] held: records a write's results as uncommitted; returns
+    /// its sequence.
+    pub(crate) fn stage(&self, written: &Written) -> BrokerResult<u64> {
+        let seq = self.index.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut st = self.slot.state.write().map_err(|_| poisoned())?;
+        for w in written {
+            st.overlay.insert(w.id.clone(), (seq, w.entity.clone()));
+        }
+        Ok(seq)
+    }
+
+    /// On the writer, once the write's fate is known: commits or drops its results.
+    pub(crate) fn finish(&self, seq: u64, written: Written, committed: bool) {
+        // A poisoned lock means a panic elsewhere; nothing sane is left to update.
+        let Ok(mut st) = self.slot.state.write() else {
+            return;
+        };
+        for w in written {
+            if st.overlay.get(&w.id).is_some_and(|(s, _)| *s == seq) {
+                st.overlay.remove(&w.id);
+            }
+            if committed {
+                if w.entity.is_some() {
+                    st.registered = true;
+                }
+                st.commit(w);
+            }
+        }
+    }
+}
+
+/// The storage record of an entity.
+pub(crate) fn record(e: &Entity) -> store::EntityRecord {
+    store::EntityRecord {
+        id: e.id.clone(),
+        types: e.types.clone(),
+        doc: codec::encode(e),
+        created_at: crate::ops::millis(e.created_at),
+        modified_at: crate::ops::millis(e.modified_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ngsi_ld::query::QueryParams;
+    use ngsi_ld::{Context, CoreContext, parse_entity};
+    use serde_json::json;
+
+    fn state(entities: &[Value]) -> (TenantState, Context) {
+        let ctx = Context::core(CoreContext::V1_9);
+        let mut st = TenantState::default();
+        for v in entities {
+            let e = parse_entity(v, &ctx).unwrap();
+            st.commit(Staged::new(e.id.clone(), Some(e)));
+        }
+        (st, ctx)
+    }
+
+    fn query_state(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<Arc<Entity>> {
+        candidates(st, query, types)
+            .into_iter()
+            .filter(|e| query.matches(e))
+            .collect()
+    }
+
+    fn ids(v: &[Arc<Entity>]) -> Vec<String> {
+        v.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// The indexed query answers exactly what a full scan with `Query::matches` answers.
+    #[test]
+    fn indexed_queries_answer_what_a_scan_answers() {
+        let p = |v: Value| json!({"type": "Property", "value": v});
+        let mut entities = Vec::new();
+        for (i, v) in [
+            json!(7),
+            json!(7.0),
+            json!(-0.0),
+            json!(0),
+            json!("7"),
+            json!("7.0"),
+            json!("abc"),
+            json!(true),
+            json!([1, 7, "x"]),
+            json!([[7]]),
+            json!({"@value": 7}),
+            json!({"a": 7}),
+            json!("2024-01-01T00:00:00Z"),
+            json!("2024-01-01T00:00:00.000Z"),
+            json!(null),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = json!({"id": format!("urn:ngsi-ld:T:{i:02}"), "type": if i % 2 == 0 { "T" } else { "U" }});
+            if !v.is_null() {
+                e["speed"] = p(v);
+            }
+            e["location"] = json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [(i % 5) as f64, 1.0]}});
+            e["rel"] =
+                json!({"type": "Relationship", "object": format!("urn:ngsi-ld:R:{}", i % 3)});
+            entities.push(e);
+        }
+        entities.push(json!({"id": "urn:ngsi-ld:T:99", "type": "T",
+            "speed": [{"type": "Property", "value": 3}, {"type": "Property", "value": 7, "datasetId": "urn:d:1"}],
+            "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [[[0.5, 0.5], [3.5, 0.5], [3.5, 3.5], [0.5, 0.5]]]}}}));
+        let (mut st, ctx) = state(&entities);
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<(&'a str, &'a str, &'a str)>,
+        );
+        let cases: &[Case<'_>] = &[
+            (None, Some("speed==7"), None),
+            (Some("T"), Some("speed==7"), None),
+            (None, Some("speed==0"), None),
+            (None, Some("speed==\"7\""), None),
+            (None, Some("speed==7.0"), None),
+            (None, Some("speed==abc"), None),
+            (None, Some("speed==true"), None),
+            (None, Some("speed==1,x"), None),
+            (None, Some("speed==2024-01-01T00:00:00Z"), None),
+            (None, Some("speed==7;rel==urn:ngsi-ld:R:1"), None),
+            (None, Some("speed==7|speed==abc"), None),
+            (None, Some("speed==7|speed>5"), None),
+            (None, Some("speed==1..8"), None),
+            (None, Some("speed!=7"), None),
+            (None, Some("speed[a]==7"), None),
+            (None, Some("rel==urn:ngsi-ld:R:2"), None),
+            (None, Some("nothing==7"), None),
+            (
+                Some("T,U"),
+                None,
+                Some(("near;maxDistance==200000", "Point", "[2.0,1.0]")),
+            ),
+            (
+                None,
+                Some("speed==7"),
+                Some((
+                    "within",
+                    "Polygon",
+                    "[[[-0.5,0],[4.5,0],[4.5,2],[-0.5,2],[-0.5,0]]]",
+                )),
+            ),
+            (Some("T"), None, Some(("intersects", "Point", "[1.0,1.0]"))),
+            (Some("T"), None, Some(("disjoint", "Point", "[1.0,1.0]"))),
+        ];
+        let check = |st: &TenantState, label: &str| {
+            for (types, q, geo) in cases {
+                let query = Query::parse(
+                    &QueryParams {
+                        types: *types,
+                        q: *q,
+                        georel: geo.map(|g| g.0),
+                        geometry: geo.map(|g| g.1),
+                        coordinates: geo.map(|g| g.2),
+                        ..QueryParams::default()
+                    },
+                    &ctx,
+                )
+                .unwrap();
+                let scan: Vec<Arc<Entity>> = st
+                    .entities
+                    .values()
+                    .map(|c| c.entity.clone())
+                    .filter(|e| query.matches(e))
+                    .collect();
+                let tenant_types: Option<Vec<String>> =
+                    types.map(|t| t.split(',').map(|t| ctx.expand_term(t).unwrap()).collect());
+                let indexed = query_state(st, &query, tenant_types.as_deref());
+                assert_eq!(
+                    ids(&indexed),
+                    ids(&scan),
+                    "{label}: {types:?} {q:?} {geo:?}"
+                );
+            }
+        };
+        check(&st, "fresh");
+        assert!(
+            !ids(&query_state(
+                &st,
+                &Query::parse(
+                    &QueryParams {
+                        q: Some("speed==7"),
+                        ..QueryParams::default()
+                    },
+                    &ctx
+                )
+                .unwrap(),
+                None
+            ))
+            .is_empty()
+        );
+        // Overwrites and deletions keep the indexes in step.
+        let changed = parse_entity(
+            &json!({"id": "urn:ngsi-ld:T:00", "type": "U", "speed": p(json!("abc")),
+                    "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [50.0, 50.0]}}}),
+            &ctx,
+        )
+        .unwrap();
+        st.commit(Staged::new("urn:ngsi-ld:T:00".into(), Some(changed)));
+        st.commit(Staged::new("urn:ngsi-ld:T:04".into(), None));
+        check(&st, "changed");
+        assert!(st.by_type.values().all(|s| !s.contains("urn:ngsi-ld:T:04")));
+    }
+}

@@ -1,0 +1,259 @@
+//! The temporal representation (spec 4.5.7, 5.6.11-5.6.16, 5.7.3-5.7.4) over the
+//! [`NgsiTemporalStore`]: recording every entity write as attribute instances, and reading a
+//! history back as a temporal [`Entity`] (attribute lists = instances) for `ngsi_ld::temporal`
+//! to render.
+//!
+//! Recording: [`Recorder`] is the one hook in the write path (`Broker::modify`). Inside the
+//! read-modify-write callback it compares each entity before and after the change: an attribute
+//! instance that is new or differs becomes a new temporal instance (with a fresh `instanceId`,
+//! `createdAt`/`modifiedAt` = the write's time, `observedAt` as given); an instance that
+//! disappeared becomes a deletion instance (`deletedAt`, value `urn:ngsi-ld:null`); a deleted
+//! entity gets `deletedAt`. After the entity write commits, the history is written through the
+//! same single writer, and only then is the request acknowledged. (A crash between the two
+//! commits can lose the history of that one write, never an acknowledged one.)
+
+use crate::codec;
+use crate::error::{BrokerError, BrokerResult};
+use crate::ops::EntityChangeE;
+use crate::{Broker, ops::now};
+use ngsi_ld::{Attribute, AttributeValue, Entity, Timestamp};
+use std::sync::{Arc, Mutex};
+use store::{
+    NgsiTemporalStore, TemporalEntityRecord, TemporalInstanceRecord, TemporalWrite, TenantScope,
+};
+
+/// Microseconds of a timestamp (the temporal store's unit).
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The timestamp of `us` microseconds.
+pub(crate) fn from_micros(us: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// A fresh instance id.
+pub(crate) fn new_instance_id() -> String {
+    format!("urn:ngsi-ld:Instance:{}", uuid::Uuid::new_v4())
+}
+
+/// The temporal entity record of `e` at `at`.
+pub(crate) fn entity_record(e: &Entity, at: Timestamp, deleted: bool) -> TemporalEntityRecord {
+    TemporalEntityRecord {
+        id: e.id.clone(),
+        types: e.types.clone(),
+        scope: e.scope.clone(),
+        created_at: micros(e.created_at.unwrap_or(at)),
+        modified_at: micros(at),
+        deleted_at: deleted.then(|| micros(at)),
+    }
+}
+
+/// The stored form of one instance of `name` recorded at `at`.
+pub(crate) fn instance_record(
+    entity_id: &str,
+    name: &str,
+    attr: &Attribute,
+    at: Timestamp,
+) -> TemporalInstanceRecord {
+    let mut a = attr.clone();
+    let instance_id = a.instance_id.take().unwrap_or_else(new_instance_id);
+    a.created_at = Some(at);
+    a.modified_at = Some(at);
+    TemporalInstanceRecord {
+        entity_id: entity_id.to_owned(),
+        attribute: name.to_owned(),
+        instance_id,
+        dataset_id: a.dataset_id.clone(),
+        observed_at: a.observed_at.map(micros),
+        created_at: micros(at),
+        modified_at: micros(at),
+        deleted_at: a.deleted_at.map(micros),
+        doc: codec::encode_attribute(&a).to_string(),
+    }
+}
+
+/// A deletion instance for `old` (an instance that disappeared at `at`).
+fn deletion(entity_id: &str, name: &str, old: &Attribute, at: Timestamp) -> TemporalInstanceRecord {
+    let null = serde_json::Value::String(ngsi_ld::parse::NGSI_LD_NULL.to_owned());
+    let value = match old.kind() {
+        ngsi_ld::AttributeKind::Relationship => {
+            AttributeValue::Relationship(vec![ngsi_ld::parse::NGSI_LD_NULL.to_owned()])
+        }
+        ngsi_ld::AttributeKind::LanguageProperty => {
+            let mut m = indexmap::IndexMap::new();
+            m.insert("@none".to_owned(), null);
+            AttributeValue::LanguageProperty(m)
+        }
+        ngsi_ld::AttributeKind::JsonProperty => AttributeValue::JsonProperty(null),
+        ngsi_ld::AttributeKind::VocabProperty => {
+            AttributeValue::VocabProperty(vec![ngsi_ld::parse::NGSI_LD_NULL.to_owned()])
+        }
+        _ => AttributeValue::Property(null),
+    };
+    let mut a = Attribute::new(value);
+    a.dataset_id = old.dataset_id.clone();
+    a.deleted_at = Some(at);
+    instance_record(entity_id, name, &a, at)
+}
+
+/// The history of one entity change.
+pub(crate) fn diff(
+    id: &str,
+    old: Option<&Entity>,
+    change: &EntityChangeE,
+    at: Timestamp,
+) -> TemporalWrite {
+    let mut w = TemporalWrite::default();
+    match (old, change) {
+        (_, EntityChangeE::Keep) | (None, EntityChangeE::Delete) => {}
+        (Some(old), EntityChangeE::Delete) => {
+            w.entities.push(entity_record(old, at, true));
+        }
+        (old, EntityChangeE::Put(new)) => {
+            let when = new.modified_at.unwrap_or(at);
+            w.entities.push(entity_record(new, when, false));
+            for (name, instances) in &new.attributes {
+                let before = old.and_then(|o| o.attributes.get(name));
+                for inst in instances {
+                    let prev =
+                        before.and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id));
+                    if prev != Some(inst) {
+                        let t = inst.modified_at.unwrap_or(when);
+                        w.instances.push(instance_record(id, name, inst, t));
+                    }
+                }
+            }
+            if let Some(old) = old {
+                // The scope's evolution is kept as the pseudo-attribute `scope` (a deletion
+                // instance with an empty value when the scope is removed).
+                if old.scope != new.scope {
+                    let mut a = Attribute::property(serde_json::json!(new.scope));
+                    if new.scope.is_empty() {
+                        a.deleted_at = Some(when);
+                    }
+                    w.instances.push(instance_record(id, "scope", &a, when));
+                }
+                for (name, instances) in &old.attributes {
+                    let after = new.attributes.get(name);
+                    for inst in instances {
+                        if !after.is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id))
+                        {
+                            w.instances.push(deletion(id, name, inst, when));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    w
+}
+
+/// The write-path hook: collects the history of one `Broker::modify` call.
+pub(crate) struct Recorder {
+    store: Option<Arc<dyn NgsiTemporalStore>>,
+    ids: Vec<String>,
+    pending: Arc<Mutex<TemporalWrite>>,
+}
+
+impl Recorder {
+    /// A recorder for a write of `ids` (inactive if the broker keeps no history).
+    pub(crate) fn new(broker: &Broker, ids: &[String]) -> Self {
+        let store = broker.temporal.clone();
+        Self {
+            ids: if store.is_some() {
+                ids.to_vec()
+            } else {
+                Vec::new()
+            },
+            store,
+            pending: Arc::new(Mutex::new(TemporalWrite::default())),
+        }
+    }
+
+    /// The part that runs inside the write callback: `None` if inactive.
+    pub(crate) fn probe(&self) -> Option<Probe> {
+        self.store.as_ref().map(|_| Probe {
+            ids: self.ids.clone(),
+            pending: Arc::clone(&self.pending),
+        })
+    }
+
+    /// Writes the collected history (after the entity write committed).
+    pub(crate) async fn commit(self, scope: &TenantScope) -> BrokerResult<()> {
+        let Some(store) = self.store else {
+            return Ok(());
+        };
+        let write = self
+            .pending
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        if write.is_empty() {
+            return Ok(());
+        }
+        store
+            .record_temporal(scope, write)
+            .await
+            .map_err(BrokerError::from)
+    }
+}
+
+/// The in-callback half of a [`Recorder`].
+pub(crate) struct Probe {
+    ids: Vec<String>,
+    pending: Arc<Mutex<TemporalWrite>>,
+}
+
+impl Probe {
+    /// Records the history of `changes` against the entities as they were (`old`).
+    pub(crate) fn observe(&self, old: &[Option<Entity>], changes: &[EntityChangeE]) {
+        let at = now();
+        let mut all = TemporalWrite::default();
+        for ((id, before), change) in self.ids.iter().zip(old).zip(changes) {
+            let w = diff(id, before.as_ref(), change, at);
+            all.entities.extend(w.entities);
+            all.instances.extend(w.instances);
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            *p = all;
+        }
+    }
+}
+
+/// A history read back as a temporal entity: attribute lists hold the instances (oldest first),
+/// each with its `instanceId` and times.
+pub(crate) fn temporal_entity(
+    rec: &TemporalEntityRecord,
+    instances: Vec<TemporalInstanceRecord>,
+) -> BrokerResult<Entity> {
+    let mut e = Entity {
+        id: rec.id.clone(),
+        types: rec.types.clone(),
+        scope: rec.scope.clone(),
+        created_at: Some(from_micros(rec.created_at)),
+        modified_at: Some(from_micros(rec.modified_at)),
+        deleted_at: rec.deleted_at.map(from_micros),
+        ..Entity::default()
+    };
+    for i in instances {
+        let value: serde_json::Value = serde_json::from_str(&i.doc).map_err(|err| {
+            BrokerError::Store(store::StoreError::backend(format!(
+                "stored instance {} does not decode: {err}",
+                i.instance_id
+            )))
+        })?;
+        let mut a = codec::decode_attribute(&value).ok_or_else(|| {
+            BrokerError::Store(store::StoreError::backend(format!(
+                "stored instance {} does not decode",
+                i.instance_id
+            )))
+        })?;
+        a.instance_id = Some(i.instance_id);
+        a.created_at = Some(from_micros(i.created_at));
+        a.modified_at = Some(from_micros(i.modified_at));
+        a.deleted_at = i.deleted_at.map(from_micros);
+        e.attributes.entry(i.attribute).or_default().push(a);
+    }
+    Ok(e)
+}

@@ -1,0 +1,381 @@
+//! The conformance suite every [`NgsiTemporalStore`](crate::NgsiTemporalStore) backend runs, via
+//! [`ngsi_temporal_store_test_suite!`](crate::ngsi_temporal_store_test_suite).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use crate::*;
+
+fn scope(id: &str) -> TenantScope {
+    TenantScope::authorized(TenantId::new(id).unwrap())
+}
+
+fn entity(id: &str, t: &str, at: i64) -> TemporalEntityRecord {
+    TemporalEntityRecord {
+        id: id.to_owned(),
+        types: vec![t.to_owned()],
+        scope: Vec::new(),
+        created_at: at,
+        modified_at: at,
+        deleted_at: None,
+    }
+}
+
+fn inst(e: &str, attr: &str, n: i64, observed: Option<i64>) -> TemporalInstanceRecord {
+    TemporalInstanceRecord {
+        entity_id: e.to_owned(),
+        attribute: attr.to_owned(),
+        instance_id: format!("urn:i:{attr}:{n}"),
+        dataset_id: None,
+        observed_at: observed,
+        created_at: 1000 + n,
+        modified_at: 1000 + n,
+        deleted_at: None,
+        doc: format!("{{\"v\":{n}}}"),
+    }
+}
+
+fn ids(rows: &[TemporalInstanceRecord]) -> Vec<String> {
+    rows.iter().map(|r| r.instance_id.clone()).collect()
+}
+
+/// History is per tenant: another tenant sees nothing and deletes nothing.
+pub async fn history_is_tenant_scoped(store: &impl NgsiTemporalStore) {
+    let a = scope("tmp-a");
+    let b = scope("tmp-b");
+    store
+        .record_temporal(
+            &a,
+            TemporalWrite {
+                entities: vec![entity("urn:e:1", "T", 1)],
+                instances: vec![inst("urn:e:1", "p", 1, Some(10))],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .temporal_entity(&a, "urn:e:1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.temporal_entity(&b, "urn:e:1").await.unwrap(), None);
+    assert!(store.temporal_entities(&b, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .temporal_instances(&b, "urn:e:1", &InstanceQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .temporal_attributes(&b, "urn:e:1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.delete_temporal_entity(&b, "urn:e:1").await.unwrap());
+    assert!(
+        !store
+            .delete_temporal_instance(&b, "urn:e:1", "p", "urn:i:p:1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .delete_temporal_attribute(&b, "urn:e:1", "p", &DatasetSelector::All)
+            .await
+            .unwrap(),
+        0
+    );
+    let mut patched = inst("urn:e:1", "p", 1, Some(11));
+    patched.doc = "{\"v\":99}".into();
+    assert!(!store.update_temporal_instance(&b, &patched).await.unwrap());
+    // Still intact for a.
+    let rows = store
+        .temporal_instances(&a, "urn:e:1", &InstanceQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![inst("urn:e:1", "p", 1, Some(10))]);
+    assert!(store.delete_temporal_entity(&a, "urn:e:1").await.unwrap());
+    assert_eq!(store.temporal_entity(&a, "urn:e:1").await.unwrap(), None);
+    assert!(
+        store
+            .temporal_instances(&a, "urn:e:1", &InstanceQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Ranges are `[from, to)` on the chosen column; `last_n` keeps the newest N per attribute,
+/// oldest first.
+pub async fn ranges_and_last_n(store: &impl NgsiTemporalStore) {
+    let s = scope("tmp-q");
+    let mut instances: Vec<TemporalInstanceRecord> = (0..10)
+        .map(|n| inst("urn:e:q", "p", n, Some(100 + 10 * n)))
+        .collect();
+    instances.extend((0..3).map(|n| inst("urn:e:q", "r", n, Some(500 + n))));
+    // No observedAt: only visible without a range, ordered by createdAt.
+    instances.push(inst("urn:e:q", "s", 0, None));
+    // Inserted out of time order: results are still ordered by time.
+    instances.reverse();
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![entity("urn:e:q", "T", 1)],
+                instances,
+            },
+        )
+        .await
+        .unwrap();
+    let q = |attrs: Option<&[&str]>, from, to, last_n| InstanceQuery {
+        attributes: attrs.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+        column: TimeColumn::ObservedAt,
+        from,
+        to,
+        last_n,
+        first_n: None,
+    };
+    let p = store
+        .temporal_instances(&s, "urn:e:q", &q(Some(&["p"]), None, None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&p),
+        (0..10).map(|n| format!("urn:i:p:{n}")).collect::<Vec<_>>()
+    );
+    let p = store
+        .temporal_instances(&s, "urn:e:q", &q(Some(&["p"]), Some(120), Some(150), None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p), ["urn:i:p:2", "urn:i:p:3", "urn:i:p:4"]);
+    let last = store
+        .temporal_instances(&s, "urn:e:q", &q(None, None, None, Some(2)))
+        .await
+        .unwrap();
+    let mut got = ids(&last);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "urn:i:p:8",
+            "urn:i:p:9",
+            "urn:i:r:1",
+            "urn:i:r:2",
+            "urn:i:s:0"
+        ]
+    );
+    let last_p: Vec<_> = last.iter().filter(|r| r.attribute == "p").collect();
+    assert_eq!(last_p[0].instance_id, "urn:i:p:8");
+    let last = store
+        .temporal_instances(&s, "urn:e:q", &q(Some(&["p"]), None, Some(150), Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&last), ["urn:i:p:3", "urn:i:p:4"]);
+    // With a range, instances without observedAt are out.
+    let ranged = store
+        .temporal_instances(&s, "urn:e:q", &q(Some(&["s"]), Some(0), None, None))
+        .await
+        .unwrap();
+    assert!(ranged.is_empty());
+    // Other columns.
+    let created = store
+        .temporal_instances(
+            &s,
+            "urn:e:q",
+            &InstanceQuery {
+                attributes: Some(vec!["r".into()]),
+                column: TimeColumn::CreatedAt,
+                from: Some(1001),
+                to: None,
+                last_n: None,
+                first_n: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&created), ["urn:i:r:1"]);
+    let deleted = store
+        .temporal_instances(
+            &s,
+            "urn:e:q",
+            &InstanceQuery {
+                column: TimeColumn::DeletedAt,
+                ..InstanceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(deleted.is_empty());
+    let mut attrs = store.temporal_attributes(&s, "urn:e:q").await.unwrap();
+    attrs.sort();
+    assert_eq!(attrs, ["p", "r", "s"]);
+}
+
+/// Entities are upserted: types, scope and times follow the latest write, `created_at` stays.
+pub async fn entities_upsert_and_filter(store: &impl NgsiTemporalStore) {
+    let s = scope("tmp-e");
+    for (id, t) in [("urn:e:2", "T"), ("urn:e:1", "U")] {
+        store
+            .record_temporal(
+                &s,
+                TemporalWrite {
+                    entities: vec![entity(id, t, 5)],
+                    instances: vec![],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut later = entity("urn:e:1", "V", 9);
+    later.scope = vec!["/a".into()];
+    later.deleted_at = Some(9);
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![later],
+                instances: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let all = store.temporal_entities(&s, None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["urn:e:1", "urn:e:2"]
+    );
+    assert_eq!(all[0].types, ["V"]);
+    assert_eq!(all[0].scope, ["/a"]);
+    assert_eq!(
+        (all[0].created_at, all[0].modified_at, all[0].deleted_at),
+        (5, 9, Some(9))
+    );
+    let only = store
+        .temporal_entities(&s, Some(&["urn:e:2".to_owned(), "urn:e:9".to_owned()]))
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].id, "urn:e:2");
+}
+
+/// Deleting by dataset, patching and deleting single instances, duplicate instance ids.
+pub async fn instance_maintenance(store: &impl NgsiTemporalStore) {
+    let s = scope("tmp-m");
+    let mut with_ds = inst("urn:e:m", "p", 1, Some(20));
+    with_ds.dataset_id = Some("urn:ds:1".into());
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![entity("urn:e:m", "T", 1)],
+                instances: vec![
+                    inst("urn:e:m", "p", 0, Some(10)),
+                    with_ds,
+                    inst("urn:e:m", "p", 2, Some(30)),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    // A duplicate instance id fails and writes nothing.
+    let err = store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![],
+                instances: vec![
+                    inst("urn:e:m", "p", 7, Some(70)),
+                    inst("urn:e:m", "p", 0, Some(10)),
+                ],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::AlreadyExists);
+    let all = InstanceQuery::default();
+    assert_eq!(
+        store
+            .temporal_instances(&s, "urn:e:m", &all)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let mut patched = inst("urn:e:m", "p", 2, Some(5));
+    patched.doc = "{\"v\":42}".into();
+    patched.modified_at = 5000;
+    assert!(store.update_temporal_instance(&s, &patched).await.unwrap());
+    let rows = store.temporal_instances(&s, "urn:e:m", &all).await.unwrap();
+    // Now the oldest by observedAt, with the new document and modifiedAt, createdAt unchanged.
+    assert_eq!(rows[0].instance_id, "urn:i:p:2");
+    assert_eq!(rows[0].doc, "{\"v\":42}");
+    assert_eq!((rows[0].created_at, rows[0].modified_at), (1002, 5000));
+    let mut missing = patched.clone();
+    missing.instance_id = "urn:i:none".into();
+    assert!(!store.update_temporal_instance(&s, &missing).await.unwrap());
+    assert_eq!(
+        store
+            .delete_temporal_attribute(&s, "urn:e:m", "p", &DatasetSelector::Id("urn:ds:1".into()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .delete_temporal_instance(&s, "urn:e:m", "p", "urn:i:p:0")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_temporal_instance(&s, "urn:e:m", "p", "urn:i:p:0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(&store.temporal_instances(&s, "urn:e:m", &all).await.unwrap()),
+        ["urn:i:p:2"]
+    );
+    assert_eq!(
+        store
+            .delete_temporal_attribute(&s, "urn:e:m", "p", &DatasetSelector::Default)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .temporal_instances(&s, "urn:e:m", &all)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Runs the [`NgsiTemporalStore`] conformance checks against a backend. `$make` is an
+/// expression yielding a future of `(guard, store)`.
+#[macro_export]
+macro_rules! ngsi_temporal_store_test_suite {
+    ($make:expr) => {
+        mod ngsi_temporal_store_suite {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::ngsi_temporal_store_test_suite!(@tests $make;
+                history_is_tenant_scoped, ranges_and_last_n, entities_upsert_and_filter,
+                instance_maintenance);
+        }
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, store) = $make.await;
+                $crate::ngsi_temporal_testsuite::$name(&store).await;
+            }
+        )*
+    };
+}
