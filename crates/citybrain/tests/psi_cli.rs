@@ -366,3 +366,182 @@ fn psi_cli_runs_a_job_between_two_served_nodes() {
     assert_eq!(lines.len(), 300);
     assert_eq!(lines[0], "plate-00300");
 }
+
+/// Creates an NGSI-LD entity in the node's tenant (core @context).
+fn create_entity(node: &Node, entity: &serde_json::Value) {
+    let body = entity.to_string();
+    let mut stream = TcpStream::connect(&node.addr).unwrap();
+    let request = format!(
+        "POST /ngsi-ld/v1/entities HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\nNGSILD-Tenant: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        node.addr,
+        node.admin_key,
+        node.tenant,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+}
+
+#[test]
+fn psi_input_from_an_ngsi_ld_query_of_the_approving_tenant() {
+    let (a, _) = node("city-a", None);
+    let (b, peer_key) = node("city-b", Some("node-a"));
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path();
+    let a_token = write(dir, "a.token", &a.admin_key);
+    let b_token = write(dir, "b.token", &b.admin_key);
+    let peer_key = write(dir, "peer.key", &peer_key.unwrap());
+    let gov = write(dir, "gov.json", &governance().to_string());
+    // B observed vehicles 0..60; speed = i. Also a parking spot (another type) whose plate and
+    // speed would match the query if the type were ignored.
+    for i in 0..60u32 {
+        create_entity(
+            &b,
+            &serde_json::json!({
+                "id": format!("urn:ngsi-ld:Vehicle:{i}"), "type": "Vehicle",
+                "plate": { "type": "Property", "value": format!("plate-{i:05}") },
+                "speed": { "type": "Property", "value": i },
+            }),
+        );
+    }
+    create_entity(
+        &b,
+        &serde_json::json!({
+            "id": "urn:ngsi-ld:ParkingSpot:1", "type": "ParkingSpot",
+            "plate": { "type": "Property", "value": "plate-00005" },
+            "speed": { "type": "Property", "value": 99 },
+        }),
+    );
+    // A holds plates 0..30 and 45..100 in a file.
+    let mut a_items = plates(0..30);
+    a_items.extend(plates(45..100));
+    let input_a = write(dir, "a.txt", &a_items.join("\n"));
+    let (a_url, b_url) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    let approve_b = |job: &str, q: &str| {
+        psi(&[
+            "approve",
+            "--server",
+            &b_url,
+            "--token-file",
+            &b_token,
+            "--tenant",
+            "city-b",
+            "--job",
+            job,
+            "--mode",
+            "intersection",
+            "--governance",
+            &gov,
+            "--party",
+            "node-b",
+            "--ngsi-type",
+            "Vehicle",
+            "--ngsi-attr",
+            "plate",
+            "--ngsi-q",
+            q,
+        ])
+    };
+
+    // A bad q is refused at approval with the parser's message; the job stays proposed.
+    let out = approve_b("job-bad", "speed>>");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("query.q"), "{stderr}");
+    let (_, job) = b.call("GET", &format!("{}/job-bad", b.jobs()), None);
+    assert_eq!(job["status"], "proposed", "{job}");
+
+    // B's input: plates of its vehicles faster than 20 (20 < speed < 60).
+    let out = approve_b("job-q", "speed>20");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, audit) = b.call("GET", &format!("/api/v1/tenants/{}/audit", b.tenant), None);
+    assert!(audit.to_string().contains("speed>20"), "{audit}");
+    let out = psi(&[
+        "run",
+        "--server",
+        &a_url,
+        "--token-file",
+        &a_token,
+        "--tenant",
+        "city-a",
+        "--job",
+        "job-q",
+        "--input",
+        &input_a,
+        "--mode",
+        "intersection",
+        "--governance",
+        &gov,
+        "--party",
+        "node-a",
+        "--peer",
+        &b_url,
+        "--peer-tenant",
+        "city-b",
+        "--peer-key-file",
+        &peer_key,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    // Plaintext: A's plates ∩ {21..59} = 21..30 and 45..60.
+    let mut expected = plates(21..30);
+    expected.extend(plates(45..60));
+    assert_eq!(got, expected);
+
+    // Neither an upload nor a query, or both: refused by the node.
+    let (status, job) = b.call(
+        "POST",
+        &b.jobs(),
+        Some(serde_json::json!({ "id": "job-x", "local_party": "node-b", "governance": governance() })),
+    );
+    assert_eq!(status, 201, "{job}");
+    let digest = job["governance_digest"].as_str().unwrap().to_owned();
+    let (status, problem) = b.call(
+        "POST",
+        &format!("{}/job-x/approve", b.jobs()),
+        Some(
+            serde_json::json!({ "governance_digest": digest, "items": ["a"],
+            "query": { "type": "Vehicle", "attribute": "plate" } }),
+        ),
+    );
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem.to_string().contains("exactly one"), "{problem}");
+    // The approval's audit entry records the query and how many items it gave.
+    let (status, job) = b.call(
+        "POST",
+        &format!("{}/job-x/approve", b.jobs()),
+        Some(serde_json::json!({ "governance_digest": digest,
+            "query": { "type": "Vehicle", "attribute": "plate", "q": "speed<5" } })),
+    );
+    assert_eq!(status, 200, "{job}");
+    let (_, audit) = b.call("GET", &format!("/api/v1/tenants/{}/audit", b.tenant), None);
+    let approved: Vec<&serde_json::Value> = audit
+        .as_array()
+        .or_else(|| audit["entries"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("speed<5"))
+        .collect();
+    assert_eq!(approved.len(), 1, "{audit}");
+    assert!(
+        approved[0].to_string().contains("\"input_items\":5"),
+        "{audit}"
+    );
+}

@@ -44,7 +44,7 @@ enum Command {
     /// Computing-power network: placement simulation over member sites.
     Cpn(cpn::CpnArgs),
     /// Secure computation between two nodes: approve a job with an input, run it, get the result.
-    Psi(psi::PsiArgs),
+    Psi(Box<psi::PsiArgs>),
 }
 
 /// Where to listen and where the data lives.
@@ -121,7 +121,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => return sim::run(args),
         Command::Cpn(args) => return cpn::run(args),
         Command::Signal(args) => return signal::run(args),
-        Command::Psi(args) => return psi::run(args),
+        Command::Psi(args) => return psi::run(*args),
     }
     Ok(ExitCode::SUCCESS)
 }

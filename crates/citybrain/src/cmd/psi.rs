@@ -79,8 +79,23 @@ struct Common {
     #[arg(long, value_name = "ID")]
     job: String,
     /// Input file: one item per line (`item,value` for sum).
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "ngsi_type",
+        conflicts_with = "ngsi_type"
+    )]
+    input: Option<PathBuf>,
+    /// Instead of a file: the input is the values of `--ngsi-attr` of this tenant's entities
+    /// of this NGSI-LD type, evaluated by the node at approval.
+    #[arg(long, value_name = "TYPE", requires = "ngsi_attr")]
+    ngsi_type: Option<String>,
+    /// The attribute whose values are the items (with `--ngsi-type`).
+    #[arg(long, value_name = "ATTR", requires = "ngsi_type")]
+    ngsi_attr: Option<String>,
+    /// An NGSI-LD `q` filter on those entities (with `--ngsi-type`).
+    #[arg(long, value_name = "Q", requires = "ngsi_type")]
+    ngsi_q: Option<String>,
     /// What is computed (checked against the job's governance).
     #[arg(long, value_enum)]
     mode: Mode,
@@ -259,15 +274,25 @@ impl Progress {
 /// Reads and validates the input, proposes (with `--governance`) and approves the job on the
 /// local node. Returns the client and the approved job.
 async fn approve(common: &Common, progress: &Progress) -> anyhow::Result<Node> {
-    let bytes = std::fs::read(&common.input)
-        .with_context(|| format!("reading the input file {}", common.input.display()))?;
-    let input = parse_input(&bytes, common.mode)
-        .map_err(|e| usage(format!("{}: {e}", common.input.display())))?;
-    progress.step(format_args!(
-        "read {} items from {}",
-        input.items.len(),
-        common.input.display()
-    ));
+    // The approval's input: the file's items, or the NGSI-LD query the node evaluates.
+    let input = match (&common.input, &common.ngsi_type) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the input file {}", path.display()))?;
+            let input = parse_input(&bytes, common.mode)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            progress.step(format_args!(
+                "read {} items from {}",
+                input.items.len(),
+                path.display()
+            ));
+            serde_json::json!({ "items": input.items })
+        }
+        (None, Some(entity_type)) => serde_json::json!({ "query": {
+            "type": entity_type, "attribute": common.ngsi_attr, "q": common.ngsi_q,
+        } }),
+        (None, None) => return Err(usage("give --input FILE or --ngsi-type/--ngsi-attr")),
+    };
     if common.mode == Mode::Sum {
         bail!(
             "mode sum: the nodes do not run intersection-sum jobs between them yet (the \
@@ -351,7 +376,8 @@ async fn approve(common: &Common, progress: &Progress) -> anyhow::Result<Node> {
         job["governance"]["purpose"].as_str().unwrap_or_default(),
         job["governance"]["receiver"].as_str().unwrap_or_default(),
     ));
-    let body = serde_json::json!({ "governance_digest": digest, "items": input.items });
+    let mut body = input;
+    body["governance_digest"] = digest.into();
     let (status, answer) = node
         .call(
             reqwest::Method::POST,
@@ -365,10 +391,7 @@ async fn approve(common: &Common, progress: &Progress) -> anyhow::Result<Node> {
             detail(&answer)
         );
     }
-    progress.step(format_args!(
-        "approved job {id} with {} items",
-        input.items.len()
-    ));
+    progress.step(format_args!("approved job {id}"));
     Ok(node)
 }
 

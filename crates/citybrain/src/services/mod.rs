@@ -9,6 +9,7 @@ mod compute;
 mod handle;
 mod ngsi;
 mod secure;
+mod secure_input;
 
 use crate::platform::Platform;
 

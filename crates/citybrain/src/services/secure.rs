@@ -191,6 +191,8 @@ struct SecureState {
     inputs: Inputs,
     responders: Responders,
     http: reqwest::Client,
+    /// Evaluates inputs given as NGSI-LD queries (`secure_input`).
+    broker: Arc<ngsi_broker::Broker>,
 }
 
 fn now() -> UnixMillis {
@@ -513,7 +515,11 @@ pub(crate) struct Approval {
     /// The digest of the governance document the administrator reviewed.
     governance_digest: String,
     /// This node's input for the job (the uploaded column values).
-    items: Vec<String>,
+    #[serde(default)]
+    items: Option<Vec<String>>,
+    /// Or: an NGSI-LD query of this tenant whose attribute values are the input.
+    #[serde(default)]
+    query: Option<super::secure_input::NgsiInput>,
 }
 
 /// Approve a job (tenant administrators) and upload this node's input for it.
@@ -547,8 +553,22 @@ async fn approve_job(
     let index = manifest
         .party_index(&job.local_party)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (items, source) = match (body.items, &body.query) {
+        (Some(items), None) => (items, serde_json::json!("upload")),
+        (None, Some(query)) => (
+            super::secure_input::items(&state.broker, &scope, query).await?,
+            serde_json::json!({ "ngsi_query": {
+                "type": query.entity_type, "attribute": query.attribute, "q": query.q,
+            } }),
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give the input either as items or as an NGSI-LD query, exactly one",
+            ));
+        }
+    };
     manifest
-        .check_size(index, body.items.len() as u64)
+        .check_size(index, items.len() as u64)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let approved = state
         .store
@@ -566,7 +586,7 @@ async fn approve_job(
         )
         .await
         .map_err(store_error)?;
-    let items: Vec<Vec<u8>> = body.items.into_iter().map(String::into_bytes).collect();
+    let items: Vec<Vec<u8>> = items.into_iter().map(String::into_bytes).collect();
     let count = items.len();
     if let Ok(mut inputs) = state.inputs.lock() {
         inputs.insert((scope.tenant().clone(), id.clone()), Arc::new(items));
@@ -578,7 +598,11 @@ async fn approve_job(
             "secure.job.approved",
             AuditOutcome::Success,
             &id,
-            serde_json::json!({ "governance_digest": approved.governance_digest, "input_items": count }),
+            serde_json::json!({
+                "governance_digest": approved.governance_digest,
+                "input_items": count,
+                "input": source,
+            }),
         )
         .await;
     Ok(Json(approved.into()))
@@ -1117,6 +1141,7 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
         identity: Arc::clone(&platform.identity),
         inputs: Arc::default(),
         responders: Arc::default(),
+        broker: super::ngsi::broker(platform)?,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?,
