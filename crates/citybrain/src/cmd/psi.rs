@@ -482,7 +482,7 @@ async fn run_job(args: &RunArgs, progress: &Progress) -> anyhow::Result<()> {
         }
         None => {
             progress.step(format_args!("result: size {}", result["size"]));
-            print!("{text}");
+            crate::output::write_stdout(format_args!("{text}"));
         }
     }
     Ok(())

@@ -8,7 +8,8 @@
 //!    columns, mode, receiver, caps, release minimum, expiry). Both nodes record the same
 //!    governance document, so both compute the same digest (SHA-256 of its canonical JSON).
 //! 2. `POST .../jobs/{id}/approve` is the administrator's explicit approval: it repeats the
-//!    digest the administrator reviewed and uploads the node's input (the items). Until then,
+//!    digest the administrator reviewed and uploads the node's input (the items, or an
+//!    NGSI-LD query of the tenant evaluated then: `secure_input.rs`). Until then,
 //!    and after the expiry, the node refuses to run the job.
 //! 3. `POST .../jobs/{id}/run` (on one node, the initiator) names the peer node, the peer's
 //!    tenant and an API key that the peer's administrator issued for it. The initiator then
