@@ -544,4 +544,84 @@ fn psi_input_from_an_ngsi_ld_query_of_the_approving_tenant() {
         approved[0].to_string().contains("\"input_items\":5"),
         "{audit}"
     );
+
+    // Sum: A (receiver) holds a value per plate, B's input is its query; A learns the sum of
+    // its values over the intersection, and the size.
+    let mut gov_sum = governance();
+    gov_sum["mode"] = "intersection-sum".into();
+    let gov_sum = write(dir, "gov-sum.json", &gov_sum.to_string());
+    let out = psi(&[
+        "approve",
+        "--server",
+        &b_url,
+        "--token-file",
+        &b_token,
+        "--tenant",
+        "city-b",
+        "--job",
+        "job-sum",
+        "--mode",
+        "sum",
+        "--governance",
+        &gov_sum,
+        "--party",
+        "node-b",
+        "--ngsi-type",
+        "Vehicle",
+        "--ngsi-attr",
+        "plate",
+        "--ngsi-q",
+        "speed>20",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let valued: Vec<String> = a_items
+        .iter()
+        .enumerate()
+        .map(|(i, plate)| format!("{plate},{}", 1000 + i))
+        .collect();
+    let input_sum = write(dir, "a-sum.txt", &valued.join("\n"));
+    let out = psi(&[
+        "run",
+        "--server",
+        &a_url,
+        "--token-file",
+        &a_token,
+        "--tenant",
+        "city-a",
+        "--job",
+        "job-sum",
+        "--input",
+        &input_sum,
+        "--mode",
+        "sum",
+        "--governance",
+        &gov_sum,
+        "--party",
+        "node-a",
+        "--peer",
+        &b_url,
+        "--peer-tenant",
+        "city-b",
+        "--peer-key-file",
+        &peer_key,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected_sum: u64 = a_items
+        .iter()
+        .enumerate()
+        .filter(|(_, plate)| expected.contains(plate))
+        .map(|(i, _)| 1000 + i as u64)
+        .sum();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("size {}\nsum {expected_sum}\n", expected.len())
+    );
 }

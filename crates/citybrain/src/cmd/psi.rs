@@ -10,9 +10,9 @@
 //!   follows the job until it completes or aborts and prints the released result (or writes
 //!   it with `--out`). A refusal or abort ends with a non-zero exit and the node's reason.
 //!
-//! Input files have one item per line (blank lines are skipped); for `sum` each line is
-//! `item,value` with a non-negative integer value. A bad line is reported with its number
-//! before anything is sent.
+//! Input files have one item per line (blank lines are skipped); for `sum` the receiver holds
+//! the values and its lines are `item,value` (value in `0..=u32::MAX`, the last comma
+//! separates). A bad line is reported with its number before anything is written to the node.
 
 use super::UsageError;
 use anyhow::{Context, bail};
@@ -46,7 +46,7 @@ pub(crate) enum Mode {
     IntersectionBoth,
     /// The intersection size only.
     Size,
-    /// The sum of the values associated with the intersection (input lines `item,value`).
+    /// The sum of the receiver's values over the intersection (its lines are `item,value`).
     Sum,
 }
 
@@ -142,13 +142,13 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Input {
     pub(crate) items: Vec<String>,
-    pub(crate) values: Option<Vec<u64>>,
+    pub(crate) values: Option<Vec<u32>>,
 }
 
 /// Parses an input file; the error names the (1-based) line of the first bad entry.
-pub(crate) fn parse_input(bytes: &[u8], mode: Mode) -> Result<Input, String> {
+pub(crate) fn parse_input(bytes: &[u8], with_values: bool) -> Result<Input, String> {
     let mut items = Vec::new();
-    let mut values = (mode == Mode::Sum).then(Vec::new);
+    let mut values = with_values.then(Vec::new);
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -163,15 +163,16 @@ pub(crate) fn parse_input(bytes: &[u8], mode: Mode) -> Result<Input, String> {
             Some(values) => {
                 let Some((item, value)) = line.rsplit_once(',') else {
                     return Err(format!(
-                        "line {line_no}: expected `item,value` for mode sum, got {line:?}"
+                        "line {line_no}: expected `item,value` (the receiver of a sum job \
+                         holds the values), got {line:?}"
                     ));
                 };
                 if item.is_empty() {
                     return Err(format!("line {line_no}: empty item"));
                 }
-                let value: u64 = value.trim().parse().map_err(|_| {
+                let value: u32 = value.trim().parse().map_err(|_| {
                     format!(
-                        "line {line_no}: value {:?} is not a non-negative integer",
+                        "line {line_no}: value {:?} is not an integer in 0..=4294967295",
                         value.trim()
                     )
                 })?;
@@ -274,32 +275,6 @@ impl Progress {
 /// Reads and validates the input, proposes (with `--governance`) and approves the job on the
 /// local node. Returns the client and the approved job.
 async fn approve(common: &Common, progress: &Progress) -> anyhow::Result<Node> {
-    // The approval's input: the file's items, or the NGSI-LD query the node evaluates.
-    let input = match (&common.input, &common.ngsi_type) {
-        (Some(path), _) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("reading the input file {}", path.display()))?;
-            let input = parse_input(&bytes, common.mode)
-                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-            progress.step(format_args!(
-                "read {} items from {}",
-                input.items.len(),
-                path.display()
-            ));
-            serde_json::json!({ "items": input.items })
-        }
-        (None, Some(entity_type)) => serde_json::json!({ "query": {
-            "type": entity_type, "attribute": common.ngsi_attr, "q": common.ngsi_q,
-        } }),
-        (None, None) => return Err(usage("give --input FILE or --ngsi-type/--ngsi-attr")),
-    };
-    if common.mode == Mode::Sum {
-        bail!(
-            "mode sum: the nodes do not run intersection-sum jobs between them yet (the \
-             approval API carries no values); supported between nodes: intersection, \
-             intersection-both, size"
-        );
-    }
     let token = match &common.token_file {
         Some(path) => read_secret(path, "token")?,
         None => std::env::var("CITYBRAIN_TOKEN")
@@ -322,11 +297,61 @@ async fn approve(common: &Common, progress: &Progress) -> anyhow::Result<Node> {
         token,
     };
     let id = &common.job;
-    if let Some(path) = &common.governance {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the governance file {}", path.display()))?;
-        let governance: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| usage(format!("{}: not JSON: {e}", path.display())))?;
+    let governance: Option<serde_json::Value> = match &common.governance {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the governance file {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| usage(format!("{}: not JSON: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    // In sum mode the receiver holds the values: its input lines are `item,value`.
+    let holds_values = common.mode == Mode::Sum && {
+        let (receiver, local) = match &governance {
+            Some(g) => (g["receiver"].clone(), common.party.clone().into()),
+            None => {
+                let job = node.job(id).await?.unwrap_or_default();
+                (
+                    job["governance"]["receiver"].clone(),
+                    job["local_party"].clone(),
+                )
+            }
+        };
+        receiver.is_string() && receiver == local
+    };
+    // The approval's input: the file's items, or the NGSI-LD query the node evaluates.
+    // Checked before anything is written to the node.
+    let input = match (&common.input, &common.ngsi_type) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the input file {}", path.display()))?;
+            let input = parse_input(&bytes, holds_values)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            progress.step(format_args!(
+                "read {} items from {}",
+                input.items.len(),
+                path.display()
+            ));
+            match input.values {
+                Some(values) => serde_json::json!({ "items": input.items, "values": values }),
+                None => serde_json::json!({ "items": input.items }),
+            }
+        }
+        (None, Some(_)) if holds_values => {
+            return Err(usage(
+                "the receiver of a sum job holds the values: give --input FILE with \
+                 `item,value` lines",
+            ));
+        }
+        (None, Some(entity_type)) => serde_json::json!({ "query": {
+            "type": entity_type, "attribute": common.ngsi_attr, "q": common.ngsi_q,
+        } }),
+        (None, None) => return Err(usage("give --input FILE or --ngsi-type/--ngsi-attr")),
+    };
+    if let Some(governance) = governance {
         let body = serde_json::json!({
             "id": id, "local_party": common.party, "governance": governance,
         });
@@ -506,24 +531,28 @@ mod tests {
 
     #[test]
     fn input_lines_are_items_and_bad_lines_are_named() {
-        let input = parse_input(b"a\r\n\nb,c\n\xffx", Mode::Intersection);
+        let input = parse_input(b"a\r\n\nb,c\n\xffx", false);
         assert_eq!(input, Err("line 4: not valid UTF-8".to_owned()));
-        let input = parse_input(b"a\r\n\nb,c\n", Mode::Size).unwrap();
+        let input = parse_input(b"a\r\n\nb,c\n", false).unwrap();
         assert_eq!(input.items, ["a", "b,c"]);
         assert_eq!(input.values, None);
     }
 
     #[test]
     fn sum_lines_carry_a_value() {
-        let input = parse_input(b"x,1\ny,z,20\n", Mode::Sum).unwrap();
+        let input = parse_input(b"x,1\ny,z,20\n", true).unwrap();
         assert_eq!(input.items, ["x", "y,z"]);
         assert_eq!(input.values, Some(vec![1, 20]));
         assert_eq!(
-            parse_input(b"x,1\ny\n", Mode::Sum),
-            Err("line 2: expected `item,value` for mode sum, got \"y\"".to_owned())
+            parse_input(b"x,1\ny\n", true),
+            Err(
+                "line 2: expected `item,value` (the receiver of a sum job holds the values), \
+                 got \"y\""
+                    .to_owned()
+            )
         );
         assert!(
-            parse_input(b"x,1\n\ny,-3\n", Mode::Sum)
+            parse_input(b"x,1\n\ny,-3\n", true)
                 .unwrap_err()
                 .starts_with("line 3: value \"-3\"")
         );
