@@ -549,6 +549,46 @@ fn psi_input_from_an_ngsi_ld_query_of_the_approving_tenant() {
     // its values over the intersection, and the size.
     let mut gov_sum = governance();
     gov_sum["mode"] = "intersection-sum".into();
+    // Values come only from the receiver, one per item, and the receiver must give them.
+    for (node, party, body, error) in [
+        (
+            &b,
+            "node-b",
+            serde_json::json!({ "items": ["x"], "values": [1] }),
+            "only by the receiver",
+        ),
+        (
+            &a,
+            "node-a",
+            serde_json::json!({ "items": ["x"] }),
+            "give values",
+        ),
+        (
+            &a,
+            "node-a",
+            serde_json::json!({ "items": ["x", "y"], "values": [1] }),
+            "1 values for 2 items",
+        ),
+    ] {
+        let (status, job) = node.call(
+            "POST",
+            &node.jobs(),
+            Some(
+                serde_json::json!({ "id": format!("v-{error}").replace(' ', "-"),
+                "local_party": party, "governance": gov_sum }),
+            ),
+        );
+        assert_eq!(status, 201, "{job}");
+        let mut body = body;
+        body["governance_digest"] = job["governance_digest"].clone();
+        let (status, problem) = node.call(
+            "POST",
+            &format!("{}/{}/approve", node.jobs(), job["id"].as_str().unwrap()),
+            Some(body),
+        );
+        assert_eq!(status, 400, "{problem}");
+        assert!(problem.to_string().contains(error), "{problem}");
+    }
     let gov_sum = write(dir, "gov-sum.json", &gov_sum.to_string());
     let out = psi(&[
         "approve",

@@ -77,7 +77,8 @@ pub(crate) struct Governance {
     parties: Vec<GovernanceParty>,
     /// The party that receives the result.
     receiver: String,
-    /// `intersection`, `intersection-both` or `cardinality`.
+    /// `intersection`, `intersection-both`, `cardinality` or `intersection-sum` (the receiver
+    /// holds a `u32` value per item and learns the size and the sum over the intersection).
     mode: String,
     /// Which columns of each party's data are matched (documentation of the approval).
     columns: Vec<String>,
