@@ -459,6 +459,7 @@ async fn run_job(args: &RunArgs, progress: &Progress) -> anyhow::Result<()> {
     progress.step(format_args!("running job {id} against {}", args.peer));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut last = String::new();
+    let mut shown = Instant::now();
     let job = loop {
         let job = node
             .job(id)
@@ -468,6 +469,10 @@ async fn run_job(args: &RunArgs, progress: &Progress) -> anyhow::Result<()> {
         if status != last {
             progress.step(format_args!("job {id}: {status}"));
             last.clone_from(&status);
+            shown = Instant::now();
+        } else if shown.elapsed() >= Duration::from_secs(10) {
+            progress.step(format_args!("job {id}: still {status}"));
+            shown = Instant::now();
         }
         if status == "completed" || status == "aborted" {
             break job;
