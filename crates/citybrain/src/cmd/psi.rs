@@ -78,7 +78,7 @@ struct Common {
     /// The job id (the same on both nodes).
     #[arg(long, value_name = "ID")]
     job: String,
-    /// Input file: one item per line (`item,value` for sum).
+    /// Input file: one item per line (`item,value` on the receiver of a sum job).
     #[arg(
         long,
         value_name = "FILE",
