@@ -84,7 +84,10 @@ fn signal_greenwave_beats_uncoordinated_offsets_and_draws_the_diagram() {
         assert!(stops(0) < stops(i), "{doc}");
     }
     let band = |k: &str| doc["plan"][k].as_f64().unwrap();
-    assert!(band("outbound_band_s") > 0.0 && band("inbound_band_s") > 0.0, "{doc}");
+    assert!(
+        band("outbound_band_s") > 0.0 && band("inbound_band_s") > 0.0,
+        "{doc}"
+    );
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg") && picture.contains("intersection_6_1"));
 

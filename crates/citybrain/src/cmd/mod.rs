@@ -6,6 +6,7 @@ pub(crate) use admin_handle::UsageError;
 mod bench;
 mod cpn;
 mod greenwave;
+mod psi;
 mod serve;
 mod signal;
 pub(crate) use signal::{default_data_dir as signal_data_dir, load_jn1 as signal_load_jn1};
@@ -42,6 +43,8 @@ enum Command {
     Signal(signal::SignalArgs),
     /// Computing-power network: placement simulation over member sites.
     Cpn(cpn::CpnArgs),
+    /// Secure computation between two nodes: approve a job with an input, run it, get the result.
+    Psi(Box<psi::PsiArgs>),
 }
 
 /// Where to listen and where the data lives.
@@ -118,6 +121,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => return sim::run(args),
         Command::Cpn(args) => return cpn::run(args),
         Command::Signal(args) => return signal::run(args),
+        Command::Psi(args) => return psi::run(*args),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod handle;
 mod ngsi;
 mod ngsi_subscriptions;
 mod secure;
+mod secure_input;
 
 use crate::platform::Platform;
 

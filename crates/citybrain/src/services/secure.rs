@@ -8,7 +8,8 @@
 //!    columns, mode, receiver, caps, release minimum, expiry). Both nodes record the same
 //!    governance document, so both compute the same digest (SHA-256 of its canonical JSON).
 //! 2. `POST .../jobs/{id}/approve` is the administrator's explicit approval: it repeats the
-//!    digest the administrator reviewed and uploads the node's input (the items). Until then,
+//!    digest the administrator reviewed and uploads the node's input (the items, or an
+//!    NGSI-LD query of the tenant evaluated then: `secure_input.rs`). Until then,
 //!    and after the expiry, the node refuses to run the job.
 //! 3. `POST .../jobs/{id}/run` (on one node, the initiator) names the peer node, the peer's
 //!    tenant and an API key that the peer's administrator issued for it. The initiator then
@@ -76,7 +77,8 @@ pub(crate) struct Governance {
     parties: Vec<GovernanceParty>,
     /// The party that receives the result.
     receiver: String,
-    /// `intersection`, `intersection-both` or `cardinality`.
+    /// `intersection`, `intersection-both`, `cardinality` or `intersection-sum` (the receiver
+    /// holds a `u32` value per item and learns the size and the sum over the intersection).
     mode: String,
     /// Which columns of each party's data are matched (documentation of the approval).
     columns: Vec<String>,
@@ -107,9 +109,10 @@ impl Governance {
             "intersection" => Ok(PsiMode::Intersection),
             "intersection-both" => Ok(PsiMode::IntersectionBoth),
             "cardinality" => Ok(PsiMode::Cardinality),
+            "intersection-sum" => Ok(PsiMode::IntersectionSum),
             other => Err(format!(
                 "mode {other:?} is not supported between nodes \
-                 (intersection, intersection-both, cardinality)"
+                 (intersection, intersection-both, cardinality, intersection-sum)"
             )),
         }
     }
@@ -169,18 +172,25 @@ impl Governance {
 /// One approved input, waiting for a run.
 type InputKey = (TenantId, String);
 
+/// A party's approved input: the items and, on the value holder of an `intersection-sum`
+/// job (its receiver), one value per item.
+struct JobInput {
+    items: Vec<Vec<u8>>,
+    values: Option<Vec<u32>>,
+}
+
 /// The responding side of a running job.
 struct Responder {
     session_id: [u8; 16],
     session: Box<PsiSession>,
-    items: Arc<Vec<Vec<u8>>>,
+    items: Arc<JobInput>,
     next: usize,
     /// This side's hello, sent with the first answer.
     hello: Option<Vec<u8>>,
 }
 
 /// Approved inputs, by job, from approval to the end of the run.
-type Inputs = Arc<Mutex<HashMap<InputKey, Arc<Vec<Vec<u8>>>>>>;
+type Inputs = Arc<Mutex<HashMap<InputKey, Arc<JobInput>>>>;
 /// Responding sides of running jobs; `None` while an exchange is being processed.
 type Responders = Arc<Mutex<HashMap<InputKey, Option<Responder>>>>;
 
@@ -191,6 +201,8 @@ struct SecureState {
     inputs: Inputs,
     responders: Responders,
     http: reqwest::Client,
+    /// Evaluates inputs given as NGSI-LD queries (`secure_input`).
+    broker: Arc<ngsi_broker::Broker>,
 }
 
 fn now() -> UnixMillis {
@@ -359,14 +371,18 @@ fn split_frames(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 /// Pushes up to [`BATCHES_PER_ROUND`] batches of local items while the session wants them.
 fn push_some(
     session: &mut PsiSession,
-    items: &[Vec<u8>],
+    input: &JobInput,
     next: &mut usize,
     out: &mut Vec<Vec<u8>>,
 ) -> Result<(), psi::PsiError> {
     let mut rounds = 0;
+    let items = &input.items;
     while session.wants_items() && rounds < BATCHES_PER_ROUND {
         let end = (*next + session.batch_size()).min(items.len());
-        out.extend(session.push_items(&items[*next..end])?);
+        out.extend(match &input.values {
+            Some(values) => session.push_valued_items(&items[*next..end], &values[*next..end])?,
+            None => session.push_items(&items[*next..end])?,
+        });
         *next = end;
         rounds += 1;
     }
@@ -513,7 +529,14 @@ pub(crate) struct Approval {
     /// The digest of the governance document the administrator reviewed.
     governance_digest: String,
     /// This node's input for the job (the uploaded column values).
-    items: Vec<String>,
+    #[serde(default)]
+    items: Option<Vec<String>>,
+    /// Or: an NGSI-LD query of this tenant whose attribute values are the input.
+    #[serde(default)]
+    query: Option<super::secure_input::NgsiInput>,
+    /// One value per item, on the receiver (value holder) of an `intersection-sum` job only.
+    #[serde(default)]
+    values: Option<Vec<u32>>,
 }
 
 /// Approve a job (tenant administrators) and upload this node's input for it.
@@ -547,8 +570,45 @@ async fn approve_job(
     let index = manifest
         .party_index(&job.local_party)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (items, source) = match (body.items, &body.query) {
+        (Some(items), None) => (items, serde_json::json!("upload")),
+        (None, Some(query)) => (
+            super::secure_input::items(&state.broker, &scope, query).await?,
+            serde_json::json!({ "ngsi_query": {
+                "type": query.entity_type, "attribute": query.attribute, "q": query.q,
+            } }),
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give the input either as items or as an NGSI-LD query, exactly one",
+            ));
+        }
+    };
+    let holds_values =
+        manifest.mode == PsiMode::IntersectionSum && manifest.receiver == job.local_party;
+    let values = match (holds_values, body.values) {
+        (true, Some(values)) if values.len() == items.len() => Some(values),
+        (true, Some(values)) => {
+            return Err(ApiError::bad_request(format!(
+                "{} values for {} items: give one value per item",
+                values.len(),
+                items.len()
+            )));
+        }
+        (true, None) => {
+            return Err(ApiError::bad_request(
+                "this node is the value holder of an intersection-sum job: give values",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "values are given only by the receiver of an intersection-sum job",
+            ));
+        }
+        (false, None) => None,
+    };
     manifest
-        .check_size(index, body.items.len() as u64)
+        .check_size(index, items.len() as u64)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let approved = state
         .store
@@ -566,10 +626,13 @@ async fn approve_job(
         )
         .await
         .map_err(store_error)?;
-    let items: Vec<Vec<u8>> = body.items.into_iter().map(String::into_bytes).collect();
+    let items: Vec<Vec<u8>> = items.into_iter().map(String::into_bytes).collect();
     let count = items.len();
     if let Ok(mut inputs) = state.inputs.lock() {
-        inputs.insert((scope.tenant().clone(), id.clone()), Arc::new(items));
+        inputs.insert(
+            (scope.tenant().clone(), id.clone()),
+            Arc::new(JobInput { items, values }),
+        );
     }
     state
         .audit(
@@ -578,7 +641,11 @@ async fn approve_job(
             "secure.job.approved",
             AuditOutcome::Success,
             &id,
-            serde_json::json!({ "governance_digest": approved.governance_digest, "input_items": count }),
+            serde_json::json!({
+                "governance_digest": approved.governance_digest,
+                "input_items": count,
+                "input": source,
+            }),
         )
         .await;
     Ok(Json(approved.into()))
@@ -643,7 +710,7 @@ async fn run_job(
     let mut session_id = [0u8; 16];
     session_id.copy_from_slice(&identity::secrets::random_bytes(16));
     // Refused before anything is sent if the input breaks the governance.
-    let (session, hello) = open_session(&job, &id, items.len(), session_id)?;
+    let (session, hello) = open_session(&job, &id, items.items.len(), session_id)?;
     let running = state
         .store
         .transition_secure_job(
@@ -705,7 +772,7 @@ struct Initiator {
     api_key: String,
     governance_digest: String,
     session_id: [u8; 16],
-    items: Arc<Vec<Vec<u8>>>,
+    items: Arc<JobInput>,
 }
 
 /// What one round trip brought back.
@@ -843,7 +910,7 @@ impl Initiator {
             }
             if s.is_done() && outgoing.is_empty() && answer.peer_state == "done" {
                 let output = s.output().ok_or("finished without an output")?;
-                return Ok(release(output, &self.items));
+                return Ok(release(output, &self.items.items));
             }
             if !sent_any && !received_any && outgoing.is_empty() {
                 idle += 1;
@@ -953,7 +1020,7 @@ async fn exchange(
             let result = responder
                 .session
                 .output()
-                .and_then(|output| release(output, &responder.items));
+                .and_then(|output| release(output, &responder.items.items));
             state.finish(&scope, &id, Ok(result)).await;
             Ok(frames_response("done", frames))
         }
@@ -1026,7 +1093,7 @@ async fn start_responder(
                 .cloned()
         })
         .ok_or_else(|| conflict("this node holds no input for the job; approve it again"))?;
-    let (session, hello) = open_session(&job, id, items.len(), session_id)?;
+    let (session, hello) = open_session(&job, id, items.items.len(), session_id)?;
     state
         .store
         .transition_secure_job(
@@ -1117,6 +1184,7 @@ pub(crate) async fn start(platform: &Platform) -> anyhow::Result<Started> {
         identity: Arc::clone(&platform.identity),
         inputs: Arc::default(),
         responders: Arc::default(),
+        broker: super::ngsi::broker(platform)?,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?,
