@@ -945,7 +945,7 @@ impl Subscription {
                                 Value::Object(m)
                             }
                         };
-                        map.insert(key, v);
+                        map.insert(key.clone(), v);
                     }
                     Some(now_instances) if n.show_changes && !deleted_entity => {
                         let old = previous(instances, &normalized, ctx);
@@ -960,10 +960,64 @@ impl Subscription {
                     }
                     Some(_) => {}
                 }
+                // Instances (datasetIds) that went away are shown as deleted.
+                if let Some(now_instances) = still {
+                    for lost in instances
+                        .iter()
+                        .filter(|o| !now_instances.iter().any(|i| i.dataset_id == o.dataset_id))
+                    {
+                        let remaining = now_instances.first().and_then(|i| i.dataset_id.clone());
+                        add_null_instance(map, &key, lost, remaining, n.format);
+                    }
+                }
             }
         }
         out
     }
+}
+
+/// Adds a deleted instance (`urn:ngsi-ld:null`) to the rendered attribute `key`.
+fn add_null_instance(
+    map: &mut Map<String, Value>,
+    key: &str,
+    lost: &Attribute,
+    remaining: Option<String>,
+    format: Format,
+) {
+    let entry = map.remove(key);
+    if format == Format::KeyValues {
+        let mut dataset = match entry {
+            Some(Value::Object(mut o)) if o.contains_key("dataset") => match o.remove("dataset") {
+                Some(Value::Object(d)) => d,
+                _ => Map::new(),
+            },
+            None => Map::new(),
+            Some(other) => {
+                let mut d = Map::new();
+                d.insert(remaining.unwrap_or_else(|| "@none".into()), other);
+                d
+            }
+        };
+        dataset.insert(
+            lost.dataset_id.clone().unwrap_or_else(|| "@none".into()),
+            json!(NGSI_LD_NULL),
+        );
+        map.insert(key.into(), json!({ "dataset": dataset }));
+        return;
+    }
+    let mut m = Map::new();
+    m.insert("type".into(), json!(lost.kind().name()));
+    m.insert(lost.kind().value_member().into(), json!(NGSI_LD_NULL));
+    if let Some(d) = &lost.dataset_id {
+        m.insert("datasetId".into(), json!(d));
+    }
+    let mut items = match entry {
+        Some(Value::Array(a)) => a,
+        Some(v) => vec![v],
+        None => Vec::new(),
+    };
+    items.push(Value::Object(m));
+    map.insert(key.into(), Value::Array(items));
 }
 
 /// `q` in a subscription body may be percent-encoded as in a URL (`name=="Eiffel%20Tower"`).

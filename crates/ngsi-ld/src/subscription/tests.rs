@@ -303,3 +303,46 @@ fn state_throttling_and_patch() {
     assert!(!throttled(Some(5.0), Some(t("2030-01-01T00:00:04Z")), now));
     assert!(!throttled(None, Some(now), now));
 }
+
+#[test]
+fn a_deleted_instance_is_notified_as_null_beside_the_remaining_ones() {
+    let s = sub(base()).unwrap();
+    let name = "https://uri.etsi.org/ngsi-ld/default-context/name";
+    let mut a = car(1);
+    a.upsert_attribute(name.to_owned(), Attribute::property(json!("A")));
+    a.upsert_attribute(
+        name.to_owned(),
+        Attribute::property(json!("B")).with_dataset_id("urn:ds:b"),
+    );
+    let mut b = a.clone();
+    b.remove_attribute(name, Some("urn:ds:b"), false);
+    assert_eq!(
+        s.on_change(Some(&a), Some(&b)),
+        Some(Trigger::AttributeUpdated)
+    );
+    let data = s.notification_entity(
+        Some(&a),
+        Some(&b),
+        Some(Trigger::AttributeUpdated),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
+    assert_eq!(
+        data["name"],
+        json!([{"type": "Property", "value": "A"}, {"type": "Property", "value": "urn:ngsi-ld:null", "datasetId": "urn:ds:b"}])
+    );
+    let mut v = base();
+    v["notification"]["format"] = json!("keyValues");
+    let kv = sub(v).unwrap();
+    let data = kv.notification_entity(
+        Some(&a),
+        Some(&b),
+        Some(Trigger::AttributeUpdated),
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
+    assert_eq!(
+        data["name"],
+        json!({"dataset": {"@none": "A", "urn:ds:b": "urn:ngsi-ld:null"}})
+    );
+}
