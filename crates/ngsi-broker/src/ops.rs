@@ -65,11 +65,35 @@ impl Broker {
         ids: Vec<String>,
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
+        self.modify_recording(scope, ids, true, f).await
+    }
+
+    /// [`Broker::modify`] for a write whose history its caller records itself (the temporal
+    /// API's create/append, which stores the instances it was given): the current entities
+    /// change through the index like every write, without a second copy of the history.
+    pub(crate) async fn modify_current_only<R: Send + 'static>(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
+    ) -> BrokerResult<R> {
+        self.modify_recording(scope, ids, false, f).await
+    }
+
+    async fn modify_recording<R: Send + 'static>(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        record_history: bool,
+        f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
+    ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
         // Change events for subscriptions (only while some exist), published after the commit,
         // and the history the temporal API keeps, written right after it.
         let sink = self.watching_sink();
-        let history = crate::temporal::Recorder::new(self, &ids);
+        let no_ids: [String; 0] = [];
+        let history =
+            crate::temporal::Recorder::new(self, if record_history { &ids } else { &no_ids });
         let probe = history.probe();
         let mut pairs = Vec::new();
         let queued = {

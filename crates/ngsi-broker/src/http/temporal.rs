@@ -11,8 +11,8 @@ use axum::routing::{delete, patch};
 use ngsi_ld::temporal::{AggrMethod, TemporalFormat, TemporalQuery, TimeProperty, TimeRel};
 use ngsi_ld::time::IsoDuration;
 use store::{
-    DatasetSelector, EntityChange, EntityRecord, InstanceQuery, NgsiTemporalStore,
-    TemporalEntityRecord, TemporalWrite, TimeColumn,
+    DatasetSelector, InstanceQuery, NgsiTemporalStore, TemporalEntityRecord, TemporalWrite,
+    TimeColumn,
 };
 
 /// The temporal routes, merged into the broker's router.
@@ -508,19 +508,6 @@ fn paged(mut r: Response, range: Option<Range>, tq: &Tq) -> Response {
 
 // ----- writes -----
 
-fn entity_doc(e: &Entity) -> EntityRecord {
-    let ms = |t: Option<ngsi_ld::Timestamp>| {
-        store::UnixMillis(t.map(|t| t.timestamp_millis()).unwrap_or(0))
-    };
-    EntityRecord {
-        id: e.id.clone(),
-        types: e.types.clone(),
-        doc: crate::codec::encode(e),
-        created_at: ms(e.created_at),
-        modified_at: ms(e.modified_at),
-    }
-}
-
 /// Adds the instances of `e` to the history (an instance with the `observedAt` and `datasetId`
 /// of an existing one replaces it, keeping its `instanceId`), and brings the current entity up
 /// to the latest instance of each attribute. The history written here is the payload itself, so
@@ -579,48 +566,41 @@ async fn add_instances(
     let types = record.types.clone();
     let new_scope = e.scope.clone();
     let latest = e;
-    b.store
-        .modify_entities(
-            scope,
-            vec![id.clone()],
-            Box::new(move |current| {
-                let cur = current
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .and_then(|r| crate::ops::from_record(&r).ok());
-                let mut cur = cur.unwrap_or_else(|| Entity {
-                    id: id.clone(),
-                    ..Entity::default()
-                });
-                for t in types {
-                    if !cur.types.contains(&t) {
-                        cur.types.push(t);
-                    }
+    // Through the broker's write path, so the in-memory index and subscriptions see it; the
+    // history was recorded above from the instances as given.
+    b.modify_current_only(scope, vec![id.clone()], move |current| {
+        let cur = current.into_iter().next().flatten();
+        let mut cur = cur.unwrap_or_else(|| Entity {
+            id: id.clone(),
+            ..Entity::default()
+        });
+        for t in types {
+            if !cur.types.contains(&t) {
+                cur.types.push(t);
+            }
+        }
+        if !new_scope.is_empty() {
+            cur.scope = new_scope;
+        }
+        for (name, instances) in latest.attributes {
+            for mut inst in instances {
+                let newer = cur
+                    .attributes
+                    .get(&name)
+                    .and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id))
+                    .is_none_or(|a| a.observed_at <= inst.observed_at);
+                if newer {
+                    inst.instance_id = None;
+                    carry_created(cur.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                    inst.stamp(at);
+                    cur.upsert_attribute(name.clone(), inst);
                 }
-                if !new_scope.is_empty() {
-                    cur.scope = new_scope;
-                }
-                for (name, instances) in latest.attributes {
-                    for mut inst in instances {
-                        let newer = cur
-                            .attributes
-                            .get(&name)
-                            .and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id))
-                            .is_none_or(|a| a.observed_at <= inst.observed_at);
-                        if newer {
-                            inst.instance_id = None;
-                            carry_created(cur.attributes.get(&name).map(Vec::as_slice), &mut inst);
-                            inst.stamp(at);
-                            cur.upsert_attribute(name.clone(), inst);
-                        }
-                    }
-                }
-                cur.stamp(at);
-                vec![EntityChange::Put(entity_doc(&cur))]
-            }),
-        )
-        .await?;
+            }
+        }
+        cur.stamp(at);
+        Ok((vec![crate::ops::EntityChangeE::Put(Box::new(cur))], ()))
+    })
+    .await?;
     Ok(())
 }
 
