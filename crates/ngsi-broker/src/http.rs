@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use identity::{Access, Denied, Module as IdModule, Permission};
+use ngsi_ld::linked::{JoinMode, JoinSpec, Projection, is_empty_render};
 use ngsi_ld::query::parse_type_expr;
 use ngsi_ld::render::{feature_collection, parse_name_list};
 use ngsi_ld::{
@@ -19,7 +20,7 @@ use ngsi_ld::{
     render_geojson,
 };
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use store::{ContextRecord, EntityFilter, TenantId, TenantScope, UnixMillis};
 
@@ -507,16 +508,16 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
     if let Some(a) = p.get("attrs") {
         opts.attrs = Some(parse_name_list(a, ctx)?);
     }
-    for key in ["pick", "omit", "attrs"] {
-        if let Some(list) = p.get(key) {
-            check_name_list(key, list)?;
-        }
+    if let Some(list) = p.get("attrs") {
+        check_name_list("attrs", list)?;
     }
+    // `pick`/`omit` may name members of linked entities in braces; the entity itself gets the
+    // top-level names (see `ngsi_ld::linked`).
     if let Some(a) = p.get("pick") {
-        opts.pick = Some(parse_name_list(a, ctx)?);
+        opts.pick = Some(Projection::parse(a, ctx)?.pick_names());
     }
     if let Some(a) = p.get("omit") {
-        opts.omit = Some(parse_name_list(a, ctx)?);
+        opts.omit = Some(Projection::parse(a, ctx)?.omit_names());
     }
     if opts.pick.is_some() && opts.omit.is_some() {
         return Err(bad_data("pick and omit cannot be used together"));
@@ -541,6 +542,61 @@ fn render_options(p: &P, ctx: &Context, mime: Mime, req: &Req) -> BrokerResult<R
         opts.context = Some(response_context(req));
     }
     Ok(opts)
+}
+
+/// `join`, `joinLevel`, `containedBy` and the full `pick`/`omit` projections (`None` without `join`,
+/// and for GeoJSON, which has no place for linked entities).
+fn join_spec(p: &P, ctx: &Context, mime: Mime) -> BrokerResult<Option<JoinSpec>> {
+    let spec = JoinSpec::from_params(p.get("join"), p.get("joinLevel"), p.get("containedBy"))?;
+    let Some(mut spec) = spec.filter(|_| mime != Mime::GeoJson) else {
+        return Ok(None);
+    };
+    spec.pick = p
+        .get("pick")
+        .map(|s| Projection::parse(s, ctx))
+        .transpose()?;
+    spec.omit = p
+        .get("omit")
+        .map(|s| Projection::parse(s, ctx))
+        .transpose()?;
+    Ok(Some(spec))
+}
+
+/// Linked entity retrieval: renders `roots` with `spec`, fetching the linked entities of the
+/// caller's tenant level by level (each round fetches what the previous rendering was missing).
+async fn render_joined(
+    b: &Broker,
+    req: &Req,
+    roots: &[&Entity],
+    opts: &RenderOptions,
+    spec: &JoinSpec,
+) -> BrokerResult<Vec<Value>> {
+    let mut fetched: HashMap<String, Arc<Entity>> = HashMap::new();
+    let mut absent: HashSet<String> = HashSet::new();
+    loop {
+        let joined = {
+            let lookup = |id: &str| fetched.get(id).map(|e| &**e);
+            ngsi_ld::linked::join(roots, opts, spec, &lookup, &req.ctx)
+        };
+        let new: Vec<String> = joined
+            .missing
+            .into_iter()
+            .filter(|id| !absent.contains(id))
+            .collect();
+        if new.is_empty() {
+            return Ok(joined.values);
+        }
+        for id in new {
+            match b.get_shared(&req.scope, &id).await? {
+                Some(e) => {
+                    fetched.insert(id, e);
+                }
+                None => {
+                    absent.insert(id);
+                }
+            }
+        }
+    }
 }
 
 fn render_one(e: &Entity, opts: &RenderOptions, ctx: &Context, mime: Mime, p: &P) -> Value {
@@ -618,6 +674,7 @@ async fn retrieve_entity(
     let req = b.read_req(&caller, &h, Access::Read).await?;
     b.check_tenant_exists(&req).await?;
     let opts = render_options(&p, &req.ctx, mime, &req)?;
+    let join = join_spec(&p, &req.ctx, mime)?;
     let entity = b
         .get_shared(&req.scope, &id)
         .await?
@@ -637,7 +694,27 @@ async fn retrieve_entity(
             "entity {id} has none of the requested attributes"
         )));
     }
-    let body = render_one(&entity, &opts, &req.ctx, mime, &p);
+    let body = match &join {
+        None => render_one(&entity, &opts, &req.ctx, mime, &p),
+        Some(spec) => {
+            let mut values = render_joined(&b, &req, &[&entity], &opts, spec).await?;
+            // Flat: the entity and its linked entities as an array, or the entity alone.
+            if spec.mode == JoinMode::Inline || values.len() == 1 {
+                values.swap_remove(0)
+            } else {
+                Value::Array(values)
+            }
+        }
+    };
+    let root = match &body {
+        Value::Array(items) => items.first().unwrap_or(&Value::Null),
+        other => other,
+    };
+    if is_empty_render(root) {
+        return Err(not_found(format!(
+            "entity {id} has no member left after pick/omit"
+        )));
+    }
     Ok(respond(StatusCode::OK, body, mime, Some(&req)))
 }
 
@@ -786,9 +863,10 @@ async fn query_entities(
     let mime = accept(&h, true)?;
     let req = b.read_req(&caller, &h, Access::Read).await?;
     let query = parse_query(&p, &req.ctx)?;
-    if !query.has_selector() || (query.types.is_none() && only_ids(&p)) {
+    let local = p.flag("local")?;
+    if !local && (!query.has_selector() || (query.types.is_none() && only_ids(&p))) {
         return Err(bad_data(
-            "a query needs at least one of type, q, attrs, scopeQ or a geo-query",
+            "a query needs at least one of type, q, attrs, scopeQ, a geo-query or local=true",
         ));
     }
     let opts = render_options(&p, &req.ctx, mime, &req)?;
@@ -875,14 +953,13 @@ async fn run_query(
         .into());
     }
     let types = query.types.as_ref().map(candidate_types);
-    let hits = b.query(&req.scope, &query, types.as_deref()).await?;
+    let mut hits = b.query(&req.scope, &query, types.as_deref()).await?;
+    if let Some(order) = p.get("orderBy") {
+        temporal::order_by(&mut hits, order, &req.ctx)?;
+    }
     let total = hits.len();
-    let page: Vec<Value> = hits
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| render_one(e, &opts, &req.ctx, mime, p))
-        .collect();
+    let roots: Vec<&Entity> = hits.iter().skip(offset).take(limit).map(|e| &**e).collect();
+    let page = render_page(b, req, p, &roots, &opts, mime).await?;
     let body = if mime == Mime::GeoJson {
         feature_collection(page, opts.context.clone())
     } else {
@@ -894,6 +971,29 @@ async fn run_query(
             .insert("NGSILD-Results-Count", HeaderValue::from(total));
     }
     Ok(r)
+}
+
+/// The entities of a query page, with their linked entities if `join` asks for them; entities
+/// left with no member by `pick`/`omit` are not listed.
+async fn render_page(
+    b: &Broker,
+    req: &Req,
+    p: &P,
+    roots: &[&Entity],
+    opts: &RenderOptions,
+    mime: Mime,
+) -> BrokerResult<Vec<Value>> {
+    let mut page = match join_spec(p, &req.ctx, mime)? {
+        Some(spec) => render_joined(b, req, roots, opts, &spec).await?,
+        None => roots
+            .iter()
+            .map(|e| render_one(e, opts, &req.ctx, mime, p))
+            .collect(),
+    };
+    if mime != Mime::GeoJson {
+        page.retain(|v| !is_empty_render(v));
+    }
+    Ok(page)
 }
 
 /// `DELETE /entities?type=...`: purge.
@@ -1602,6 +1702,30 @@ async fn batch_query(
         ),
         _ => None,
     };
+    // Members of the Query body that are query parameters of `GET /entities` (the URL wins).
+    let mut p = p;
+    for key in [
+        "join",
+        "joinLevel",
+        "containedBy",
+        "pick",
+        "omit",
+        "orderBy",
+        "lang",
+        "local",
+    ] {
+        let text = match m.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => continue,
+        };
+        p.0.entry(key.to_owned()).or_insert(text);
+    }
     let q = m.get("q").and_then(Value::as_str).map(str::to_owned);
     let scope_q = m.get("scopeQ").and_then(Value::as_str).map(str::to_owned);
     let (georel, geometry, coordinates, geoproperty) = match m.get("geoQ") {
@@ -1654,18 +1778,17 @@ async fn batch_query(
     }
     let (limit, offset, count) = paging(&p, &b)?;
     let all = b.list_shared(&req.scope, &EntityFilter::default()).await?;
-    let hits: Vec<&Entity> = all
+    let mut hits: Vec<&Entity> = all
         .iter()
         .map(|e| &**e)
         .filter(|e| queries.iter().any(|q| q.matches(e)))
         .collect();
+    if let Some(order) = p.get("orderBy") {
+        temporal::order_by(&mut hits, order, &ctx)?;
+    }
     let total = hits.len();
-    let page: Vec<Value> = hits
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| render_one(e, &opts, &ctx, mime, &p))
-        .collect();
+    let roots: Vec<&Entity> = hits.iter().skip(offset).take(limit).copied().collect();
+    let page = render_page(&b, &req, &p, &roots, &opts, mime).await?;
     let body = if mime == Mime::GeoJson {
         feature_collection(page, opts.context.clone())
     } else {

@@ -399,7 +399,12 @@ impl GeoQuery {
             GeoRel::Intersects => entity_geometry.relate(&self.geometry).is_intersects(),
             GeoRel::Disjoint => entity_geometry.relate(&self.geometry).is_disjoint(),
             GeoRel::Overlaps => entity_geometry.relate(&self.geometry).is_overlaps(),
-            GeoRel::Equals => entity_geometry.relate(&self.geometry).is_equal_topo(),
+            GeoRel::Equals => {
+                // The exact same coordinates are equal even when the polygon is not valid
+                // (self-intersecting), where the DE-9IM relate gives no answer.
+                *entity_geometry == self.geometry
+                    || entity_geometry.relate(&self.geometry).is_equal_topo()
+            }
         }
     }
 

@@ -35,6 +35,7 @@ pub mod context;
 pub mod error;
 pub mod geospatial;
 pub mod iri;
+pub mod linked;
 pub mod model;
 pub mod parse;
 pub mod query;

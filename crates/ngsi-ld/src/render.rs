@@ -131,14 +131,14 @@ impl RenderOptions {
             .is_some_and(|omit| omit.iter().any(|o| o == name))
     }
 
-    fn attribute_wanted(&self, expanded: &str) -> bool {
+    pub(crate) fn attribute_wanted(&self, expanded: &str) -> bool {
         self.attrs
             .as_ref()
             .is_none_or(|a| a.iter().any(|x| x == expanded))
             && self.member_wanted(expanded)
     }
 
-    fn instance_wanted(&self, attr: &Attribute) -> bool {
+    pub(crate) fn instance_wanted(&self, attr: &Attribute) -> bool {
         self.dataset_ids
             .as_ref()
             .is_none_or(|ids| ids.contains(&attr.dataset_id))

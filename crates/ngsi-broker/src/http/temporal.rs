@@ -959,7 +959,11 @@ fn cmp_values(a: &Value, b: &Value) -> std::cmp::Ordering {
 }
 
 /// `orderBy=path[;asc|desc],...` (1.9): entities without the value come last.
-fn order_by(hits: &mut [Entity], order: &str, ctx: &Context) -> BrokerResult<()> {
+pub(super) fn order_by<E: std::borrow::Borrow<Entity>>(
+    hits: &mut [E],
+    order: &str,
+    ctx: &Context,
+) -> BrokerResult<()> {
     let mut keys = Vec::new();
     for item in order.split(',') {
         let (path, dir) = match item.split_once(';') {
@@ -985,7 +989,7 @@ fn order_by(hits: &mut [Entity], order: &str, ctx: &Context) -> BrokerResult<()>
     }
     hits.sort_by(|a, b| {
         for (path, desc) in &keys {
-            let ord = match (order_value(a, path), order_value(b, path)) {
+            let ord = match (order_value(a.borrow(), path), order_value(b.borrow(), path)) {
                 (Some(x), Some(y)) => {
                     let o = cmp_values(&x, &y);
                     if *desc { o.reverse() } else { o }

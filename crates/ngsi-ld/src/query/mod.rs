@@ -168,7 +168,15 @@ impl Query {
             .transpose()?;
         let scope_q = params.scope_q.map(parse_scope_q).transpose()?;
         let attrs = match params.attrs {
-            Some(a) => crate::render::parse_name_list(a, ctx)?,
+            Some(a) => {
+                let names = crate::render::parse_name_list(a, ctx)?;
+                if let Some(core) = names.iter().find(|n| matches!(n.as_str(), "id" | "type")) {
+                    return Err(NgsiError::bad_data(format!(
+                        "attrs: `{core}` is not an attribute name"
+                    )));
+                }
+                names
+            }
             None => Vec::new(),
         };
         let geo = match (params.georel, params.geometry, params.coordinates) {
@@ -260,11 +268,55 @@ impl Query {
 
 /// Compile an `idPattern` (or any user regex) with the crate's size limits.
 pub fn compile_regex(pattern: &str) -> Result<Regex> {
+    if let Some(at) = stacked_quantifier(pattern) {
+        return Err(NgsiError::bad_data(format!(
+            "invalid regular expression `{pattern}`: quantifier without an expression at position {at}"
+        )));
+    }
     regex::RegexBuilder::new(pattern)
         .size_limit(q::REGEX_SIZE_LIMIT)
         .dfa_size_limit(q::REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| NgsiError::bad_data(format!("invalid regular expression `{pattern}`: {e}")))
+}
+
+/// The byte position of a `*` or `+` that repeats a quantifier (`a**`, `a+*`, `a{2}+`). The `regex`
+/// crate accepts these as nested repetitions; POSIX and PCRE engines (the SQL backend, other brokers)
+/// reject them, so the broker does too. `*?` and `+?` (lazy) are fine.
+fn stacked_quantifier(pattern: &str) -> Option<usize> {
+    let mut prev_quantifier = false;
+    let mut escaped = false;
+    let mut in_class = false;
+    let mut after_open_paren = false;
+    for (i, ch) in pattern.char_indices() {
+        if escaped {
+            escaped = false;
+            prev_quantifier = false;
+            after_open_paren = false;
+            continue;
+        }
+        match ch {
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '*' | '+' if prev_quantifier => return Some(i),
+            '*' | '+' | '}' => {
+                prev_quantifier = true;
+                after_open_paren = false;
+                continue;
+            }
+            // `?` after a quantifier makes it lazy; after `(` it opens a group flag.
+            '?' if !after_open_paren && !prev_quantifier => {
+                prev_quantifier = true;
+                continue;
+            }
+            _ => {}
+        }
+        prev_quantifier = false;
+        after_open_paren = ch == '(';
+    }
+    None
 }
 
 #[cfg(test)]

@@ -338,3 +338,35 @@ fn combined_query() {
     .expect("parses");
     assert!(!only_attrs.matches(&e));
 }
+
+#[test]
+fn stacked_quantifiers_and_core_member_attrs_are_refused() {
+    let c = ctx();
+    let pattern = |p: &'static str| {
+        Query::parse(
+            &QueryParams {
+                id_pattern: Some(p),
+                ..Default::default()
+            },
+            &c,
+        )
+    };
+    for bad in ["invalid_entity_id_pattern**", "a+*", "a?+", "a{2}*"] {
+        assert!(pattern(bad).is_err(), "{bad} accepted");
+    }
+    for good in [
+        "^urn:.*", "a*?b", "a+?", "(?i)urn", r"a\**", "[*+]+", "x{1,2}?",
+    ] {
+        assert!(pattern(good).is_ok(), "{good} refused");
+    }
+    for bad in ["id", "type,speed"] {
+        let q = Query::parse(
+            &QueryParams {
+                attrs: Some(bad),
+                ..Default::default()
+            },
+            &c,
+        );
+        assert!(q.is_err(), "attrs={bad} accepted");
+    }
+}
