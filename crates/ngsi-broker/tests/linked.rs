@@ -222,12 +222,13 @@ async fn queries_join_order_and_local() {
     );
 
     // orderBy on an attribute, descending, and on createdAt.
+    // Tower, Ghost, Arch.
     let r = s.get("/entities?type=Building&orderBy=name;desc", &t).await;
     assert_eq!(
         ids(&r.body),
         vec![
-            "urn:ngsi-ld:Building:3",
             "urn:ngsi-ld:Building:1",
+            "urn:ngsi-ld:Building:3",
             "urn:ngsi-ld:Building:2"
         ]
     );
