@@ -72,6 +72,9 @@ pub(crate) struct State {
     priorities: HashSet<i32, DetHasher>,
     /// Vehicles on each drivable, front first.
     pub(crate) lists: Vec<Vec<u32>>,
+    /// Per lane, how many vehicles on it are waiting (speed below
+    /// [`crate::metrics::WAITING_SPEED`]); valid for occupied lanes after the step's leader pass.
+    lane_queue: Vec<u32>,
     /// Entry buffer of each lane.
     pub(crate) waiting: Vec<VecDeque<u32>>,
     /// Per lane, `seg_end[seg_base[lane] + s]` = end (exclusive) in the lane's list of segment
@@ -195,6 +198,7 @@ impl Simulation {
             notify_links: Vec::with_capacity(nd - nl),
             priorities: HashSet::with_capacity_and_hasher(vehicle_cap * 2, DetHasher::default()),
             lists,
+            lane_queue: vec![0; nl],
             waiting: (0..nl).map(|_| VecDeque::with_capacity(16)).collect(),
             seg_end: vec![0; total as usize],
             seg_base,
@@ -1416,6 +1420,7 @@ impl State {
             next = Self::next_bit(&self.occupied, next + 1);
             let n = self.lists[d].len();
             let mut ahead = NONE;
+            let mut queue = 0u32;
             for k in 0..n {
                 let v = self.lists[d][k];
                 let blocker = self.vehicles[v as usize].buf.blocker;
@@ -1426,6 +1431,7 @@ impl State {
                 }
                 self.apply_buffer(sc, v);
                 self.clear_signal(v);
+                queue += u32::from(self.vehicles[v as usize].speed < crate::metrics::WAITING_SPEED);
                 if ahead != NONE {
                     let (ldis, llen) = {
                         let lv = &self.vehicles[ahead as usize];
@@ -1436,6 +1442,9 @@ impl State {
                     veh.gap = ldis - llen - veh.dis;
                 }
                 ahead = v;
+            }
+            if let Some(q) = self.lane_queue.get_mut(d) {
+                *q = queue;
             }
         }
         let mut next = Self::next_bit(&self.occupied, 0);
@@ -1971,11 +1980,11 @@ impl State {
         let State {
             metrics,
             lists,
-            vehicles,
+            lane_queue,
             occupied,
             ..
         } = self;
-        metrics.after_step(&sc.network, lists, occupied, vehicles, active, step, now);
+        metrics.after_step(&sc.network, lists, occupied, lane_queue, active, step, now);
     }
 }
 
