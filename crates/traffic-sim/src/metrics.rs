@@ -10,7 +10,6 @@
 //! being the vehicles on its lanes slower than 0.1 m/s (CityFlow's waiting criterion).
 
 use crate::network::Network;
-use crate::vehicle::Vehicle;
 
 /// Speed under which a vehicle counts as waiting, m/s (CityFlow's
 /// `get_lane_waiting_vehicle_count`).
@@ -116,7 +115,7 @@ impl Accumulators {
         net: &Network,
         lists: &[Vec<u32>],
         occupied: &[u64],
-        vehicles: &[Vehicle],
+        lane_queue: &[u32],
         active: u64,
         step: u64,
         now: f64,
@@ -142,10 +141,9 @@ impl Accumulators {
                     continue;
                 }
                 let list = &lists[lane];
-                let queue = list
-                    .iter()
-                    .filter(|&&v| vehicles[v as usize].speed < WAITING_SPEED)
-                    .count() as u32;
+                // Counted during the step's last walk over the lists (the vehicles with a
+                // speed below `WAITING_SPEED`), which nothing changes before this call.
+                let queue = lane_queue[lane];
                 if self.approach_queue[k as usize] == 0 && self.approach_count[k as usize] == 0 {
                     self.touched.push(k);
                 }

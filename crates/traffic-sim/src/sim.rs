@@ -31,8 +31,8 @@ use crate::rng::Mt19937;
 use crate::scenario::Scenario;
 use crate::signal::SignalState;
 use crate::vehicle::{
-    Buffer, LaneChangeState, NONE, NOT_ON_LINK, Signal, Vehicle, VehicleName, floor_speed,
-    no_collision_speed,
+    Buffer, LaneChangeState, NONE, NOT_ON_LINK, Signal, SpeedMemo, Vehicle, VehicleName,
+    floor_speed, no_collision_speed,
 };
 
 /// Deterministic hashing (SipHash with zero keys): no per-process random state.
@@ -50,6 +50,8 @@ pub(crate) struct FlowState {
 #[derive(Debug, Clone)]
 pub(crate) struct State {
     pub(crate) step: u64,
+    /// `step as f64 * interval`, kept up to date with `step` (read per vehicle).
+    time: f64,
     pub(crate) rng: Mt19937,
     pub(crate) vehicles: Vec<Vehicle>,
     free_slots: Vec<u32>,
@@ -70,6 +72,9 @@ pub(crate) struct State {
     priorities: HashSet<i32, DetHasher>,
     /// Vehicles on each drivable, front first.
     pub(crate) lists: Vec<Vec<u32>>,
+    /// Per lane, how many vehicles on it are waiting (speed below
+    /// [`crate::metrics::WAITING_SPEED`]); valid for occupied lanes after the step's leader pass.
+    lane_queue: Vec<u32>,
     /// Entry buffer of each lane.
     pub(crate) waiting: Vec<VecDeque<u32>>,
     /// Per lane, `seg_end[seg_base[lane] + s]` = end (exclusive) in the lane's list of segment
@@ -181,6 +186,7 @@ impl Simulation {
             .collect();
         let state = State {
             step: 0,
+            time: 0.0,
             rng: Mt19937::new(scenario.settings.seed),
             vehicles: Vec::with_capacity(vehicle_cap),
             free_slots: Vec::with_capacity(vehicle_cap),
@@ -192,6 +198,7 @@ impl Simulation {
             notify_links: Vec::with_capacity(nd - nl),
             priorities: HashSet::with_capacity_and_hasher(vehicle_cap * 2, DetHasher::default()),
             lists,
+            lane_queue: vec![0; nl],
             waiting: (0..nl).map(|_| VecDeque::with_capacity(16)).collect(),
             seg_end: vec![0; total as usize],
             seg_base,
@@ -285,6 +292,7 @@ impl Simulation {
         st.update_action_and_leaders(sc);
         st.signals.advance(&sc.network, sc.settings.interval);
         st.step += 1;
+        st.time = st.step as f64 * sc.settings.interval;
         st.record_metrics(sc);
     }
 }
@@ -298,7 +306,11 @@ impl State {
 
     #[inline]
     fn now(&self, sc: &Scenario) -> f64 {
-        self.step as f64 * sc.settings.interval
+        debug_assert_eq!(
+            self.time.to_bits(),
+            (self.step as f64 * sc.settings.interval).to_bits()
+        );
+        self.time
     }
 
     // ------------------------------------------------------------------------------------------
@@ -454,6 +466,7 @@ impl State {
             memo_pos: 0,
             memo_next: NONE,
             side_memo: [(NONE, 0, NONE); 2],
+            speed_memo: SpeedMemo::default(),
         };
         let slot = self.alloc_slot(v);
         self.priorities.insert(priority);
@@ -1072,21 +1085,61 @@ impl State {
         if sp < 0.0 { 100.0 } else { sp }
     }
 
-    /// `Vehicle::getNextSpeed`.
-    #[inline]
+    /// `Vehicle::getNextSpeed`, through the vehicle's [`SpeedMemo`].
+    #[inline(always)]
     fn next_speed(&mut self, sc: &Scenario, v: u32) -> f64 {
+        let veh = &self.vehicles[v as usize];
+        let memo = &veh.speed_memo;
+        if veh.lc.recv == NONE
+            && memo.drivable == veh.drivable
+            && memo.speed == veh.speed.to_bits()
+            && memo.dis == veh.dis.to_bits()
+            && memo.gap == veh.gap.to_bits()
+            && memo.next == veh.next
+        {
+            let (leader_speed, leader_pid) = if veh.leader != NONE {
+                let l = &self.vehicles[veh.leader as usize];
+                (l.speed.to_bits(), l.pid)
+            } else {
+                (0, NONE)
+            };
+            if memo.leader_speed == leader_speed && memo.leader_pid == leader_pid {
+                return memo.result;
+            }
+        }
+        self.next_speed_full(sc, v)
+    }
+
+    /// `Vehicle::getNextSpeed` computed, and memoised when it may be reused.
+    #[inline(never)]
+    fn next_speed_full(&mut self, sc: &Scenario, v: u32) -> f64 {
         let net = &sc.network;
         let dt = sc.settings.interval;
         let veh = &self.vehicles[v as usize];
-        let leader_info = if veh.leader != NONE {
+        let (leader_info, leader_pid) = if veh.leader != NONE {
             let l = &self.vehicles[veh.leader as usize];
             let lp = &self.params[l.pid as usize];
-            Some((l.speed, lp.max_neg_acc, lp.usual_neg_acc))
+            (Some((l.speed, lp.max_neg_acc, lp.usual_neg_acc)), l.pid)
         } else {
-            None
+            (None, NONE)
         };
         let (drivable, next, dis, speed, recv) =
             (veh.drivable, veh.next, veh.dis, veh.speed, veh.lc.recv);
+        // The decision below reads, besides the constant parameters, the network and the
+        // vehicle's `last_road` (all fixed for the vehicle's lifetime in its slot), exactly
+        // these fields when it is not intersection-related and no lane-change request was
+        // received; the memo is only stored in that case, and `related` depends only on the
+        // key. Same inputs, same bits (`next_speed` returns the memo when they all match).
+        let key = SpeedMemo {
+            speed: speed.to_bits(),
+            dis: dis.to_bits(),
+            gap: veh.gap.to_bits(),
+            leader_speed: leader_info.map_or(0, |l| l.0.to_bits()),
+            drivable,
+            next,
+            leader_pid,
+            result: 0.0,
+        };
         let nl = net.lane_count();
         let length = net.drivable_length(drivable);
         let p = &self.params[veh.pid as usize];
@@ -1116,7 +1169,13 @@ impl State {
                 no_collision_speed(0.0, 1.0, speed, p.max_neg_acc, length - dis, dt, p.min_gap);
             sp = min2(sp, vn);
         }
-        floor_speed(sp, speed, p.max_neg_acc, dt)
+        let result = floor_speed(sp, speed, p.max_neg_acc, dt);
+        self.vehicles[v as usize].speed_memo = if !related && recv == NONE {
+            SpeedMemo { result, ..key }
+        } else {
+            SpeedMemo::default()
+        };
+        result
     }
 
     /// `Vehicle::setDeltaDistance`: moves along the plan, possibly across several drivables.
@@ -1361,6 +1420,7 @@ impl State {
             next = Self::next_bit(&self.occupied, next + 1);
             let n = self.lists[d].len();
             let mut ahead = NONE;
+            let mut queue = 0u32;
             for k in 0..n {
                 let v = self.lists[d][k];
                 let blocker = self.vehicles[v as usize].buf.blocker;
@@ -1371,6 +1431,7 @@ impl State {
                 }
                 self.apply_buffer(sc, v);
                 self.clear_signal(v);
+                queue += u32::from(self.vehicles[v as usize].speed < crate::metrics::WAITING_SPEED);
                 if ahead != NONE {
                     let (ldis, llen) = {
                         let lv = &self.vehicles[ahead as usize];
@@ -1381,6 +1442,9 @@ impl State {
                     veh.gap = ldis - llen - veh.dis;
                 }
                 ahead = v;
+            }
+            if let Some(q) = self.lane_queue.get_mut(d) {
+                *q = queue;
             }
         }
         let mut next = Self::next_bit(&self.occupied, 0);
@@ -1803,6 +1867,7 @@ impl State {
         shadow.name.shadow = true;
         shadow.flow = NONE;
         shadow.lc = LaneChangeState::default();
+        shadow.speed_memo = SpeedMemo::default();
         let target = shadow_target(&self.vehicles[v as usize]);
         let target_leader = self.vehicles[v as usize].lc.target_leader;
         let target_follower = self.vehicles[v as usize].lc.target_follower;
@@ -1915,11 +1980,11 @@ impl State {
         let State {
             metrics,
             lists,
-            vehicles,
+            lane_queue,
             occupied,
             ..
         } = self;
-        metrics.after_step(&sc.network, lists, occupied, vehicles, active, step, now);
+        metrics.after_step(&sc.network, lists, occupied, lane_queue, active, step, now);
     }
 }
 
