@@ -171,6 +171,36 @@ pub fn grouped_bar_svg(
 mod tests {
     use super::*;
 
+    /// Every element is closed in order, attributes are quoted, no stray `<` or `&`.
+    fn well_formed(svg: &str) {
+        let mut stack: Vec<&str> = Vec::new();
+        let mut rest = svg;
+        while let Some(open) = rest.find('<') {
+            let text = &rest[..open];
+            assert!(!text.contains('>'), "stray > in {text:?}");
+            for (i, _) in text.match_indices('&') {
+                let entity = &text[i..];
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;"]
+                        .iter()
+                        .any(|e| entity.starts_with(e)),
+                    "bare & in {text:?}"
+                );
+            }
+            let close = rest[open..].find('>').expect("tag closed") + open;
+            let tag = &rest[open + 1..close];
+            assert!(!tag.contains('<'), "{tag}");
+            assert_eq!(tag.matches('"').count() % 2, 0, "{tag}");
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(stack.pop(), Some(name), "closing {name}");
+            } else if !tag.ends_with('/') {
+                stack.push(tag.split_whitespace().next().expect("tag name"));
+            }
+            rest = &rest[close + 1..];
+        }
+        assert!(stack.is_empty(), "unclosed {stack:?}");
+    }
+
     #[test]
     fn chart_has_one_bar_per_value_and_balanced_tags() {
         let sc = vec!["jn1".to_owned(), "a<b".to_owned()];
@@ -183,6 +213,7 @@ mod tests {
             &[vec![Some(586.4), Some(309.0)], vec![Some(100.0), None]],
         );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        well_formed(&svg);
         // 1 background + 3 bars + 2 legend swatches.
         assert_eq!(svg.matches("<rect").count(), 6);
         assert_eq!(
