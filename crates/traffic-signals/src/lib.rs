@@ -8,13 +8,21 @@
 //!   phase 0 for 5 s) and P5 (a decision every 5 s, 2 s of yellow), and [`protocol::evaluate`].
 //! - Baselines: [`FixedTime`] and [`MaxPressure`] exactly as issue 4 defines them (the ones
 //!   the simulator's fidelity tests check against CityFlow, re-exported).
+//! - [`baselines`]: a Webster-optimised fixed plan, actuated control (gap-out / max-out) and
+//!   SOTL, on the protocol's decision grid.
+//! - [`chart`]: an SVG grouped bar chart (ATT per scenario per controller).
 //! - [`greenwave`]: arterial coordination (MAXBAND-style two-way bandwidth over a common cycle and
 //!   offsets), its time-space diagram, and corridor runs measuring stops per arterial vehicle.
+//! - [`preemption`]: emergency-vehicle preemption (a green corridor ahead of an EV, wrapping
+//!   any controller) and its with/without evaluation.
 //! - [`adaptive::Adaptive`]: our controller (queue- and approach-aware pressure with a
 //!   switching cost, downstream spillback guard, and a maximum-red anti-starvation guard).
 
 pub mod adaptive;
+pub mod baselines;
+pub mod chart;
 pub mod greenwave;
+pub mod preemption;
 pub mod protocol;
 
 pub use adaptive::{Adaptive, AdaptiveParams};

@@ -18,6 +18,7 @@ use traffic_sim::control::{EpisodeDriver, FixedTime, MaxPressure, Protocol, Sign
 use traffic_sim::{Scenario, SignalTiming, Simulation};
 
 use crate::adaptive::{Adaptive, AdaptiveParams};
+use crate::baselines::{Actuated, Sotl, Webster};
 
 /// One of the two evaluation protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,8 +81,15 @@ impl ProtocolKind {
     }
 }
 
-/// Controllers known by name: the two baselines and ours.
-pub const CONTROLLERS: [&str; 3] = ["fixed-time", "max-pressure", "adaptive"];
+/// Controllers known by name: the baselines and ours.
+pub const CONTROLLERS: [&str; 6] = [
+    "fixed-time",
+    "webster",
+    "actuated",
+    "sotl",
+    "max-pressure",
+    "adaptive",
+];
 
 /// A controller by name (see [`CONTROLLERS`]), set up for `protocol`.
 pub fn controller_by_name(
@@ -91,6 +99,9 @@ pub fn controller_by_name(
     match name {
         "fixed-time" | "fixed" => Ok(Box::new(FixedTime::new(protocol.protocol().phases))),
         "max-pressure" | "maxpressure" => Ok(Box::new(MaxPressure)),
+        "webster" => Ok(Box::new(Webster::new(protocol, 120.0))),
+        "actuated" => Ok(Box::new(Actuated::new(protocol))),
+        "sotl" => Ok(Box::new(Sotl::new(protocol))),
         "adaptive" => Ok(Box::new(Adaptive::new(AdaptiveParams::for_protocol(
             protocol,
         )))),

@@ -31,6 +31,7 @@ mod query;
 mod replay;
 pub mod rng;
 mod scenario;
+mod scripted;
 mod signal;
 mod sim;
 pub mod spec;
@@ -42,5 +43,6 @@ pub use metrics::{IntersectionSample, MetricsReport, SERIES_EVERY_STEPS, WAITING
 pub use query::VehicleInfo;
 pub use replay::{LaneLight, ReplayFrame, VehiclePose};
 pub use scenario::{EngineSettings, Flow, Scenario, ScenarioError};
+pub use scripted::VehicleWhere;
 pub use signal::{Display, RequestOutcome, SignalError, SignalTiming};
 pub use sim::{Simulation, Snapshot};

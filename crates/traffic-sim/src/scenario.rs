@@ -116,43 +116,7 @@ impl Scenario {
         let network = Network::build(roadnet_file, roadnet)?;
         let mut out = Vec::with_capacity(flows.len());
         for (i, spec) in flows.into_iter().enumerate() {
-            let mut anchors = Vec::with_capacity(spec.route.len());
-            for (k, id) in spec.route.iter().enumerate() {
-                let road = network
-                    .road_by_id(id)
-                    .ok_or_else(|| LoadError::UnknownReference {
-                        file: flow_file.to_owned(),
-                        path: format!("flows[{i}].route[{k}]"),
-                        kind: "road",
-                        id: id.clone(),
-                    })?;
-                anchors.push(road);
-            }
-            let route = resolve_route(&network, &anchors);
-            let first_lanes = match route.as_slice() {
-                [first, second, ..] => network.roads[*first as usize]
-                    .lanes
-                    .clone()
-                    .filter(|&l| network.lane_links_to_road(l, *second).next().is_some())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            // CityFlow asserts a non-empty candidate set; a route whose first hop has no lane
-            // link is unusable, and we treat it like an unreachable route.
-            let route = if first_lanes.is_empty() {
-                Vec::new()
-            } else {
-                route
-            };
-            let params = Params::new(&spec.vehicle, settings.interval);
-            let first_road = anchors.first().copied().unwrap_or(0);
-            out.push(Flow {
-                spec,
-                params,
-                route,
-                first_lanes,
-                first_road,
-            });
+            out.push(build_flow(&network, &settings, flow_file, i, spec)?);
         }
         Ok(Scenario {
             network,
@@ -160,6 +124,53 @@ impl Scenario {
             settings,
         })
     }
+}
+
+/// Resolves one flow (`i`: its index in the flow file, for error messages).
+pub(crate) fn build_flow(
+    network: &Network,
+    settings: &EngineSettings,
+    flow_file: &str,
+    i: usize,
+    spec: FlowSpec,
+) -> Result<Flow, LoadError> {
+    let mut anchors = Vec::with_capacity(spec.route.len());
+    for (k, id) in spec.route.iter().enumerate() {
+        let road = network
+            .road_by_id(id)
+            .ok_or_else(|| LoadError::UnknownReference {
+                file: flow_file.to_owned(),
+                path: format!("flows[{i}].route[{k}]"),
+                kind: "road",
+                id: id.clone(),
+            })?;
+        anchors.push(road);
+    }
+    let route = resolve_route(network, &anchors);
+    let first_lanes = match route.as_slice() {
+        [first, second, ..] => network.roads[*first as usize]
+            .lanes
+            .clone()
+            .filter(|&l| network.lane_links_to_road(l, *second).next().is_some())
+            .collect(),
+        _ => Vec::new(),
+    };
+    // CityFlow asserts a non-empty candidate set; a route whose first hop has no lane
+    // link is unusable, and we treat it like an unreachable route.
+    let route = if first_lanes.is_empty() {
+        Vec::new()
+    } else {
+        route
+    };
+    let params = Params::new(&spec.vehicle, settings.interval);
+    let first_road = anchors.first().copied().unwrap_or(0);
+    Ok(Flow {
+        spec,
+        params,
+        route,
+        first_lanes,
+        first_road,
+    })
 }
 
 /// CityFlow's `Router::updateShortestPath`: join the anchors with shortest paths; a route of one

@@ -9,7 +9,9 @@ mod greenwave;
 mod psi;
 mod serve;
 mod signal;
-pub(crate) use signal::{default_data_dir as signal_data_dir, load_jn1 as signal_load_jn1};
+pub(crate) use signal::{
+    city240 as signal_city240, default_data_dir as signal_data_dir, load_jn1 as signal_load_jn1,
+};
 mod sim;
 
 use clap::{Args, Parser, Subcommand};

@@ -13,6 +13,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use traffic_signals::chart::grouped_bar_svg;
+use traffic_signals::preemption::{
+    EvTrip, JINAN_CORRIDORS, JINAN_DEPARTURES, PreemptionParams, PreemptionSummary,
+    evaluate_preemption,
+};
 use traffic_signals::protocol::{
     CONTROLLERS, EpisodeResult, ProtocolKind, controllable, controller_by_name, evaluate,
 };
@@ -36,6 +41,9 @@ enum SignalCommand {
     /// Coordinate an arterial (green wave): optimise cycle and offsets, draw the time-space
     /// diagram, and compare stops per vehicle in the simulator against uncoordinated offsets.
     Greenwave(super::greenwave::GreenWaveArgs),
+    /// Emergency-vehicle preemption on Jinan corridors: EV travel time and the other vehicles'
+    /// ATT, without and with a green corridor ahead of the EV.
+    Preempt(PreemptArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,8 +51,9 @@ struct EvalArgs {
     /// Protocol: p15 (decision every 15 s, 5 s yellow) or p5 (every 5 s, 2 s yellow).
     #[arg(long, default_value = "p15")]
     protocol: String,
-    /// Controllers (fixed-time, max-pressure, adaptive); repeat or separate with commas.
-    #[arg(long = "controller", value_delimiter = ',', default_values_t = CONTROLLERS.map(String::from))]
+    /// Controllers (fixed-time, webster, actuated, sotl, max-pressure, adaptive); repeat or
+    /// separate with commas.
+    #[arg(long = "controller", visible_alias = "controllers", value_delimiter = ',', default_values_t = CONTROLLERS.map(String::from))]
     controllers: Vec<String>,
     /// Scenarios: jn1 jn2 jn3 hz1 hz5734 hz5816, city240, or a path to config.json; repeat or
     /// separate with commas (default: the six benchmark files).
@@ -60,6 +69,37 @@ struct EvalArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Also write an SVG grouped bar chart of ATT per scenario per controller to FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PreemptArgs {
+    /// Protocol of the inner controller: p15 or p5.
+    #[arg(long, default_value = "p15")]
+    protocol: String,
+    /// Inner (normal) controller.
+    #[arg(long, default_value = "adaptive")]
+    controller: String,
+    /// Scenario: a Jinan benchmark file (jn1, jn2, jn3).
+    #[arg(long, default_value = "jn1")]
+    scenario: String,
+    /// EV departure times, seconds (default 600,1200,1800,2400,3000).
+    #[arg(long, value_delimiter = ',')]
+    depart: Vec<i64>,
+    /// Preempt a signal once the EV is this close to its stop line, metres.
+    #[arg(long, default_value_t = PreemptionParams::default().lead_distance)]
+    lead: f64,
+    /// At most this many signals ahead at once.
+    #[arg(long, default_value_t = PreemptionParams::default().max_ahead)]
+    max_ahead: usize,
+    /// Directory holding jinan_3x4/ (see `signal eval --data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The benchmark demand files: name, directory, roadnet, flow.
@@ -106,6 +146,7 @@ pub(crate) fn run(args: SignalArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SignalCommand::Eval(eval) => run_eval(eval),
         SignalCommand::Greenwave(args) => super::greenwave::run(args),
+        SignalCommand::Preempt(args) => run_preempt(args),
     }
 }
 
@@ -327,6 +368,170 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 ],
                 rows
             )
+        );
+    }
+    if let Some(path) = &args.chart {
+        let values: Vec<Vec<Option<f64>>> = names
+            .iter()
+            .map(|n| {
+                controllers
+                    .iter()
+                    .map(|c| {
+                        let want = controller_by_name(c, protocol).ok()?;
+                        results
+                            .iter()
+                            .find(|(s, r)| s == n && r.controller == want.name())
+                            .map(|(_, r)| r.average_travel_time)
+                    })
+                    .collect()
+            })
+            .collect();
+        let labels: Vec<String> = controllers
+            .iter()
+            .map(|c| {
+                controller_by_name(c, protocol).map_or_else(|_| c.clone(), |x| x.name().to_owned())
+            })
+            .collect();
+        let svg = grouped_bar_svg(
+            &format!(
+                "Average travel time by controller, protocol {}",
+                protocol.name().to_uppercase()
+            ),
+            "ATT (s)",
+            &names,
+            &labels,
+            &values,
+        );
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        if !args.json {
+            outln!("chart written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
+    let protocol = ProtocolKind::parse(&args.protocol)?;
+    controller_by_name(&args.controller, protocol)?;
+    let lower = args.scenario.to_ascii_lowercase();
+    let Some((_, dir, roadnet, flow)) = BENCHMARKS
+        .iter()
+        .find(|b| b.0 == lower && b.1 == "jinan_3x4")
+    else {
+        bail!("preemption runs on the Jinan files: jn1, jn2 or jn3");
+    };
+    let data = data_dir(args.data.as_deref())?;
+    let scenario = load_benchmark(&data, dir, roadnet, flow)?;
+    let params = PreemptionParams {
+        lead_distance: args.lead,
+        max_ahead: args.max_ahead,
+    };
+    let departures = if args.depart.is_empty() {
+        JINAN_DEPARTURES.to_vec()
+    } else {
+        args.depart.clone()
+    };
+    let mut results = Vec::new();
+    let mut rows = Vec::new();
+    for (name, from, to) in JINAN_CORRIDORS {
+        for &depart in &departures {
+            let trip = EvTrip {
+                route: vec![from.to_owned(), to.to_owned()],
+                depart,
+            };
+            let r = evaluate_preemption(&scenario, &trip, protocol, &params, || {
+                controller_by_name(&args.controller, protocol).expect("checked above")
+            })?;
+            let fmt =
+                |t: Option<f64>| t.map_or_else(|| "not out".to_owned(), |t| format!("{t:.0}"));
+            rows.push(vec![
+                name.to_owned(),
+                depart.to_string(),
+                r.signals_on_route.to_string(),
+                fmt(r.without.ev_travel_time),
+                fmt(r.with.ev_travel_time),
+                match (r.without.ev_travel_time, r.with.ev_travel_time) {
+                    (Some(a), Some(b)) => format!("{:+.1}%", (b / a - 1.0) * 100.0),
+                    _ => String::new(),
+                },
+                format!("{:.2}", r.without.others_att),
+                format!("{:.2}", r.with.others_att),
+                r.with.preempted_seconds.to_string(),
+            ]);
+            results.push((name, r));
+        }
+    }
+    let all: Vec<_> = results.iter().map(|(_, r)| r.clone()).collect();
+    let sum = PreemptionSummary::of(&all);
+    if args.json {
+        let trips: Vec<_> = results
+            .iter()
+            .map(|(name, r)| {
+                serde_json::json!({
+                    "corridor": name,
+                    "route": r.trip.route,
+                    "depart_s": r.trip.depart,
+                    "signals_on_route": r.signals_on_route,
+                    "ev_travel_time_without_s": r.without.ev_travel_time,
+                    "ev_travel_time_with_s": r.with.ev_travel_time,
+                    "others_att_without_s": r.without.others_att,
+                    "others_att_with_s": r.with.others_att,
+                    "preempted_seconds": r.with.preempted_seconds,
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({
+            "scenario": lower,
+            "protocol": protocol.name(),
+            "controller": args.controller,
+            "lead_distance_m": params.lead_distance,
+            "max_ahead": params.max_ahead,
+            "trips": trips,
+            "ev_mean_without_s": sum.ev_mean_without,
+            "ev_mean_with_s": sum.ev_mean_with,
+            "ev_change": sum.ev_change(),
+            "others_att_without_s": sum.others_att_without,
+            "others_att_with_s": sum.others_att_with,
+        }))?;
+    } else {
+        outln!(
+            "{} {} under {}, preempting up to {} signal(s) within {:.0} m of the EV",
+            lower,
+            protocol.name().to_uppercase(),
+            args.controller,
+            params.max_ahead,
+            params.lead_distance
+        );
+        outln!(
+            "{}",
+            table(
+                &[
+                    "corridor",
+                    "depart (s)",
+                    "signals",
+                    "EV time without (s)",
+                    "EV time with (s)",
+                    "change",
+                    "others' ATT without (s)",
+                    "others' ATT with (s)",
+                    "preempted (s)",
+                ],
+                rows.into_iter()
+            )
+        );
+        outln!(
+            "EV travel time: mean {:.1} s without, {:.1} s with preemption ({:+.1}%) over {} trips",
+            sum.ev_mean_without,
+            sum.ev_mean_with,
+            sum.ev_change() * 100.0,
+            sum.trips
+        );
+        outln!(
+            "other vehicles' ATT: mean {:.2} s without, {:.2} s with ({:+.2}%, {:+.2} s per vehicle)",
+            sum.others_att_without,
+            sum.others_att_with,
+            (sum.others_att_with / sum.others_att_without - 1.0) * 100.0,
+            sum.others_att_with - sum.others_att_without
         );
     }
     Ok(ExitCode::SUCCESS)

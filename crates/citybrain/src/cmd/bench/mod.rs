@@ -12,6 +12,7 @@ mod ngsi;
 mod ngsi_core;
 mod ngsi_temporal;
 mod psi;
+mod signals;
 mod sim;
 mod startup;
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Which benchmarks to run (default: all). Known: startup, handle, ngsi-core, ngsi-ld, cpn, psi, sim,
-    /// ngsi-ld-temporal.
+    /// ngsi-ld-temporal, signals.
     names: Vec<String>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
@@ -93,6 +94,7 @@ const ALL: &[&str] = &[
     "psi",
     "sim",
     "ngsi-ld-temporal",
+    "signals",
 ];
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -123,6 +125,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             "sim" => sim::run(args.runs.max(1))?,
             "ngsi-ld-temporal" => ngsi_temporal::run(args.ngsi_temporal_instances)?,
+            "signals" => signals::run()?,
             _ => unreachable!("checked above"),
         };
         if !args.json {

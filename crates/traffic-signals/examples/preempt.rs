@@ -1,0 +1,85 @@
+//! Emergency-vehicle preemption on JN1: every corridor x departure, without and with (an
+//! experiment tool; `citybrain signal preempt` is the supported front end).
+//!
+//! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead]
+
+use traffic_signals::preemption::{
+    EvTrip, JINAN_CORRIDORS, JINAN_DEPARTURES, PreemptionParams, PreemptionSummary,
+    evaluate_preemption,
+};
+use traffic_signals::protocol::{ProtocolKind, controllable, controller_by_name};
+use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
+use traffic_sim::{EngineSettings, Scenario};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let data = args.get(1).map_or("../shared/data/traffic", |s| s.as_str());
+    let inner = args.get(2).map_or("adaptive", |s| s.as_str()).to_owned();
+    let mut params = PreemptionParams::default();
+    if let Some(v) = args.get(3) {
+        params.lead_distance = v.parse().unwrap();
+    }
+    if let Some(v) = args.get(4) {
+        params.max_ahead = v.parse().unwrap();
+    }
+    let (roadnet, flow) = ("roadnet_3_4.json", "anon_3_4_jinan_real.json");
+    let r = std::fs::read_to_string(format!("{data}/jinan_3x4/{roadnet}")).unwrap();
+    let f = std::fs::read_to_string(format!("{data}/jinan_3x4/{flow}")).unwrap();
+    let config = ConfigSpec {
+        interval: 1.0,
+        seed: 0,
+        dir: String::new(),
+        roadnet_file: roadnet.into(),
+        flow_file: flow.into(),
+        rl_traffic_light: true,
+        lane_change: true,
+        save_replay: false,
+    };
+    let s = Scenario::from_specs(
+        EngineSettings::from_config(&config),
+        roadnet,
+        &parse_roadnet(roadnet, &r).unwrap(),
+        flow,
+        parse_flows(flow, &f).unwrap(),
+    )
+    .unwrap();
+    let s = controllable(&s);
+    let p = ProtocolKind::P15;
+    let mut results = Vec::new();
+    for (name, from, to) in JINAN_CORRIDORS {
+        for depart in JINAN_DEPARTURES {
+            let trip = EvTrip {
+                route: vec![from.to_owned(), to.to_owned()],
+                depart,
+            };
+            let r = evaluate_preemption(&s, &trip, p, &params, || {
+                controller_by_name(&inner, p).unwrap()
+            })
+            .unwrap();
+            println!(
+                "{name:10} t={depart:4} signals={} EV {:?} -> {:?}  others ATT {:.2} -> {:.2}  preempted {} for {} s",
+                r.signals_on_route,
+                r.without.ev_travel_time,
+                r.with.ev_travel_time,
+                r.without.others_att,
+                r.with.others_att,
+                r.with.intersections_preempted,
+                r.with.preempted_seconds
+            );
+            results.push(r);
+        }
+    }
+    let sum = PreemptionSummary::of(&results);
+    println!(
+        "{inner} lead={} ahead={}: EV mean {:.1} -> {:.1} s ({:+.1}%), others ATT {:.2} -> {:.2} s ({:+.2}%) over {} trips",
+        params.lead_distance,
+        params.max_ahead,
+        sum.ev_mean_without,
+        sum.ev_mean_with,
+        sum.ev_change() * 100.0,
+        sum.others_att_without,
+        sum.others_att_with,
+        (sum.others_att_with / sum.others_att_without - 1.0) * 100.0,
+        sum.trips
+    );
+}
