@@ -104,6 +104,8 @@ fn main() {
             "switch_cost" => params.switch_cost = v,
             "w_keep" => params.w_keep = v,
             "w_entry" => params.w_entry = v,
+            "w_keep_wait" => params.w_keep_wait = v,
+            "w_age" => params.w_age = v,
             "spill" => params.spill = v,
             "max_red" => params.max_red = v,
             "vehicle_space" => params.vehicle_space = v,

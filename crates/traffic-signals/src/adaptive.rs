@@ -7,7 +7,9 @@
 //! score(p) = sum over incoming lanes l of p:  (waiting_l + w_approach * approaching_l(reach)) * free(l, p)
 //!            - w_out * sum over outgoing lanes o of p: waiting_o
 //!            (+ switch_cost if p is green now)
-//! keep     = w_keep * sum over incoming lanes l of the green phase: approaching_l(reach) + switch_cost
+//!            (+ w_age * seconds its vehicles have waited on red)
+//! keep     = sum over incoming lanes l of the green phase:
+//!                w_keep * approaching_l(reach) + w_keep_wait * waiting_l   (+ switch_cost)
 //! choice   = the green phase if keep >= max score, else the phase of the max score
 //! ```
 //!
@@ -15,14 +17,15 @@
 //!   moving vehicles within `reach` metres of the stop line (they pass during the next green).
 //! - `w_out` < 1 is the "efficient pressure": a movement feeds all lanes of its outgoing road, so
 //!   the downstream queue counts about once per lane it is spread over, not in full.
-//! - `keep` is Advanced-MaxPressure's rule: a phase whose vehicles still arrive at speed is not
-//!   cut off (a change costs the yellow) unless another phase has more pressure than it has
-//!   flowing vehicles.
+//! - `keep` extends Advanced-MaxPressure's rule: a phase whose vehicles still arrive at speed, or
+//!   whose queue is still discharging, is not cut off (a change costs the yellow) unless another
+//!   phase has more pressure than that.
 //! - `free(l, p)`: 1 while the roads that `l`'s movements in `p` feed are less than `spill`
 //!   full, falling linearly to 0 when full: a green into a blocked road serves nobody.
 //! - **Maximum red**: vehicles waiting on a red phase never wait longer than `max_red` (default
-//!   120 s) for a green: a phase whose waiting vehicles would pass that bound before the next
-//!   decision could serve them is chosen first (the longest-waiting one), whatever the scores.
+//!   120 s) for a green. The scores' choice stands only if every phase with vehicles waiting on
+//!   red can still be served in time, oldest first, one per later decision; otherwise the
+//!   longest-waiting phase goes first.
 //!
 //! The parameters are the same on every scenario ([`AdaptiveParams::for_protocol`] only takes
 //! the protocol's decision interval and yellow time).
@@ -48,6 +51,12 @@ pub struct AdaptiveParams {
     /// Weight of the vehicles still arriving on the current phase's lanes when deciding to
     /// keep it (Advanced-MaxPressure's "effective running vehicles").
     pub w_keep: f64,
+    /// Weight of the current phase's queued (still standing) vehicles in the keep rule: a queue
+    /// that has just got its green is still discharging.
+    pub w_keep_wait: f64,
+    /// Score bonus per second a red phase's vehicles have waited (ages the longest-waiting
+    /// phase ahead of the max-red guard).
+    pub w_age: f64,
     /// Weight of vehicles waiting in a lane's entry buffer (boundary roads: demand that cannot
     /// even enter yet).
     pub w_entry: f64,
@@ -67,13 +76,21 @@ impl AdaptiveParams {
     /// The parameters used on every scenario under `protocol`.
     pub fn for_protocol(protocol: ProtocolKind) -> AdaptiveParams {
         let p = protocol.protocol();
+        // Swept on the sum of ATT over the six benchmark files (docs/signals.md); P5's short
+        // slots want a shorter approach reach and no entry-buffer term.
+        let (reach, w_approach, w_entry) = match protocol {
+            ProtocolKind::P15 => (120.0, 0.5, 0.3),
+            ProtocolKind::P5 => (60.0, 0.3, 0.0),
+        };
         AdaptiveParams {
-            reach: 120.0,
-            w_approach: 0.3,
-            w_out: 0.33,
+            reach,
+            w_approach,
+            w_out: 0.2,
             switch_cost: 0.0,
             w_keep: 1.0,
-            w_entry: 0.0,
+            w_keep_wait: 2.0,
+            w_age: 0.0,
+            w_entry,
             spill: 0.7,
             vehicle_space: 7.5,
             max_red: 120.0,
@@ -248,35 +265,16 @@ impl SignalController for Adaptive {
             if in_transition {
                 continue;
             }
-            // Maximum red: a phase whose waiting vehicles would otherwise wait past `max_red`
-            // before the next decision's change could serve them goes first.
-            let mut pending: Vec<(f64, u32)> = plan
-                .phases
-                .iter()
-                .zip(&plan.waiting_since)
-                .filter_map(|(ph, since)| since.map(|t0| (t0, ph.phase)))
-                .collect();
-            pending.sort_by(|a, b| a.0.total_cmp(&b.0));
-            // Served oldest first, the k-th pending phase gets its green k decisions after the
-            // first one; force now if waiting one more decision would break the bound for any.
-            let slot = p.decision_interval;
-            let forced = pending
-                .iter()
-                .enumerate()
-                .any(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 >= p.max_red)
-                .then(|| pending[0]);
-            if let Some((_, phase)) = forced {
-                *d = Some(phase);
-                continue;
-            }
             let mut best: Option<(f64, u32)> = None;
             let mut keep = f64::NEG_INFINITY;
-            for ph in &plan.phases {
-                let mut score = 0.0;
+            for (ph, since) in plan.phases.iter().zip(&plan.waiting_since) {
+                let mut score = since.map_or(0.0, |t0| p.w_age * (now - t0));
                 let mut running = 0u32;
+                let mut queued = 0u32;
                 for l in &ph.incoming {
                     let approaching = self.approaching(view, l.lane);
                     running += approaching;
+                    queued += view.lanes.waiting[l.lane as usize];
                     let demand = f64::from(view.lanes.waiting[l.lane as usize])
                         + p.w_approach * f64::from(approaching)
                         + if p.w_entry > 0.0 {
@@ -301,16 +299,37 @@ impl SignalController for Adaptive {
                 score -= p.w_out * out;
                 if ph.phase == current {
                     score += p.switch_cost;
-                    keep = p.w_keep * f64::from(running) + p.switch_cost;
+                    keep = p.w_keep * f64::from(running)
+                        + p.w_keep_wait * f64::from(queued)
+                        + p.switch_cost;
                 }
                 if best.is_none_or(|(b, _)| score > b) {
                     best = Some((score, ph.phase));
                 }
             }
-            *d = match best {
-                Some((b, _)) if keep >= b => Some(current),
-                other => other.map(|(_, ph)| ph),
+            let choice = match best {
+                Some((b, _)) if keep >= b => current,
+                Some((_, ph)) => ph,
+                None => continue,
             };
+            // Maximum red: phases with waiting vehicles on red are served oldest first, one per
+            // decision. The choice stands if, after it, every such phase can still get its green
+            // within `max_red` when served in that order from the next decision on (a choice that
+            // is itself one of them serves it now). Otherwise the oldest one goes first.
+            let mut pending: Vec<(f64, u32)> = plan
+                .phases
+                .iter()
+                .zip(&plan.waiting_since)
+                .filter_map(|(ph, since)| since.map(|t0| (t0, ph.phase)))
+                .collect();
+            pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let slot = p.decision_interval;
+            let feasible = pending
+                .iter()
+                .filter(|&&(_, ph)| ph != choice)
+                .enumerate()
+                .all(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 < p.max_red);
+            *d = Some(if feasible { choice } else { pending[0].1 });
         }
         self.plans = plans;
     }
