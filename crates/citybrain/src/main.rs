@@ -13,6 +13,12 @@ mod services;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: the servers allocate many small, short-lived
+/// objects per request (JSON values, entities, SQL parameters); measured in
+/// docs/bench-ngsi-ld.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
     match cmd::run(cli) {

@@ -69,14 +69,17 @@ pub(crate) type Pair = (Option<Entity>, Option<Entity>);
 
 /// The (before, after) pairs of a write's changes; `Keep`s and deletions of absent
 /// entities are no change.
-pub(crate) fn pairs(before: Vec<Option<Entity>>, changes: &[EntityChangeE]) -> Vec<Pair> {
+pub(crate) fn pairs(before: &[Option<Arc<Entity>>], changes: &[EntityChangeE]) -> Vec<Pair> {
     before
-        .into_iter()
+        .iter()
         .zip(changes)
-        .filter_map(|(b, c)| match c {
-            EntityChangeE::Keep => None,
-            EntityChangeE::Delete => b.map(|b| (Some(b), None)),
-            EntityChangeE::Put(e) => Some((b, Some((**e).clone()))),
+        .filter_map(|(b, c)| {
+            let b = b.as_deref().cloned();
+            match c {
+                EntityChangeE::Keep => None,
+                EntityChangeE::Delete => b.map(|b| (Some(b), None)),
+                EntityChangeE::Put(e) => Some((b, Some((**e).clone()))),
+            }
         })
         .collect()
 }

@@ -588,14 +588,14 @@ impl Tenant {
     }
 
     /// With [`Tenant::writing`] held: the current state of `ids` (queued but uncommitted
-    /// writes included).
-    pub(crate) fn current(&self, ids: &[String]) -> BrokerResult<Vec<Option<Entity>>> {
+    /// writes included), shared with the index (no copies).
+    pub(crate) fn current_shared(&self, ids: &[String]) -> BrokerResult<Vec<Option<Arc<Entity>>>> {
         let st = self.read()?;
         Ok(ids
             .iter()
             .map(|id| match st.overlay.get(id) {
-                Some((_, e)) => e.as_deref().cloned(),
-                None => st.entities.get(id.as_str()).map(|c| (*c.entity).clone()),
+                Some((_, e)) => e.clone(),
+                None => st.entities.get(id.as_str()).map(|c| Arc::clone(&c.entity)),
             })
             .collect())
     }

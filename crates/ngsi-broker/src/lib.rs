@@ -91,8 +91,10 @@ impl Broker {
         }
     }
 
-    /// Keeps the temporal representation of every entity write in `store` and serves the
-    /// temporal API (`/ngsi-ld/v1/temporal/...`) from it.
+    /// Keeps the temporal representation of every entity write and serves the temporal API
+    /// (`/ngsi-ld/v1/temporal/...`) from `store`. Entity writes hand their history to the
+    /// entity store ([`NgsiStore::modify_entities_blind`]), which commits it with the
+    /// entities, so `store` must be the same database as the broker's entity store.
     pub fn with_temporal(mut self, store: Arc<dyn NgsiTemporalStore>) -> Self {
         self.temporal = Some(store);
         self

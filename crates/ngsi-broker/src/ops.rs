@@ -6,7 +6,7 @@ use crate::{Broker, codec};
 use ngsi_ld::{Attribute, Entity, NgsiError, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
-use store::{EntityChange, EntityFilter, EntityRecord, TenantScope, UnixMillis};
+use store::{EntityChange, EntityFilter, EntityRecord, TemporalWrite, TenantScope, UnixMillis};
 
 /// What an operation does to one entity.
 #[derive(Debug)]
@@ -89,32 +89,30 @@ impl Broker {
     ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
         // Change events for subscriptions (only while some exist), published after the commit,
-        // and the history the temporal API keeps, written right after it.
+        // and the history the temporal API keeps, committed in the same transaction as the
+        // entities.
         let sink = self.watching_sink();
-        let no_ids: [String; 0] = [];
-        let history =
-            crate::temporal::Recorder::new(self, if record_history { &ids } else { &no_ids });
-        let probe = history.probe();
+        let record_history = record_history && self.temporal.is_some();
         let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing().await;
-            let current = tenant.current(&ids)?;
-            let before = (sink.is_some() || probe.is_some()).then(|| current.clone());
+            let before = tenant.current_shared(&ids)?;
+            let current = before.iter().map(|e| e.as_deref().cloned()).collect();
             let (changes, answer) = f(current)?;
             if changes.len() != ids.len() {
                 return Err(BrokerError::Store(store::StoreError::backend(
                     "an entity operation answered the wrong number of changes",
                 )));
             }
-            if let Some(before) = before {
-                if let Some(p) = &probe {
-                    p.observe(&before, &changes);
-                }
-                if sink.is_some() {
-                    pairs = crate::changes::pairs(before, &changes);
-                }
+            let history = if record_history {
+                crate::temporal::history(&ids, &before, &changes)
+            } else {
+                TemporalWrite::default()
+            };
+            if sink.is_some() {
+                pairs = crate::changes::pairs(&before, &changes);
             }
-            let mut written: Written = Vec::new();
+            let mut written: Written = Vec::with_capacity(ids.len());
             let records: Vec<EntityChange> = ids
                 .iter()
                 .zip(changes)
@@ -140,6 +138,7 @@ impl Broker {
                 scope,
                 ids,
                 Box::new(move |_| records),
+                history,
                 Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
             );
             (queued, answer)
@@ -149,7 +148,6 @@ impl Broker {
         if let Some(sink) = &sink {
             self.publish(sink, scope.tenant(), pairs);
         }
-        history.commit(scope).await?;
         Ok(answer)
     }
 

@@ -1,26 +1,23 @@
 //! The temporal representation (spec 4.5.7, 5.6.11-5.6.16, 5.7.3-5.7.4) over the
-//! [`NgsiTemporalStore`]: recording every entity write as attribute instances, and reading a
+//! [`NgsiTemporalStore`](store::NgsiTemporalStore): recording every entity write as attribute instances, and reading a
 //! history back as a temporal [`Entity`] (attribute lists = instances) for `ngsi_ld::temporal`
 //! to render.
 //!
-//! Recording: [`Recorder`] is the one hook in the write path (`Broker::modify`). Inside the
+//! Recording: [`history`] is the one hook in the write path (`Broker::modify`). Inside the
 //! read-modify-write callback it compares each entity before and after the change: an attribute
 //! instance that is new or differs becomes a new temporal instance (with a fresh `instanceId`,
 //! `createdAt`/`modifiedAt` = the write's time, `observedAt` as given); an instance that
 //! disappeared becomes a deletion instance (`deletedAt`, value `urn:ngsi-ld:null`); a deleted
-//! entity gets `deletedAt`. After the entity write commits, the history is written through the
-//! same single writer, and only then is the request acknowledged. (A crash between the two
-//! commits can lose the history of that one write, never an acknowledged one.)
+//! entity gets `deletedAt`. The history is written in the same transaction as the entities
+//! (`NgsiStore::modify_entities_blind`), so a write and its history commit together.
 
 use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
 use crate::ops::EntityChangeE;
-use crate::{Broker, ops::now};
+use crate::ops::now;
 use ngsi_ld::{Attribute, AttributeValue, Entity, Timestamp};
-use std::sync::{Arc, Mutex};
-use store::{
-    NgsiTemporalStore, TemporalEntityRecord, TemporalInstanceRecord, TemporalWrite, TenantScope,
-};
+use std::sync::Arc;
+use store::{TemporalEntityRecord, TemporalInstanceRecord, TemporalWrite};
 
 /// Microseconds of a timestamp (the temporal store's unit).
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -32,9 +29,14 @@ pub(crate) fn from_micros(us: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-/// A fresh instance id.
+/// A fresh instance id: a random per-process prefix and a counter (one random draw per
+/// process rather than a `getrandom` call per recorded instance).
 pub(crate) fn new_instance_id() -> String {
-    format!("urn:ngsi-ld:Instance:{}", uuid::Uuid::new_v4())
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().to_string());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("urn:ngsi-ld:Instance:{prefix}-{n:x}")
 }
 
 /// The temporal entity record of `e` at `at`.
@@ -149,76 +151,21 @@ pub(crate) fn diff(
     w
 }
 
-/// The write-path hook: collects the history of one `Broker::modify` call.
-pub(crate) struct Recorder {
-    store: Option<Arc<dyn NgsiTemporalStore>>,
-    ids: Vec<String>,
-    pending: Arc<Mutex<TemporalWrite>>,
-}
-
-impl Recorder {
-    /// A recorder for a write of `ids` (inactive if the broker keeps no history).
-    pub(crate) fn new(broker: &Broker, ids: &[String]) -> Self {
-        let store = broker.temporal.clone();
-        Self {
-            ids: if store.is_some() {
-                ids.to_vec()
-            } else {
-                Vec::new()
-            },
-            store,
-            pending: Arc::new(Mutex::new(TemporalWrite::default())),
-        }
+/// The history of one `Broker::modify` call: `changes` of `ids` against the entities as they
+/// were (`old`), committed with the entity write itself.
+pub(crate) fn history(
+    ids: &[String],
+    old: &[Option<Arc<Entity>>],
+    changes: &[EntityChangeE],
+) -> TemporalWrite {
+    let at = now();
+    let mut all = TemporalWrite::default();
+    for ((id, before), change) in ids.iter().zip(old).zip(changes) {
+        let w = diff(id, before.as_deref(), change, at);
+        all.entities.extend(w.entities);
+        all.instances.extend(w.instances);
     }
-
-    /// The part that runs inside the write callback: `None` if inactive.
-    pub(crate) fn probe(&self) -> Option<Probe> {
-        self.store.as_ref().map(|_| Probe {
-            ids: self.ids.clone(),
-            pending: Arc::clone(&self.pending),
-        })
-    }
-
-    /// Writes the collected history (after the entity write committed).
-    pub(crate) async fn commit(self, scope: &TenantScope) -> BrokerResult<()> {
-        let Some(store) = self.store else {
-            return Ok(());
-        };
-        let write = self
-            .pending
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default();
-        if write.is_empty() {
-            return Ok(());
-        }
-        store
-            .record_temporal(scope, write)
-            .await
-            .map_err(BrokerError::from)
-    }
-}
-
-/// The in-callback half of a [`Recorder`].
-pub(crate) struct Probe {
-    ids: Vec<String>,
-    pending: Arc<Mutex<TemporalWrite>>,
-}
-
-impl Probe {
-    /// Records the history of `changes` against the entities as they were (`old`).
-    pub(crate) fn observe(&self, old: &[Option<Entity>], changes: &[EntityChangeE]) {
-        let at = now();
-        let mut all = TemporalWrite::default();
-        for ((id, before), change) in self.ids.iter().zip(old).zip(changes) {
-            let w = diff(id, before.as_ref(), change, at);
-            all.entities.extend(w.entities);
-            all.instances.extend(w.instances);
-        }
-        if let Ok(mut p) = self.pending.lock() {
-            *p = all;
-        }
-    }
+    all
 }
 
 /// A history read back as a temporal entity: attribute lists hold the instances (oldest first),

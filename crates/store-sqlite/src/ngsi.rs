@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
-    NgsiStore, StoreError, StoreErrorKind, StoreResult, TenantScope, UnixMillis, WriteFuture,
+    NgsiStore, StoreError, StoreErrorKind, StoreResult, TemporalWrite, TenantScope, UnixMillis,
+    WriteFuture,
 };
 
 fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -81,7 +82,10 @@ fn put_entity(
         rec.modified_at.0
     ])
     .map_err(backend)?;
-    let unchanged = old_types.is_some_and(|old| old == rec.types.as_slice());
+    // The stored rows come back sorted by type; compare as sets.
+    let unchanged = old_types.is_some_and(|old| {
+        old.len() == rec.types.len() && rec.types.iter().all(|t| old.contains(t))
+    });
     if !unchanged {
         if old_types.is_some_and(|old| !old.is_empty()) {
             conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
@@ -103,37 +107,11 @@ fn put_entity(
     Ok(())
 }
 
-/// [`put_entity`] without knowing the stored types: replaces them.
+/// [`put_entity`] without knowing the stored types: reads them, so that the type rows are
+/// rewritten only when they changed (a read is cheaper than a delete and a re-insert).
 fn put_entity_blind(conn: &Connection, tenant: &str, rec: &EntityRecord) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at, \
-         modified_at = excluded.modified_at",
-    )
-    .map_err(backend)?
-    .execute(params![
-        tenant,
-        rec.id,
-        rec.doc,
-        rec.created_at.0,
-        rec.modified_at.0
-    ])
-    .map_err(backend)?;
-    conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
-        .map_err(backend)?
-        .execute(params![tenant, rec.id])
-        .map_err(backend)?;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES (?1, ?2, ?3)",
-        )
-        .map_err(backend)?;
-    for t in &rec.types {
-        insert
-            .execute(params![tenant, t, rec.id])
-            .map_err(backend)?;
-    }
-    Ok(())
+    let old = load_types(conn, tenant, &rec.id)?;
+    put_entity(conn, tenant, rec, Some(&old))
 }
 
 /// Applies `changes` to `ids` (same length, checked). `old_types` (when known) lets a put
@@ -347,13 +325,15 @@ impl NgsiStore for SqliteStore {
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
+        history: TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture {
         let tenant = scope.tenant().as_str().to_owned();
         Box::pin(self.queue_then(
             move |conn| {
                 let changes = modify(ids.iter().map(|_| None).collect());
-                apply_changes(conn, &tenant, &ids, changes, None)
+                apply_changes(conn, &tenant, &ids, changes, None)?;
+                crate::ngsi_temporal::record(conn, &tenant, &history)
             },
             on_commit,
         ))

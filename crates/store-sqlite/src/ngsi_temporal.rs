@@ -80,34 +80,91 @@ fn put_entity(conn: &Connection, tenant: &str, e: &TemporalEntityRecord) -> Stor
     Ok(())
 }
 
-fn put_instance(conn: &Connection, tenant: &str, i: &TemporalInstanceRecord) -> StoreResult<()> {
+const INSTANCE_INSERT: &str = "INSERT INTO ngsi_temporal_instances (tenant, entity_id, attribute, \
+     instance_id, dataset_id, observed_at, has_observed, created_at, modified_at, deleted_at, doc) VALUES ";
+const INSTANCE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Instances inserted by one statement when a write has that many (fewer statements for
+/// batch writes); the rest go one by one.
+const INSTANCE_CHUNK: usize = 32;
+
+fn bind_instance(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    at: usize,
+    tenant: &str,
+    i: &TemporalInstanceRecord,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, tenant)?;
+    stmt.raw_bind_parameter(at + 1, &i.entity_id)?;
+    stmt.raw_bind_parameter(at + 2, &i.attribute)?;
+    stmt.raw_bind_parameter(at + 3, &i.instance_id)?;
+    stmt.raw_bind_parameter(at + 4, &i.dataset_id)?;
+    stmt.raw_bind_parameter(at + 5, i.observed_at.unwrap_or(i.created_at))?;
+    stmt.raw_bind_parameter(at + 6, i.observed_at.is_some() as i64)?;
+    stmt.raw_bind_parameter(at + 7, i.created_at)?;
+    stmt.raw_bind_parameter(at + 8, i.modified_at)?;
+    stmt.raw_bind_parameter(at + 9, i.deleted_at)?;
+    stmt.raw_bind_parameter(at + 10, &i.doc)
+}
+
+/// Inserts `rows` (1 or [`INSTANCE_CHUNK`] of them) with one statement.
+fn insert_instances(
+    conn: &Connection,
+    tenant: &str,
+    rows: &[TemporalInstanceRecord],
+) -> StoreResult<()> {
+    static ONE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{INSTANCE_INSERT}{INSTANCE_ROW}"));
+    static CHUNK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{INSTANCE_INSERT}{}",
+            vec![INSTANCE_ROW; INSTANCE_CHUNK].join(", ")
+        )
+    });
+    let sql: &str = if rows.len() == 1 { &ONE } else { &CHUNK };
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    for (n, i) in rows.iter().enumerate() {
+        bind_instance(&mut stmt, 1 + n * 11, tenant, i).map_err(backend)?;
+    }
+    stmt.raw_execute().map_err(backend)?;
+    Ok(())
+}
+
+/// Registers `attribute` as having instances (in first-recorded order), if it is not yet.
+fn put_attribute(
+    conn: &Connection,
+    tenant: &str,
+    entity_id: &str,
+    attribute: &str,
+) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO ngsi_temporal_instances (tenant, entity_id, attribute, instance_id, dataset_id, \
-         observed_at, has_observed, created_at, modified_at, deleted_at, doc) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO ngsi_temporal_attributes (tenant, entity_id, attribute, seq) \
+         SELECT ?1, ?2, ?3, (SELECT COUNT(*) FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2) \
+         WHERE NOT EXISTS (SELECT 1 FROM ngsi_temporal_attributes \
+                           WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3)",
     )
     .map_err(backend)?
-    .execute(params![
-        tenant,
-        i.entity_id,
-        i.attribute,
-        i.instance_id,
-        i.dataset_id,
-        i.observed_at.unwrap_or(i.created_at),
-        i.observed_at.is_some() as i64,
-        i.created_at,
-        i.modified_at,
-        i.deleted_at,
-        i.doc
-    ])
+    .execute(params![tenant, entity_id, attribute])
     .map_err(backend)?;
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO ngsi_temporal_attributes (tenant, entity_id, attribute, seq) \
-         VALUES (?1, ?2, ?3, (SELECT COUNT(*) FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2))",
-    )
-    .map_err(backend)?
-    .execute(params![tenant, i.entity_id, i.attribute])
-    .map_err(backend)?;
+    Ok(())
+}
+
+/// Appends `write` to the history of `tenant` (inside the caller's transaction): the
+/// `record_temporal` contract, also used by entity writes that carry their history.
+pub(crate) fn record(conn: &Connection, tenant: &str, write: &TemporalWrite) -> StoreResult<()> {
+    for e in &write.entities {
+        put_entity(conn, tenant, e)?;
+    }
+    for i in &write.instances {
+        put_attribute(conn, tenant, &i.entity_id, &i.attribute)?;
+    }
+    let mut chunks = write.instances.chunks_exact(INSTANCE_CHUNK);
+    for chunk in &mut chunks {
+        insert_instances(conn, tenant, chunk)?;
+    }
+    for i in chunks.remainder() {
+        insert_instances(conn, tenant, std::slice::from_ref(i))?;
+    }
     Ok(())
 }
 
@@ -196,16 +253,7 @@ impl NgsiTemporalStore for SqliteStore {
             return Ok(());
         }
         let tenant = scope.tenant().as_str().to_owned();
-        self.write(move |conn| {
-            for e in &write.entities {
-                put_entity(conn, &tenant, e)?;
-            }
-            for i in &write.instances {
-                put_instance(conn, &tenant, i)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |conn| record(conn, &tenant, &write)).await
     }
 
     async fn temporal_entity(

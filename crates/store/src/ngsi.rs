@@ -110,11 +110,18 @@ pub trait NgsiStore: Send + Sync + 'static {
     /// called, before the returned future is first polled, so writes queued one after
     /// another run in that order; their hooks run one at a time in commit order, each
     /// before its future resolves.
+    ///
+    /// `history` (empty for none) is appended to the store's temporal representation in
+    /// the same transaction, with the contract of
+    /// [`NgsiTemporalStore::record_temporal`](crate::NgsiTemporalStore::record_temporal):
+    /// the entity write and its history commit together or not at all, in one trip through
+    /// the writer.
     fn modify_entities_blind(
         &self,
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
+        history: crate::TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture;
 

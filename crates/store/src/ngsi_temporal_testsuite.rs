@@ -358,6 +358,71 @@ pub async fn instance_maintenance(store: &impl NgsiTemporalStore) {
 
 /// Runs the [`NgsiTemporalStore`] conformance checks against a backend. `$make` is an
 /// expression yielding a future of `(guard, store)`.
+/// An entity write that carries its history (`NgsiStore::modify_entities_blind`) commits both
+/// or neither: a history that cannot be written (a repeated instance id) undoes the entity.
+pub async fn entity_writes_carry_history(store: &(impl NgsiStore + NgsiTemporalStore)) {
+    let s = scope("tmp-carry");
+    let record = |id: &str, doc: &str| EntityRecord {
+        id: id.to_owned(),
+        types: vec!["T".to_owned()],
+        doc: doc.to_owned(),
+        created_at: UnixMillis(1),
+        modified_at: UnixMillis(1),
+    };
+    let (r1, r2) = (record("urn:e:1", "one"), record("urn:e:1", "two"));
+    store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:1".into()],
+            Box::new(move |_| vec![EntityChange::Put(r1)]),
+            TemporalWrite {
+                entities: vec![entity("urn:e:1", "T", 1)],
+                instances: vec![inst("urn:e:1", "p", 1, Some(10))],
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.entity(&s, "urn:e:1").await.unwrap().unwrap().doc,
+        "one"
+    );
+    let all = InstanceQuery::default();
+    assert_eq!(
+        ids(&store.temporal_instances(&s, "urn:e:1", &all).await.unwrap()),
+        ["urn:i:p:1"]
+    );
+    let fate = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let told = fate.clone();
+    let err = store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:1".into()],
+            Box::new(move |_| vec![EntityChange::Put(r2)]),
+            TemporalWrite {
+                entities: vec![entity("urn:e:1", "T", 2)],
+                instances: vec![inst("urn:e:1", "q", 2, None), inst("urn:e:1", "p", 1, None)],
+            },
+            Box::new(move |ok| *told.lock().unwrap() = Some(ok)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::AlreadyExists);
+    assert_eq!(*fate.lock().unwrap(), Some(false));
+    assert_eq!(
+        store.entity(&s, "urn:e:1").await.unwrap().unwrap().doc,
+        "one"
+    );
+    assert_eq!(
+        ids(&store.temporal_instances(&s, "urn:e:1", &all).await.unwrap()),
+        ["urn:i:p:1"]
+    );
+    assert_eq!(
+        store.temporal_attributes(&s, "urn:e:1").await.unwrap(),
+        ["p"]
+    );
+}
+
 #[macro_export]
 macro_rules! ngsi_temporal_store_test_suite {
     ($make:expr) => {
@@ -366,7 +431,7 @@ macro_rules! ngsi_temporal_store_test_suite {
             use super::*;
             $crate::ngsi_temporal_store_test_suite!(@tests $make;
                 history_is_tenant_scoped, ranges_and_last_n, entities_upsert_and_filter,
-                instance_maintenance);
+                instance_maintenance, entity_writes_carry_history);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -174,6 +174,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
                     EntityChange::Put(record("urn:e:2", &["T"], "2")),
                 ]
             }),
+            crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
         .await
@@ -200,6 +201,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec!["urn:e:3".into()],
             Box::new(|_| vec![EntityChange::Keep, EntityChange::Keep]),
+            crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
         .await
@@ -217,6 +219,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec![id.clone()],
             Box::new(move |_| vec![EntityChange::Put(record(&id, &["T"], "c"))]),
+            crate::TemporalWrite::default(),
             Box::new(move |ok| order.lock().unwrap().push((i, ok))),
         ));
     }
