@@ -244,6 +244,11 @@ impl ContextResolver {
         }
     }
 
+    /// Counts one use of the cached context `url` (serving it counts too).
+    pub fn count_hit(&self, url: &str) {
+        self.touch(&Value::String(url.to_owned()));
+    }
+
     /// Fetches a cached context again and replaces the cached copy. If the fetch fails, the
     /// cached copy is kept and the error returned (`LdContextNotAvailable`).
     pub async fn reload(&self, url: &str) -> BrokerResult<()> {

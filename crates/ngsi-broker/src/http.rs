@@ -2089,6 +2089,8 @@ async fn get_context(
         } else {
             (*c.doc).clone()
         };
+        // Serving is a use: the next look shows one more hit.
+        b.contexts.count_hit(&url);
         return Ok(respond(StatusCode::OK, body, Mime::Json, None));
     }
     if let Some(core) = CoreContext::from_url(&id) {

@@ -375,6 +375,12 @@ async fn context_kinds_cached_core_and_errors() {
         .get(&format!("/jsonldContexts/{encoded}?details=true"), &t)
         .await;
     assert_eq!(r.body["kind"], "Cached", "{}", r.body);
+    // Serving counts as a use.
+    let hits = r.body["numberOfHits"].as_u64().unwrap();
+    let r = s
+        .get(&format!("/jsonldContexts/{encoded}?details=true"), &t)
+        .await;
+    assert_eq!(r.body["numberOfHits"].as_u64().unwrap(), hits + 1);
     // Deleting it drops it from the list (the preload map still serves it); the context it
     // references stays listed.
     assert_eq!(
