@@ -1,6 +1,12 @@
 //! `@context` resolution for requests: the pinned core contexts, the operator's preload map,
-//! contexts hosted by this broker (`/jsonldContexts`), and remote contexts fetched through
-//! the egress policy into a bounded cache. Compiled contexts are cached by their JSON text.
+//! contexts hosted by this broker (`/jsonldContexts`: `Hosted` ones added by clients and
+//! `ImplicitlyCreated` ones the broker keeps for a subscription's or registration's inline
+//! `@context`), and remote contexts fetched through the egress policy into a bounded cache.
+//! Compiled contexts are cached by their JSON text.
+//!
+//! The cache is what `/jsonldContexts?kind=Cached` lists: a remote URL is listed once a
+//! request used it, whether its document came from the network or from the operator's
+//! preload map (which stands in for the network); the core contexts are never listed.
 
 use crate::error::BrokerResult;
 use indexmap::IndexMap;
@@ -23,7 +29,14 @@ pub struct CachedContext {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// How often it was used.
     pub hits: u64,
+    /// When it was last used.
+    pub last_used: chrono::DateTime<chrono::Utc>,
 }
+
+/// `kind` of a hosted context added by a client.
+pub const KIND_HOSTED: &str = "Hosted";
+/// `kind` of a context the broker created for an inline `@context`.
+pub const KIND_IMPLICIT: &str = "ImplicitlyCreated";
 
 /// Resolves request contexts.
 pub struct ContextResolver {
@@ -33,17 +46,24 @@ pub struct ContextResolver {
     max_cached: usize,
     cache: Mutex<IndexMap<String, CachedContext>>,
     compiled: Mutex<HashMap<String, Arc<Context>>>,
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 struct Loader<'a> {
     preload: &'a PreloadMap,
     docs: &'a HashMap<String, Arc<Value>>,
     missing: RefCell<Vec<String>>,
+    preloaded: RefCell<Vec<(String, Arc<Value>)>>,
 }
 
 impl ContextLoader for Loader<'_> {
     fn load(&self, url: &str) -> ngsi_ld::Result<Arc<Value>> {
         if let Ok(doc) = self.preload.load(url) {
+            if CoreContext::from_url(url).is_none() {
+                self.preloaded
+                    .borrow_mut()
+                    .push((url.to_owned(), doc.clone()));
+            }
             return Ok(doc);
         }
         if let Some(doc) = self.docs.get(url) {
@@ -73,6 +93,7 @@ impl ContextResolver {
             max_cached: max_cached.max(1),
             cache: Mutex::new(IndexMap::new()),
             compiled: Mutex::new(HashMap::new()),
+            started_at: crate::ops::now(),
         }
     }
 
@@ -84,6 +105,7 @@ impl ContextResolver {
         };
         let key = user.to_string();
         if let Some(ctx) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            self.touch(user);
             return Ok(ctx);
         }
         let mut docs: HashMap<String, Arc<Value>> = HashMap::new();
@@ -92,9 +114,13 @@ impl ContextResolver {
                 preload: &self.preload,
                 docs: &docs,
                 missing: RefCell::new(Vec::new()),
+                preloaded: RefCell::new(Vec::new()),
             };
             match Context::for_request(Some(user), CoreContext::V1_9, &loader) {
                 Ok(ctx) => {
+                    for (url, doc) in loader.preloaded.into_inner() {
+                        self.remember(&url, doc);
+                    }
                     let ctx = Arc::new(ctx);
                     if let Ok(mut compiled) = self.compiled.lock() {
                         if compiled.len() >= COMPILED_MAX {
@@ -122,6 +148,9 @@ impl ContextResolver {
     /// The document at `url`: hosted here, cached, or fetched now.
     pub async fn document(&self, url: &str) -> BrokerResult<Arc<Value>> {
         if let Ok(doc) = self.preload.load(url) {
+            if CoreContext::from_url(url).is_none() {
+                self.remember(url, doc.clone());
+            }
             return Ok(doc);
         }
         if let Some(pos) = url.find(HOSTED_PATH) {
@@ -137,7 +166,18 @@ impl ContextResolver {
             && let Some(entry) = cache.get_mut(url)
         {
             entry.hits += 1;
+            entry.last_used = crate::ops::now();
             return Ok(entry.doc.clone());
+        }
+        let doc = self.fetch(url).await?;
+        self.remember(url, doc.clone());
+        Ok(doc)
+    }
+
+    /// Fetches `url` from the network (or the preload map), bypassing the cache.
+    async fn fetch(&self, url: &str) -> BrokerResult<Arc<Value>> {
+        if let Ok(doc) = self.preload.load(url) {
+            return Ok(doc);
         }
         let Some(fetcher) = &self.fetcher else {
             return Err(NgsiError::context_not_available(format!(
@@ -158,21 +198,110 @@ impl ContextResolver {
             ))
             .into());
         }
-        let doc = Arc::new(doc);
+        Ok(Arc::new(doc))
+    }
+
+    /// Records a use of the remote context `url` (document `doc`) in the cache.
+    fn remember(&self, url: &str, doc: Arc<Value>) {
+        let now = crate::ops::now();
         if let Ok(mut cache) = self.cache.lock() {
+            if let Some(entry) = cache.get_mut(url) {
+                entry.hits += 1;
+                entry.last_used = now;
+                return;
+            }
             while cache.len() >= self.max_cached {
                 cache.shift_remove_index(0);
             }
             cache.insert(
                 url.to_owned(),
                 CachedContext {
-                    doc: doc.clone(),
-                    created_at: crate::ops::now(),
+                    doc,
+                    created_at: now,
                     hits: 1,
+                    last_used: now,
                 },
             );
         }
-        Ok(doc)
+    }
+
+    /// Counts a use of the cached URLs named at the top of a user context (a compiled
+    /// context was reused, so the documents were not looked up again).
+    fn touch(&self, user: &Value) {
+        let urls: Vec<&str> = match user {
+            Value::String(u) => vec![u.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => return,
+        };
+        let now = crate::ops::now();
+        if let Ok(mut cache) = self.cache.lock() {
+            for url in urls {
+                if let Some(entry) = cache.get_mut(url) {
+                    entry.hits += 1;
+                    entry.last_used = now;
+                }
+            }
+        }
+    }
+
+    /// Counts one use of the cached context `url` (serving it counts too).
+    pub fn count_hit(&self, url: &str) {
+        self.touch(&Value::String(url.to_owned()));
+    }
+
+    /// Fetches a cached context again and replaces the cached copy. If the fetch fails, the
+    /// cached copy is kept and the error returned (`LdContextNotAvailable`).
+    pub async fn reload(&self, url: &str) -> BrokerResult<()> {
+        let doc = self.fetch(url).await?;
+        self.invalidate();
+        let now = crate::ops::now();
+        if let Ok(mut cache) = self.cache.lock() {
+            let hits = cache.get(url).map_or(0, |e| e.hits);
+            cache.insert(
+                url.to_owned(),
+                CachedContext {
+                    doc,
+                    created_at: now,
+                    hits,
+                    last_used: now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `url` is in the cache.
+    pub fn is_cached(&self, url: &str) -> bool {
+        self.cache
+            .lock()
+            .map(|c| c.contains_key(url))
+            .unwrap_or(false)
+    }
+
+    /// Keeps an inline `@context` (`user`, not a single URL) as an `ImplicitlyCreated`
+    /// hosted context and returns its URL (`base` is this broker's scheme and authority,
+    /// e.g. `http://broker.example`). An identical implicit context is reused.
+    pub async fn implicit(&self, user: &Value, base: &str) -> BrokerResult<String> {
+        let doc = serde_json::json!({ "@context": user }).to_string();
+        for rec in self.store.contexts().await? {
+            if rec.kind == KIND_IMPLICIT && rec.doc == doc {
+                return Ok(rec
+                    .url
+                    .unwrap_or_else(|| format!("{base}{HOSTED_PATH}{}", rec.id)));
+            }
+        }
+        let id = format!("urn:ngsi-ld:jsonldContext:{}", uuid::Uuid::new_v4());
+        let url = format!("{base}{HOSTED_PATH}{id}");
+        self.store
+            .put_context(store::ContextRecord {
+                id,
+                url: Some(url.clone()),
+                kind: KIND_IMPLICIT.into(),
+                doc,
+                created_at: store::UnixMillis(crate::ops::now().timestamp_millis()),
+            })
+            .await?;
+        Ok(url)
     }
 
     /// The cached remote contexts (URL, entry).
@@ -181,6 +310,11 @@ impl ContextResolver {
             .lock()
             .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// When this resolver started (the `createdAt` shown for the core contexts).
+    pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.started_at
     }
 
     /// Drops a cached remote context; true if it was cached.

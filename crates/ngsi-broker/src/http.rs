@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use store::{ContextRecord, EntityFilter, TenantId, TenantScope, UnixMillis};
 
+mod registrations;
 mod temporal;
 
 type Params = Query<Vec<(String, String)>>;
@@ -95,6 +96,7 @@ pub fn module(broker: Arc<Broker>) -> api_server::Module {
         )
         .merge(subscription_routes::routes())
         .merge(temporal::routes())
+        .merge(registrations::routes())
         .with_state(broker);
     api_server::Module {
         public: utoipa_axum::router::OpenApiRouter::new(),
@@ -151,6 +153,8 @@ const KNOWN_PARAMS: &[&str] = &[
     "observedAt",
     "doNotCompact",
     "via",
+    "keep",
+    "drop",
 ];
 
 impl P {
@@ -419,6 +423,19 @@ impl Broker {
             value,
         ))
     }
+}
+
+/// This broker's scheme and authority as the client addressed it (`Host`, and
+/// `X-Forwarded-Proto` behind a proxy), for URLs of hosted contexts.
+fn base_url(h: &HeaderMap) -> String {
+    let host = header_str(h, "host")
+        .filter(|v| !v.is_empty() && !v.contains(['/', ' ', '@']))
+        .unwrap_or("localhost");
+    let proto = match header_str(h, "x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{proto}://{host}")
 }
 
 /// The `@context` to show in a response: the user's, else the core context URL.
@@ -1451,6 +1468,8 @@ async fn batch(
     let mut work: Vec<(String, BatchItem)> = Vec::new();
     let no_overwrite = p.has_option("noOverwrite");
     let update_mode = p.has_option("update");
+    // Batch update with noOverwrite: the attributes left alone, per entity (reported in a 207).
+    let not_updated: Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
     for item in items {
         if op == "delete" {
             match item.as_str() {
@@ -1556,35 +1575,44 @@ async fn batch(
                     Ok(Some(e))
                 }
             }),
-            "update" => Box::new(move |cur, at| {
-                let Some(mut old) = cur else {
-                    return Err(NgsiError::new(
-                        ErrorKind::ResourceNotFound,
-                        format!("entity {} not found", parsed.entity.id),
-                    ));
-                };
-                for t in parsed.entity.types {
-                    if !old.types.contains(&t) {
-                        old.types.push(t);
-                    }
-                }
-                for (name, instances) in parsed.entity.attributes {
-                    for mut inst in instances {
-                        let exists = old
-                            .attributes
-                            .get(&name)
-                            .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
-                        if exists && no_overwrite {
-                            continue;
+            "update" => {
+                let not_updated = Arc::clone(&not_updated);
+                Box::new(move |cur, at| {
+                    let Some(mut old) = cur else {
+                        return Err(NgsiError::new(
+                            ErrorKind::ResourceNotFound,
+                            format!("entity {} not found", parsed.entity.id),
+                        ));
+                    };
+                    for t in parsed.entity.types {
+                        if !old.types.contains(&t) {
+                            old.types.push(t);
                         }
-                        carry_created(old.attributes.get(&name).map(Vec::as_slice), &mut inst);
-                        inst.stamp(at);
-                        old.upsert_attribute(name.clone(), inst);
                     }
-                }
-                old.modified_at = Some(at);
-                Ok(Some(old))
-            }),
+                    for (name, instances) in parsed.entity.attributes {
+                        for mut inst in instances {
+                            let exists = old
+                                .attributes
+                                .get(&name)
+                                .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
+                            if exists && no_overwrite {
+                                if let Ok(mut skipped) = not_updated.lock() {
+                                    skipped
+                                        .entry(old.id.clone())
+                                        .or_default()
+                                        .push(name.clone());
+                                }
+                                continue;
+                            }
+                            carry_created(old.attributes.get(&name).map(Vec::as_slice), &mut inst);
+                            inst.stamp(at);
+                            old.upsert_attribute(name.clone(), inst);
+                        }
+                    }
+                    old.modified_at = Some(at);
+                    Ok(Some(old))
+                })
+            }
             _ => Box::new(move |cur, at| {
                 let Some(mut old) = cur else {
                     return Err(NgsiError::new(
@@ -1605,7 +1633,24 @@ async fn batch(
         b.batch(&scope, work).await?
     };
     errors.extend(outcome.errors);
-    let success = outcome.success;
+    let mut success = outcome.success;
+    let not_updated = not_updated.lock().map(|m| m.clone()).unwrap_or_default();
+    if !not_updated.is_empty() {
+        // The entity was updated except for these attributes: reported as not (fully) updated.
+        for (id, names) in &not_updated {
+            if !success.iter().any(|(s, _)| s == id) {
+                continue;
+            }
+            errors.push((
+                id.clone(),
+                NgsiError::bad_data(format!(
+                    "attributes {} exist and were not updated (noOverwrite)",
+                    names.join(", ")
+                )),
+            ));
+        }
+        success.retain(|(id, _)| !not_updated.contains_key(id));
+    }
     if errors.is_empty() {
         return Ok(match op.as_str() {
             "create" => respond(
@@ -2031,7 +2076,7 @@ async fn add_context(
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
     let Some(inner) = value.get("@context") else {
-        return Err(bad_data(
+        return Err(invalid(
             "the body must be an object with an @context member",
         ));
     };
@@ -2054,7 +2099,7 @@ async fn add_context(
         .put_context(ContextRecord {
             id: id.clone(),
             url: None,
-            kind: "Hosted".into(),
+            kind: crate::contexts::KIND_HOSTED.into(),
             doc: value.to_string(),
             created_at: UnixMillis(now().timestamp_millis()),
         })
@@ -2083,6 +2128,28 @@ fn context_info(
     v
 }
 
+fn millis_text(t: UnixMillis) -> String {
+    chrono::DateTime::from_timestamp_millis(t.0)
+        .map(|t| ngsi_ld::time::format_datetime(&t))
+        .unwrap_or_default()
+}
+
+/// A stored (hosted or implicitly created) context: its URL and details.
+fn stored_context_info(rec: &ContextRecord) -> (String, Value) {
+    let url = rec
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{HOSTED_PATH}{}", rec.id));
+    let info = context_info(&rec.id, &url, &rec.kind, &millis_text(rec.created_at), None);
+    (url, info)
+}
+
+fn cached_context_info(url: &str, c: &crate::contexts::CachedContext) -> Value {
+    let created = ngsi_ld::time::format_datetime(&c.created_at);
+    let last = ngsi_ld::time::format_datetime(&c.last_used);
+    context_info(url, url, "Cached", &created, Some((c.hits, &last)))
+}
+
 async fn list_contexts(
     State(b): St,
     Caller(caller): Caller,
@@ -2099,24 +2166,20 @@ async fn list_contexts(
         return Err(bad_data(format!("unknown context kind `{k}`")));
     }
     let mut out = Vec::new();
-    if kind.as_deref().is_none_or(|k| k == "hosted") {
-        for rec in b.store.contexts().await? {
-            let url = format!("{HOSTED_PATH}{}", rec.id);
-            let created = chrono::DateTime::from_timestamp_millis(rec.created_at.0)
-                .map(|t| ngsi_ld::time::format_datetime(&t))
-                .unwrap_or_default();
-            out.push(if details {
-                context_info(&rec.id, &url, "Hosted", &created, None)
-            } else {
-                Value::String(url)
-            });
+    for rec in b.store.contexts().await? {
+        if kind
+            .as_deref()
+            .is_some_and(|k| k != rec.kind.to_ascii_lowercase())
+        {
+            continue;
         }
+        let (url, info) = stored_context_info(&rec);
+        out.push(if details { info } else { Value::String(url) });
     }
     if kind.as_deref().is_none_or(|k| k == "cached") {
         for (url, c) in b.contexts.cached() {
-            let created = ngsi_ld::time::format_datetime(&c.created_at);
             out.push(if details {
-                context_info(&url, &url, "Cached", &created, Some((c.hits, &created)))
+                cached_context_info(&url, &c)
             } else {
                 Value::String(url)
             });
@@ -2137,32 +2200,31 @@ async fn get_context(
     let details = p.flag("details")?;
     if let Some(rec) = b.store.context(&id).await? {
         let body = if details {
-            let created = chrono::DateTime::from_timestamp_millis(rec.created_at.0)
-                .map(|t| ngsi_ld::time::format_datetime(&t))
-                .unwrap_or_default();
-            context_info(
-                &rec.id,
-                &format!("{HOSTED_PATH}{}", rec.id),
-                "Hosted",
-                &created,
-                None,
-            )
+            stored_context_info(&rec).1
         } else {
             serde_json::from_str(&rec.doc).unwrap_or(Value::Null)
         };
         return Ok(respond(StatusCode::OK, body, Mime::Json, None));
     }
     if let Some((url, c)) = b.contexts.cached().into_iter().find(|(u, _)| *u == id) {
-        let created = ngsi_ld::time::format_datetime(&c.created_at);
         let body = if details {
-            context_info(&url, &url, "Cached", &created, Some((c.hits, &created)))
+            cached_context_info(&url, &c)
         } else {
             (*c.doc).clone()
         };
+        // Serving is a use: the next look shows one more hit.
+        b.contexts.count_hit(&url);
         return Ok(respond(StatusCode::OK, body, Mime::Json, None));
     }
-    if !ngsi_ld::iri::is_absolute_iri(&id) {
-        return Err(bad_data(format!("`{id}` is not a context id (a URI)")));
+    if let Some(core) = CoreContext::from_url(&id) {
+        // The core contexts are built in; shown as cached copies kept since the start.
+        let body = if details {
+            let started = ngsi_ld::time::format_datetime(&b.contexts.started_at());
+            context_info(&id, core.url(), "Cached", &started, None)
+        } else {
+            (*core.document()).clone()
+        };
+        return Ok(respond(StatusCode::OK, body, Mime::Json, None));
     }
     Err(not_found(format!("no @context {id}")))
 }
@@ -2178,22 +2240,34 @@ async fn delete_context(
     b.scope(&caller, &h, Access::Write).await?;
     let reload = p.flag("reload")?;
     if CoreContext::from_url(&id).is_some() {
+        if reload {
+            // The core contexts are pinned in the binary: reloading them is a no-op.
+            return Ok(no_content());
+        }
         return Err(bad_data("the core @context cannot be deleted"));
     }
-    if b.store.delete_context(&id).await? {
+    if let Some(rec) = b.store.context(&id).await? {
         if reload {
-            return Err(bad_data(
-                "reload applies to cached contexts, not hosted ones",
-            ));
+            return Err(bad_data(format!(
+                "reload applies to cached contexts, not to {} ones",
+                rec.kind
+            )));
         }
+        b.store.delete_context(&id).await?;
         b.contexts.invalidate();
         return Ok(no_content());
     }
-    if b.contexts.evict(&id) {
+    if b.contexts.is_cached(&id) {
         if reload {
-            b.contexts.document(&id).await?;
+            // Keeps the cached copy if the source cannot be reached (503).
+            b.contexts.reload(&id).await?;
+        } else {
+            b.contexts.evict(&id);
         }
         return Ok(no_content());
+    }
+    if reload {
+        return Err(bad_data(format!("no cached @context {id} to reload")));
     }
     Err(not_found(format!("no @context {id}")))
 }

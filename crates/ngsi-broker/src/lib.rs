@@ -9,7 +9,9 @@
 //! - `http` turns requests into those operations: content negotiation, `Link` headers,
 //!   pagination, tenants and permissions;
 //! - `codec` is the storage encoding of entities;
-//! - [`contexts`] resolves user contexts (preload map, hosted contexts, egress-limited fetches).
+//! - [`contexts`] resolves user contexts (preload map, hosted contexts, egress-limited fetches);
+//! - `http/registrations.rs` serves context source registrations (stored per tenant in the
+//!   [`NgsiRegistrationStore`]).
 //!
 //! Every write is a read-modify-write callback run on the store's single writer (see
 //! `NgsiStore::modify_entities`), so concurrent merges never lose updates, and a write is
@@ -32,7 +34,7 @@ pub use ops::{BatchOutcome, EntityChangeE};
 
 use identity::IdentityService;
 use std::sync::Arc;
-use store::{NgsiStore, NgsiTemporalStore, TenantId};
+use store::{NgsiRegistrationStore, NgsiStore, NgsiTemporalStore, TenantId};
 
 /// Settings of the broker.
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct Broker {
     subscriptions: std::sync::OnceLock<Arc<subscriptions::SubscriptionService>>,
     /// Where entity writes record their history (`None`: no temporal API).
     temporal: Option<Arc<dyn NgsiTemporalStore>>,
+    /// Where context source registrations are kept (`None`: no `/csourceRegistrations`).
+    registrations: Option<Arc<dyn NgsiRegistrationStore>>,
 }
 
 impl Broker {
@@ -88,7 +92,14 @@ impl Broker {
             changes: std::sync::OnceLock::new(),
             subscriptions: std::sync::OnceLock::new(),
             temporal: None,
+            registrations: None,
         }
+    }
+
+    /// Serves context source registrations (`/ngsi-ld/v1/csourceRegistrations`) from `store`.
+    pub fn with_registrations(mut self, store: Arc<dyn NgsiRegistrationStore>) -> Self {
+        self.registrations = Some(store);
+        self
     }
 
     /// Keeps the temporal representation of every entity write and serves the temporal API

@@ -762,3 +762,105 @@ async fn mqtt_notifications_reach_mosquitto() {
     assert_eq!(r.body["notification"]["timesSent"], 1);
     assert_eq!(r.body["notification"]["status"], "ok");
 }
+
+#[tokio::test]
+async fn an_inline_context_becomes_an_implicitly_created_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_at(dir.path(), true, settings(2_000)).await;
+    let t = s.token("alice").await;
+    let (uri, mut rx) = receiver().await;
+    let inline =
+        json!([{"Auto": "https://example.org/Auto", "tempo": "https://example.org/tempo"}]);
+    let mut sub = subscription("urn:ngsi-ld:Subscription:implicit", &uri);
+    sub["entities"] = json!([{"type": "Auto"}]);
+    sub["notification"]["attributes"] = json!(["tempo"]);
+    sub["notification"]["format"] = json!("keyValues");
+    sub["@context"] = inline.clone();
+    let ld = [("content-type", "application/ld+json")];
+    let r = s
+        .call(Method::POST, "/subscriptions", &t, &ld, Some(sub.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // The subscription names the kept context in jsonldContext ...
+    let r = s
+        .get("/subscriptions/urn:ngsi-ld:Subscription:implicit", &t)
+        .await;
+    let url = r.body["jsonldContext"].as_str().unwrap().to_owned();
+    assert!(url.contains("/ngsi-ld/v1/jsonldContexts/urn:"), "{url}");
+    let local_id = url.rsplit('/').next().unwrap().to_owned();
+    // ... which is listed as ImplicitlyCreated and serves the inline context.
+    let r = s
+        .get("/jsonldContexts?kind=ImplicitlyCreated&details=true", &t)
+        .await;
+    let list = r.body.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{}", r.body);
+    assert_eq!(list[0]["kind"], "ImplicitlyCreated");
+    assert_eq!(list[0]["URL"], url.as_str());
+    assert_eq!(list[0]["localId"], local_id.as_str());
+    let hosted = s.get("/jsonldContexts?kind=Hosted", &t).await;
+    assert_eq!(hosted.body, json!([]));
+    let r = s.get(&format!("/jsonldContexts/{local_id}"), &t).await;
+    assert_eq!(r.body, json!({"@context": inline}));
+
+    // Notifications are compacted with it.
+    let mut auto = json!({"id": "urn:ngsi-ld:Auto:1", "type": "Auto", "tempo": {"type": "Property", "value": 5}});
+    auto["@context"] = inline.clone();
+    let r = s.call(Method::POST, "/entities", &t, &ld, Some(auto)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let n = next(&mut rx, WAIT).await;
+    assert_eq!(
+        n.body["data"],
+        json!([{"id": "urn:ngsi-ld:Auto:1", "type": "Auto", "tempo": 5}])
+    );
+    assert!(
+        n.headers["link"].to_str().unwrap().contains(&local_id),
+        "{:?}",
+        n.headers["link"]
+    );
+
+    // The same inline context again reuses the kept one.
+    sub["id"] = json!("urn:ngsi-ld:Subscription:implicit2");
+    let r = s
+        .call(Method::POST, "/subscriptions", &t, &ld, Some(sub))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s
+        .get("/subscriptions/urn:ngsi-ld:Subscription:implicit2", &t)
+        .await;
+    assert_eq!(r.body["jsonldContext"], url.as_str());
+
+    // One context URL, even in an array, is used as it is.
+    let mut plain = subscription("urn:ngsi-ld:Subscription:plain", &uri);
+    plain["@context"] = json!([
+        "https://forge.etsi.org/rep/cim/ngsi-ld-test-suite/-/raw/develop/resources/jsonld-contexts/ngsi-ld-test-suite-compound.jsonld"
+    ]);
+    let r = s
+        .call(Method::POST, "/subscriptions", &t, &ld, Some(plain))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s
+        .get("/subscriptions/urn:ngsi-ld:Subscription:plain", &t)
+        .await;
+    assert!(r.body.get("jsonldContext").is_none(), "{}", r.body);
+
+    // Reloading applies to cached contexts only; a plain delete removes it.
+    s.call(
+        Method::DELETE,
+        &format!("/jsonldContexts/{local_id}?reload=true"),
+        &t,
+        &[],
+        None,
+    )
+    .await
+    .problem(400, "BadRequestData");
+    assert_eq!(
+        s.delete(&format!("/jsonldContexts/{local_id}"), &t)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    s.get(&format!("/jsonldContexts/{local_id}"), &t)
+        .await
+        .problem(404, "ResourceNotFound");
+}

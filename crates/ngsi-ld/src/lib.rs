@@ -40,6 +40,7 @@ pub mod model;
 pub mod parse;
 pub mod query;
 
+pub mod registration;
 pub mod render;
 pub mod subscription;
 pub mod temporal;

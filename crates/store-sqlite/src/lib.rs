@@ -21,6 +21,7 @@ mod handle;
 mod identity;
 mod migrations;
 mod ngsi;
+mod ngsi_registrations;
 mod ngsi_subscriptions;
 mod ngsi_temporal;
 mod secure;

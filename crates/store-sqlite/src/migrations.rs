@@ -19,6 +19,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_temporal",
         include_str!("../migrations/0007_ngsi_temporal.sql"),
     ),
+    (
+        "ngsi_registrations",
+        include_str!("../migrations/0008_ngsi_registrations.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

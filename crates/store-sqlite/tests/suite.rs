@@ -110,3 +110,4 @@ async fn concurrent_writes_are_grouped_and_each_is_answered() {
 
 store::ngsi_store_test_suite!(fresh());
 store::ngsi_subscription_store_test_suite!(fresh());
+store::ngsi_registration_store_test_suite!(fresh());

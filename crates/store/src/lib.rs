@@ -20,6 +20,7 @@ mod error;
 mod handle;
 mod identity;
 mod ngsi;
+mod ngsi_registrations;
 mod ngsi_subscriptions;
 mod ngsi_temporal;
 mod secure;
@@ -29,6 +30,8 @@ mod types;
 pub mod compute_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod handle_testsuite;
+#[cfg(feature = "testsuite")]
+pub mod ngsi_registrations_testsuite;
 #[cfg(feature = "testsuite")]
 pub mod ngsi_subscriptions_testsuite;
 #[cfg(feature = "testsuite")]
@@ -50,6 +53,7 @@ pub use ngsi::{CommitHook, IndexSlot, WriteFuture};
 pub use ngsi::{
     ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
 };
+pub use ngsi_registrations::{NgsiRegistrationStore, RegistrationRecord};
 pub use ngsi_subscriptions::{
     NgsiSubscriptionStore, SubscriptionPage, SubscriptionRecord, SubscriptionStatusRecord,
 };

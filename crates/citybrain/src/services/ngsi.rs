@@ -53,7 +53,8 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
     };
     Ok(Arc::new(
         Broker::new(store, contexts, Arc::clone(&platform.identity), settings)
-            .with_temporal(Arc::new(platform.store.clone())),
+            .with_temporal(Arc::new(platform.store.clone()))
+            .with_registrations(Arc::new(platform.store.clone())),
     ))
 }
 

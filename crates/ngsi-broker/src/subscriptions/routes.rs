@@ -30,6 +30,15 @@ fn check_subscription_id(id: &str) -> BrokerResult<()> {
     Ok(())
 }
 
+/// A `@context` that is not one URL (a string, or an array holding just one string).
+fn is_complex_context(c: &Value) -> bool {
+    match c {
+        Value::String(_) => false,
+        Value::Array(items) => !(items.len() == 1 && items[0].is_string()),
+        _ => true,
+    }
+}
+
 fn subscription_location(id: &str) -> String {
     format!("/ngsi-ld/v1/subscriptions/{id}")
 }
@@ -79,12 +88,21 @@ async fn create_subscription(
     State(b): St,
     Caller(caller): Caller,
     h: HeaderMap,
+    Query(q): Params,
     body: Bytes,
 ) -> BrokerResult<Response> {
+    P::checked(q)?;
     let service = b.subscription_service()?.clone();
     let (req, value) = b.write_req(&caller, &h, &body, false).await?;
     let default_id = format!("urn:ngsi-ld:Subscription:{}", uuid::Uuid::new_v4());
-    let sub = Subscription::parse(&value, &req.ctx, &default_id)?;
+    let mut sub = Subscription::parse(&value, &req.ctx, &default_id)?;
+    if sub.jsonld_context.is_none()
+        && let Some(inline) = req.user.as_ref().filter(|u| is_complex_context(u))
+    {
+        // Spec 5.13: a @context that is not a single URL is kept as an ImplicitlyCreated
+        // context, named by the subscription's jsonldContext.
+        sub.jsonld_context = Some(b.contexts.implicit(inline, &base_url(&h)).await?);
+    }
     let id = sub.id.clone();
     service
         .create(&req.scope, sub, &req.ctx, req.user.clone(), now())

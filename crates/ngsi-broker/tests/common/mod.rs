@@ -109,7 +109,8 @@ pub async fn serve_broker(anonymous_role: Option<&str>, temporal: bool) -> Serve
         },
         ..BrokerSettings::default()
     };
-    let broker = Broker::new(ngsi, contexts, identity.clone(), settings);
+    let broker = Broker::new(ngsi, contexts, identity.clone(), settings)
+        .with_registrations(Arc::new(store.clone()));
     let broker = Arc::new(if temporal {
         broker.with_temporal(Arc::new(store.clone()))
     } else {
