@@ -11,11 +11,11 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::context::Context;
-use crate::error::{NgsiError, Result};
+use crate::error::Result;
 use crate::iri::is_absolute_iri;
 use crate::model::Timestamp;
 use crate::query::{BoolExpr, TypeExpr, compile_regex, parse_type_expr};
-use crate::render::parse_name_list;
+use crate::subscription::{bad, name_array, string};
 use crate::time::{format_datetime, parse_datetime_field};
 
 /// The `type` of every registration.
@@ -110,35 +110,6 @@ pub struct Registration {
 /// Members that are never stored from a request (the broker sets them).
 const SYSTEM: &[&str] = &["@context", "createdAt", "modifiedAt", "status"];
 
-fn bad(detail: impl Into<String>) -> NgsiError {
-    NgsiError::bad_data(detail)
-}
-
-fn string(v: &Value, what: &str) -> Result<String> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| bad(format!("{what} must be a string")))
-}
-
-fn names(v: &Value, what: &str, ctx: &Context) -> Result<Vec<String>> {
-    let items = v
-        .as_array()
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| bad(format!("{what} must be a non-empty array of names")))?;
-    let mut out = Vec::new();
-    for item in items {
-        let name = item
-            .as_str()
-            .ok_or_else(|| bad(format!("{what} must hold strings")))?;
-        let mut expanded = parse_name_list(name, ctx)?;
-        if expanded.len() != 1 {
-            return Err(bad(format!("{what}: invalid name `{name}`")));
-        }
-        out.append(&mut expanded);
-    }
-    Ok(out)
-}
-
 fn parse_entity(v: &Value, ctx: &Context) -> Result<RegEntity> {
     let obj = v
         .as_object()
@@ -188,11 +159,11 @@ fn parse_info(v: &Value, ctx: &Context) -> Result<RegistrationInfo> {
     };
     let property_names = obj
         .get("propertyNames")
-        .map(|p| names(p, "information[].propertyNames", ctx))
+        .map(|p| name_array(p, "information[].propertyNames", ctx))
         .transpose()?;
     let relationship_names = obj
         .get("relationshipNames")
-        .map(|p| names(p, "information[].relationshipNames", ctx))
+        .map(|p| name_array(p, "information[].relationshipNames", ctx))
         .transpose()?;
     if entities.is_empty() && property_names.is_none() && relationship_names.is_none() {
         return Err(bad(

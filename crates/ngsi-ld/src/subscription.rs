@@ -230,11 +230,12 @@ const KNOWN: &[&str] = &[
     "datasetId",
 ];
 
-fn bad(detail: impl Into<String>) -> NgsiError {
+/// A `BadRequestData` error (also used by `registration`, which parses the same shapes).
+pub(crate) fn bad(detail: impl Into<String>) -> NgsiError {
     NgsiError::bad_data(detail)
 }
 
-fn string(v: &Value, what: &str) -> Result<String> {
+pub(crate) fn string(v: &Value, what: &str) -> Result<String> {
     v.as_str()
         .map(str::to_owned)
         .ok_or_else(|| bad(format!("{what} must be a string")))
@@ -247,7 +248,7 @@ fn positive(v: &Value, what: &str) -> Result<f64> {
     }
 }
 
-fn name_array(v: &Value, what: &str, ctx: &Context) -> Result<Vec<String>> {
+pub(crate) fn name_array(v: &Value, what: &str, ctx: &Context) -> Result<Vec<String>> {
     let items = v
         .as_array()
         .filter(|a| !a.is_empty())
