@@ -7,7 +7,8 @@
 //! 3. each lane admits the head of its entry buffer if there is room;
 //! 4. with lane changing on: lane segments are rebuilt, vehicles signal and start lane changes
 //!    (inserting a *shadow* on the target lane), leaders are recomputed;
-//! 5. crossing points are told which vehicle approaches them on each lane link;
+//! 5. crossing points are told which vehicle approaches them on each lane link (lazily, the
+//!    first time a speed decision asks about a lane link);
 //! 6. every running vehicle computes its next speed and distance (buffered);
 //! 7. vehicles that left their drivable are moved to the next one (sorted by distance), finished
 //!    ones are removed;
@@ -58,15 +59,16 @@ pub(crate) struct State {
     /// Bit per slot: the vehicle is running (on a lane or lane link). Phases iterate it, in
     /// slot order, instead of every slot.
     running_bits: Vec<u64>,
+    /// Bit per slot: the vehicle may do something in the next lane-change signal pass (see
+    /// [`State::mark_lc_candidate`]); the pass skips the others. Meaningful for running vehicles.
+    lc_candidate: Vec<u64>,
     /// Bit per drivable: its list is not empty. Per-drivable passes walk these bits, so an empty
     /// part of a big network costs nothing.
     occupied: Vec<u64>,
     /// Bit per lane: its entry buffer is not empty.
     waiting_bits: Vec<u64>,
-    /// Per lane link, the step (+1) it was last processed in `notify_cross`.
+    /// Per lane link, the step (+1) its crossing-point notifications were last computed.
     notify_stamp: Vec<u64>,
-    /// Lane links to process in `notify_cross` this step.
-    notify_links: Vec<u32>,
     /// Per lane, the step (+1) for which its segments were last built.
     seg_stamp: Vec<u64>,
     priorities: HashSet<i32, DetHasher>,
@@ -81,11 +83,11 @@ pub(crate) struct State {
     /// `s`'s run of vehicles; segments appear in the list from the last to the first.
     seg_end: Vec<u32>,
     seg_base: Vec<u32>,
-    /// Crossing-point notifications: vehicle and signed distance per side.
+    /// Crossing-point notifications: vehicle and signed distance per side, valid when the
+    /// side's stamp is the current step (+1); otherwise the side has no vehicle.
     notify_vehicle: Vec<[u32; 2]>,
     notify_distance: Vec<[f64; 2]>,
-    /// Crosses notified this step (to clear them next step).
-    notified: Vec<u32>,
+    notify_side_stamp: Vec<[u64; 2]>,
 
     pub(crate) flow_state: Vec<FlowState>,
     /// Distinct vehicle parameter sets (vehicles refer to them by `pid`), and each flow's.
@@ -120,6 +122,102 @@ pub(crate) struct State {
     /// (admissions, shadows), with a mark per drivable.
     inserted: Vec<bool>,
     inserted_list: Vec<u32>,
+    /// Lists whose last vehicle changed through an insertion since leaders were last
+    /// recomputed (duplicates possible).
+    tail_changed: Vec<u32>,
+    /// Per drivable `x`, the drivables whose front vehicle's leader look-ahead may read `x`'s
+    /// list (see [`look_ahead_readers`]).
+    readers: Arc<Readers>,
+}
+
+/// Per drivable, the drivables whose front vehicle's look-ahead ([`State::update_leader`]) can
+/// read its list, in compressed rows: `of[x]` is `list[start[x]..start[x + 1]]`.
+#[derive(Debug)]
+struct Readers {
+    start: Vec<u32>,
+    list: Vec<u32>,
+}
+
+impl Readers {
+    fn of(&self, x: u32) -> &[u32] {
+        &self.list[self.start[x as usize] as usize..self.start[x as usize + 1] as usize]
+    }
+}
+
+/// [`Readers`] for a network and the largest look-ahead horizon.
+///
+/// The look-ahead of the front vehicle of drivable `d` (at position `dis`) visits the planned
+/// drivables `d0, d1, ...` after `d`; it reads `d_i`'s list if `d_i` is a lane, and the lists
+/// of all lane links leaving `d_i`'s start lane if it is a lane link; it visits `d_{i+1}` only
+/// while `len(d) - dis + len(d0) + ... + len(d_i)` is at most the horizon. Every planned
+/// drivable follows the network (lane -> a link leaving it, link -> its end lane), and
+/// `len(d) - dis` is at least minus the largest difference between the lengths of two lanes of
+/// one road (a lane-change shadow keeps the position it had on its original lane), so a walk
+/// over all successors with that start and the horizon plus 1 m visits a superset.
+fn look_ahead_readers(net: &Network, horizon: f64) -> Readers {
+    let nl = net.lane_count();
+    let nd = net.drivable_count() as usize;
+    let mut slack = 0.0f64;
+    for road in &net.roads {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for l in road.lanes.clone() {
+            lo = lo.min(net.lanes[l as usize].length);
+            hi = hi.max(net.lanes[l as usize].length);
+        }
+        if hi >= lo {
+            slack = slack.max(hi - lo);
+        }
+    }
+    let limit = horizon + 1.0;
+    let successors = |d: u32, out: &mut Vec<u32>| {
+        out.clear();
+        if d < nl {
+            out.extend(net.out_links(d).iter().map(|&ll| nl + ll));
+        } else {
+            out.push(net.lane_links[(d - nl) as usize].end_lane);
+        }
+    };
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut seen = vec![u32::MAX; nd];
+    let mut stack: Vec<(u32, f64)> = Vec::new();
+    let mut succ = Vec::new();
+    for d in 0..nd as u32 {
+        successors(d, &mut succ);
+        stack.extend(succ.iter().map(|&s| (s, -slack)));
+        while let Some((x, acc)) = stack.pop() {
+            let mut read = |y: u32| {
+                if seen[y as usize] != d {
+                    seen[y as usize] = d;
+                    pairs.push((y, d));
+                }
+            };
+            if x < nl {
+                read(x);
+            } else {
+                let start = net.lane_links[(x - nl) as usize].start_lane;
+                for &ll in net.out_links(start) {
+                    read(nl + ll);
+                }
+            }
+            let acc = acc + net.drivable_length(x);
+            if acc <= limit {
+                successors(x, &mut succ);
+                stack.extend(succ.iter().map(|&s| (s, acc)));
+            }
+        }
+    }
+    pairs.sort_unstable();
+    let mut start = vec![0u32; nd + 1];
+    for &(x, _) in &pairs {
+        start[x as usize + 1] += 1;
+    }
+    for i in 0..nd {
+        start[i + 1] += start[i];
+    }
+    Readers {
+        start,
+        list: pairs.into_iter().map(|(_, d)| d).collect(),
+    }
 }
 
 /// A running simulation over a shared [`Scenario`].
@@ -184,6 +282,10 @@ impl Simulation {
                 }
             })
             .collect();
+        let horizon = params
+            .iter()
+            .map(|p| p.leader_search_distance)
+            .fold(0.0f64, f64::max);
         let state = State {
             step: 0,
             time: 0.0,
@@ -191,11 +293,11 @@ impl Simulation {
             vehicles: Vec::with_capacity(vehicle_cap),
             free_slots: Vec::with_capacity(vehicle_cap),
             running_bits: Vec::with_capacity(vehicle_cap / 64 + 1),
+            lc_candidate: Vec::with_capacity(vehicle_cap / 64 + 1),
             seg_stamp: vec![0; nl],
             occupied: vec![0; nd.div_ceil(64)],
             waiting_bits: vec![0; nl.div_ceil(64)],
             notify_stamp: vec![0; nd - nl],
-            notify_links: Vec::with_capacity(nd - nl),
             priorities: HashSet::with_capacity_and_hasher(vehicle_cap * 2, DetHasher::default()),
             lists,
             lane_queue: vec![0; nl],
@@ -204,7 +306,7 @@ impl Simulation {
             seg_base,
             notify_vehicle: vec![[NONE; 2]; net.crosses.len()],
             notify_distance: vec![[0.0; 2]; net.crosses.len()],
-            notified: Vec::with_capacity(2 * net.crosses.len()),
+            notify_side_stamp: vec![[0; 2]; net.crosses.len()],
             flow_state: flows
                 .iter()
                 .map(|f| FlowState {
@@ -233,6 +335,8 @@ impl Simulation {
             dirty_list: Vec::with_capacity(nd),
             inserted: vec![false; nd],
             inserted_list: Vec::with_capacity(nd),
+            tail_changed: Vec::with_capacity(64),
+            readers: Arc::new(look_ahead_readers(net, horizon)),
         };
         Simulation { scenario, state }
     }
@@ -286,7 +390,6 @@ impl Simulation {
             st.plan_lane_change(sc);
             st.update_leaders_after_insertions(sc);
         }
-        st.notify_cross(sc);
         st.get_action(sc);
         st.update_location(sc);
         st.update_action_and_leaders(sc);
@@ -333,6 +436,37 @@ impl State {
             self.running_bits.resize(w + 1, 0);
         }
         self.running_bits[w] |= 1u64 << (slot % 64);
+        if self.lc_candidate.len() <= w {
+            self.lc_candidate.resize(w + 1, 0);
+        }
+        self.lc_candidate[w] |= 1u64 << (slot % 64);
+    }
+
+    /// Sets vehicle `v`'s bit in [`State::lc_candidate`]: whether, as it stands at the end of
+    /// a step on drivable `d` (`lane_length`: `d`'s length if it is a lane, else `None`), it
+    /// may signal or has to be looked at in the next lane-change signal pass: changing lanes,
+    /// or a real vehicle on a lane whose gap and position pass [`State::make_signal`]'s first
+    /// tests (same expressions). For the others that pass does nothing: they are not
+    /// changing, so their signal was cleared at the end of the step, and `make_signal` returns
+    /// before looking at anything else, from fields (gap, position, drivable, lane-change and
+    /// partner state) that nothing changes between the end of a step and the next signal pass
+    /// (admitted vehicles and shadows are always marked, by [`State::set_running`]).
+    #[inline]
+    fn mark_lc_candidate(&mut self, v: u32, lane_length: Option<f64>) {
+        let veh = &self.vehicles[v as usize];
+        let candidate = veh.lc.changing
+            || match lane_length {
+                Some(length) => {
+                    let p = &self.params[veh.pid as usize];
+                    veh.is_real()
+                        && !(length - veh.dis < 30.0
+                            || veh.gap > p.lc_gap_max
+                            || veh.gap < p.lc_gap_min)
+                }
+                None => false,
+            };
+        let word = &mut self.lc_candidate[v as usize / 64];
+        *word = (*word & !(1u64 << (v % 64))) | (u64::from(candidate) << (v % 64));
     }
 
     #[inline]
@@ -533,6 +667,7 @@ impl State {
             self.active += 1;
             self.list_push(lane, v);
             self.mark_inserted(lane);
+            self.tail_changed.push(lane);
             self.update_leader(sc, v, tail);
             self.waiting[lane as usize].pop_front();
             if self.waiting[lane as usize].is_empty() {
@@ -740,9 +875,13 @@ impl State {
     /// buffers, lane-change shadows); nothing moved. A vehicle behind another on the same list
     /// takes that one as leader with a gap from their positions, so on a list without an
     /// insertion those values are still the ones computed at the end of the last step: only
-    /// the lists with an insertion, and the front vehicle of every list (whose look-ahead can
-    /// reach a list with an insertion), are recomputed. `update_leader` writes only the
-    /// vehicle's own leader and gap and reads only positions, so the order does not matter.
+    /// the lists with an insertion are recomputed. The front vehicle of a list looks ahead
+    /// (`update_leader`), reading its own position and plan (unchanged) and the last vehicle of
+    /// the lists ahead; its result can only differ from the end of the last step if one of
+    /// those last vehicles changed, i.e. an insertion was appended to a list it may read
+    /// ([`State::readers`]), or if its own list got an insertion. Only those fronts are
+    /// recomputed. `update_leader` writes only the vehicle's own leader and gap and reads only
+    /// positions and plans, so the order (and a repeated call) does not matter.
     #[inline(never)]
     fn update_leaders_after_insertions(&mut self, sc: &Scenario) {
         for k in 0..self.inserted_list.len() {
@@ -757,78 +896,74 @@ impl State {
                 veh.leader = l;
                 veh.gap = ldis - llen - veh.dis;
             }
-        }
-        self.inserted_list.clear();
-        let mut next = Self::next_bit(&self.occupied, 0);
-        while next != NONE {
-            let d = next as usize;
-            next = Self::next_bit(&self.occupied, next + 1);
             if let Some(&first) = self.lists[d].first() {
                 self.update_leader(sc, first, NONE);
             }
         }
+        self.inserted_list.clear();
+        let readers = Arc::clone(&self.readers);
+        for k in 0..self.tail_changed.len() {
+            let x = self.tail_changed[k];
+            for &d in readers.of(x) {
+                if let Some(&first) = self.lists[d as usize].first() {
+                    self.update_leader(sc, first, NONE);
+                }
+            }
+        }
+        self.tail_changed.clear();
     }
 
     // ------------------------------------------------------------------------------------------
     // 5: crossing points
 
     fn notify(&mut self, cross: u32, side: u8, v: u32, distance: f64) {
-        self.notified.push(cross);
+        self.notify_side_stamp[cross as usize][side as usize] = self.step + 1;
         self.notify_vehicle[cross as usize][side as usize] = v;
         self.notify_distance[cross as usize][side as usize] = distance;
     }
 
+    /// CityFlow's `notifyCross` phase, done lazily.
+    ///
+    /// Each (cross, side) is written by its own lane link alone, from that link's vehicles,
+    /// the front vehicle of its start lane and the last vehicle of its end lane, their
+    /// positions, `next` and `prev_drivable`, and the link's signal; none of these changes
+    /// between this phase and the end of the speed pass (which only writes buffers and
+    /// lane-change fields). So a link's notifications are computed the first time a speed
+    /// decision reads one of its crosses ([`State::notified_side`]), with the same result as
+    /// computing every link up front; a side that no link wrote this step reads as empty.
+    ///
+    /// This returns the vehicle and distance notified on side `side` of `cross` this step,
+    /// computing the notifications of that side's lane link first if needed.
+    #[inline]
+    fn notified_side(&mut self, sc: &Scenario, cross: u32, side: usize) -> (u32, f64) {
+        let li = sc.network.crosses[cross as usize].lane_links[side];
+        let stamp = self.step + 1;
+        if self.notify_stamp[li as usize] != stamp {
+            self.notify_stamp[li as usize] = stamp;
+            self.notify_link(sc, li);
+        }
+        if self.notify_side_stamp[cross as usize][side] == stamp {
+            (
+                self.notify_vehicle[cross as usize][side],
+                self.notify_distance[cross as usize][side],
+            )
+        } else {
+            (NONE, 0.0)
+        }
+    }
+
+    /// The crossing-point notifications of lane link `li` (CityFlow's `notifyCross` for one
+    /// link).
     #[inline(never)]
-    fn notify_cross(&mut self, sc: &Scenario) {
+    fn notify_link(&mut self, sc: &Scenario, li: u32) {
         let net = &sc.network;
         let nl = net.lane_count();
-        // Only the crosses notified last step need clearing.
-        for k in 0..self.notified.len() {
-            let c = self.notified[k];
-            self.notify_vehicle[c as usize] = [NONE; 2];
-        }
-        self.notified.clear();
-        // A link notifies its crosses only through a vehicle on it, the front vehicle of its
-        // start lane, or the last vehicle of its end lane; each (cross, side) is written by its
-        // own link alone, so visiting just those links, in any order, gives CityFlow's result.
-        let stamp = self.step + 1;
-        self.notify_links.clear();
-        let mut next = Self::next_bit(&self.occupied, 0);
-        while next != NONE {
-            let d = next;
-            next = Self::next_bit(&self.occupied, next + 1);
-            let mut candidates = [NONE; 2];
-            if d >= nl {
-                candidates[0] = d - nl;
-            } else if let (Some(&first), Some(&last)) = (
-                self.lists[d as usize].first(),
-                self.lists[d as usize].last(),
-            ) {
-                let ahead = self.vehicles[first as usize].next;
-                if ahead != NONE && ahead >= nl {
-                    candidates[0] = ahead - nl;
-                }
-                let behind = self.vehicles[last as usize].prev_drivable;
-                if behind != NONE
-                    && behind >= nl
-                    && net.lane_links[(behind - nl) as usize].end_lane == d
-                {
-                    candidates[1] = behind - nl;
-                }
-            }
-            for li in candidates {
-                if li != NONE && self.notify_stamp[li as usize] != stamp {
-                    self.notify_stamp[li as usize] = stamp;
-                    self.notify_links.push(li);
-                }
-            }
-        }
-        for k in 0..self.notify_links.len() {
-            let li = self.notify_links[k] as usize;
+        let li = li as usize;
+        {
             let link = &net.lane_links[li];
             let crosses = net.link_crosses(li as u32);
             if crosses.is_empty() {
-                continue;
+                return;
             }
             let d = nl + li as u32;
             let mut r = crosses.len();
@@ -895,10 +1030,10 @@ impl State {
         cross: u32,
         side: u8,
         distance_to_link_start: f64,
+        (foe, d2): (u32, f64),
     ) -> bool {
         let net = &sc.network;
         let i = side as usize;
-        let foe = self.notify_vehicle[cross as usize][1 - i];
         if foe == NONE {
             return true;
         }
@@ -907,7 +1042,6 @@ impl State {
         let link_o = &net.lane_links[c.lane_links[1 - i] as usize];
         let (t1, t2) = (link_i.kind as i32, link_o.kind as i32);
         let d1 = c.distance[i] - distance_to_link_start;
-        let d2 = self.notify_distance[cross as usize][1 - i];
         let me = &self.vehicles[v as usize];
         let fv = &self.vehicles[foe as usize];
         let fp = &self.params[fv.pid as usize];
@@ -1035,7 +1169,8 @@ impl State {
             if c.distance < distance_to_link_start {
                 continue;
             }
-            if !self.can_pass(sc, v, c.cross, c.side, distance_to_link_start) {
+            let other = self.notified_side(sc, c.cross, 1 - c.side as usize);
+            if !self.can_pass(sc, v, c.cross, c.side, distance_to_link_start, other) {
                 let veh = &self.vehicles[v as usize];
                 sp = min2(
                     sp,
@@ -1045,9 +1180,8 @@ impl State {
                         dt,
                     ),
                 );
-                let foe = self.notify_vehicle[c.cross as usize][1 - c.side as usize];
                 let b = &mut self.vehicles[v as usize].buf;
-                b.blocker = foe;
+                b.blocker = other.0;
                 b.blocker_set = true;
                 break;
             }
@@ -1088,6 +1222,15 @@ impl State {
     /// `Vehicle::getNextSpeed`, through the vehicle's [`SpeedMemo`].
     #[inline(always)]
     fn next_speed(&mut self, sc: &Scenario, v: u32) -> f64 {
+        match self.memo_hit(v) {
+            Some(memo) => memo.result,
+            None => self.next_speed_full(sc, v),
+        }
+    }
+
+    /// The vehicle's [`SpeedMemo`] if all its inputs are unchanged.
+    #[inline(always)]
+    fn memo_hit(&self, v: u32) -> Option<&SpeedMemo> {
         let veh = &self.vehicles[v as usize];
         let memo = &veh.speed_memo;
         if veh.lc.recv == NONE
@@ -1104,10 +1247,10 @@ impl State {
                 (0, NONE)
             };
             if memo.leader_speed == leader_speed && memo.leader_pid == leader_pid {
-                return memo.result;
+                return Some(memo);
             }
         }
-        self.next_speed_full(sc, v)
+        None
     }
 
     /// `Vehicle::getNextSpeed` computed, and memoised when it may be reused.
@@ -1170,11 +1313,22 @@ impl State {
             sp = min2(sp, vn);
         }
         let result = floor_speed(sp, speed, p.max_neg_acc, dt);
-        self.vehicles[v as usize].speed_memo = if !related && recv == NONE {
-            SpeedMemo { result, ..key }
+        // Stored only when the vehicle stays exactly where it is (speed +0.0, a result of +0.0
+        // or below, both giving speed +0.0 and a move of +0.0, and a position, not -0.0, that
+        // does not exceed the drivable): any other result moves it or changes its speed, so
+        // the key cannot match next step (a move below half an ulp of the position aside,
+        // which then just recomputes).
+        if !related
+            && recv == NONE
+            && speed.to_bits() == 0
+            && (result < 0.0 || result.to_bits() == 0)
+            && dis.to_bits() != (-0.0f64).to_bits()
+            && dis <= length
+        {
+            self.vehicles[v as usize].speed_memo = SpeedMemo { result, ..key };
         } else {
-            SpeedMemo::default()
-        };
+            self.vehicles[v as usize].speed_memo.drivable = NONE;
+        }
         result
     }
 
@@ -1236,13 +1390,26 @@ impl State {
     }
 
     /// `Engine::vehicleControl`.
+    ///
+    /// A vehicle that stays exactly where it is (its decision is memoised, which it only is
+    /// for a vehicle that stays, see [`State::next_speed_full`], and no lane-change partner
+    /// shares the decision) leaves its buffer untouched: applying
+    /// CityFlow's buffer (speed +0.0 over +0.0, position `+0.0 + dis`, `travelled + 0.0`, no
+    /// drivable change, no stop counted) would change no field, and with nothing set
+    /// [`State::update_action_and_leaders`] only clears its blocker, as applying would.
     fn vehicle_control(&mut self, sc: &Scenario, v: u32) {
         let dt = sc.settings.interval;
         let lane_change = sc.settings.lane_change;
-        let mut next_speed = if self.vehicles[v as usize].buf.speed_set {
-            self.vehicles[v as usize].buf.speed
+        let veh = &self.vehicles[v as usize];
+        let mut next_speed = if veh.buf.speed_set {
+            veh.buf.speed
+        } else if let Some(memo) = self.memo_hit(v) {
+            if veh.partner == NONE && !veh.lc.changing {
+                return;
+            }
+            memo.result
         } else {
-            self.next_speed(sc, v)
+            self.next_speed_full(sc, v)
         };
         if lane_change {
             let partner = self.vehicles[v as usize].partner;
@@ -1408,6 +1575,7 @@ impl State {
     #[inline(never)]
     fn update_action_and_leaders(&mut self, sc: &Scenario) {
         let stamp = self.step + 1;
+        let lane_change = sc.settings.lane_change;
         if self.removed_stamp.len() < self.vehicles.len() {
             self.removed_stamp.resize(self.vehicles.len(), 0);
         }
@@ -1419,6 +1587,10 @@ impl State {
             let d = next as usize;
             next = Self::next_bit(&self.occupied, next + 1);
             let n = self.lists[d].len();
+            let lane_length = sc
+                .network
+                .is_lane(d as u32)
+                .then(|| sc.network.lanes[d].length);
             let mut ahead = NONE;
             let mut queue = 0u32;
             for k in 0..n {
@@ -1429,7 +1601,15 @@ impl State {
                     b.blocker = NONE;
                     b.blocker_set = true;
                 }
-                self.apply_buffer(sc, v);
+                if self.vehicles[v as usize].buf.speed_set {
+                    self.apply_buffer(sc, v);
+                } else {
+                    // Stood still (see `vehicle_control`): no buffer field was set but maybe
+                    // `blocker_set` just above, with no blocker.
+                    let veh = &mut self.vehicles[v as usize];
+                    veh.blocker = NONE;
+                    veh.buf.blocker_set = false;
+                }
                 self.clear_signal(v);
                 queue += u32::from(self.vehicles[v as usize].speed < crate::metrics::WAITING_SPEED);
                 if ahead != NONE {
@@ -1440,6 +1620,9 @@ impl State {
                     let veh = &mut self.vehicles[v as usize];
                     veh.leader = ahead;
                     veh.gap = ldis - llen - veh.dis;
+                    if lane_change {
+                        self.mark_lc_candidate(v, lane_length);
+                    }
                 }
                 ahead = v;
             }
@@ -1453,6 +1636,13 @@ impl State {
             next = Self::next_bit(&self.occupied, next + 1);
             if let Some(&first) = self.lists[d].first() {
                 self.update_leader(sc, first, NONE);
+                if lane_change {
+                    let lane_length = sc
+                        .network
+                        .is_lane(d as u32)
+                        .then(|| sc.network.lanes[d].length);
+                    self.mark_lc_candidate(first, lane_length);
+                }
             }
         }
         for k in 0..self.inserted_list.len() {
@@ -1460,6 +1650,7 @@ impl State {
             self.inserted[d] = false;
         }
         self.inserted_list.clear();
+        self.tail_changed.clear();
     }
 
     /// `Vehicle::update`.
@@ -1607,7 +1798,7 @@ impl State {
         // Running slots in ascending order, a word at a time (the signal pass starts no vehicle;
         // shadows are inserted after it).
         for w in 0..self.running_bits.len() {
-            let mut word = self.running_bits[w];
+            let mut word = self.running_bits[w] & self.lc_candidate[w];
             while word != 0 {
                 let v = (w * 64) as u32 + word.trailing_zeros();
                 word &= word - 1;
@@ -1900,6 +2091,9 @@ impl State {
         } else {
             list.len()
         };
+        if pos == self.lists[target as usize].len() {
+            self.tail_changed.push(target);
+        }
         self.lists[target as usize].insert(pos, s);
         self.mark_inserted(target);
         self.occupied[target as usize / 64] |= 1u64 << (target % 64);

@@ -43,6 +43,10 @@ pub(crate) struct Params {
     /// `1 / k` of `nc_max` and `nc_usual` (approximate; only used for bounds).
     pub(crate) nc_max_inv_k: f64,
     pub(crate) nc_usual_inv_k: f64,
+    /// The gap range in which a vehicle looks for a lane change (`SimpleLaneChange::makeSignal`:
+    /// `1.5 len` and `2 len + 4 interval maxSpeed`, the same operations).
+    pub(crate) lc_gap_min: f64,
+    pub(crate) lc_gap_max: f64,
 }
 
 impl Params {
@@ -69,6 +73,8 @@ impl Params {
             nc_usual: nc_coefficients(spec.usual_neg_acc),
             nc_max_inv_k: 1.0 / nc_coefficients(spec.max_neg_acc).1,
             nc_usual_inv_k: 1.0 / nc_coefficients(spec.usual_neg_acc).1,
+            lc_gap_min: 1.5 * spec.length,
+            lc_gap_max: 2.0 * spec.length + 4.0 * interval * spec.max_speed,
         }
     }
 }
@@ -160,8 +166,9 @@ impl Default for Buffer {
 
 /// The inputs and the result of a vehicle's last speed decision (`State::next_speed`), kept
 /// only when the decision did not depend on signals, crossing points or lane-change requests,
-/// i.e. was a pure function of these fields. Queued vehicles standing behind a standing leader
-/// (about 40% of the vehicle-steps of a Jinan episode) ask the same question every step.
+/// i.e. was a pure function of these fields, and when it leaves the vehicle standing where it
+/// is (otherwise the inputs change). Queued vehicles standing behind a standing leader (about
+/// 40% of the vehicle-steps of a Jinan episode) ask the same question every step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SpeedMemo {
     /// Own speed, position and gap, and the leader's speed, as bits (`NONE` drivable: empty).
