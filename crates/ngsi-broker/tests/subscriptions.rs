@@ -969,3 +969,44 @@ async fn notifications_carry_linked_entities_with_join() {
     );
     drop(s);
 }
+
+/// A periodic (`timeInterval`) notification with `join=flat` sends every matching entity and each
+/// linked entity once, even when several notified entities link to it.
+#[tokio::test]
+async fn periodic_notifications_join_linked_entities_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_at(dir.path(), true, settings(2_000)).await;
+    let t = s.token("alice").await;
+    for e in [
+        json!({"id": "urn:ngsi-ld:City:Paris", "type": "City", "name": "Paris"}),
+        json!({"id": "urn:ngsi-ld:Building:1", "type": "Building",
+               "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+        json!({"id": "urn:ngsi-ld:Building:2", "type": "Building",
+               "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+    ] {
+        assert_eq!(s.post("/entities", &t, e).await.status, StatusCode::CREATED);
+    }
+    let (uri, mut rx) = receiver().await;
+    let sub = json!({"id": "urn:ngsi-ld:Subscription:pj", "type": "Subscription",
+                     "entities": [{"type": "Building"}], "timeInterval": 1,
+                     "notification": {"endpoint": {"uri": uri}, "join": "flat", "format": "keyValues"}});
+    let r = s.post("/subscriptions", &t, sub).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let n = next(&mut rx, WAIT).await;
+    let mut ids: Vec<&str> = n.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "urn:ngsi-ld:Building:1",
+            "urn:ngsi-ld:Building:2",
+            "urn:ngsi-ld:City:Paris"
+        ]
+    );
+    drop(s);
+}

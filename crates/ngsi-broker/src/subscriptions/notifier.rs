@@ -365,15 +365,28 @@ impl SubscriptionService {
                 return;
             }
         };
-        let data: Vec<Value> = records
+        let mut data: Vec<Value> = Vec::new();
+        for e in records
             .iter()
             .filter_map(|r| crate::ops::from_record(r).ok())
             .filter(|e: &Entity| live.sub.selects(e))
-            .map(|e| {
-                live.sub
-                    .notification_entity(None, Some(&e), None, &live.notify_ctx, now)
-            })
-            .collect();
+        {
+            let one = live
+                .sub
+                .notification_entity(None, Some(&e), None, &live.notify_ctx, now);
+            if live.sub.notification.join.is_some() {
+                data.extend(self.with_linked(live, one, &e).await);
+            } else {
+                data.push(one);
+            }
+        }
+        // `join=flat`: an entity linked from several notified ones (or notified itself) once.
+        let mut seen = HashSet::new();
+        data.retain(|v| {
+            v.get("id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| seen.insert(id.to_owned()))
+        });
         if !data.is_empty() {
             if let Ok(mut s) = live.status.lock() {
                 s.last_queued = Some(now);
