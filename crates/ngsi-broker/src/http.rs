@@ -15,9 +15,9 @@ use ngsi_ld::linked::{JoinMode, JoinSpec, Projection, is_empty_render};
 use ngsi_ld::query::parse_type_expr;
 use ngsi_ld::render::{feature_collection, parse_name_list};
 use ngsi_ld::{
-    Attribute, Context, CoreContext, Entity, ErrorKind, Format, LangFilter, NgsiError,
-    ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions, parse_entity_with, render,
-    render_geojson,
+    Attribute, AttributeKind, Context, CoreContext, Entity, ErrorKind, Format, LangFilter,
+    NgsiError, ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions, parse_entity_with,
+    render, render_geojson,
 };
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -787,6 +787,26 @@ async fn replace_entity(
     Ok(no_content())
 }
 
+/// The first attribute of a batch entity whose value member (`value`, `object`, ...) is a JSON
+/// `null` (in normalized form, one instance or several).
+fn json_null_attribute(item: &Value) -> Option<&str> {
+    let Value::Object(m) = item else { return None };
+    let null_member = |v: &Value| {
+        v.as_object().is_some_and(|a| {
+            AttributeKind::ALL
+                .into_iter()
+                .any(|k| a.get(k.value_member()).is_some_and(Value::is_null))
+        })
+    };
+    m.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "id" | "type" | "scope" | "@context"))
+        .find(|(_, v)| match v {
+            Value::Array(items) => items.iter().any(null_member),
+            other => null_member(other),
+        })
+        .map(|(k, _)| k.as_str())
+}
+
 /// Merges `patch` into `old` (spec 5.6.17): attributes present replace values but keep
 /// sub-attributes not mentioned; `null`s delete.
 fn merge_into(old: &mut Entity, parsed: ngsi_ld::ParsedEntity, at: ngsi_ld::Timestamp) {
@@ -1233,16 +1253,10 @@ async fn update_attrs(
                     not_updated.push((name, "attribute does not exist".to_owned()));
                 }
             }
+            // ETSI GS CIM 009 V1.9.1 clause 5.6.2.4: an instance the entity does not have (by
+            // name and datasetId) is appended; a matching one is replaced (createdAt kept).
             for (name, instances) in frag.attributes {
                 for mut inst in instances {
-                    let exists = e
-                        .attributes
-                        .get(&name)
-                        .is_some_and(|l| l.iter().any(|a| a.dataset_id == inst.dataset_id));
-                    if !exists {
-                        not_updated.push((name.clone(), "attribute does not exist".to_owned()));
-                        continue;
-                    }
                     carry_created(e.attributes.get(&name).map(Vec::as_slice), &mut inst);
                     inst.stamp(at);
                     e.upsert_attribute(name.clone(), inst);
@@ -1258,12 +1272,6 @@ async fn update_attrs(
             Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
         })
         .await?;
-    if updated.is_empty()
-        && !not_updated.is_empty()
-        && not_updated.iter().all(|(n, _)| n != "scope")
-    {
-        return Err(not_found("none of the attributes exist"));
-    }
     Ok(partial_result(updated, not_updated, &req.ctx))
 }
 
@@ -1281,36 +1289,41 @@ async fn partial_update_attr(
     check_id(&id)?;
     let (req, value) = b.write_req(&caller, &h, &body, true).await?;
     let name = expand_attr(&attr, &req.ctx)?;
-    let Value::Object(m) = &value else {
+    let Value::Object(m) = value else {
         return Err(bad_data("the body must be a JSON object"));
     };
-    let mut wrapper = Map::new();
-    wrapper.insert(attr.clone(), Value::Object(m.clone()));
-    let parsed = parse_entity_with(
-        &Value::Object(wrapper),
-        &req.ctx,
-        ParseOptions {
-            fragment: true,
-            allow_null: true,
-            ..Default::default()
-        },
-    )?;
+    let dataset = m
+        .get("datasetId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let ctx = req.ctx.clone();
     let id2 = id.clone();
     b.modify_one(&req.scope, &id, move |current| {
         let mut e = current.ok_or_else(|| not_found(format!("entity {id2} not found")))?;
-        let dataset = parsed
-            .entity
+        let Some(prev) = e
             .attributes
             .get(&name)
-            .and_then(|l| l.first())
-            .and_then(|a| a.dataset_id.clone())
-            .or_else(|| parsed.deletions.first().and_then(|d| d.1.clone()));
-        let exists = e
-            .attributes
-            .get(&name)
-            .is_some_and(|l| l.iter().any(|a| a.dataset_id == dataset));
-        if !exists {
+            .and_then(|l| l.iter().find(|a| a.dataset_id == dataset))
+            .cloned()
+        else {
             return Err(not_found(format!("entity {id2} has no attribute {attr}")));
+        };
+        let (body, keep_value) = fragment_of_kind(m, prev.kind(), &attr)?;
+        let mut wrapper = Map::new();
+        wrapper.insert(attr.clone(), Value::Object(body));
+        let mut parsed = parse_entity_with(
+            &Value::Object(wrapper),
+            &ctx,
+            ParseOptions {
+                fragment: true,
+                allow_null: true,
+                ..Default::default()
+            },
+        )?;
+        if keep_value {
+            for inst in parsed.entity.attributes.values_mut().flatten() {
+                inst.value = prev.value.clone();
+            }
         }
         let at = now();
         merge_into(&mut e, parsed, at);
@@ -1319,6 +1332,53 @@ async fn partial_update_attr(
     })
     .await?;
     Ok(no_content())
+}
+
+/// The body of a partial attribute update, made to name the target attribute's kind (ETSI GS CIM
+/// 009 V1.9.1 clause 5.6.4.4: the update may not change the type of the attribute). A body that
+/// names or implies another kind is BadRequestData. A body without a value member (sub-attributes
+/// only) gets a placeholder value; the returned flag says the caller keeps the existing value.
+fn fragment_of_kind(
+    mut body: Map<String, Value>,
+    kind: AttributeKind,
+    attr: &str,
+) -> BrokerResult<(Map<String, Value>, bool)> {
+    let mismatch = |other: &str| {
+        bad_data(format!(
+            "attribute {attr} is a {}; a partial update cannot make it a {other}",
+            kind.name()
+        ))
+    };
+    if let Some(t) = body.get("type").and_then(Value::as_str) {
+        return match AttributeKind::from_name(t) {
+            Some(k) if k != kind => Err(mismatch(k.name())),
+            _ => Ok((body, false)),
+        };
+    }
+    let own = kind.value_member();
+    if body.contains_key(own) {
+        body.insert("type".into(), Value::from(kind.name()));
+        return Ok((body, false));
+    }
+    if let Some(k) = AttributeKind::ALL
+        .into_iter()
+        .find(|k| body.contains_key(k.value_member()))
+    {
+        return Err(mismatch(k.name()));
+    }
+    let placeholder = match kind {
+        AttributeKind::Property => json!(0),
+        AttributeKind::GeoProperty => json!({"type": "Point", "coordinates": [0.0, 0.0]}),
+        AttributeKind::Relationship => json!("urn:ngsi-ld:placeholder"),
+        AttributeKind::ListRelationship => json!(["urn:ngsi-ld:placeholder"]),
+        AttributeKind::LanguageProperty => json!({"en": "placeholder"}),
+        AttributeKind::VocabProperty => json!("placeholder"),
+        AttributeKind::JsonProperty => json!({}),
+        AttributeKind::ListProperty => json!([0]),
+    };
+    body.insert("type".into(), Value::from(kind.name()));
+    body.insert(own.into(), placeholder);
+    Ok((body, true))
 }
 
 async fn replace_attr(
@@ -1527,6 +1587,17 @@ async fn batch(
             Err(e) => return Err(e),
         };
         let merge = op == "merge";
+        if merge && let Some(name) = json_null_attribute(&item) {
+            // Clause 5.2.1: JSON-LD expansion drops a JSON null, leaving an attribute without
+            // its value; only the NGSI-LD Null deletes.
+            errors.push((
+                id_hint,
+                NgsiError::bad_data(format!(
+                    "attribute `{name}` has a JSON null value; \"urn:ngsi-ld:null\" deletes"
+                )),
+            ));
+            continue;
+        }
         let parsed = match parse_entity_with(
             &item,
             &ctx,

@@ -193,13 +193,16 @@ async fn attribute_operations_append_update_partial_update_delete() {
     assert_eq!(r.status, StatusCode::MULTI_STATUS);
     assert_eq!(r.body["updated"], json!(["seats"]));
     assert_eq!(r.body["notUpdated"][0]["attributeName"], "fuel");
-    // Update touches existing attributes only.
+    // Update replaces existing attributes and appends missing ones (clause 5.6.2.4, V1.9.1).
     let r = s.patch(path, &t, json!({"fuel": 10, "wings": 2})).await;
-    assert_eq!(r.status, StatusCode::MULTI_STATUS);
-    assert_eq!(r.body["notUpdated"][0]["attributeName"], "wings");
-    s.patch(path, &t, json!({"wings": 2}))
-        .await
-        .problem(404, "ResourceNotFound");
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = s
+        .get("/entities/urn:ngsi-ld:Car:1?options=keyValues", &t)
+        .await;
+    assert_eq!(
+        (r.body["fuel"].clone(), r.body["wings"].clone()),
+        (json!(10), json!(2))
+    );
     // Partial update of one attribute keeps its sub-attributes.
     let r = s
         .patch(&format!("{path}/speed"), &t, json!({"value": 60}))

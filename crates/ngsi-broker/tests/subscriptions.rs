@@ -864,3 +864,149 @@ async fn an_inline_context_becomes_an_implicitly_created_context() {
         .await
         .problem(404, "ResourceNotFound");
 }
+
+/// `notification.join` (clause 4.5.23; suite 046_23-046_30): the linking entity is notified with
+/// the entities its relationships point to, after it (`flat`) or inside the relationship
+/// (`inline`), in the subscription's format; `joinLevel` bounds the hops; the subscription
+/// renders both members back.
+#[tokio::test]
+async fn notifications_carry_linked_entities_with_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_at(dir.path(), true, settings(2_000)).await;
+    let t = s.token("alice").await;
+    for e in [
+        json!({"id": "urn:ngsi-ld:City:Paris", "type": "City",
+               "name": {"type": "Property", "value": "Paris"},
+               "isInCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:France"}}),
+        json!({"id": "urn:ngsi-ld:Country:France", "type": "Country",
+               "name": {"type": "Property", "value": "France"}}),
+        json!({"id": "urn:ngsi-ld:Building:1", "type": "Building",
+               "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+    ] {
+        assert_eq!(s.post("/entities", &t, e).await.status, StatusCode::CREATED);
+    }
+    let (flat_uri, mut flat) = receiver().await;
+    let (inline_uri, mut inline) = receiver().await;
+    let sub = |id: &str, uri: &str, extra: Value| {
+        let mut n = json!({"endpoint": {"uri": uri}});
+        for (k, v) in extra.as_object().unwrap() {
+            n[k] = v.clone();
+        }
+        json!({"id": id, "type": "Subscription", "entities": [{"type": "Building"}], "notification": n})
+    };
+    let r = s
+        .post(
+            "/subscriptions",
+            &t,
+            sub(
+                "urn:ngsi-ld:Subscription:flat",
+                &flat_uri,
+                json!({"join": "flat", "joinLevel": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s
+        .post(
+            "/subscriptions",
+            &t,
+            sub(
+                "urn:ngsi-ld:Subscription:inline",
+                &inline_uri,
+                json!({"join": "inline", "joinLevel": 2, "format": "keyValues"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s
+        .get("/subscriptions/urn:ngsi-ld:Subscription:inline", &t)
+        .await;
+    assert_eq!(r.body["notification"]["join"], "inline");
+    assert_eq!(r.body["notification"]["joinLevel"], 2);
+    s.post(
+        "/subscriptions",
+        &t,
+        sub(
+            "urn:ngsi-ld:Subscription:bad",
+            &flat_uri,
+            json!({"join": "sideways"}),
+        ),
+    )
+    .await
+    .problem(400, "BadRequestData");
+
+    // The setup of 046_23: a name the building does not have yet, through Update Attributes.
+    let r = s
+        .patch(
+            "/entities/urn:ngsi-ld:Building:1/attrs",
+            &t,
+            json!({"name": {"type": "Property", "value": "Tour Eiffel"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let n = next(&mut flat, WAIT).await;
+    assert_eq!(
+        n.body["data"],
+        json!([
+            {"id": "urn:ngsi-ld:Building:1", "type": "Building",
+             "name": {"type": "Property", "value": "Tour Eiffel"},
+             "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}},
+            {"id": "urn:ngsi-ld:City:Paris", "type": "City",
+             "name": {"type": "Property", "value": "Paris"},
+             "isInCountry": {"type": "Relationship", "object": "urn:ngsi-ld:Country:France"}}
+        ])
+    );
+    let n = next(&mut inline, WAIT).await;
+    assert_eq!(
+        n.body["data"],
+        json!([
+            {"id": "urn:ngsi-ld:Building:1", "type": "Building", "name": "Tour Eiffel",
+             "locatedAt": {"id": "urn:ngsi-ld:City:Paris", "type": "City", "name": "Paris",
+                           "isInCountry": {"id": "urn:ngsi-ld:Country:France", "type": "Country",
+                                           "name": "France"}}}
+        ])
+    );
+    drop(s);
+}
+
+/// A periodic (`timeInterval`) notification with `join=flat` sends every matching entity and each
+/// linked entity once, even when several notified entities link to it.
+#[tokio::test]
+async fn periodic_notifications_join_linked_entities_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_at(dir.path(), true, settings(2_000)).await;
+    let t = s.token("alice").await;
+    for e in [
+        json!({"id": "urn:ngsi-ld:City:Paris", "type": "City", "name": "Paris"}),
+        json!({"id": "urn:ngsi-ld:Building:1", "type": "Building",
+               "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+        json!({"id": "urn:ngsi-ld:Building:2", "type": "Building",
+               "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+    ] {
+        assert_eq!(s.post("/entities", &t, e).await.status, StatusCode::CREATED);
+    }
+    let (uri, mut rx) = receiver().await;
+    let sub = json!({"id": "urn:ngsi-ld:Subscription:pj", "type": "Subscription",
+                     "entities": [{"type": "Building"}], "timeInterval": 1,
+                     "notification": {"endpoint": {"uri": uri}, "join": "flat", "format": "keyValues"}});
+    let r = s.post("/subscriptions", &t, sub).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let n = next(&mut rx, WAIT).await;
+    let mut ids: Vec<&str> = n.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "urn:ngsi-ld:Building:1",
+            "urn:ngsi-ld:Building:2",
+            "urn:ngsi-ld:City:Paris"
+        ]
+    );
+    drop(s);
+}

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::context::Context;
 use crate::error::{NgsiError, Result};
 use crate::geospatial::GeoQuery;
+use crate::linked::{JoinMode, JoinSpec, Joined};
 use crate::model::{Attribute, AttributeValue, Entity, Timestamp};
 use crate::parse::{NGSI_LD_NULL, validate_entity_id};
 use crate::query::{
@@ -128,6 +129,8 @@ pub struct NotificationParams {
     pub omit: Option<Vec<String>>,
     /// `endpoint`.
     pub endpoint: Endpoint,
+    /// `join` and `joinLevel` (1.8+): linked entities sent with the notified entity.
+    pub join: Option<JoinSpec>,
 }
 
 /// A parsed subscription with expanded names.
@@ -423,6 +426,16 @@ fn parse_notification(v: &Value, ctx: &Context) -> Result<NotificationParams> {
         obj.get("endpoint")
             .ok_or_else(|| bad("notification.endpoint is required"))?,
     )?;
+    let join = obj
+        .get("join")
+        .map(|j| string(j, "notification.join"))
+        .transpose()?;
+    let join_level = match obj.get("joinLevel") {
+        None => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(bad("notification.joinLevel must be a number")),
+    };
+    let join = JoinSpec::from_params(join.as_deref(), join_level.as_deref(), None)?;
     Ok(NotificationParams {
         attributes,
         format,
@@ -432,6 +445,7 @@ fn parse_notification(v: &Value, ctx: &Context) -> Result<NotificationParams> {
         pick,
         omit,
         endpoint,
+        join,
     })
 }
 
@@ -712,6 +726,14 @@ impl Subscription {
         if let Some(o) = &n.omit {
             nm.insert("omit".into(), compact_all(o));
         }
+        if let Some(j) = &n.join {
+            let mode = match j.mode {
+                JoinMode::Flat => "flat",
+                JoinMode::Inline => "inline",
+            };
+            nm.insert("join".into(), json!(mode));
+            nm.insert("joinLevel".into(), json!(j.level));
+        }
         let mut em = Map::new();
         em.insert("uri".into(), json!(n.endpoint.uri));
         if let Some(a) = &n.endpoint.accept {
@@ -842,6 +864,50 @@ impl Subscription {
         None
     }
 
+    /// How notified entities are rendered (format, `attributes`, `pick`/`omit`, `lang`, ...).
+    fn render_options(&self) -> RenderOptions {
+        let n = &self.notification;
+        RenderOptions {
+            format: n.format,
+            sys_attrs: n.sys_attrs,
+            lang: self.lang.as_deref().and_then(|l| LangFilter::parse(l).ok()),
+            attrs: n.attributes.clone(),
+            pick: n.pick.clone(),
+            omit: n.omit.clone(),
+            dataset_ids: self.dataset_ids.clone(),
+            context: None,
+        }
+    }
+
+    /// The notification's `data` for the entity `after` rendered as `data` (by
+    /// [`Subscription::notification_entity`]), with the entities it links to when
+    /// `notification.join` asks for them (clause 4.5.23): `flat` appends them after the entity,
+    /// `inline` nests them in the relationships. `lookup` returns the linked entities the caller
+    /// has fetched; ids it lacks are listed in `missing` (fetch them and call again).
+    pub fn notification_data<'a>(
+        &self,
+        data: Value,
+        after: &'a Entity,
+        lookup: &dyn Fn(&str) -> Option<&'a Entity>,
+        ctx: &Context,
+    ) -> Joined {
+        let Some(spec) = &self.notification.join else {
+            return Joined {
+                values: vec![data],
+                missing: Vec::new(),
+            };
+        };
+        let mut joined = crate::linked::join(&[after], &self.render_options(), spec, lookup, ctx);
+        if let Some(first) = joined.values.first_mut() {
+            let root = std::mem::take(first);
+            *first = match spec.mode {
+                JoinMode::Flat => data,
+                JoinMode::Inline => inline_into(data, root),
+            };
+        }
+        joined
+    }
+
     /// The entity as it appears in the notification's `data` for the change `before` ->
     /// `after`, compacted against `ctx`. Deleted attributes (and every attribute of a deleted
     /// entity) appear with the value `urn:ngsi-ld:null`; with `showChanges`, changed attributes
@@ -855,16 +921,7 @@ impl Subscription {
         now: Timestamp,
     ) -> Value {
         let n = &self.notification;
-        let opts = RenderOptions {
-            format: n.format,
-            sys_attrs: n.sys_attrs,
-            lang: self.lang.as_deref().and_then(|l| LangFilter::parse(l).ok()),
-            attrs: n.attributes.clone(),
-            pick: n.pick.clone(),
-            omit: n.omit.clone(),
-            dataset_ids: self.dataset_ids.clone(),
-            context: None,
-        };
+        let opts = self.render_options();
         let watched = |name: &str| {
             trigger != Some(Trigger::AttributeDeleted)
                 || self
@@ -975,6 +1032,28 @@ impl Subscription {
         }
         out
     }
+}
+
+/// The notification entity `data` with the linked entities of `joined` (the same entity rendered
+/// with `join=inline`): members the join added to an attribute (`entity`) are added, attributes
+/// it replaced (simplified format) are replaced; what only the notification has (deleted
+/// attributes, `previousValue`) stays.
+fn inline_into(mut data: Value, joined: Value) -> Value {
+    let (Some(mine_all), Value::Object(joined)) = (data.as_object_mut(), joined) else {
+        return data;
+    };
+    for (key, value) in joined {
+        match (mine_all.get_mut(&key), value) {
+            (Some(Value::Object(mine)), Value::Object(theirs)) => {
+                for (k, v) in theirs {
+                    mine.entry(k).or_insert(v);
+                }
+            }
+            (Some(mine), theirs) => *mine = theirs,
+            (None, _) => {}
+        }
+    }
+    data
 }
 
 /// Adds a deleted instance (`urn:ngsi-ld:null`) to the rendered attribute `key`.

@@ -722,6 +722,11 @@ async fn patch_instance(
     Path((id, attr, instance)): Path<(String, String, String)>,
     body: Bytes,
 ) -> BrokerResult<Response> {
+    if attr.is_empty() {
+        // `/attrs//{instanceId}` names no attribute instance to modify, like `/attrs/{attrId}/`
+        // (suite 016_02_04/06; a DELETE there is a BadRequestData, 017_02_05).
+        return Ok(StatusCode::METHOD_NOT_ALLOWED.into_response());
+    }
     check_id(&id)?;
     check_instance_id(&instance)?;
     let store = history(&b)?;

@@ -14,7 +14,7 @@ use crate::error::{BrokerError, BrokerResult};
 use ngsi_ld::subscription::{notification, throttled};
 use ngsi_ld::{Entity, Timestamp};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use store::{EntityFilter, TenantScope};
@@ -228,7 +228,7 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             for event in batch {
-                service.dispatch(&event);
+                service.dispatch(&event).await;
             }
         }
     });
@@ -248,7 +248,7 @@ impl SubscriptionService {
     }
 
     /// Matches one change against the tenant's subscriptions and queues notifications.
-    pub(crate) fn dispatch(&self, event: &ChangeEvent) {
+    pub(crate) async fn dispatch(&self, event: &ChangeEvent) {
         let now = crate::ops::now();
         for live in self.tenant_live(&event.tenant) {
             let sub = &live.sub;
@@ -268,7 +268,51 @@ impl SubscriptionService {
                 &live.notify_ctx,
                 event.at,
             );
-            self.send(&live, vec![data], now);
+            let data = match event.after.as_ref() {
+                Some(after) if sub.notification.join.is_some() => {
+                    self.with_linked(&live, data, after).await
+                }
+                _ => vec![data],
+            };
+            self.send(&live, data, now);
+        }
+    }
+
+    /// The notification data of `after` with its linked entities (`notification.join`), fetched
+    /// from the subscription's tenant level by level; a failed lookup leaves the link unresolved.
+    async fn with_linked(&self, live: &Live, data: Value, after: &Entity) -> Vec<Value> {
+        let scope = TenantScope::authorized(live.tenant.clone());
+        let broker = self.broker.upgrade();
+        let mut fetched: HashMap<String, Arc<Entity>> = HashMap::new();
+        let mut absent: HashSet<String> = HashSet::new();
+        loop {
+            let joined = {
+                let lookup = |id: &str| fetched.get(id).map(|e| &**e);
+                live.sub
+                    .notification_data(data.clone(), after, &lookup, &live.notify_ctx)
+            };
+            let new: Vec<String> = joined
+                .missing
+                .into_iter()
+                .filter(|id| !absent.contains(id))
+                .collect();
+            let Some(broker) = broker.as_ref().filter(|_| !new.is_empty()) else {
+                return joined.values;
+            };
+            for id in new {
+                match broker.get_shared(&scope, &id).await {
+                    Ok(Some(e)) => {
+                        fetched.insert(id, e);
+                    }
+                    Ok(None) => {
+                        absent.insert(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification: looking up a linked entity failed");
+                        absent.insert(id);
+                    }
+                }
+            }
         }
     }
 
@@ -321,15 +365,28 @@ impl SubscriptionService {
                 return;
             }
         };
-        let data: Vec<Value> = records
+        let mut data: Vec<Value> = Vec::new();
+        for e in records
             .iter()
             .filter_map(|r| crate::ops::from_record(r).ok())
             .filter(|e: &Entity| live.sub.selects(e))
-            .map(|e| {
-                live.sub
-                    .notification_entity(None, Some(&e), None, &live.notify_ctx, now)
-            })
-            .collect();
+        {
+            let one = live
+                .sub
+                .notification_entity(None, Some(&e), None, &live.notify_ctx, now);
+            if live.sub.notification.join.is_some() {
+                data.extend(self.with_linked(live, one, &e).await);
+            } else {
+                data.push(one);
+            }
+        }
+        // `join=flat`: an entity linked from several notified ones (or notified itself) once.
+        let mut seen = HashSet::new();
+        data.retain(|v| {
+            v.get("id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| seen.insert(id.to_owned()))
+        });
         if !data.is_empty() {
             if let Ok(mut s) = live.status.lock() {
                 s.last_queued = Some(now);

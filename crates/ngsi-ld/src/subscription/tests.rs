@@ -346,3 +346,65 @@ fn a_deleted_instance_is_notified_as_null_beside_the_remaining_ones() {
         json!({"dataset": {"@none": "A", "urn:ds:b": "urn:ngsi-ld:null"}})
     );
 }
+
+#[test]
+fn join_adds_linked_entities_flat_or_inline_and_asks_for_missing_ones() {
+    let building = parse_entity(
+        &json!({"id": "urn:ngsi-ld:Building:1", "type": "Building",
+                "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:Paris"}}),
+        &ctx(),
+    )
+    .unwrap();
+    let city = parse_entity(
+        &json!({"id": "urn:ngsi-ld:City:Paris", "type": "City", "name": "Paris"}),
+        &ctx(),
+    )
+    .unwrap();
+    let mut v = base();
+    v["entities"] = json!([{"type": "Building"}]);
+    v["notification"]["join"] = json!("flat");
+    v["notification"]["joinLevel"] = json!(1);
+    let flat = sub(v.clone()).unwrap();
+    let rendered = flat.render(&ctx(), t("2030-01-01T00:00:00Z"));
+    assert_eq!(rendered["notification"]["join"], "flat");
+    assert_eq!(rendered["notification"]["joinLevel"], 1);
+    let data = flat.notification_entity(
+        None,
+        Some(&building),
+        None,
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
+    // Nothing fetched yet: the data is the entity alone and the city is asked for.
+    let joined = flat.notification_data(data.clone(), &building, &|_| None, &ctx());
+    assert_eq!(joined.values, vec![data.clone()]);
+    assert_eq!(joined.missing, vec!["urn:ngsi-ld:City:Paris".to_owned()]);
+    let lookup = |id: &str| (id == city.id).then_some(&city);
+    let joined = flat.notification_data(data.clone(), &building, &lookup, &ctx());
+    assert_eq!(joined.values.len(), 2);
+    assert_eq!(joined.values[0], data);
+    assert_eq!(joined.values[1]["name"]["value"], "Paris");
+
+    v["notification"]["join"] = json!("inline");
+    v["notification"]["format"] = json!("keyValues");
+    let inline = sub(v.clone()).unwrap();
+    let data = inline.notification_entity(
+        None,
+        Some(&building),
+        None,
+        &ctx(),
+        t("2030-01-01T00:00:00Z"),
+    );
+    let joined = inline.notification_data(data, &building, &lookup, &ctx());
+    assert_eq!(
+        joined.values,
+        vec![json!({"id": "urn:ngsi-ld:Building:1", "type": "Building",
+                    "locatedAt": {"id": "urn:ngsi-ld:City:Paris", "type": "City", "name": "Paris"}})]
+    );
+
+    v["notification"]["join"] = json!("around");
+    assert!(sub(v.clone()).is_err());
+    v["notification"]["join"] = json!("flat");
+    v["notification"]["joinLevel"] = json!(0);
+    assert!(sub(v).is_err());
+}
