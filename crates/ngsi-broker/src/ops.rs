@@ -96,7 +96,7 @@ impl Broker {
         let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing().await;
-            let before = tenant.current_shared(&ids)?;
+            let (before, prior_types) = tenant.current_shared(&ids)?;
             let current = before.iter().map(|e| e.as_deref().cloned()).collect();
             let (changes, answer) = f(current)?;
             if changes.len() != ids.len() {
@@ -138,6 +138,7 @@ impl Broker {
                 scope,
                 ids,
                 Box::new(move |_| records),
+                prior_types,
                 history,
                 Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
             );

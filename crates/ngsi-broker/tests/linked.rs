@@ -30,6 +30,9 @@ async fn setup() -> (Server, String) {
                "description": {"type": "Property", "value": "a country"}}),
     ] {
         assert_eq!(s.post("/entities", &t, e).await.status, StatusCode::CREATED);
+        // `createdAt` has millisecond resolution and a create can take less than that:
+        // distinct creation times keep `orderBy=createdAt` below deterministic.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     (s, t)
 }

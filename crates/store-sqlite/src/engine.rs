@@ -44,6 +44,24 @@ type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// not run and its completion reports that error.
 type WriteJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Completion + Send>;
 
+/// A write that can run more than once (its work only borrows its data): the writer runs a
+/// sequence of them without a savepoint each, and only if one fails undoes the sequence
+/// and runs it again, each in its own savepoint (see [`writer_loop`]).
+struct RerunJob {
+    /// One attempt inside the writer's transaction.
+    attempt: Box<dyn FnMut(&Connection) -> StoreResult<()> + Send>,
+    /// Told the last attempt's outcome and the commit's error, once the fate is known.
+    finish: Box<dyn FnOnce(StoreResult<()>, Option<&StoreError>) + Send>,
+}
+
+/// What the writer queue carries.
+enum Job {
+    /// Runs once, in its own savepoint.
+    Once(WriteJob),
+    /// See [`RerunJob`].
+    Rerun(RerunJob),
+}
+
 /// The embedded store. Cheap to clone; all clones share one writer and one pool.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -52,8 +70,10 @@ pub struct SqliteStore {
 
 struct Shared {
     path: PathBuf,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Dropped with the store: stops the checkpoint thread.
+    _stop_checkpoints: Mutex<mpsc::Sender<()>>,
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
     /// The NGSI-LD broker's in-memory index (see `NgsiStore::index_slot`).
@@ -88,17 +108,24 @@ impl SqliteStore {
         configure(&conn, options.durability)?;
         crate::migrations::migrate(&mut conn)?;
 
-        let (sender, receiver) = mpsc::channel::<WriteJob>();
+        let (sender, receiver) = mpsc::channel::<Job>();
         let max_batch = options.max_batch.max(1);
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(conn, receiver, max_batch))
             .map_err(|e| StoreError::backend(format!("starting the writer thread: {e}")))?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        let checkpoint_path = path.clone();
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoint_path, stopped))
+            .map_err(|e| StoreError::backend(format!("starting the checkpoint thread: {e}")))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 path,
                 writer: Mutex::new(Some(sender)),
                 writer_thread: Mutex::new(Some(writer_thread)),
+                _stop_checkpoints: Mutex::new(stop_checkpoints),
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.max_idle_readers,
                 ngsi_index: store::IndexSlot::new(),
@@ -165,6 +192,41 @@ impl SqliteStore {
                 let _ = reply.send(outcome);
             })
         });
+        self.send(Job::Once(job));
+        async move { answer.await.map_err(|_| unavailable())? }
+    }
+
+    /// Like [`SqliteStore::queue_then`] for a write that may run more than once: `work`
+    /// must have the same effect each time it runs in the same transaction state (it only
+    /// reads what it was given). Such writes queued back to back share one savepoint (or
+    /// none, at the start of a transaction) instead of one each; a failing one costs a
+    /// re-run of its neighbours.
+    pub(crate) fn queue_rerunnable<F, T>(
+        &self,
+        work: F,
+        then: T,
+    ) -> impl std::future::Future<Output = StoreResult<()>> + Send + 'static
+    where
+        F: FnMut(&Connection) -> StoreResult<()> + Send + 'static,
+        T: FnOnce(bool) + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<()>>();
+        self.send(Job::Rerun(RerunJob {
+            attempt: Box::new(work),
+            finish: Box::new(move |result, commit_error| {
+                let outcome = match commit_error {
+                    Some(error) => Err(error.clone()),
+                    None => result,
+                };
+                then(outcome.is_ok());
+                let _ = reply.send(outcome);
+            }),
+        }));
+        async move { answer.await.map_err(|_| unavailable())? }
+    }
+
+    /// Queues `job` on the writer, or reports the refusal through it (so `then` still runs).
+    fn send(&self, job: Job) {
         let refused = match self.shared.writer.lock() {
             Ok(writer) => match writer.as_ref() {
                 Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| job),
@@ -173,11 +235,9 @@ impl SqliteStore {
             Err(_) => Some(job),
         };
         if let Some(job) = refused {
-            // Not queued: report the refusal through the job so `then` still runs.
             let error = unavailable();
-            job(Err(&error))(Some(&error));
+            fail(job, &error);
         }
-        async move { answer.await.map_err(|_| unavailable())? }
     }
 
     /// Runs `work` on a pooled read connection on a blocking thread.
@@ -255,17 +315,20 @@ fn configure(conn: &Connection, durability: Durability) -> StoreResult<()> {
         .map_err(backend)?;
     // The writer's page cache: SQLite's default (2 MiB) is far smaller than the working set
     // of a busy store, so inserts re-read pages from the OS and spill dirty pages mid
-    // transaction. Savepoint journals (one per queued write) stay in memory. Checkpoints run
-    // every 4,000 pages of WAL instead of 1,000, so a page rewritten by many commits is
-    // copied back to the database file once per checkpoint. Durability is unchanged.
+    // transaction. Savepoint journals stay in memory. The writer does not checkpoint: the
+    // checkpoint thread does (see `checkpoint_loop`), off the write path. Durability is
+    // unchanged (commits are in the WAL either way).
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(backend)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(backend)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 4_000)
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(backend)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(backend)?;
+    // Every statement of the write path stays prepared (rusqlite keeps 16 by default, fewer
+    // than the writer uses, and an evicted statement is compiled again on its next use).
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -293,26 +356,165 @@ fn in_savepoint<R>(
     }
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>, max_batch: usize) {
-    let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
-    while let Ok(first) = jobs.recv() {
-        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE").map_err(backend) {
-            first(Err(&error))(Some(&error));
-            continue;
+/// How often the checkpoint thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs passive checkpoints on its own connection until `stop`'s sender is dropped, so that
+/// the writer never spends its time copying the WAL (a passive checkpoint neither waits for
+/// nor blocks the writer or readers; the WAL restarts from its beginning once it has been
+/// copied entirely). The last connection to close checkpoints what is left.
+fn checkpoint_loop(path: &Path, stop: mpsc::Receiver<()>) {
+    let conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%error, "no checkpoint connection; the WAL is copied on close only");
+            return;
         }
-        completions.push(first(Ok(&conn)));
-        while completions.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => completions.push(job(Ok(&conn))),
-                Err(_) => break,
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(%error, "passive checkpoint failed");
+        }
+    }
+}
+
+/// Reports `error` through a job that did not run.
+fn fail(job: Job, error: &StoreError) {
+    match job {
+        Job::Once(job) => job(Err(error))(Some(error)),
+        Job::Rerun(job) => (job.finish)(Err(error.clone()), Some(error)),
+    }
+}
+
+/// A job of the current transaction, waiting for the commit.
+enum Pending {
+    Once(Completion),
+    Rerun(RerunJob, StoreResult<()>),
+}
+
+/// The sequence of re-runnable jobs being run back to back (`pending[start..]`).
+struct Run {
+    start: usize,
+    /// Whether the sequence began the transaction (it then runs without a savepoint: undoing
+    /// it is a rollback of the transaction).
+    at_begin: bool,
+}
+
+fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(backend)
+}
+
+/// Ends the current run of re-runnable jobs. If one of them failed (`failed`), the run's
+/// changes are undone and every job of the run is run again, each in its own savepoint, so
+/// the failure undoes only its own changes. Errors here leave the transaction broken: the
+/// run's jobs get the error and the commit fails.
+fn close_run(conn: &Connection, pending: &mut [Pending], run: Run, failed: bool) {
+    let jobs = &mut pending[run.start..];
+    let outcome = if !failed {
+        if run.at_begin {
+            Ok(())
+        } else {
+            exec(conn, "RELEASE write_run")
+        }
+    } else {
+        let undone = if run.at_begin {
+            exec(conn, "ROLLBACK").and_then(|()| exec(conn, "BEGIN IMMEDIATE"))
+        } else {
+            exec(conn, "ROLLBACK TO write_run").and_then(|()| exec(conn, "RELEASE write_run"))
+        };
+        undone.map(|()| {
+            for job in jobs.iter_mut() {
+                if let Pending::Rerun(job, result) = job {
+                    *result = in_savepoint(conn, &mut job.attempt);
+                }
+            }
+        })
+    };
+    if let Err(error) = outcome {
+        for job in jobs.iter_mut() {
+            if let Pending::Rerun(_, result) = job {
+                *result = Err(error.clone());
             }
         }
-        let commit_error = conn.execute_batch("COMMIT").map_err(backend).err();
+    }
+}
+
+/// Runs `job` in the open transaction: a once-job in its own savepoint; a re-runnable one in
+/// the current run (opened here if needed) without a savepoint of its own.
+fn run_job(conn: &Connection, pending: &mut Vec<Pending>, run: &mut Option<(Run, bool)>, job: Job) {
+    match job {
+        Job::Once(job) => {
+            if let Some((r, failed)) = run.take() {
+                close_run(conn, pending, r, failed);
+            }
+            pending.push(Pending::Once(job(Ok(conn))));
+        }
+        Job::Rerun(mut job) => {
+            if run.is_none() {
+                let at_begin = pending.is_empty();
+                let start = pending.len();
+                if !at_begin && let Err(error) = exec(conn, "SAVEPOINT write_run") {
+                    pending.push(Pending::Rerun(job, Err(error)));
+                    return;
+                }
+                *run = Some((Run { start, at_begin }, false));
+            }
+            let Some((_, failed)) = run.as_mut() else {
+                return;
+            };
+            // After a failure the run is re-run from its start anyway; later jobs wait.
+            let result = if *failed { Ok(()) } else { (job.attempt)(conn) };
+            if result.is_err() {
+                *failed = true;
+            }
+            pending.push(Pending::Rerun(job, result));
+        }
+    }
+}
+
+/// How long the writer waits for one more write before committing a group, when the previous
+/// group had several writes (concurrent writers): a commit has a fixed cost (WAL write, page
+/// cache upkeep), and callers whose answers were just released send their next writes
+/// within about this time. A lone writer (groups of one) never waits.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut pending: Vec<Pending> = Vec::with_capacity(max_batch);
+    let mut last_group = 0;
+    while let Ok(first) = jobs.recv() {
+        if let Err(error) = exec(&conn, "BEGIN IMMEDIATE") {
+            fail(first, &error);
+            continue;
+        }
+        let mut run = None;
+        run_job(&conn, &mut pending, &mut run, first);
+        while pending.len() < max_batch {
+            let next = match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) if last_group > 1 => jobs.recv_timeout(LINGER).ok(),
+                Err(_) => None,
+            };
+            match next {
+                Some(job) => run_job(&conn, &mut pending, &mut run, job),
+                None => break,
+            }
+        }
+        last_group = pending.len();
+        if let Some((r, failed)) = run.take() {
+            close_run(&conn, &mut pending, r, failed);
+        }
+        let commit_error = exec(&conn, "COMMIT").err();
         if commit_error.is_some() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for completion in completions.drain(..) {
-            completion(commit_error.as_ref());
+        for job in pending.drain(..) {
+            match job {
+                Pending::Once(completion) => completion(commit_error.as_ref()),
+                Pending::Rerun(job, result) => (job.finish)(result, commit_error.as_ref()),
+            }
         }
     }
     // All senders are gone: every queued write has been committed and answered.

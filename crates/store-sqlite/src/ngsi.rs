@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
-    NgsiStore, StoreError, StoreErrorKind, StoreResult, TemporalWrite, TenantScope, UnixMillis,
-    WriteFuture,
+    NgsiStore, PriorTypes, StoreError, StoreErrorKind, StoreResult, TemporalWrite, TenantScope,
+    UnixMillis, WriteFuture,
 };
 
 fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -120,8 +120,8 @@ fn apply_changes(
     conn: &Connection,
     tenant: &str,
     ids: &[String],
-    changes: Vec<EntityChange>,
-    old_types: Option<Vec<Option<Vec<String>>>>,
+    changes: &[EntityChange],
+    old_types: &[PriorTypes],
 ) -> StoreResult<()> {
     if changes.len() != ids.len() {
         return Err(StoreError::new(
@@ -133,10 +133,10 @@ fn apply_changes(
             ),
         ));
     }
-    let mut old_types = old_types.map(Vec::into_iter);
+    let mut old_types = old_types.iter();
     let mut registered = false;
     for (id, change) in ids.iter().zip(changes) {
-        let old = old_types.as_mut().map(|o| o.next().flatten());
+        let old = old_types.next();
         match change {
             EntityChange::Keep => {}
             EntityChange::Delete => {
@@ -159,8 +159,9 @@ fn apply_changes(
                     registered = true;
                 }
                 match old {
-                    Some(old) => put_entity(conn, tenant, &rec, old.as_deref())?,
-                    None => put_entity_blind(conn, tenant, &rec)?,
+                    Some(PriorTypes::Types(old)) => put_entity(conn, tenant, rec, Some(old))?,
+                    Some(PriorTypes::Absent) => put_entity(conn, tenant, rec, None)?,
+                    Some(PriorTypes::Unknown) | None => put_entity_blind(conn, tenant, rec)?,
                 }
             }
         }
@@ -310,12 +311,15 @@ impl NgsiStore for SqliteStore {
             for id in &ids {
                 current.push(load_entity(conn, &tenant, id)?);
             }
-            let old_types: Vec<Option<Vec<String>>> = current
+            let old_types: Vec<PriorTypes> = current
                 .iter()
-                .map(|r| r.as_ref().map(|r| r.types.clone()))
+                .map(|r| match r {
+                    Some(r) => PriorTypes::Types(r.types.clone()),
+                    None => PriorTypes::Absent,
+                })
                 .collect();
             let changes = modify(current);
-            apply_changes(conn, &tenant, &ids, changes, Some(old_types))
+            apply_changes(conn, &tenant, &ids, &changes, &old_types)
         })
         .await
     }
@@ -325,14 +329,17 @@ impl NgsiStore for SqliteStore {
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
+        prior_types: Vec<PriorTypes>,
         history: TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture {
         let tenant = scope.tenant().as_str().to_owned();
-        Box::pin(self.queue_then(
+        // The modifier reads nothing, so it runs here, and the write only reads its data:
+        // the writer may run it again (see `SqliteStore::queue_rerunnable`).
+        let changes = modify(ids.iter().map(|_| None).collect());
+        Box::pin(self.queue_rerunnable(
             move |conn| {
-                let changes = modify(ids.iter().map(|_| None).collect());
-                apply_changes(conn, &tenant, &ids, changes, None)?;
+                apply_changes(conn, &tenant, &ids, &changes, &prior_types)?;
                 crate::ngsi_temporal::record(conn, &tenant, &history)
             },
             on_commit,

@@ -174,6 +174,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
                     EntityChange::Put(record("urn:e:2", &["T"], "2")),
                 ]
             }),
+            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
@@ -201,6 +202,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec!["urn:e:3".into()],
             Box::new(|_| vec![EntityChange::Keep, EntityChange::Keep]),
+            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
@@ -219,6 +221,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec![id.clone()],
             Box::new(move |_| vec![EntityChange::Put(record(&id, &["T"], "c"))]),
+            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| order.lock().unwrap().push((i, ok))),
         ));
@@ -228,6 +231,77 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
     }
     let expected: Vec<(i32, bool)> = (0..20).map(|i| (i, true)).collect();
     assert_eq!(*order.lock().unwrap(), expected);
+    // A write failing half-way among others queued with it is undone alone, also when
+    // the store groups them into one transaction.
+    let mut writes = Vec::new();
+    for i in 0..12 {
+        let (id, other) = (format!("urn:e:f{i}"), format!("urn:e:g{i}"));
+        let second = if i % 5 == 3 {
+            record("urn:e:wrong", &["T"], "x")
+        } else {
+            record(&other, &["T"], "g")
+        };
+        writes.push(store.modify_entities_blind(
+            &s,
+            vec![id.clone(), other],
+            Box::new(move |_| {
+                vec![
+                    EntityChange::Put(record(&id, &["T"], "f")),
+                    EntityChange::Put(second),
+                ]
+            }),
+            Vec::new(),
+            crate::TemporalWrite::default(),
+            Box::new(|_| {}),
+        ));
+    }
+    for (i, w) in writes.into_iter().enumerate() {
+        assert_eq!(w.await.is_ok(), i % 5 != 3, "write {i}");
+    }
+    for i in 0..12 {
+        let f = store.entity(&s, &format!("urn:e:f{i}")).await.unwrap();
+        let g = store.entity(&s, &format!("urn:e:g{i}")).await.unwrap();
+        assert_eq!(
+            (f.is_some(), g.is_some()),
+            (i % 5 != 3, i % 5 != 3),
+            "write {i}"
+        );
+    }
+    assert!(store.entity(&s, "urn:e:wrong").await.unwrap().is_none());
+    // Known prior types: the type index follows the written types.
+    store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:f0".into(), "urn:e:new".into()],
+            Box::new(|_| {
+                vec![
+                    EntityChange::Put(record("urn:e:f0", &["W"], "f0")),
+                    EntityChange::Put(record("urn:e:new", &["W"], "n")),
+                ]
+            }),
+            vec![
+                crate::PriorTypes::Types(vec!["T".to_owned()]),
+                crate::PriorTypes::Absent,
+            ],
+            crate::TemporalWrite::default(),
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    let of_type = |t: &str| EntityFilter {
+        types: Some(vec![t.to_owned()]),
+        ..Default::default()
+    };
+    let w: Vec<String> = store
+        .entities(&s, &of_type("W"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(w, ["urn:e:f0", "urn:e:new"]);
+    let t = store.entities(&s, &of_type("T")).await.unwrap();
+    assert!(t.iter().all(|r| r.id != "urn:e:f0"));
     // The index slot is one per store.
     assert!(std::ptr::eq(store.index_slot(), store.index_slot()));
 }

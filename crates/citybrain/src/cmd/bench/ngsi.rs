@@ -141,15 +141,15 @@ where
     Ok((rate, all))
 }
 
-pub(crate) fn run(entities: usize) -> anyhow::Result<Report> {
+pub(crate) fn run(entities: usize, batch_connections: usize) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(entities.max(1000)))
+    runtime.block_on(run_async(entities.max(1000), batch_connections))
 }
 
-async fn run_async(entities: usize) -> anyhow::Result<Report> {
+async fn run_async(entities: usize, batch_connections: usize) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let mut config = settings::Config::default();
     config.store.data_dir = dir.path().to_owned();
@@ -199,7 +199,7 @@ async fn run_async(entities: usize) -> anyhow::Result<Report> {
     );
     let t = Instant::now();
     let bodies2 = bodies.clone();
-    load(addr, 2, batches, move |i| {
+    load(addr, batch_connections, batches, move |i| {
         let status = if i * batch < creates { 204 } else { 201 };
         let status = if (i + 1) * batch > creates && i * batch < creates {
             201
@@ -216,7 +216,7 @@ async fn run_async(entities: usize) -> anyhow::Result<Report> {
     .await?;
     let rate = (batches * batch) as f64 / t.elapsed().as_secs_f64();
     figures.push(figure(
-        "batch upsert (1000 per request)",
+        &format!("batch upsert (1000 per request, {batch_connections} connections)"),
         rate,
         "entities/s",
         Some((">= 200000", rate >= 200_000.0)),
