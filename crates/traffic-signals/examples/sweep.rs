@@ -109,8 +109,36 @@ fn main() {
             "spill" => params.spill = v,
             "max_red" => params.max_red = v,
             "vehicle_space" => params.vehicle_space = v,
+            "sat" => params.sat = v,
+            "due" => params.due = v,
+            "exact" => params.exact_wait = v != 0.0,
             _ => panic!("unknown {k}"),
         }
+    }
+    if std::env::var("ENTRYDIAG").is_ok() {
+        for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
+            let sc = load(&data, dir, r, f);
+            let mut ctrl: Box<dyn traffic_signals::SignalController + Send> = if name == "adaptive"
+            {
+                Box::new(Adaptive::new(params.clone()))
+            } else {
+                controller_by_name(&name, protocol).unwrap()
+            };
+            let p = protocol.protocol();
+            let mut sim = traffic_sim::Simulation::new(sc);
+            let mut driver = traffic_sim::control::EpisodeDriver::new(&mut sim, true, &p);
+            driver.run_until(&mut sim, Some(ctrl.as_mut()), p.steps);
+            let net = sim.network();
+            for road in &net.roads {
+                for l in road.lanes.clone() {
+                    let q = sim.lane_entry_queue(l);
+                    if q > 0 {
+                        println!("{tag} {} lane {} entry {q}", road.id, l - road.lanes.start);
+                    }
+                }
+            }
+        }
+        return;
     }
     let jobs: Vec<_> = FILES
         .iter()
@@ -157,7 +185,7 @@ fn main() {
     for (tag, r) in &results {
         sum += r.average_travel_time;
         line += &format!(
-            "{tag} {:.1} (fin {} run {} wait {})  ",
+            "{tag} {:.2} (fin {} run {} wait {})  ",
             r.average_travel_time, r.trips_finished, r.running, r.waiting_to_enter
         );
     }

@@ -25,15 +25,22 @@
 //! - **Maximum red**: vehicles waiting on a red phase never wait longer than `max_red` (default
 //!   120 s) for a green. The scores' choice stands only if every phase with vehicles waiting on
 //!   red can still be served in time, oldest first, one per later decision; otherwise the
-//!   longest-waiting phase goes first.
+//!   longest-waiting phase goes first. With `exact_wait` the controller records every second
+//!   (through [`SignalController::observe`], which [`traffic_sim::control::EpisodeDriver`]
+//!   calls after each step) when a red phase's wait began; otherwise (or when it is not
+//!   observed every second, e.g. inside a wrapper that does not forward `observe`) it assumes
+//!   the wait began at the decision before the one that first saw it.
+//! - **Due phases** (`due`): when the choice changes the phase anyway, a red phase whose maximum
+//!   red would force it within `due` seconds after the next decision goes now instead: the
+//!   yellow is paid once instead of again for the forced change.
 //!
-//! The parameters are the same on every scenario ([`AdaptiveParams::for_protocol`] only takes
-//! the protocol's decision interval and yellow time).
+//! The parameters are the same on every scenario ([`AdaptiveParams::for_protocol`] depends on
+//! the protocol only).
 
-use traffic_sim::Simulation;
 use traffic_sim::control::{ControlledIntersection, SignalController, SignalView};
 use traffic_sim::network::{LaneId, RoadId};
 use traffic_sim::spec::TurnKind;
+use traffic_sim::{Display, Simulation};
 
 use crate::protocol::ProtocolKind;
 
@@ -64,6 +71,16 @@ pub struct AdaptiveParams {
     pub spill: f64,
     /// Metres of road a standing vehicle takes (length + gap).
     pub vehicle_space: f64,
+    /// Vehicles per second a lane discharges on green: a lane's demand counts at most what the
+    /// next slot's green can serve (0: no cap).
+    pub sat: f64,
+    /// Track red phases' waiting every second (via [`SignalController::observe`]) so the
+    /// maximum-red guard knows when a wait began, instead of assuming the decision before.
+    pub exact_wait: bool,
+    /// When the choice changes the phase anyway, serve instead a red phase whose maximum red
+    /// falls due within this many seconds after the next decision (saves the yellow of a
+    /// forced change later; 0: off).
+    pub due: f64,
     /// Longest red, seconds, for a phase with waiting vehicles.
     pub max_red: f64,
     /// Seconds between decisions (to guard max red one decision ahead).
@@ -76,23 +93,28 @@ impl AdaptiveParams {
     /// The parameters used on every scenario under `protocol`.
     pub fn for_protocol(protocol: ProtocolKind) -> AdaptiveParams {
         let p = protocol.protocol();
-        // Swept on the sum of ATT over the six benchmark files (docs/signals.md); P5's short
-        // slots want a shorter approach reach and no entry-buffer term.
-        let (reach, w_approach, w_entry) = match protocol {
-            ProtocolKind::P15 => (120.0, 0.5, 0.3),
-            ProtocolKind::P5 => (60.0, 0.3, 0.0),
+        // Swept on the sum of ATT over the six benchmark files (docs/signals.md). P5's short
+        // slots want a shorter approach reach, no entry-buffer term, a stronger keep rule and
+        // changes steered to phases whose maximum red falls due soon; under P15 the per-second
+        // wait bookkeeping lets the maximum-red guard act later (P5 gains nothing from it).
+        let (reach, w_approach, w_entry, w_keep, w_keep_wait, due, exact_wait) = match protocol {
+            ProtocolKind::P15 => (120.0, 0.7, 0.3, 1.0, 2.0, 0.0, true),
+            ProtocolKind::P5 => (60.0, 0.3, 0.0, 1.5, 3.0, 20.0, false),
         };
         AdaptiveParams {
             reach,
             w_approach,
             w_out: 0.2,
             switch_cost: 0.0,
-            w_keep: 1.0,
-            w_keep_wait: 2.0,
+            w_keep,
+            w_keep_wait,
             w_age: 0.0,
             w_entry,
             spill: 0.7,
             vehicle_space: 7.5,
+            sat: 0.0,
+            exact_wait,
+            due,
             max_red: 120.0,
             decision_interval: p.decision_interval as f64,
             yellow: p.timing.yellow + p.timing.all_red,
@@ -116,9 +138,14 @@ struct PhasePlan {
 
 #[derive(Debug, Clone)]
 struct Plan {
+    intersection: u32,
     phases: Vec<PhasePlan>,
-    /// Per phase (same order): since when vehicles may have been waiting while it was red.
+    /// Per phase (same order): since when vehicles may have been waiting while it was red
+    /// (seen at decisions only: the decision before the first one that saw them).
     waiting_since: Vec<Option<f64>>,
+    /// Per phase: since when vehicles have been waiting on red, seen every second (exact when
+    /// later than `Adaptive::observed_from`).
+    observed_since: Vec<Option<f64>>,
 }
 
 /// Our adaptive controller (see the module documentation).
@@ -132,6 +159,9 @@ pub struct Adaptive {
     approaching: Vec<u32>,
     stamp: Vec<u64>,
     decision: u64,
+    /// Time of the last per-second observation, and since when they have been unbroken.
+    last_observed: Option<f64>,
+    observed_from: f64,
 }
 
 impl Adaptive {
@@ -144,6 +174,8 @@ impl Adaptive {
             approaching: Vec::new(),
             stamp: Vec::new(),
             decision: 0,
+            last_observed: None,
+            observed_from: f64::INFINITY,
         }
     }
 
@@ -202,8 +234,10 @@ impl Adaptive {
                     .collect::<Vec<_>>();
                 let n = phases.len();
                 Plan {
+                    intersection: c.intersection,
                     phases,
                     waiting_since: vec![None; n],
+                    observed_since: vec![None; n],
                 }
             })
             .collect();
@@ -231,6 +265,33 @@ impl Adaptive {
 impl SignalController for Adaptive {
     fn name(&self) -> &str {
         "adaptive"
+    }
+
+    fn observe(&mut self, sim: &Simulation) {
+        if self.plans.is_empty() || !self.params.exact_wait {
+            return;
+        }
+        let now = sim.time();
+        // A gap in the observations: what happened in it is unknown, so start afresh.
+        if self.last_observed.is_none_or(|t| now - t > 1.0 + 1e-9) {
+            self.observed_from = now;
+        }
+        self.last_observed = Some(now);
+        for plan in &mut self.plans {
+            let display = sim.display(plan.intersection);
+            for (ph, since) in plan.phases.iter().zip(plan.observed_since.iter_mut()) {
+                let waiting = display != Display::Phase(ph.phase)
+                    && ph
+                        .incoming
+                        .iter()
+                        .any(|l| sim.lane_waiting_count(l.lane) > 0);
+                if !waiting {
+                    *since = None;
+                } else if since.is_none() {
+                    *since = Some(now);
+                }
+            }
+        }
     }
 
     fn decide(&mut self, view: &SignalView<'_>, decisions: &mut [Option<u32>]) {
@@ -269,14 +330,25 @@ impl SignalController for Adaptive {
             let mut keep = f64::NEG_INFINITY;
             for (ph, since) in plan.phases.iter().zip(&plan.waiting_since) {
                 let mut score = since.map_or(0.0, |t0| p.w_age * (now - t0));
-                let mut running = 0u32;
-                let mut queued = 0u32;
+                let mut kept = 0.0;
+                let green = if ph.phase == current {
+                    p.decision_interval
+                } else {
+                    p.decision_interval - p.yellow
+                };
+                let cap = if p.sat > 0.0 {
+                    p.sat * green
+                } else {
+                    f64::INFINITY
+                };
                 for l in &ph.incoming {
                     let approaching = self.approaching(view, l.lane);
-                    running += approaching;
-                    queued += view.lanes.waiting[l.lane as usize];
-                    let demand = f64::from(view.lanes.waiting[l.lane as usize])
-                        + p.w_approach * f64::from(approaching)
+                    let queued = view.lanes.waiting[l.lane as usize];
+                    kept += (p.w_keep * f64::from(approaching) + p.w_keep_wait * f64::from(queued))
+                        .min(cap);
+                    let demand = (f64::from(view.lanes.waiting[l.lane as usize])
+                        + p.w_approach * f64::from(approaching))
+                    .min(cap)
                         + if p.w_entry > 0.0 {
                             p.w_entry * f64::from(view.sim.lane_entry_queue(l.lane))
                         } else {
@@ -299,15 +371,13 @@ impl SignalController for Adaptive {
                 score -= p.w_out * out;
                 if ph.phase == current {
                     score += p.switch_cost;
-                    keep = p.w_keep * f64::from(running)
-                        + p.w_keep_wait * f64::from(queued)
-                        + p.switch_cost;
+                    keep = kept + p.switch_cost;
                 }
                 if best.is_none_or(|(b, _)| score > b) {
                     best = Some((score, ph.phase));
                 }
             }
-            let choice = match best {
+            let mut choice = match best {
                 Some((b, _)) if keep >= b => current,
                 Some((_, ph)) => ph,
                 None => continue,
@@ -316,14 +386,30 @@ impl SignalController for Adaptive {
             // decision. The choice stands if, after it, every such phase can still get its green
             // within `max_red` when served in that order from the next decision on (a choice that
             // is itself one of them serves it now). Otherwise the oldest one goes first.
+            let exact = self.last_observed == Some(now);
+            let observed_from = self.observed_from;
             let mut pending: Vec<(f64, u32)> = plan
                 .phases
                 .iter()
-                .zip(&plan.waiting_since)
-                .filter_map(|(ph, since)| since.map(|t0| (t0, ph.phase)))
+                .zip(plan.waiting_since.iter().zip(&plan.observed_since))
+                .filter_map(|(ph, (since, seen))| {
+                    since.map(|t0| match seen {
+                        // Seen every second since the wait began: the exact start.
+                        Some(t) if exact && *t > observed_from => (t.max(t0), ph.phase),
+                        _ => (t0, ph.phase),
+                    })
+                })
                 .collect();
             pending.sort_by(|a, b| a.0.total_cmp(&b.0));
             let slot = p.decision_interval;
+            if p.due > 0.0
+                && choice != current
+                && let Some(&(_, ph)) = pending.iter().find(|&&(t0, ph)| {
+                    ph != choice && ph != current && now + slot + p.yellow - t0 >= p.max_red - p.due
+                })
+            {
+                choice = ph;
+            }
             let feasible = pending
                 .iter()
                 .filter(|&&(_, ph)| ph != choice)

@@ -64,14 +64,20 @@ fn preemption_off_is_the_inner_controller() {
         .expect("route resolves");
     let with_ev = Arc::new(with_ev);
     let p = ProtocolKind::P15;
+    // The wrapper does not forward the per-second `observe` calls, so its inner controller
+    // keeps decision-time bookkeeping; compare with the same controller run plainly.
+    let params = AdaptiveParams {
+        exact_wait: false,
+        ..AdaptiveParams::for_protocol(p)
+    };
     let plain = evaluate(
         with_ev.clone(),
-        &mut Adaptive::new(AdaptiveParams::for_protocol(p)),
+        &mut Adaptive::new(params.clone()),
         p,
         |_| {},
     );
     let mut off = Preemption::new(
-        Box::new(Adaptive::new(AdaptiveParams::for_protocol(p))),
+        Box::new(Adaptive::new(params)),
         flow,
         15,
         PreemptionParams::default(),

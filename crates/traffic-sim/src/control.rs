@@ -88,6 +88,11 @@ pub trait SignalController {
 
     /// Writes, per controlled intersection, the phase it wants (`None`: keep the current one).
     fn decide(&mut self, view: &SignalView<'_>, decisions: &mut [Option<u32>]);
+
+    /// Called by [`EpisodeDriver`] after every simulation step, for controllers that keep
+    /// per-second bookkeeping between decisions (read-only: it cannot change the run). Default:
+    /// nothing.
+    fn observe(&mut self, _sim: &Simulation) {}
 }
 
 /// How an episode is driven.
@@ -244,6 +249,9 @@ impl EpisodeDriver {
                 }
             }
             sim.step();
+            if let Some(ctrl) = controller.as_deref_mut() {
+                ctrl.observe(sim);
+            }
         }
     }
 }
