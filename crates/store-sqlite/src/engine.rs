@@ -49,10 +49,15 @@ type WriteJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Completion +
 /// and runs it again, each in its own savepoint (see [`writer_loop`]).
 struct RerunJob {
     /// One attempt inside the writer's transaction.
-    attempt: Box<dyn FnMut(&Connection) -> StoreResult<()> + Send>,
+    attempt: RerunAttempt,
     /// Told the last attempt's outcome and the commit's error, once the fate is known.
-    finish: Box<dyn FnOnce(StoreResult<()>, Option<&StoreError>) + Send>,
+    finish: RerunFinish,
 }
+
+/// One attempt of a [`RerunJob`].
+type RerunAttempt = Box<dyn FnMut(&Connection) -> StoreResult<()> + Send>;
+/// A [`RerunJob`]'s completion: its last attempt's outcome and the commit's error.
+type RerunFinish = Box<dyn FnOnce(StoreResult<()>, Option<&StoreError>) + Send>;
 
 /// What the writer queue carries.
 enum Job {

@@ -1,7 +1,7 @@
 //! Emergency-vehicle preemption on JN1: every corridor x departure, without and with (an
 //! experiment tool; `citybrain signal preempt` is the supported front end).
 //!
-//! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead]
+//! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead] [headway_s] [margin_s] [max_lead_s]
 
 use traffic_signals::preemption::{
     EvTrip, JINAN_CORRIDORS, JINAN_DEPARTURES, PreemptionParams, PreemptionSummary,
@@ -21,6 +21,15 @@ fn main() {
     }
     if let Some(v) = args.get(4) {
         params.max_ahead = v.parse().unwrap();
+    }
+    if let Some(v) = args.get(5) {
+        params.headway = v.parse().unwrap();
+    }
+    if let Some(v) = args.get(6) {
+        params.clear_margin = v.parse().unwrap();
+    }
+    if let Some(v) = args.get(7) {
+        params.max_lead_time = v.parse().unwrap();
     }
     let (roadnet, flow) = ("roadnet_3_4.json", "anon_3_4_jinan_real.json");
     let r = std::fs::read_to_string(format!("{data}/jinan_3x4/{roadnet}")).unwrap();
@@ -69,11 +78,21 @@ fn main() {
             results.push(r);
         }
     }
+    for (k, (name, _, _)) in JINAN_CORRIDORS.iter().enumerate() {
+        let n = JINAN_DEPARTURES.len();
+        let c = PreemptionSummary::of(&results[k * n..(k + 1) * n]);
+        println!(
+            "  {name:10}: EV {:.1} -> {:.1} s ({:+.1}%), others {:.2} -> {:.2} s",
+            c.ev_mean_without,
+            c.ev_mean_with,
+            c.ev_change() * 100.0,
+            c.others_att_without,
+            c.others_att_with
+        );
+    }
     let sum = PreemptionSummary::of(&results);
     println!(
-        "{inner} lead={} ahead={}: EV mean {:.1} -> {:.1} s ({:+.1}%), others ATT {:.2} -> {:.2} s ({:+.2}%) over {} trips",
-        params.lead_distance,
-        params.max_ahead,
+        "{inner} {params:?}: EV mean {:.1} -> {:.1} s ({:+.1}%), others ATT {:.2} -> {:.2} s ({:+.2}%) over {} trips",
         sum.ev_mean_without,
         sum.ev_mean_with,
         sum.ev_change() * 100.0,

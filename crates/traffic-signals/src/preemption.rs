@@ -5,14 +5,16 @@
 //! decision interval of 1 s) and passes the inner controller's decisions through on the inner
 //! protocol's grid (every 15 s under P15), so with no EV in the network it decides exactly what
 //! the inner controller alone decides. While the EV runs, for each signalised intersection on its
-//! route that lies within `lead_distance` metres ahead of it (at most `max_ahead` of them), it
-//! requests the phase that gives the EV's movement green, every second, until the EV has
-//! entered the intersection. The request is refused while the current green has not served its
-//! minimum green and the yellow is shown first, exactly as for any controller: the safety
-//! timing is the simulator's. Requesting early lets the queue in front of the EV discharge
-//! before it arrives ("clear"); requesting every second keeps the green ("hold"). Once the EV
-//! has passed, the intersection keeps its phase until the inner controller's next decision
-//! ("recover").
+//! route (at most `max_ahead` of them) that lies within `lead_distance` metres ahead of it, or
+//! whose queue needs longer to clear than the EV needs to get there (queue look-ahead: free-flow
+//! arrival time <= switch time + `headway` x vehicles on the EV's approach lane + `clear_margin`,
+//! never more than `max_lead_time` ahead), it requests the phase that gives the EV's movement
+//! green, every second, until the EV has entered the intersection. The request is refused while
+//! the current green has not served its minimum green and the yellow is shown first, exactly as
+//! for any controller: the safety timing is the simulator's. Requesting early lets the queue in
+//! front of the EV discharge before it arrives ("clear"); requesting every second keeps the
+//! green ("hold"). Once the EV has passed, the intersection keeps its phase until the inner
+//! controller's next decision ("recover").
 //!
 //! Right turns are green in every phase of the benchmark networks, so a right-turn movement needs
 //! no preemption.
@@ -24,38 +26,64 @@
 use std::sync::Arc;
 
 use traffic_sim::control::{EpisodeDriver, SignalController, SignalView};
-use traffic_sim::network::RoadId;
+use traffic_sim::network::{LaneId, RoadId};
 use traffic_sim::spec::{TurnKind, VehicleSpec};
-use traffic_sim::{LoadError, Scenario, Simulation, VehicleWhere};
+use traffic_sim::{LoadError, Scenario, SignalTiming, Simulation, VehicleWhere};
 
 use crate::protocol::ProtocolKind;
 
 /// Parameters of [`Preemption`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreemptionParams {
-    /// An intersection is preempted once the EV is this many metres (along its route) from its
-    /// stop line.
+    /// An intersection is always preempted once the EV is this many metres (along its route)
+    /// from its stop line.
     pub lead_distance: f64,
     /// At most this many intersections ahead are preempted at once.
     pub max_ahead: usize,
+    /// Queue look-ahead: an intersection further away is preempted once the EV's free-flow
+    /// arrival time is within the time its queue needs to clear: the switch to the EV's phase
+    /// (rest of the minimum green, yellow, all-red) plus `headway` seconds per vehicle on the
+    /// EV's approach lane(s) plus `clear_margin`. `headway = 0` turns the look-ahead off.
+    pub headway: f64,
+    /// See `headway`, seconds.
+    pub clear_margin: f64,
+    /// Fairness guard: no intersection is preempted while the EV is more than this many seconds
+    /// (free flow) from it, however long its queue.
+    pub max_lead_time: f64,
 }
 
 impl Default for PreemptionParams {
     fn default() -> Self {
         PreemptionParams {
             lead_distance: 600.0,
-            max_ahead: 2,
+            max_ahead: 4,
+            headway: 3.0,
+            clear_margin: 10.0,
+            max_lead_time: 150.0,
         }
     }
 }
 
 /// One stop on the EV's route: the signalised intersection at the end of route road `j`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Stop {
     /// Index in the driver's controlled-intersection list.
     slot: usize,
     /// Phase giving the movement `route[j] -> route[j + 1]` green.
     phase: u32,
+    /// Lanes of road `j` from which that movement starts (the EV queues on one of them).
+    lanes: Vec<LaneId>,
+}
+
+/// One road of the EV's route.
+#[derive(Debug, Clone)]
+struct Leg {
+    /// Lane length, metres.
+    length: f64,
+    /// Lane speed limit, m/s.
+    speed: f64,
+    /// The signal at its end, if the EV's movement there needs a phase.
+    stop: Option<Stop>,
 }
 
 /// What the wrapper did during an episode.
@@ -83,8 +111,10 @@ pub struct Preemption {
     enabled: bool,
     prepared: bool,
     route: Vec<RoadId>,
-    /// Per route road: its length (metres) and the stop at its end, if any.
-    legs: Vec<(f64, Option<Stop>)>,
+    /// Per route road: its length, speed limit and the stop at its end, if any.
+    legs: Vec<Leg>,
+    /// Safety timing the simulator enforces (for the look-ahead's switch time).
+    timing: SignalTiming,
     log: PreemptionLog,
     name: String,
 }
@@ -113,9 +143,17 @@ impl Preemption {
             prepared: false,
             route: Vec::new(),
             legs: Vec::new(),
+            timing: SignalTiming::P15,
             log: PreemptionLog::default(),
             name,
         }
+    }
+
+    /// The safety timing the episode runs with (P15's by default); the queue look-ahead uses it
+    /// to estimate how long a switch to the EV's phase takes.
+    pub fn with_timing(mut self, timing: SignalTiming) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// What happened so far.
@@ -142,11 +180,10 @@ impl Preemption {
             .enumerate()
             .map(|(j, &road)| {
                 let r = &net.roads[road as usize];
-                let length = r
-                    .lanes
-                    .clone()
-                    .next()
-                    .map_or(0.0, |l| net.lanes[l as usize].length);
+                let (length, speed) = r.lanes.clone().next().map_or((0.0, 1.0), |l| {
+                    let lane = &net.lanes[l as usize];
+                    (lane.length, lane.max_speed.max(0.1))
+                });
                 let stop = self.route.get(j + 1).and_then(|&next| {
                     let slot = view
                         .intersections
@@ -168,12 +205,24 @@ impl Preemption {
                             .copied()
                             .unwrap_or(false)
                     })?;
+                    let mut lanes: Vec<LaneId> = Vec::new();
+                    for ll in link.lane_links.clone() {
+                        let start = net.lane_links[ll as usize].start_lane;
+                        if !lanes.contains(&start) {
+                            lanes.push(start);
+                        }
+                    }
                     Some(Stop {
                         slot,
                         phase: phase.phase,
+                        lanes,
                     })
                 });
-                (length, stop)
+                Leg {
+                    length,
+                    speed,
+                    stop,
+                }
             })
             .collect();
     }
@@ -183,22 +232,52 @@ impl Preemption {
     fn position(&self, at: VehicleWhere) -> Option<(usize, f64)> {
         let find = |road: RoadId| self.route.iter().position(|&r| r == road);
         match at {
-            VehicleWhere::WaitingToEnter => self.legs.first().map(|l| (0, l.0)),
+            VehicleWhere::WaitingToEnter => self.legs.first().map(|l| (0, l.length)),
             VehicleWhere::Lane { road, distance, .. } => {
                 let j = find(road)?;
-                Some((j, (self.legs[j].0 - distance).max(0.0)))
+                Some((j, (self.legs[j].length - distance).max(0.0)))
             }
             VehicleWhere::Link { to, .. } => {
                 let j = find(to)?;
-                Some((j, self.legs[j].0))
+                Some((j, self.legs[j].length))
             }
         }
+    }
+
+    /// Seconds the queue at `stop` needs before the EV can pass: the switch to its phase (if
+    /// another one is green) plus `headway` per vehicle on its busiest approach lane plus the
+    /// margin.
+    fn clearance_time(&self, view: &SignalView<'_>, stop: &Stop) -> f64 {
+        let x = view.intersections[stop.slot].intersection;
+        let sim = view.sim;
+        let t = &self.timing;
+        let switch = if sim.green_phase(x) == stop.phase {
+            0.0
+        } else if sim.in_transition(x) {
+            // Another phase is coming: its yellow, its minimum green, then ours.
+            t.yellow + t.all_red + t.min_green + t.yellow + t.all_red
+        } else {
+            (t.min_green - sim.phase_elapsed(x)).max(0.0) + t.yellow + t.all_red
+        };
+        let queued = stop
+            .lanes
+            .iter()
+            .map(|&l| view.lanes.vehicles.get(l as usize).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        switch + f64::from(queued) * self.params.headway + self.params.clear_margin
     }
 }
 
 impl SignalController for Preemption {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Passed through, so an inner controller's per-second bookkeeping (e.g. `adaptive`'s
+    /// exact red waits) is the same with and without the wrapper.
+    fn observe(&mut self, sim: &Simulation) {
+        self.inner.observe(sim);
     }
 
     fn decide(&mut self, view: &SignalView<'_>, decisions: &mut [Option<u32>]) {
@@ -222,22 +301,32 @@ impl SignalController for Preemption {
         let Some((mut j, mut d)) = self.position(at) else {
             return;
         };
+        // Free-flow time to the next stop line.
+        let mut eta = d / self.legs[j].speed;
         let mut count = 0;
         let mut any = false;
-        while j < self.legs.len() && d <= self.params.lead_distance && count < self.params.max_ahead
+        let look_ahead = self.params.headway > 0.0;
+        while j < self.legs.len()
+            && count < self.params.max_ahead
+            && (d <= self.params.lead_distance || (look_ahead && eta <= self.params.max_lead_time))
         {
-            if let Some(stop) = self.legs[j].1 {
-                decisions[stop.slot] = Some(stop.phase);
-                count += 1;
-                any = true;
-                let x = view.intersections[stop.slot].intersection;
-                if !self.log.preempted.contains(&(x, j)) {
-                    self.log.preempted.push((x, j));
+            if let Some(stop) = &self.legs[j].stop {
+                let due = d <= self.params.lead_distance
+                    || (look_ahead && eta <= self.clearance_time(view, stop));
+                if due {
+                    decisions[stop.slot] = Some(stop.phase);
+                    count += 1;
+                    any = true;
+                    let x = view.intersections[stop.slot].intersection;
+                    if !self.log.preempted.contains(&(x, j)) {
+                        self.log.preempted.push((x, j));
+                    }
                 }
             }
             j += 1;
             if let Some(leg) = self.legs.get(j) {
-                d += leg.0;
+                d += leg.length;
+                eta += leg.length / leg.speed;
             }
         }
         if any {
@@ -311,7 +400,8 @@ pub fn evaluate_preemption(
             p.decision_interval,
             params.clone(),
             enabled,
-        );
+        )
+        .with_timing(p.timing);
         let (run, signals) = run_ev_episode(with_ev.clone(), &mut ctrl, protocol, trip.depart);
         signals_on_route = signals;
         runs.push(run);
@@ -384,7 +474,7 @@ pub fn run_ev_episode(
     } else {
         m.average_travel_time
     };
-    let signals = ctrl.legs.iter().filter(|l| l.1.is_some()).count();
+    let signals = ctrl.legs.iter().filter(|l| l.stop.is_some()).count();
     (
         EvRun {
             ev_travel_time,

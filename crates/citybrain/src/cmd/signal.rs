@@ -94,6 +94,17 @@ struct PreemptArgs {
     /// At most this many signals ahead at once.
     #[arg(long, default_value_t = PreemptionParams::default().max_ahead)]
     max_ahead: usize,
+    /// Queue look-ahead: seconds per vehicle queued on the EV's approach lane (0: off). A signal
+    /// further than --lead is preempted once the EV's free-flow arrival time is within its
+    /// switch time + queue x headway + --clear-margin.
+    #[arg(long, default_value_t = PreemptionParams::default().headway)]
+    headway: f64,
+    /// Extra seconds in the queue look-ahead.
+    #[arg(long, default_value_t = PreemptionParams::default().clear_margin)]
+    clear_margin: f64,
+    /// Fairness guard: never preempt a signal the EV is more than this many seconds away from.
+    #[arg(long, default_value_t = PreemptionParams::default().max_lead_time)]
+    max_lead_time: f64,
     /// Directory holding jinan_3x4/ (see `signal eval --data`).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -425,6 +436,9 @@ fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
     let params = PreemptionParams {
         lead_distance: args.lead,
         max_ahead: args.max_ahead,
+        headway: args.headway,
+        clear_margin: args.clear_margin,
+        max_lead_time: args.max_lead_time,
     };
     let departures = if args.depart.is_empty() {
         JINAN_DEPARTURES.to_vec()
@@ -486,6 +500,9 @@ fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
             "controller": args.controller,
             "lead_distance_m": params.lead_distance,
             "max_ahead": params.max_ahead,
+            "headway_s": params.headway,
+            "clear_margin_s": params.clear_margin,
+            "max_lead_time_s": params.max_lead_time,
             "trips": trips,
             "ev_mean_without_s": sum.ev_mean_without,
             "ev_mean_with_s": sum.ev_mean_with,
@@ -495,12 +512,16 @@ fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
         }))?;
     } else {
         outln!(
-            "{} {} under {}, preempting up to {} signal(s) within {:.0} m of the EV",
+            "{} {} under {}, preempting up to {} signal(s) within {:.0} m of the EV, or earlier \
+             to clear their queues ({:.1} s per queued vehicle + {:.0} s, at most {:.0} s ahead)",
             lower,
             protocol.name().to_uppercase(),
             args.controller,
             params.max_ahead,
-            params.lead_distance
+            params.lead_distance,
+            params.headway,
+            params.clear_margin,
+            params.max_lead_time
         );
         outln!(
             "{}",
@@ -519,6 +540,22 @@ fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
                 rows.into_iter()
             )
         );
+        for (name, _, _) in JINAN_CORRIDORS {
+            let of: Vec<_> = results
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let c = PreemptionSummary::of(&of);
+            outln!(
+                "{name}: EV {:.1} s without, {:.1} s with ({:+.1}%); others' ATT {:.2} -> {:.2} s",
+                c.ev_mean_without,
+                c.ev_mean_with,
+                c.ev_change() * 100.0,
+                c.others_att_without,
+                c.others_att_with
+            );
+        }
         outln!(
             "EV travel time: mean {:.1} s without, {:.1} s with preemption ({:+.1}%) over {} trips",
             sum.ev_mean_without,
