@@ -1586,15 +1586,17 @@ impl State {
         while next != NONE {
             let d = next as usize;
             next = Self::next_bit(&self.occupied, next + 1);
-            let n = self.lists[d].len();
+            // Nothing below changes a list: walk this one taken out of `lists` (no reload and
+            // bounds check per vehicle), then put it back.
+            let list = std::mem::take(&mut self.lists[d]);
             let lane_length = sc
                 .network
                 .is_lane(d as u32)
                 .then(|| sc.network.lanes[d].length);
             let mut ahead = NONE;
+            let mut ahead_back = 0.0;
             let mut queue = 0u32;
-            for k in 0..n {
-                let v = self.lists[d][k];
+            for &v in &list {
                 let blocker = self.vehicles[v as usize].buf.blocker;
                 if blocker != NONE && self.removed_stamp[blocker as usize] == stamp {
                     let b = &mut self.vehicles[v as usize].buf;
@@ -1612,20 +1614,21 @@ impl State {
                 }
                 self.clear_signal(v);
                 queue += u32::from(self.vehicles[v as usize].speed < crate::metrics::WAITING_SPEED);
+                let veh = &mut self.vehicles[v as usize];
                 if ahead != NONE {
-                    let (ldis, llen) = {
-                        let lv = &self.vehicles[ahead as usize];
-                        (lv.dis, self.params[lv.pid as usize].len)
-                    };
-                    let veh = &mut self.vehicles[v as usize];
                     veh.leader = ahead;
-                    veh.gap = ldis - llen - veh.dis;
+                    veh.gap = ahead_back - veh.dis;
                     if lane_change {
                         self.mark_lc_candidate(v, lane_length);
                     }
                 }
+                // The vehicle ahead's position and length, read once its buffer was applied
+                // (the same `dis - len` as reading them when the follower is reached).
+                let veh = &self.vehicles[v as usize];
+                ahead_back = veh.dis - self.params[veh.pid as usize].len;
                 ahead = v;
             }
+            self.lists[d] = list;
             if let Some(q) = self.lane_queue.get_mut(d) {
                 *q = queue;
             }
