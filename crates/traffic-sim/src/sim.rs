@@ -577,6 +577,7 @@ impl State {
             route_pos: 0,
             last_road: flow.route.last().copied().unwrap_or(NONE),
             pid: self.flow_pid[f as usize],
+            len: self.params[self.flow_pid[f as usize] as usize].len,
             priority,
             enter_time: self.now(sc),
             speed: 0.0,
@@ -811,7 +812,7 @@ impl State {
         };
         if leader != NONE && self.vehicles[leader as usize].drivable == drivable {
             let l = &self.vehicles[leader as usize];
-            let gap = l.dis - self.params[l.pid as usize].len - dis;
+            let gap = l.dis - l.len - dis;
             let veh = &mut self.vehicles[v as usize];
             veh.leader = leader;
             veh.gap = gap;
@@ -834,7 +835,7 @@ impl State {
                 for &ll in net.out_links(start_lane) {
                     if let Some(&c) = self.lists[(nl + ll) as usize].last() {
                         let cv = &self.vehicles[c as usize];
-                        let cand_gap = acc + cv.dis - self.params[cv.pid as usize].len;
+                        let cand_gap = acc + cv.dis - cv.len;
                         if found == NONE || cand_gap < found_gap {
                             found = c;
                             found_gap = cand_gap;
@@ -849,7 +850,7 @@ impl State {
                 }
             } else if let Some(&l) = self.lists[d as usize].last() {
                 let lv = &self.vehicles[l as usize];
-                let gap = acc + lv.dis - self.params[lv.pid as usize].len;
+                let gap = acc + lv.dis - lv.len;
                 let veh = &mut self.vehicles[v as usize];
                 veh.leader = l;
                 veh.gap = gap;
@@ -972,7 +973,7 @@ impl State {
             if let Some(&v) = self.lists[link.end_lane as usize].last() {
                 let veh = &self.vehicles[v as usize];
                 if veh.prev_drivable == d {
-                    let (vdis, vlen) = (veh.dis, self.params[veh.pid as usize].len);
+                    let (vdis, vlen) = (veh.dis, veh.len);
                     let veh_distance = vdis - vlen;
                     while r > 0 {
                         let c = crosses[r - 1];
@@ -990,7 +991,7 @@ impl State {
                 let v = self.lists[d as usize][k];
                 let (vdis, vlen) = {
                     let veh = &self.vehicles[v as usize];
-                    (veh.dis, self.params[veh.pid as usize].len)
+                    (veh.dis, veh.len)
                 };
                 while r > 0 {
                     let c = crosses[r - 1];
@@ -1126,7 +1127,7 @@ impl State {
             None => true,
             Some(&t) => {
                 let tail = &self.vehicles[t as usize];
-                tail.dis > self.params[tail.pid as usize].len + self.pv(v).len || tail.speed >= 2.0
+                tail.dis > tail.len + self.pv(v).len || tail.speed >= 2.0
             }
         }
     }
@@ -1625,7 +1626,7 @@ impl State {
                 // The vehicle ahead's position and length, read once its buffer was applied
                 // (the same `dis - len` as reading them when the follower is reached).
                 let veh = &self.vehicles[v as usize];
-                ahead_back = veh.dis - self.params[veh.pid as usize].len;
+                ahead_back = veh.dis - veh.len;
                 ahead = v;
             }
             self.lists[d] = list;
@@ -1862,7 +1863,7 @@ impl State {
         let d = veh.drivable;
         if net.is_lane(d) {
             let lane = &net.lanes[d as usize];
-            let len = self.params[veh.pid as usize].len;
+            let len = veh.len;
             let gap = veh.gap;
             let expected_gap = 2.0 * len + 4.0 * dt * self.params[veh.pid as usize].max_speed;
             if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
@@ -1928,7 +1929,7 @@ impl State {
             sc.network.lanes[lane as usize].length - veh.dis
         } else {
             let l = &self.vehicles[leader as usize];
-            l.dis - veh.dis - self.params[l.pid as usize].len
+            l.dis - veh.dis - l.len
         }
     }
 
@@ -1984,7 +1985,7 @@ impl State {
             lc.target_follower = NONE;
             return;
         }
-        let (dis, seg, len) = (veh.dis, veh.segment, self.params[veh.pid as usize].len);
+        let (dis, seg, len) = (veh.dis, veh.segment, veh.len);
         let mut leader = self.vehicle_after(sc, target, dis, seg);
         let mut leader_gap;
         if leader == NONE {
@@ -1996,16 +1997,16 @@ impl State {
                     let lv = &self.vehicles[l as usize];
                     if lv.dis + rest < gap {
                         gap = lv.dis + rest;
-                        if gap < self.params[lv.pid as usize].len {
+                        if gap < lv.len {
                             leader = l;
-                            leader_gap = rest - (self.params[lv.pid as usize].len - gap);
+                            leader_gap = rest - (lv.len - gap);
                         }
                     }
                 }
             }
         } else {
             let lv = &self.vehicles[leader as usize];
-            leader_gap = lv.dis - dis - self.params[lv.pid as usize].len;
+            leader_gap = lv.dis - dis - lv.len;
         }
         let follower = self.vehicle_before(sc, target, dis, seg);
         let follower_gap = if follower != NONE {
