@@ -1287,6 +1287,7 @@ impl State {
         let nl = net.lane_count();
         let length = net.drivable_length(drivable);
         let p = &self.params[veh.pid as usize];
+        let (max_neg_acc, min_gap) = (p.max_neg_acc, p.min_gap);
         let mut sp = p.max_speed;
         sp = min2(sp, speed + p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
@@ -1307,13 +1308,11 @@ impl State {
                 100.0
             },
         );
-        let p = self.pv(v);
         if next == NONE && !self.on_last_road(sc, v) {
-            let vn =
-                no_collision_speed(0.0, 1.0, speed, p.max_neg_acc, length - dis, dt, p.min_gap);
+            let vn = no_collision_speed(0.0, 1.0, speed, max_neg_acc, length - dis, dt, min_gap);
             sp = min2(sp, vn);
         }
-        let result = floor_speed(sp, speed, p.max_neg_acc, dt);
+        let result = floor_speed(sp, speed, max_neg_acc, dt);
         // Stored only when the vehicle stays exactly where it is (speed +0.0, a result of +0.0
         // or below, both giving speed +0.0 and a move of +0.0, and a position, not -0.0, that
         // does not exceed the drivable): any other result moves it or changes its speed, so
