@@ -1376,15 +1376,6 @@ impl State {
                 let v = (w * 64) as u32 + word.trailing_zeros();
                 word &= word - 1;
                 self.vehicle_control(sc, v);
-                // A vehicle's end and drivable change are final once its own control ran.
-                let veh = &self.vehicles[v as usize];
-                if veh.buf.end || veh.buf.drivable_set {
-                    let d = veh.drivable as usize;
-                    if !self.dirty[d] {
-                        self.dirty[d] = true;
-                        self.dirty_list.push(d as u32);
-                    }
-                }
             }
         }
     }
@@ -1465,9 +1456,20 @@ impl State {
                 }
             }
         }
-        let b = &self.vehicles[v as usize].buf;
-        if !b.end && b.drivable_set {
-            self.push_buffer.push((v, b.dis));
+        let veh = &self.vehicles[v as usize];
+        let b = &veh.buf;
+        if b.end || b.drivable_set {
+            // A vehicle's end and drivable change are final once its own control ran, and
+            // only its own control sets them (a vehicle leaving above has neither: both are
+            // cleared with its last applied buffer).
+            if !b.end {
+                self.push_buffer.push((v, b.dis));
+            }
+            let d = veh.drivable as usize;
+            if !self.dirty[d] {
+                self.dirty[d] = true;
+                self.dirty_list.push(d as u32);
+            }
         }
     }
 
