@@ -1740,8 +1740,12 @@ impl State {
             let mut idx = 0usize;
             for s in (0..n).rev() {
                 let start = s as f64 * lane.length / n as f64;
-                while idx < list.len() && self.vehicles[list[idx] as usize].dis >= start {
-                    self.vehicles[list[idx] as usize].segment = s as u32;
+                while let Some(&x) = list.get(idx) {
+                    let veh = &mut self.vehicles[x as usize];
+                    if veh.dis < start {
+                        break;
+                    }
+                    veh.segment = s as u32;
                     idx += 1;
                 }
                 self.seg_end[base + s] = idx as u32;
