@@ -822,9 +822,10 @@ impl State {
         let horizon = self.pv(v).leader_search_distance;
         let mut acc = net.drivable_length(drivable) - dis;
         let nl = net.lane_count();
-        let mut i = 0;
+        // `getNextDrivable(i)` for i = 0, 1, ..., each from the previous one (the same
+        // successors as recomputing the chain from `next` for every i).
+        let mut d = self.vehicles[v as usize].next;
         loop {
-            let d = self.next_drivable(sc, v, i);
             if d == NONE {
                 return;
             }
@@ -860,7 +861,7 @@ impl State {
             if acc > horizon {
                 return;
             }
-            i += 1;
+            d = self.compute_next_cached(sc, v, d);
         }
     }
 
