@@ -1192,6 +1192,7 @@ impl State {
     }
 
     /// `SimpleLaneChange::yieldSpeed`.
+    #[inline(never)]
     fn yield_speed(&self, sc: &Scenario, v: u32) -> f64 {
         let veh = &self.vehicles[v as usize];
         let src = veh.lc.recv;
