@@ -174,6 +174,9 @@ pub struct Network {
     /// Polyline of every drivable (`drivable_points[d]` is a range into `points`).
     drivable_points: Vec<Range<u32>>,
     points: Vec<Point>,
+    /// Per drivable, its length and speed limit (copies of the lane's or lane link's, one
+    /// lookup without the lane / lane-link branch in the simulation's hot loops).
+    drivable_dims: Vec<[f64; 2]>,
     road_index: BTreeMap<String, RoadId>,
     intersection_index: BTreeMap<String, IntersectionId>,
 }
@@ -555,7 +558,13 @@ impl Network {
             drivable_points.push(first..points.len() as u32);
         }
 
+        let drivable_dims = lanes
+            .iter()
+            .map(|l| [l.length, l.max_speed])
+            .chain(lane_links.iter().map(|l| [l.length, 10000.0]))
+            .collect();
         Ok(Network {
+            drivable_dims,
             roads,
             lanes,
             lane_links,
@@ -592,23 +601,13 @@ impl Network {
     /// Length of a drivable, metres.
     #[inline]
     pub fn drivable_length(&self, d: DrivableId) -> f64 {
-        let nl = self.lane_count();
-        if d < nl {
-            self.lanes[d as usize].length
-        } else {
-            self.lane_links[(d - nl) as usize].length
-        }
+        self.drivable_dims[d as usize][0]
     }
 
     /// Speed limit of a drivable (CityFlow gives lane links 10000 m/s, i.e. none).
     #[inline]
     pub fn drivable_max_speed(&self, d: DrivableId) -> f64 {
-        let nl = self.lane_count();
-        if d < nl {
-            self.lanes[d as usize].max_speed
-        } else {
-            10000.0
-        }
+        self.drivable_dims[d as usize][1]
     }
 
     /// Width of a drivable (lane links are 4 m in CityFlow).

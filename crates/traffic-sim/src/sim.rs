@@ -577,6 +577,7 @@ impl State {
             route_pos: 0,
             last_road: flow.route.last().copied().unwrap_or(NONE),
             pid: self.flow_pid[f as usize],
+            len: self.params[self.flow_pid[f as usize] as usize].len,
             priority,
             enter_time: self.now(sc),
             speed: 0.0,
@@ -811,7 +812,7 @@ impl State {
         };
         if leader != NONE && self.vehicles[leader as usize].drivable == drivable {
             let l = &self.vehicles[leader as usize];
-            let gap = l.dis - self.params[l.pid as usize].len - dis;
+            let gap = l.dis - l.len - dis;
             let veh = &mut self.vehicles[v as usize];
             veh.leader = leader;
             veh.gap = gap;
@@ -821,9 +822,10 @@ impl State {
         let horizon = self.pv(v).leader_search_distance;
         let mut acc = net.drivable_length(drivable) - dis;
         let nl = net.lane_count();
-        let mut i = 0;
+        // `getNextDrivable(i)` for i = 0, 1, ..., each from the previous one (the same
+        // successors as recomputing the chain from `next` for every i).
+        let mut d = self.vehicles[v as usize].next;
         loop {
-            let d = self.next_drivable(sc, v, i);
             if d == NONE {
                 return;
             }
@@ -834,7 +836,7 @@ impl State {
                 for &ll in net.out_links(start_lane) {
                     if let Some(&c) = self.lists[(nl + ll) as usize].last() {
                         let cv = &self.vehicles[c as usize];
-                        let cand_gap = acc + cv.dis - self.params[cv.pid as usize].len;
+                        let cand_gap = acc + cv.dis - cv.len;
                         if found == NONE || cand_gap < found_gap {
                             found = c;
                             found_gap = cand_gap;
@@ -849,7 +851,7 @@ impl State {
                 }
             } else if let Some(&l) = self.lists[d as usize].last() {
                 let lv = &self.vehicles[l as usize];
-                let gap = acc + lv.dis - self.params[lv.pid as usize].len;
+                let gap = acc + lv.dis - lv.len;
                 let veh = &mut self.vehicles[v as usize];
                 veh.leader = l;
                 veh.gap = gap;
@@ -859,7 +861,7 @@ impl State {
             if acc > horizon {
                 return;
             }
-            i += 1;
+            d = self.compute_next_cached(sc, v, d);
         }
     }
 
@@ -972,7 +974,7 @@ impl State {
             if let Some(&v) = self.lists[link.end_lane as usize].last() {
                 let veh = &self.vehicles[v as usize];
                 if veh.prev_drivable == d {
-                    let (vdis, vlen) = (veh.dis, self.params[veh.pid as usize].len);
+                    let (vdis, vlen) = (veh.dis, veh.len);
                     let veh_distance = vdis - vlen;
                     while r > 0 {
                         let c = crosses[r - 1];
@@ -990,7 +992,7 @@ impl State {
                 let v = self.lists[d as usize][k];
                 let (vdis, vlen) = {
                     let veh = &self.vehicles[v as usize];
-                    (veh.dis, self.params[veh.pid as usize].len)
+                    (veh.dis, veh.len)
                 };
                 while r > 0 {
                     let c = crosses[r - 1];
@@ -1126,7 +1128,7 @@ impl State {
             None => true,
             Some(&t) => {
                 let tail = &self.vehicles[t as usize];
-                tail.dis > self.params[tail.pid as usize].len + self.pv(v).len || tail.speed >= 2.0
+                tail.dis > tail.len + self.pv(v).len || tail.speed >= 2.0
             }
         }
     }
@@ -1190,6 +1192,7 @@ impl State {
     }
 
     /// `SimpleLaneChange::yieldSpeed`.
+    #[inline(never)]
     fn yield_speed(&self, sc: &Scenario, v: u32) -> f64 {
         let veh = &self.vehicles[v as usize];
         let src = veh.lc.recv;
@@ -1286,6 +1289,7 @@ impl State {
         let nl = net.lane_count();
         let length = net.drivable_length(drivable);
         let p = &self.params[veh.pid as usize];
+        let (max_neg_acc, min_gap) = (p.max_neg_acc, p.min_gap);
         let mut sp = p.max_speed;
         sp = min2(sp, speed + p.max_pos_acc * dt);
         sp = min2(sp, net.drivable_max_speed(drivable));
@@ -1306,13 +1310,11 @@ impl State {
                 100.0
             },
         );
-        let p = self.pv(v);
         if next == NONE && !self.on_last_road(sc, v) {
-            let vn =
-                no_collision_speed(0.0, 1.0, speed, p.max_neg_acc, length - dis, dt, p.min_gap);
+            let vn = no_collision_speed(0.0, 1.0, speed, max_neg_acc, length - dis, dt, min_gap);
             sp = min2(sp, vn);
         }
-        let result = floor_speed(sp, speed, p.max_neg_acc, dt);
+        let result = floor_speed(sp, speed, max_neg_acc, dt);
         // Stored only when the vehicle stays exactly where it is (speed +0.0, a result of +0.0
         // or below, both giving speed +0.0 and a move of +0.0, and a position, not -0.0, that
         // does not exceed the drivable): any other result moves it or changes its speed, so
@@ -1376,15 +1378,6 @@ impl State {
                 let v = (w * 64) as u32 + word.trailing_zeros();
                 word &= word - 1;
                 self.vehicle_control(sc, v);
-                // A vehicle's end and drivable change are final once its own control ran.
-                let veh = &self.vehicles[v as usize];
-                if veh.buf.end || veh.buf.drivable_set {
-                    let d = veh.drivable as usize;
-                    if !self.dirty[d] {
-                        self.dirty[d] = true;
-                        self.dirty_list.push(d as u32);
-                    }
-                }
             }
         }
     }
@@ -1465,9 +1458,20 @@ impl State {
                 }
             }
         }
-        let b = &self.vehicles[v as usize].buf;
-        if !b.end && b.drivable_set {
-            self.push_buffer.push((v, b.dis));
+        let veh = &self.vehicles[v as usize];
+        let b = &veh.buf;
+        if b.end || b.drivable_set {
+            // A vehicle's end and drivable change are final once its own control ran, and
+            // only its own control sets them (a vehicle leaving above has neither: both are
+            // cleared with its last applied buffer).
+            if !b.end {
+                self.push_buffer.push((v, b.dis));
+            }
+            let d = veh.drivable as usize;
+            if !self.dirty[d] {
+                self.dirty[d] = true;
+                self.dirty_list.push(d as u32);
+            }
         }
     }
 
@@ -1586,15 +1590,17 @@ impl State {
         while next != NONE {
             let d = next as usize;
             next = Self::next_bit(&self.occupied, next + 1);
-            let n = self.lists[d].len();
+            // Nothing below changes a list: walk this one taken out of `lists` (no reload and
+            // bounds check per vehicle), then put it back.
+            let list = std::mem::take(&mut self.lists[d]);
             let lane_length = sc
                 .network
                 .is_lane(d as u32)
                 .then(|| sc.network.lanes[d].length);
             let mut ahead = NONE;
+            let mut ahead_back = 0.0;
             let mut queue = 0u32;
-            for k in 0..n {
-                let v = self.lists[d][k];
+            for &v in &list {
                 let blocker = self.vehicles[v as usize].buf.blocker;
                 if blocker != NONE && self.removed_stamp[blocker as usize] == stamp {
                     let b = &mut self.vehicles[v as usize].buf;
@@ -1612,20 +1618,21 @@ impl State {
                 }
                 self.clear_signal(v);
                 queue += u32::from(self.vehicles[v as usize].speed < crate::metrics::WAITING_SPEED);
+                let veh = &mut self.vehicles[v as usize];
                 if ahead != NONE {
-                    let (ldis, llen) = {
-                        let lv = &self.vehicles[ahead as usize];
-                        (lv.dis, self.params[lv.pid as usize].len)
-                    };
-                    let veh = &mut self.vehicles[v as usize];
                     veh.leader = ahead;
-                    veh.gap = ldis - llen - veh.dis;
+                    veh.gap = ahead_back - veh.dis;
                     if lane_change {
                         self.mark_lc_candidate(v, lane_length);
                     }
                 }
+                // The vehicle ahead's position and length, read once its buffer was applied
+                // (the same `dis - len` as reading them when the follower is reached).
+                let veh = &self.vehicles[v as usize];
+                ahead_back = veh.dis - veh.len;
                 ahead = v;
             }
+            self.lists[d] = list;
             if let Some(q) = self.lane_queue.get_mut(d) {
                 *q = queue;
             }
@@ -1735,8 +1742,12 @@ impl State {
             let mut idx = 0usize;
             for s in (0..n).rev() {
                 let start = s as f64 * lane.length / n as f64;
-                while idx < list.len() && self.vehicles[list[idx] as usize].dis >= start {
-                    self.vehicles[list[idx] as usize].segment = s as u32;
+                while let Some(&x) = list.get(idx) {
+                    let veh = &mut self.vehicles[x as usize];
+                    if veh.dis < start {
+                        break;
+                    }
+                    veh.segment = s as u32;
                     idx += 1;
                 }
                 self.seg_end[base + s] = idx as u32;
@@ -1859,7 +1870,7 @@ impl State {
         let d = veh.drivable;
         if net.is_lane(d) {
             let lane = &net.lanes[d as usize];
-            let len = self.params[veh.pid as usize].len;
+            let len = veh.len;
             let gap = veh.gap;
             let expected_gap = 2.0 * len + 4.0 * dt * self.params[veh.pid as usize].max_speed;
             if lane.length - veh.dis < 30.0 || gap > expected_gap || gap < 1.5 * len {
@@ -1925,7 +1936,7 @@ impl State {
             sc.network.lanes[lane as usize].length - veh.dis
         } else {
             let l = &self.vehicles[leader as usize];
-            l.dis - veh.dis - self.params[l.pid as usize].len
+            l.dis - veh.dis - l.len
         }
     }
 
@@ -1981,7 +1992,7 @@ impl State {
             lc.target_follower = NONE;
             return;
         }
-        let (dis, seg, len) = (veh.dis, veh.segment, self.params[veh.pid as usize].len);
+        let (dis, seg, len) = (veh.dis, veh.segment, veh.len);
         let mut leader = self.vehicle_after(sc, target, dis, seg);
         let mut leader_gap;
         if leader == NONE {
@@ -1993,16 +2004,16 @@ impl State {
                     let lv = &self.vehicles[l as usize];
                     if lv.dis + rest < gap {
                         gap = lv.dis + rest;
-                        if gap < self.params[lv.pid as usize].len {
+                        if gap < lv.len {
                             leader = l;
-                            leader_gap = rest - (self.params[lv.pid as usize].len - gap);
+                            leader_gap = rest - (lv.len - gap);
                         }
                     }
                 }
             }
         } else {
             let lv = &self.vehicles[leader as usize];
-            leader_gap = lv.dis - dis - self.params[lv.pid as usize].len;
+            leader_gap = lv.dis - dis - lv.len;
         }
         let follower = self.vehicle_before(sc, target, dis, seg);
         let follower_gap = if follower != NONE {

@@ -229,6 +229,8 @@ pub(crate) struct Vehicle {
     /// state in cache).
     pub(crate) pid: u32,
     pub(crate) partner: u32,
+    /// Its parameter set's length (copied: read for every follower's gap).
+    pub(crate) len: f64,
     /// Route: index of the flow whose resolved route it follows.
     pub(crate) route: u32,
     /// Position in the route (CityFlow's `iCurRoad`).
@@ -558,6 +560,7 @@ mod tests {
             route_pos: 0,
             last_road: NONE,
             pid: 0,
+            len: 5.0,
             priority: 0,
             enter_time: 0.0,
             speed,
