@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};
 
+/// An entity as the index holds it, shared with readers without copying.
+type SharedEntity = Arc<Entity>;
+
 type Id = Arc<str>;
 
 /// The geo index of one GeoProperty: an R-tree of the distinct envelopes, the ids per
@@ -593,7 +596,7 @@ impl Tenant {
     pub(crate) fn current_shared(
         &self,
         ids: &[String],
-    ) -> BrokerResult<(Vec<Option<Arc<Entity>>>, Vec<store::PriorTypes>)> {
+    ) -> BrokerResult<(Vec<Option<SharedEntity>>, Vec<store::PriorTypes>)> {
         let st = self.read()?;
         let mut current = Vec::with_capacity(ids.len());
         let mut prior = Vec::with_capacity(ids.len());
