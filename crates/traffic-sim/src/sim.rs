@@ -1257,7 +1257,7 @@ impl State {
     }
 
     /// `Vehicle::getNextSpeed` computed, and memoised when it may be reused.
-    #[inline(never)]
+    #[inline(always)]
     fn next_speed_full(&mut self, sc: &Scenario, v: u32) -> f64 {
         let net = &sc.network;
         let dt = sc.settings.interval;
