@@ -956,7 +956,7 @@ impl State {
 
     /// The crossing-point notifications of lane link `li` (CityFlow's `notifyCross` for one
     /// link).
-    #[inline(never)]
+    #[inline]
     fn notify_link(&mut self, sc: &Scenario, li: u32) {
         let net = &sc.network;
         let nl = net.lane_count();
