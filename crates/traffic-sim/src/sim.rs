@@ -733,6 +733,7 @@ impl State {
     /// [`State::compute_next`] for a neighbour lane of `v`'s lane (`side` 0 outer, 1 inner),
     /// through a one-entry cache per side keyed like [`State::compute_next_cached`]: a vehicle
     /// looking for a lane change asks the same question every step.
+    #[inline]
     fn compute_next_side(&mut self, sc: &Scenario, v: u32, d: DrivableId, side: usize) -> u32 {
         let k = self.route_index(sc, v, d);
         let (lane, pos, next) = self.vehicles[v as usize].side_memo[side];
