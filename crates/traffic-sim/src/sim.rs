@@ -1275,7 +1275,7 @@ impl State {
     }
 
     /// `Vehicle::getNextSpeed` computed, and memoised when it may be reused.
-    #[inline(always)]
+    #[inline(never)]
     fn next_speed_full(&mut self, sc: &Scenario, v: u32) -> f64 {
         let net = &sc.network;
         let dt = sc.settings.interval;
