@@ -25,6 +25,7 @@ mod ngsi_registrations;
 mod ngsi_subscriptions;
 mod ngsi_temporal;
 mod secure;
+mod tenant_docs;
 
 pub use engine::{Durability, OpenOptions, SqliteStore};
 

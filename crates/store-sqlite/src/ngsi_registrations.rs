@@ -1,7 +1,7 @@
 //! `NgsiRegistrationStore` on SQLite (migration 0008).
 
-use crate::SqliteStore;
 use crate::engine::backend;
+use crate::{SqliteStore, tenant_docs};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use store::{
@@ -95,20 +95,15 @@ impl NgsiRegistrationStore for SqliteStore {
     ) -> StoreResult<()> {
         let tenant = scope.tenant().clone();
         self.write(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE ngsi_registrations SET doc = ?3, modified_at = ?4 \
-                     WHERE tenant = ?1 AND id = ?2",
-                    params![tenant.as_str(), record.id, record.doc, record.modified_at.0],
-                )
-                .map_err(backend)?;
-            if changed == 0 {
-                return Err(StoreError::not_found(format!(
-                    "registration {} not found",
-                    record.id
-                )));
-            }
-            Ok(())
+            tenant_docs::replace_doc(
+                conn,
+                "ngsi_registrations",
+                "registration",
+                tenant.as_str(),
+                &record.id,
+                &record.doc,
+                record.modified_at.0,
+            )
         })
         .await
     }
@@ -116,13 +111,7 @@ impl NgsiRegistrationStore for SqliteStore {
     async fn delete_registration(&self, scope: &TenantScope, id: &str) -> StoreResult<bool> {
         let (tenant, id) = (scope.tenant().clone(), id.to_owned());
         self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM ngsi_registrations WHERE tenant = ?1 AND id = ?2",
-                    params![tenant.as_str(), id],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
+            tenant_docs::delete_doc(conn, "ngsi_registrations", tenant.as_str(), &id)
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! `NgsiSubscriptionStore` on SQLite (migration 0006).
 
-use crate::SqliteStore;
 use crate::engine::backend;
+use crate::{SqliteStore, tenant_docs};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use store::{
@@ -137,20 +137,15 @@ impl NgsiSubscriptionStore for SqliteStore {
     ) -> StoreResult<()> {
         let tenant = scope.tenant().clone();
         self.write(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE ngsi_subscriptions SET doc = ?3, modified_at = ?4 \
-                     WHERE tenant = ?1 AND id = ?2",
-                    params![tenant.as_str(), record.id, record.doc, record.modified_at.0],
-                )
-                .map_err(backend)?;
-            if changed == 0 {
-                return Err(StoreError::not_found(format!(
-                    "subscription {} not found",
-                    record.id
-                )));
-            }
-            Ok(())
+            tenant_docs::replace_doc(
+                conn,
+                "ngsi_subscriptions",
+                "subscription",
+                tenant.as_str(),
+                &record.id,
+                &record.doc,
+                record.modified_at.0,
+            )
         })
         .await
     }
@@ -158,13 +153,7 @@ impl NgsiSubscriptionStore for SqliteStore {
     async fn delete_subscription(&self, scope: &TenantScope, id: &str) -> StoreResult<bool> {
         let (tenant, id) = (scope.tenant().clone(), id.to_owned());
         self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM ngsi_subscriptions WHERE tenant = ?1 AND id = ?2",
-                    params![tenant.as_str(), id],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
+            tenant_docs::delete_doc(conn, "ngsi_subscriptions", tenant.as_str(), &id)
         })
         .await
     }
