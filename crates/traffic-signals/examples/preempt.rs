@@ -1,7 +1,7 @@
 //! Emergency-vehicle preemption on JN1: every corridor x departure, without and with (an
 //! experiment tool; `citybrain signal preempt` is the supported front end).
 //!
-//! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead] [headway_s] [margin_s] [max_lead_s]
+//! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead] [headway_s] [margin_s] [max_lead_s] [carry]
 
 use traffic_signals::preemption::{
     EvTrip, JINAN_CORRIDORS, JINAN_DEPARTURES, PreemptionParams, PreemptionSummary,
@@ -30,6 +30,9 @@ fn main() {
     }
     if let Some(v) = args.get(7) {
         params.max_lead_time = v.parse().unwrap();
+    }
+    if let Some(v) = args.get(8) {
+        params.carry = v.parse().unwrap();
     }
     let (roadnet, flow) = ("roadnet_3_4.json", "anon_3_4_jinan_real.json");
     let r = std::fs::read_to_string(format!("{data}/jinan_3x4/{roadnet}")).unwrap();

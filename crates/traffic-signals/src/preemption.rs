@@ -50,6 +50,11 @@ pub struct PreemptionParams {
     /// Fairness guard: no intersection is preempted while the EV is more than this many seconds
     /// (free flow) from it, however long its queue.
     pub max_lead_time: f64,
+    /// Weight of the vehicles carried ahead of the EV: the look-ahead's queue at a signal also
+    /// counts, times this, the vehicles ahead of the EV on its movement's lanes at the signals
+    /// before it on the route. They cannot be overtaken and reach that signal before the EV, so
+    /// its queue must be cleared early enough for them too (0: only the signal's own queue).
+    pub carry: f64,
 }
 
 impl Default for PreemptionParams {
@@ -60,6 +65,7 @@ impl Default for PreemptionParams {
             headway: 3.0,
             clear_margin: 10.0,
             max_lead_time: 150.0,
+            carry: 1.0,
         }
     }
 }
@@ -247,7 +253,7 @@ impl Preemption {
     /// Seconds the queue at `stop` needs before the EV can pass: the switch to its phase (if
     /// another one is green) plus `headway` per vehicle on its busiest approach lane plus the
     /// margin.
-    fn clearance_time(&self, view: &SignalView<'_>, stop: &Stop) -> f64 {
+    fn clearance_time(&self, view: &SignalView<'_>, stop: &Stop, carried: f64) -> f64 {
         let x = view.intersections[stop.slot].intersection;
         let sim = view.sim;
         let t = &self.timing;
@@ -265,7 +271,31 @@ impl Preemption {
             .map(|&l| view.lanes.vehicles.get(l as usize).copied().unwrap_or(0))
             .max()
             .unwrap_or(0);
-        switch + f64::from(queued) * self.params.headway + self.params.clear_margin
+        switch
+            + (f64::from(queued) + self.params.carry * carried) * self.params.headway
+            + self.params.clear_margin
+    }
+
+    /// Vehicles on `stop`'s lanes (the busiest one) that are ahead of the EV, which is at `at`
+    /// on the stop's road, `d` metres from its stop line (all of them if it is not on one of
+    /// those lanes yet).
+    fn ahead_of_ev(&self, view: &SignalView<'_>, stop: &Stop, at: VehicleWhere, d: f64) -> u32 {
+        let sim = view.sim;
+        match at {
+            VehicleWhere::Lane { lane, .. } if stop.lanes.contains(&lane) => {
+                let (_, waiting, _) = sim.lane_figures(lane);
+                let moving = sim.lane_approaching(lane, (d - 0.5).max(0.0));
+                // A waiting EV is one of the waiting vehicles.
+                let ev_waiting = sim.flow_vehicle(self.flow, 0).is_some_and(|(_, v)| v < 0.1);
+                (moving + waiting).saturating_sub(u32::from(ev_waiting))
+            }
+            _ => stop
+                .lanes
+                .iter()
+                .map(|&l| view.lanes.vehicles.get(l as usize).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0),
+        }
     }
 }
 
@@ -306,13 +336,16 @@ impl SignalController for Preemption {
         let mut count = 0;
         let mut any = false;
         let look_ahead = self.params.headway > 0.0;
+        let first = j;
+        // Vehicles ahead of the EV that pass the signals before the next one on its movement.
+        let mut carried = 0.0;
         while j < self.legs.len()
             && count < self.params.max_ahead
             && (d <= self.params.lead_distance || (look_ahead && eta <= self.params.max_lead_time))
         {
             if let Some(stop) = &self.legs[j].stop {
                 let due = d <= self.params.lead_distance
-                    || (look_ahead && eta <= self.clearance_time(view, stop));
+                    || (look_ahead && eta <= self.clearance_time(view, stop, carried));
                 if due {
                     decisions[stop.slot] = Some(stop.phase);
                     count += 1;
@@ -321,6 +354,14 @@ impl SignalController for Preemption {
                     if !self.log.preempted.contains(&(x, j)) {
                         self.log.preempted.push((x, j));
                     }
+                }
+                if self.params.carry > 0.0 {
+                    let here = if j == first {
+                        self.ahead_of_ev(view, stop, at, d)
+                    } else {
+                        self.ahead_of_ev(view, stop, VehicleWhere::WaitingToEnter, 0.0)
+                    };
+                    carried += f64::from(here);
                 }
             }
             j += 1;

@@ -144,10 +144,20 @@ fn queue_look_ahead_clears_long_queues_earlier() {
     let with = look.with.ev_travel_time.expect("EV leaves");
     let old = distance_only.with.ev_travel_time.expect("EV leaves");
     assert!(with < old, "{with} vs {old}");
-    // With the merged `adaptive` this trip takes 201 s against 363 s (0.554): a bound with
+    // With the merged `adaptive` this trip takes 186 s against 363 s (0.512): a bound with
     // little slack, so that a look-ahead that stops clearing the queue early fails here.
-    assert!(with <= 0.6 * without, "{with} vs {without}");
+    assert!(with <= 0.55 * without, "{with} vs {without}");
     assert!(look.with.preempted_seconds > 0);
+    // The carried vehicles: the upstream signals, switched for the EV, release their queues
+    // into the third signal's approach ahead of the EV. Counting them in the third signal's
+    // clearance time switches it earlier, so the EV no longer crawls behind that platoon
+    // (201 s without them, 186 s with them; the EV alone needs 183-186 s).
+    let own_queue_only = run(&PreemptionParams {
+        carry: 0.0,
+        ..PreemptionParams::default()
+    });
+    let own = own_queue_only.with.ev_travel_time.expect("EV leaves");
+    assert!(with + 10.0 <= own, "{with} vs {own}");
 }
 
 /// Webster's plan: every phase gets a slot, the most loaded phase the most slots, and the

@@ -105,6 +105,10 @@ struct PreemptArgs {
     /// Fairness guard: never preempt a signal the EV is more than this many seconds away from.
     #[arg(long, default_value_t = PreemptionParams::default().max_lead_time)]
     max_lead_time: f64,
+    /// Weight, in the look-ahead, of the vehicles ahead of the EV at the signals before a signal
+    /// on its route (they reach it first; 0: only the signal's own queue).
+    #[arg(long, default_value_t = PreemptionParams::default().carry)]
+    carry: f64,
     /// Directory holding jinan_3x4/ (see `signal eval --data`).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -439,6 +443,7 @@ fn run_preempt(args: PreemptArgs) -> anyhow::Result<ExitCode> {
         headway: args.headway,
         clear_margin: args.clear_margin,
         max_lead_time: args.max_lead_time,
+        carry: args.carry,
     };
     let departures = if args.depart.is_empty() {
         JINAN_DEPARTURES.to_vec()
