@@ -112,8 +112,47 @@ fn main() {
             "sat" => params.sat = v,
             "due" => params.due = v,
             "exact" => params.exact_wait = v != 0.0,
+            "w_pred" => params.w_pred = v,
+            "w_keep_pred" => params.w_keep_pred = v,
+            "horizon" => params.horizon = v,
+            "pred_sat" => params.pred_sat = v,
+            "two_pass" => params.two_pass = v != 0.0,
             _ => panic!("unknown {k}"),
         }
+    }
+    if std::env::var("CROSSINGS").is_ok() {
+        // Demand per signalised intersection: vehicles scheduled in the hour and the
+        // intersections their routes cross (route roads - 1).
+        for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
+            let sc = if *tag == "C240" {
+                city240()
+            } else {
+                load(&data, dir, r, f)
+            };
+            let signals = sc
+                .network
+                .intersections
+                .iter()
+                .filter(|x| !x.is_virtual)
+                .count();
+            let (mut vehicles, mut crossings) = (0u64, 0u64);
+            for flow in &sc.flows {
+                let fs = &flow.spec;
+                let end = fs.end_time.min(3599);
+                if fs.start_time > end || flow.route.is_empty() {
+                    continue;
+                }
+                let n = ((end - fs.start_time) as f64 / fs.interval.max(1e-9)).floor() as u64 + 1;
+                vehicles += n;
+                crossings += n * (flow.route.len() as u64 - 1);
+            }
+            println!(
+                "{tag}: {vehicles} vehicles, {signals} signals, {:.2} crossings per trip, {:.0} crossings per signal per hour",
+                crossings as f64 / vehicles.max(1) as f64,
+                crossings as f64 / signals.max(1) as f64
+            );
+        }
+        return;
     }
     if std::env::var("ENTRYDIAG").is_ok() {
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {

@@ -87,6 +87,19 @@ pub struct AdaptiveParams {
     pub decision_interval: f64,
     /// Yellow seconds of a change.
     pub yellow: f64,
+    /// Neighbour coordination: weight, in the score, of the vehicles predicted to reach a lane's
+    /// stop line within `horizon` seconds that the controller cannot see yet at the stop line
+    /// (0: off). See [`Adaptive`]'s "Coordination".
+    pub w_pred: f64,
+    /// Weight of the same predicted arrivals in the keep rule (the green phase's platoon).
+    pub w_keep_pred: f64,
+    /// Seconds ahead over which arrivals are predicted.
+    pub horizon: f64,
+    /// Vehicles per second an upstream lane discharges on green (for the predicted release).
+    pub pred_sat: f64,
+    /// Decide twice: the second pass predicts upstream releases from the neighbours' choices of
+    /// the first pass (what they will show next), instead of their current greens.
+    pub two_pass: bool,
 }
 
 impl AdaptiveParams {
@@ -118,6 +131,11 @@ impl AdaptiveParams {
             max_red: 120.0,
             decision_interval: p.decision_interval as f64,
             yellow: p.timing.yellow + p.timing.all_red,
+            w_pred: 0.0,
+            w_keep_pred: 0.0,
+            horizon: 0.0,
+            pred_sat: 0.5,
+            two_pass: false,
         }
     }
 }
@@ -127,6 +145,23 @@ struct InLane {
     lane: LaneId,
     /// Roads this lane's movements in the phase lead to.
     to_roads: Vec<RoadId>,
+}
+
+/// Where a lane's future arrivals come from: its own road beyond `reach`, and the upstream
+/// intersection's lanes that feed its road.
+#[derive(Debug, Clone, Default)]
+struct Feed {
+    /// Free-flow seconds from the road's entry to its stop line.
+    travel: f64,
+    /// Lane speed limit, m/s.
+    speed: f64,
+    /// Share of the road's inflow that takes this lane (1 / lanes of the road).
+    share: f64,
+    /// Plan index of the upstream controlled intersection (None: boundary or uncontrolled).
+    upstream: Option<usize>,
+    /// Upstream lanes feeding the road, each with the phases (bit mask of phase ids; all ones for
+    /// right turns, which are always green) in which their movement into the road is green.
+    feeders: Vec<(LaneId, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +197,16 @@ pub struct Adaptive {
     /// Time of the last per-second observation, and since when they have been unbroken.
     last_observed: Option<f64>,
     observed_from: f64,
+    /// Per lane: where its arrivals come from (coordination; empty when `w_pred` and
+    /// `w_keep_pred` are 0).
+    feeds: Vec<Feed>,
+    /// Per lane, predicted arrivals (cached per decision pass).
+    predicted: Vec<f64>,
+    pred_stamp: Vec<u64>,
+    pass: u64,
+    /// Per plan: the phase each intersection is expected to show next (current green, or the
+    /// first pass's choice).
+    expected: Vec<u32>,
 }
 
 impl Adaptive {
@@ -176,6 +221,11 @@ impl Adaptive {
             decision: 0,
             last_observed: None,
             observed_from: f64::INFINITY,
+            feeds: Vec::new(),
+            predicted: Vec::new(),
+            pred_stamp: Vec::new(),
+            pass: 0,
+            expected: Vec::new(),
         }
     }
 
@@ -241,6 +291,62 @@ impl Adaptive {
                 }
             })
             .collect();
+        self.predicted = vec![0.0; net.lanes.len()];
+        self.pred_stamp = vec![u64::MAX; net.lanes.len()];
+        self.feeds = net
+            .lanes
+            .iter()
+            .map(|lane| {
+                let road = &net.roads[lane.road as usize];
+                let upstream = intersections
+                    .iter()
+                    .position(|c| c.intersection == road.start);
+                let mut feeders: Vec<(LaneId, u64)> = Vec::new();
+                if let Some(u) = upstream {
+                    let c = &intersections[u];
+                    let x = &net.intersections[road.start as usize];
+                    for k in x.road_links.clone() {
+                        let rl = &net.road_links[k as usize];
+                        if rl.end_road != lane.road {
+                            continue;
+                        }
+                        let mask = if rl.kind == TurnKind::Right {
+                            u64::MAX
+                        } else {
+                            c.phases
+                                .iter()
+                                .filter(|pm| {
+                                    pm.phase < 64
+                                        && x.phases.get(pm.phase as usize).is_some_and(|ph| {
+                                            ph.green
+                                                .get(rl.index as usize)
+                                                .copied()
+                                                .unwrap_or(false)
+                                        })
+                                })
+                                .fold(0u64, |m, pm| m | (1u64 << pm.phase))
+                        };
+                        if mask == 0 {
+                            continue;
+                        }
+                        for ll in rl.lane_links.clone() {
+                            let start = net.lane_links[ll as usize].start_lane;
+                            match feeders.iter_mut().find(|f| f.0 == start) {
+                                Some(f) => f.1 |= mask,
+                                None => feeders.push((start, mask)),
+                            }
+                        }
+                    }
+                }
+                Feed {
+                    travel: lane.length / lane.max_speed.max(0.1),
+                    speed: lane.max_speed,
+                    share: 1.0 / road.lanes.len().max(1) as f64,
+                    upstream,
+                    feeders,
+                }
+            })
+            .collect();
     }
 
     fn approaching(&mut self, view: &SignalView<'_>, lane: LaneId) -> u32 {
@@ -259,6 +365,157 @@ impl Adaptive {
         }
         let vehicles: u32 = lanes.clone().map(|l| view.lanes.vehicles[l as usize]).sum();
         f64::from(vehicles) * self.params.vehicle_space / len
+    }
+
+    fn coordinated(&self) -> bool {
+        self.params.w_pred != 0.0 || self.params.w_keep_pred != 0.0
+    }
+
+    /// Vehicles predicted to reach `lane`'s stop line within `horizon` seconds that are not yet
+    /// within `reach` of it: moving vehicles further up the lane, and the share of the road's
+    /// inflow that the upstream intersection releases in time from the lanes its expected phase
+    /// (current green, or its first-pass choice) serves.
+    fn predicted(&mut self, view: &SignalView<'_>, lane: LaneId) -> f64 {
+        let i = lane as usize;
+        if self.pred_stamp[i] == self.pass {
+            return self.predicted[i];
+        }
+        let p = &self.params;
+        let f = &self.feeds[i];
+        let mut arrivals = 0.0;
+        let far = f.speed * p.horizon;
+        if far > p.reach {
+            arrivals += f64::from(
+                view.approaching(lane, far)
+                    .saturating_sub(view.approaching(lane, p.reach)),
+            );
+        }
+        let window = p.horizon - f.travel;
+        if let Some(u) = f.upstream
+            && window > 0.0
+        {
+            let phase = self.expected[u];
+            let bit = if phase < 64 { 1u64 << phase } else { 0 };
+            let cap = p.pred_sat * window;
+            let released: f64 = f
+                .feeders
+                .iter()
+                .filter(|&&(_, mask)| mask & bit != 0 || mask == u64::MAX)
+                .map(|&(l, _)| {
+                    let q = view.lanes.waiting[l as usize] + view.approaching(l, p.reach);
+                    f64::from(q).min(cap)
+                })
+                .sum();
+            arrivals += f.share * released;
+        }
+        self.pred_stamp[i] = self.pass;
+        self.predicted[i] = arrivals;
+        arrivals
+    }
+
+    /// The phase `plan`'s intersection should show (None: in a transition).
+    fn choose(&mut self, view: &SignalView<'_>, plan: &Plan, now: f64) -> Option<u32> {
+        let p = self.params.clone();
+        let coordinated = self.coordinated();
+        let current = view.sim.green_phase(plan.intersection);
+        if view.sim.in_transition(plan.intersection) {
+            return None;
+        }
+        let mut best: Option<(f64, u32)> = None;
+        let mut keep = f64::NEG_INFINITY;
+        for (ph, since) in plan.phases.iter().zip(&plan.waiting_since) {
+            let mut score = since.map_or(0.0, |t0| p.w_age * (now - t0));
+            let mut kept = 0.0;
+            let green = if ph.phase == current {
+                p.decision_interval
+            } else {
+                p.decision_interval - p.yellow
+            };
+            let cap = if p.sat > 0.0 {
+                p.sat * green
+            } else {
+                f64::INFINITY
+            };
+            for l in &ph.incoming {
+                let approaching = self.approaching(view, l.lane);
+                let queued = view.lanes.waiting[l.lane as usize];
+                let predicted = if coordinated {
+                    self.predicted(view, l.lane)
+                } else {
+                    0.0
+                };
+                kept += (p.w_keep * f64::from(approaching) + p.w_keep_wait * f64::from(queued))
+                    .min(cap)
+                    + p.w_keep_pred * predicted;
+                let demand = (f64::from(queued) + p.w_approach * f64::from(approaching)).min(cap)
+                    + p.w_pred * predicted
+                    + if p.w_entry > 0.0 {
+                        p.w_entry * f64::from(view.sim.lane_entry_queue(l.lane))
+                    } else {
+                        0.0
+                    };
+                let mut free: f64 = 1.0;
+                for &r in &l.to_roads {
+                    let occ = self.occupancy(view, r);
+                    if occ > p.spill {
+                        free = free.min(((1.0 - occ) / (1.0 - p.spill)).max(0.0));
+                    }
+                }
+                score += demand * free;
+            }
+            let out: f64 = ph
+                .outgoing
+                .iter()
+                .map(|&o| f64::from(view.lanes.waiting[o as usize]))
+                .sum();
+            score -= p.w_out * out;
+            if ph.phase == current {
+                score += p.switch_cost;
+                keep = kept + p.switch_cost;
+            }
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, ph.phase));
+            }
+        }
+        let mut choice = match best {
+            Some((b, _)) if keep >= b => current,
+            Some((_, ph)) => ph,
+            None => return None,
+        };
+        // Maximum red: phases with waiting vehicles on red are served oldest first, one per
+        // decision. The choice stands if, after it, every such phase can still get its green
+        // within `max_red` when served in that order from the next decision on (a choice that
+        // is itself one of them serves it now). Otherwise the oldest one goes first.
+        let exact = self.last_observed == Some(now);
+        let observed_from = self.observed_from;
+        let mut pending: Vec<(f64, u32)> = plan
+            .phases
+            .iter()
+            .zip(plan.waiting_since.iter().zip(&plan.observed_since))
+            .filter_map(|(ph, (since, seen))| {
+                since.map(|t0| match seen {
+                    // Seen every second since the wait began: the exact start.
+                    Some(t) if exact && *t > observed_from => (t.max(t0), ph.phase),
+                    _ => (t0, ph.phase),
+                })
+            })
+            .collect();
+        pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let slot = p.decision_interval;
+        if p.due > 0.0
+            && choice != current
+            && let Some(&(_, ph)) = pending.iter().find(|&&(t0, ph)| {
+                ph != choice && ph != current && now + slot + p.yellow - t0 >= p.max_red - p.due
+            })
+        {
+            choice = ph;
+        }
+        let feasible = pending
+            .iter()
+            .filter(|&&(_, ph)| ph != choice)
+            .enumerate()
+            .all(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 < p.max_red);
+        Some(if feasible { choice } else { pending[0].1 })
     }
 }
 
@@ -300,18 +557,11 @@ impl SignalController for Adaptive {
         }
         self.decision = self.decision.wrapping_add(1);
         let now = view.sim.time();
-        let p = self.params.clone();
-        let mut plans = std::mem::take(&mut self.plans);
-        for ((c, d), plan) in view
-            .intersections
-            .iter()
-            .zip(decisions.iter_mut())
-            .zip(plans.iter_mut())
-        {
-            let current = view.sim.green_phase(c.intersection);
-            let in_transition = view.sim.in_transition(c.intersection);
-            // Starvation bookkeeping: since when may vehicles have waited on a red phase?
-            // (They may have started waiting just after the previous decision.)
+        let interval = self.params.decision_interval;
+        // Starvation bookkeeping: since when may vehicles have waited on a red phase?
+        // (They may have started waiting just after the previous decision.)
+        for plan in &mut self.plans {
+            let current = view.sim.green_phase(plan.intersection);
             for (ph, since) in plan.phases.iter().zip(plan.waiting_since.iter_mut()) {
                 let waiting = ph
                     .incoming
@@ -320,102 +570,27 @@ impl SignalController for Adaptive {
                 if ph.phase == current || !waiting {
                     *since = None;
                 } else if since.is_none() {
-                    *since = Some(now - p.decision_interval);
+                    *since = Some(now - interval);
                 }
             }
-            if in_transition {
-                continue;
-            }
-            let mut best: Option<(f64, u32)> = None;
-            let mut keep = f64::NEG_INFINITY;
-            for (ph, since) in plan.phases.iter().zip(&plan.waiting_since) {
-                let mut score = since.map_or(0.0, |t0| p.w_age * (now - t0));
-                let mut kept = 0.0;
-                let green = if ph.phase == current {
-                    p.decision_interval
-                } else {
-                    p.decision_interval - p.yellow
-                };
-                let cap = if p.sat > 0.0 {
-                    p.sat * green
-                } else {
-                    f64::INFINITY
-                };
-                for l in &ph.incoming {
-                    let approaching = self.approaching(view, l.lane);
-                    let queued = view.lanes.waiting[l.lane as usize];
-                    kept += (p.w_keep * f64::from(approaching) + p.w_keep_wait * f64::from(queued))
-                        .min(cap);
-                    let demand = (f64::from(view.lanes.waiting[l.lane as usize])
-                        + p.w_approach * f64::from(approaching))
-                    .min(cap)
-                        + if p.w_entry > 0.0 {
-                            p.w_entry * f64::from(view.sim.lane_entry_queue(l.lane))
-                        } else {
-                            0.0
-                        };
-                    let mut free: f64 = 1.0;
-                    for &r in &l.to_roads {
-                        let occ = self.occupancy(view, r);
-                        if occ > p.spill {
-                            free = free.min(((1.0 - occ) / (1.0 - p.spill)).max(0.0));
-                        }
-                    }
-                    score += demand * free;
-                }
-                let out: f64 = ph
-                    .outgoing
-                    .iter()
-                    .map(|&o| f64::from(view.lanes.waiting[o as usize]))
-                    .sum();
-                score -= p.w_out * out;
-                if ph.phase == current {
-                    score += p.switch_cost;
-                    keep = kept + p.switch_cost;
-                }
-                if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, ph.phase));
+        }
+        let plans = std::mem::take(&mut self.plans);
+        self.expected.clear();
+        self.expected
+            .extend(plans.iter().map(|pl| view.sim.green_phase(pl.intersection)));
+        let passes = if self.coordinated() && self.params.two_pass {
+            2
+        } else {
+            1
+        };
+        for pass in 0..passes {
+            self.pass = self.pass.wrapping_add(1);
+            for ((plan, d), k) in plans.iter().zip(decisions.iter_mut()).zip(0..) {
+                *d = self.choose(view, plan, now);
+                if pass + 1 < passes {
+                    self.expected[k] = d.unwrap_or(self.expected[k]);
                 }
             }
-            let mut choice = match best {
-                Some((b, _)) if keep >= b => current,
-                Some((_, ph)) => ph,
-                None => continue,
-            };
-            // Maximum red: phases with waiting vehicles on red are served oldest first, one per
-            // decision. The choice stands if, after it, every such phase can still get its green
-            // within `max_red` when served in that order from the next decision on (a choice that
-            // is itself one of them serves it now). Otherwise the oldest one goes first.
-            let exact = self.last_observed == Some(now);
-            let observed_from = self.observed_from;
-            let mut pending: Vec<(f64, u32)> = plan
-                .phases
-                .iter()
-                .zip(plan.waiting_since.iter().zip(&plan.observed_since))
-                .filter_map(|(ph, (since, seen))| {
-                    since.map(|t0| match seen {
-                        // Seen every second since the wait began: the exact start.
-                        Some(t) if exact && *t > observed_from => (t.max(t0), ph.phase),
-                        _ => (t0, ph.phase),
-                    })
-                })
-                .collect();
-            pending.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let slot = p.decision_interval;
-            if p.due > 0.0
-                && choice != current
-                && let Some(&(_, ph)) = pending.iter().find(|&&(t0, ph)| {
-                    ph != choice && ph != current && now + slot + p.yellow - t0 >= p.max_red - p.due
-                })
-            {
-                choice = ph;
-            }
-            let feasible = pending
-                .iter()
-                .filter(|&&(_, ph)| ph != choice)
-                .enumerate()
-                .all(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 < p.max_red);
-            *d = Some(if feasible { choice } else { pending[0].1 });
         }
         self.plans = plans;
     }

@@ -37,6 +37,40 @@ fn jn1_p15_adaptive_beats_both_baselines() {
     assert_eq!(format!("{:.2}", ours.average_travel_time), "298.21");
 }
 
+/// Neighbour coordination (predicted arrivals from the upstream intersections' expected phases,
+/// decided in two passes) reads the neighbours: it changes the decisions, deterministically.
+#[test]
+fn coordination_changes_decisions_deterministically() {
+    let sc = common::jn1(true);
+    let p = ProtocolKind::P15;
+    let run = |params: AdaptiveParams| {
+        let mut proto = p.protocol();
+        proto.steps = 900;
+        let mut sim = Simulation::new(sc.clone());
+        let mut driver = EpisodeDriver::new(&mut sim, true, &proto);
+        let list = controlled_intersections(&sim, &proto.phases);
+        let mut ctrl = Adaptive::new(params);
+        let mut trace = Vec::new();
+        while sim.steps() < proto.steps {
+            let next = sim.steps() + 1;
+            driver.run_until(&mut sim, Some(&mut ctrl), next);
+            trace.extend(list.iter().map(|c| sim.display(c.intersection)));
+        }
+        (trace, sim.metrics().average_travel_time)
+    };
+    let mut coordinated = AdaptiveParams::for_protocol(p);
+    coordinated.w_pred = 0.3;
+    coordinated.w_keep_pred = 0.3;
+    coordinated.horizon = 60.0;
+    coordinated.two_pass = true;
+    let off = run(AdaptiveParams::for_protocol(p));
+    let on = run(coordinated.clone());
+    assert_ne!(off.0, on.0, "coordination changes no decision");
+    let again = run(coordinated);
+    assert_eq!(on.0, again.0);
+    assert_eq!(on.1.to_bits(), again.1.to_bits());
+}
+
 fn random_grid(seed: u32) -> Arc<Scenario> {
     let mut spec = GridSpec::city_240();
     spec.rows = 2 + seed % 3;
@@ -65,6 +99,13 @@ fn max_red_holds_on_random_grids() {
             let sc = random_grid(seed);
             let mut params = AdaptiveParams::for_protocol(protocol);
             params.max_red = 90.0 + 10.0 * f64::from(seed % 4);
+            if seed % 2 == 1 {
+                // Neighbour coordination on: the guard must hold for it too.
+                params.w_pred = 0.3;
+                params.w_keep_pred = 0.3;
+                params.horizon = 60.0;
+                params.two_pass = true;
+            }
             let max_red = params.max_red;
             let mut ctrl = Adaptive::new(params);
             let mut proto = protocol.protocol();
