@@ -116,6 +116,7 @@ fn main() {
             "w_keep_pred" => params.w_keep_pred = v,
             "horizon" => params.horizon = v,
             "pred_sat" => params.pred_sat = v,
+            "pred_lane" => params.pred_lane = v,
             "two_pass" => params.two_pass = v != 0.0,
             _ => panic!("unknown {k}"),
         }

@@ -34,6 +34,15 @@
 //!   red would force it within `due` seconds after the next decision goes now instead: the
 //!   yellow is paid once instead of again for the forced change.
 //!
+//! - **Coordination** between neighbours (`w_pred`, `w_keep_pred`; off in the defaults, which it
+//!   did not improve: docs/signals.md): each incoming lane's predicted arrivals within `horizon`
+//!   seconds that are not yet within `reach` — moving vehicles further up the lane, plus its share
+//!   of what the upstream intersection releases into the lane's road in time under the phase it is
+//!   expected to show (its current green, or with `two_pass` its choice in a first pass over all
+//!   intersections): per feeding lane, min(queued + approaching, `pred_sat` x (horizon - the
+//!   road's free-flow travel time)). They add `w_pred` x arrivals to the score and `w_keep_pred` x
+//!   arrivals to the keep rule.
+//!
 //! The parameters are the same on every scenario ([`AdaptiveParams::for_protocol`] depends on
 //! the protocol only).
 
@@ -89,7 +98,7 @@ pub struct AdaptiveParams {
     pub yellow: f64,
     /// Neighbour coordination: weight, in the score, of the vehicles predicted to reach a lane's
     /// stop line within `horizon` seconds that the controller cannot see yet at the stop line
-    /// (0: off). See [`Adaptive`]'s "Coordination".
+    /// (0: off). See the module documentation, "Coordination".
     pub w_pred: f64,
     /// Weight of the same predicted arrivals in the keep rule (the green phase's platoon).
     pub w_keep_pred: f64,
@@ -97,6 +106,9 @@ pub struct AdaptiveParams {
     pub horizon: f64,
     /// Vehicles per second an upstream lane discharges on green (for the predicted release).
     pub pred_sat: f64,
+    /// Weight, within the prediction, of the moving vehicles further up the lane (1; 0 keeps
+    /// only the upstream neighbour's release).
+    pub pred_lane: f64,
     /// Decide twice: the second pass predicts upstream releases from the neighbours' choices of
     /// the first pass (what they will show next), instead of their current greens.
     pub two_pass: bool,
@@ -135,6 +147,7 @@ impl AdaptiveParams {
             w_keep_pred: 0.0,
             horizon: 0.0,
             pred_sat: 0.5,
+            pred_lane: 1.0,
             two_pass: false,
         }
     }
@@ -384,11 +397,12 @@ impl Adaptive {
         let f = &self.feeds[i];
         let mut arrivals = 0.0;
         let far = f.speed * p.horizon;
-        if far > p.reach {
-            arrivals += f64::from(
-                view.approaching(lane, far)
-                    .saturating_sub(view.approaching(lane, p.reach)),
-            );
+        if far > p.reach && p.pred_lane != 0.0 {
+            arrivals += p.pred_lane
+                * f64::from(
+                    view.approaching(lane, far)
+                        .saturating_sub(view.approaching(lane, p.reach)),
+                );
         }
         let window = p.horizon - f.travel;
         if let Some(u) = f.upstream

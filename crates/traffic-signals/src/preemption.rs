@@ -7,8 +7,9 @@
 //! the inner controller alone decides. While the EV runs, for each signalised intersection on its
 //! route (at most `max_ahead` of them) that lies within `lead_distance` metres ahead of it, or
 //! whose queue needs longer to clear than the EV needs to get there (queue look-ahead: free-flow
-//! arrival time <= switch time + `headway` x vehicles on the EV's approach lane + `clear_margin`,
-//! never more than `max_lead_time` ahead), it requests the phase that gives the EV's movement
+//! arrival time <= switch time + `headway` x (vehicles on the EV's approach lane + `carry` x the
+//! vehicles ahead of the EV on its movement's lanes at the signals before it, which reach it
+//! first) + `clear_margin`, never more than `max_lead_time` ahead), it requests the phase that gives the EV's movement
 //! green, every second, until the EV has entered the intersection. The request is refused while
 //! the current green has not served its minimum green and the yellow is shown first, exactly as
 //! for any controller: the safety timing is the simulator's. Requesting early lets the queue in
