@@ -1074,7 +1074,8 @@ async fn purge_entities(
         .map(|id| {
             let (keep, drop) = (keep.clone(), drop.clone());
             let f: BatchItem = Box::new(move |cur, at| {
-                let Some(mut e) = cur else { return Ok(None) };
+                let Some(e) = cur else { return Ok(None) };
+                let mut e = Arc::unwrap_or_clone(e);
                 if let Some(keep) = keep {
                     e.attributes.retain(|n, _| keep.contains(n));
                 } else if let Some(drop) = drop {
@@ -1624,7 +1625,8 @@ async fn batch(
             }),
             "upsert" => Box::new(move |cur, at| match cur {
                 None => Ok(Some(parsed.entity)),
-                Some(mut old) if update_mode => {
+                Some(old) if update_mode => {
+                    let mut old = Arc::unwrap_or_clone(old);
                     for t in parsed.entity.types {
                         if !old.types.contains(&t) {
                             old.types.push(t);
@@ -1649,12 +1651,13 @@ async fn batch(
             "update" => {
                 let not_updated = Arc::clone(&not_updated);
                 Box::new(move |cur, at| {
-                    let Some(mut old) = cur else {
+                    let Some(old) = cur else {
                         return Err(NgsiError::new(
                             ErrorKind::ResourceNotFound,
                             format!("entity {} not found", parsed.entity.id),
                         ));
                     };
+                    let mut old = Arc::unwrap_or_clone(old);
                     for t in parsed.entity.types {
                         if !old.types.contains(&t) {
                             old.types.push(t);
@@ -1685,12 +1688,13 @@ async fn batch(
                 })
             }
             _ => Box::new(move |cur, at| {
-                let Some(mut old) = cur else {
+                let Some(old) = cur else {
                     return Err(NgsiError::new(
                         ErrorKind::ResourceNotFound,
                         format!("entity {} not found", parsed.entity.id),
                     ));
                 };
+                let mut old = Arc::unwrap_or_clone(old);
                 merge_into(&mut old, parsed, at);
                 old.modified_at = Some(at);
                 Ok(Some(old))

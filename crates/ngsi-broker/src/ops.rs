@@ -87,6 +87,27 @@ impl Broker {
         record_history: bool,
         f: impl FnOnce(Vec<Option<Entity>>) -> BrokerResult<(Vec<EntityChangeE>, R)> + Send + 'static,
     ) -> BrokerResult<R> {
+        self.modify_shared(scope, ids, record_history, move |current| {
+            f(current
+                .into_iter()
+                .map(|e| e.map(|e| (*e).clone()))
+                .collect())
+        })
+        .await
+    }
+
+    /// [`Broker::modify`] handing `f` the current entities as the index shares them: an
+    /// operation that only looks at an entity, or replaces it, copies nothing (a batch
+    /// upsert of existing entities used to copy each one twice).
+    async fn modify_shared<R: Send + 'static>(
+        &self,
+        scope: &TenantScope,
+        ids: Vec<String>,
+        record_history: bool,
+        f: impl FnOnce(Vec<Option<Arc<Entity>>>) -> BrokerResult<(Vec<EntityChangeE>, R)>
+        + Send
+        + 'static,
+    ) -> BrokerResult<R> {
         let tenant = self.index.tenant(&self.store, scope).await?;
         // Change events for subscriptions (only while some exist), published after the commit,
         // and the history the temporal API keeps, committed in the same transaction as the
@@ -97,8 +118,7 @@ impl Broker {
         let queued = {
             let _turn = tenant.writing().await;
             let (before, prior_types) = tenant.current_shared(&ids)?;
-            let current = before.iter().map(|e| e.as_deref().cloned()).collect();
-            let (changes, answer) = f(current)?;
+            let (changes, answer) = f(before.clone())?;
             if changes.len() != ids.len() {
                 return Err(BrokerError::Store(store::StoreError::backend(
                     "an entity operation answered the wrong number of changes",
@@ -264,8 +284,8 @@ impl Broker {
             }
         }
         let order = ids.clone();
-        self.modify(scope, ids, move |current| {
-            let mut state: Vec<Option<Entity>> = current;
+        self.modify_shared(scope, ids, true, move |current| {
+            let mut state: Vec<Option<Arc<Entity>>> = current;
             let mut touched = vec![false; state.len()];
             let mut deleted = vec![false; state.len()];
             let mut outcome = BatchOutcome::default();
@@ -277,7 +297,7 @@ impl Broker {
                 match item(existing.clone(), at) {
                     Ok(Some(mut e)) => {
                         e.stamp(at);
-                        state[slot] = Some(e);
+                        state[slot] = Some(Arc::new(e));
                         touched[slot] = true;
                         deleted[slot] = false;
                         outcome.success.push((id, !existed));
@@ -300,7 +320,8 @@ impl Broker {
                 .map(|(i, e)| match (touched[i], deleted[i], e) {
                     (false, _, _) => EntityChangeE::Keep,
                     (true, true, _) | (true, false, None) => EntityChangeE::Delete,
-                    (true, false, Some(e)) => EntityChangeE::Put(Box::new(e)),
+                    // The batch's own result: not shared, so no copy.
+                    (true, false, Some(e)) => EntityChangeE::Put(Box::new(Arc::unwrap_or_clone(e))),
                 })
                 .collect();
             let _ = &order;
@@ -310,10 +331,11 @@ impl Broker {
     }
 }
 
-/// One step of a batch: given the current entity (if any) and the time, the new entity
-/// (`Some`), a deletion (`None`), or an error for this entity.
+/// One step of a batch: given the current entity (if any, shared: `Arc::unwrap_or_clone`
+/// to change it) and the time, the new entity (`Some`), a deletion (`None`), or an error
+/// for this entity.
 pub type BatchItem =
-    Box<dyn FnOnce(Option<Entity>, Timestamp) -> Result<Option<Entity>, NgsiError> + Send>;
+    Box<dyn FnOnce(Option<Arc<Entity>>, Timestamp) -> Result<Option<Entity>, NgsiError> + Send>;
 
 /// Keeps `createdAt` of instances being replaced and stamps the rest.
 pub fn carry_created(old: Option<&[Attribute]>, new: &mut Attribute) {

@@ -58,20 +58,19 @@ pub(crate) fn instance_record(
     attr: &Attribute,
     at: Timestamp,
 ) -> TemporalInstanceRecord {
-    let mut a = attr.clone();
-    let instance_id = a.instance_id.take().unwrap_or_else(new_instance_id);
-    a.created_at = Some(at);
-    a.modified_at = Some(at);
+    // Encoded straight from `attr` with the instance's own times and without its
+    // `instanceId` (kept in its own column): no copy of the attribute per instance.
+    let instance_id = attr.instance_id.clone().unwrap_or_else(new_instance_id);
     TemporalInstanceRecord {
         entity_id: entity_id.to_owned(),
         attribute: name.to_owned(),
         instance_id,
-        dataset_id: a.dataset_id.clone(),
-        observed_at: a.observed_at.map(micros),
+        dataset_id: attr.dataset_id.clone(),
+        observed_at: attr.observed_at.map(micros),
         created_at: micros(at),
         modified_at: micros(at),
-        deleted_at: a.deleted_at.map(micros),
-        doc: codec::encode_attribute(&a).to_string(),
+        deleted_at: attr.deleted_at.map(micros),
+        doc: codec::EncodedAttribute::instance(attr, at).to_text(),
     }
 }
 

@@ -15,7 +15,10 @@ use store_sqlite::SqliteStore;
 
 /// One batch step (the broker's `BatchItem`).
 type BatchItem = Box<
-    dyn FnOnce(Option<Entity>, ngsi_ld::Timestamp) -> Result<Option<Entity>, ngsi_ld::NgsiError>
+    dyn FnOnce(
+            Option<std::sync::Arc<Entity>>,
+            ngsi_ld::Timestamp,
+        ) -> Result<Option<Entity>, ngsi_ld::NgsiError>
         + Send,
 >;
 

@@ -45,8 +45,8 @@ pub(crate) const ROAD_SEGMENT_TYPE: &str =
     "https://smartdatamodels.org/dataModel.Transportation/RoadSegment";
 
 /// One batch step (the broker's `BatchItem`): replace whatever is there by the entity.
-type Replace =
-    dyn FnOnce(Option<Entity>, ngsi_ld::Timestamp) -> Result<Option<Entity>, NgsiError> + Send;
+type Replace = dyn FnOnce(Option<std::sync::Arc<Entity>>, ngsi_ld::Timestamp) -> Result<Option<Entity>, NgsiError>
+    + Send;
 
 /// Starts this component; returns its part of the banner, if any.
 pub(crate) async fn start(context: &DemoContext<'_>) -> anyhow::Result<Option<DemoPart>> {
