@@ -20,6 +20,7 @@ mod engine;
 mod handle;
 mod identity;
 mod migrations;
+mod multi_row;
 mod ngsi;
 mod ngsi_registrations;
 mod ngsi_subscriptions;

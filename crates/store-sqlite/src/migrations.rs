@@ -23,6 +23,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_registrations",
         include_str!("../migrations/0008_ngsi_registrations.sql"),
     ),
+    (
+        "ngsi_temporal_series",
+        include_str!("../migrations/0009_ngsi_temporal_series.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

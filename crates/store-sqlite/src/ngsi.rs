@@ -4,6 +4,7 @@
 
 use crate::SqliteStore;
 use crate::engine::backend;
+use crate::multi_row::MultiRow;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
@@ -82,10 +83,7 @@ fn put_entity(
         rec.modified_at.0
     ])
     .map_err(backend)?;
-    // The stored rows come back sorted by type; compare as sets.
-    let unchanged = old_types.is_some_and(|old| {
-        old.len() == rec.types.len() && rec.types.iter().all(|t| old.contains(t))
-    });
+    let unchanged = old_types.is_some_and(|old| same_types(old, &rec.types));
     if !unchanged {
         if old_types.is_some_and(|old| !old.is_empty()) {
             conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
@@ -114,8 +112,57 @@ fn put_entity_blind(conn: &Connection, tenant: &str, rec: &EntityRecord) -> Stor
     put_entity(conn, tenant, rec, Some(&old))
 }
 
+/// Entity rows of a write, in multi-row upserts.
+static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES",
+        "(?, ?, ?, ?, ?)",
+        "ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, \
+         created_at = excluded.created_at, modified_at = excluded.modified_at",
+    )
+});
+
+/// Type rows of new entities, in multi-row inserts.
+static TYPE_INSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES",
+        "(?, ?, ?)",
+        "",
+    )
+});
+
+/// The rows of a run of puts, written together: entity rows and the type rows of entities
+/// known to be absent (other type changes are written one by one, in order, after flushing).
+#[derive(Default)]
+struct PutBuffer<'a> {
+    entities: Vec<&'a EntityRecord>,
+    types: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> PutBuffer<'a> {
+    fn flush(&mut self, conn: &Connection, tenant: &str) -> StoreResult<()> {
+        ENTITY_UPSERT.run(conn, &self.entities, |stmt, at, rec| {
+            stmt.raw_bind_parameter(at, tenant)?;
+            stmt.raw_bind_parameter(at + 1, &rec.id)?;
+            stmt.raw_bind_parameter(at + 2, &rec.doc)?;
+            stmt.raw_bind_parameter(at + 3, rec.created_at.0)?;
+            stmt.raw_bind_parameter(at + 4, rec.modified_at.0)
+        })?;
+        TYPE_INSERT.run(conn, &self.types, |stmt, at, (t, id)| {
+            stmt.raw_bind_parameter(at, tenant)?;
+            stmt.raw_bind_parameter(at + 1, *t)?;
+            stmt.raw_bind_parameter(at + 2, *id)
+        })?;
+        self.entities.clear();
+        self.types.clear();
+        Ok(())
+    }
+}
+
 /// Applies `changes` to `ids` (same length, checked). `old_types` (when known) lets a put
-/// keep the type rows of an entity whose types did not change.
+/// keep the type rows of an entity whose types did not change. Puts are buffered and written
+/// in multi-row statements; a delete, or a put whose types must be read or replaced, first
+/// flushes the buffer, so every row is written in the order of `changes`.
 fn apply_changes(
     conn: &Connection,
     tenant: &str,
@@ -135,11 +182,13 @@ fn apply_changes(
     }
     let mut old_types = old_types.iter();
     let mut registered = false;
+    let mut buffer = PutBuffer::default();
     for (id, change) in ids.iter().zip(changes) {
         let old = old_types.next();
         match change {
             EntityChange::Keep => {}
             EntityChange::Delete => {
+                buffer.flush(conn, tenant)?;
                 delete_entity(conn, tenant, id)?;
             }
             EntityChange::Put(rec) => {
@@ -159,14 +208,33 @@ fn apply_changes(
                     registered = true;
                 }
                 match old {
-                    Some(PriorTypes::Types(old)) => put_entity(conn, tenant, rec, Some(old))?,
-                    Some(PriorTypes::Absent) => put_entity(conn, tenant, rec, None)?,
-                    Some(PriorTypes::Unknown) | None => put_entity_blind(conn, tenant, rec)?,
+                    Some(PriorTypes::Types(old)) if same_types(old, &rec.types) => {
+                        buffer.entities.push(rec);
+                    }
+                    Some(PriorTypes::Absent) => {
+                        buffer.entities.push(rec);
+                        buffer
+                            .types
+                            .extend(rec.types.iter().map(|t| (t.as_str(), rec.id.as_str())));
+                    }
+                    Some(PriorTypes::Types(old)) => {
+                        buffer.flush(conn, tenant)?;
+                        put_entity(conn, tenant, rec, Some(old))?;
+                    }
+                    Some(PriorTypes::Unknown) | None => {
+                        buffer.flush(conn, tenant)?;
+                        put_entity_blind(conn, tenant, rec)?;
+                    }
                 }
             }
         }
     }
-    Ok(())
+    buffer.flush(conn, tenant)
+}
+
+/// Whether two type lists hold the same types (the stored rows come back sorted by type).
+fn same_types(old: &[String], new: &[String]) -> bool {
+    old.len() == new.len() && new.iter().all(|t| old.contains(t))
 }
 
 /// Ids matching `filter`, ordered.

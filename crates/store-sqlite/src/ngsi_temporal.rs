@@ -1,10 +1,14 @@
-//! `NgsiTemporalStore` on SQLite (migration 0007): one row per attribute instance, indexed by
-//! (tenant, entity, attribute, observedAt) so `lastN` reads the newest N index entries of each
-//! attribute backwards and stops, whatever the length of the history. Writes go through the
-//! writer thread (group commit): an acknowledged write is committed.
+//! `NgsiTemporalStore` on SQLite (migrations 0007 and 0009): every (tenant, entity, attribute)
+//! with instances is a *series* with an integer id (`ngsi_temporal_series`), and one row per
+//! attribute instance is indexed by (series, observedAt), so `lastN` reads the newest N index
+//! entries of each attribute backwards and stops, whatever the length of the history. Series
+//! ids grow: an entity's attributes in first-recorded order are its series in id order, and
+//! the instances of a new series are appended at the right edge of the instance indexes.
+//! Writes go through the writer thread (group commit): an acknowledged write is committed.
 
 use crate::SqliteStore;
 use crate::engine::backend;
+use crate::multi_row::MultiRow;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
@@ -13,14 +17,7 @@ use store::{
 };
 
 fn to_json(items: &[String]) -> String {
-    serde_json::Value::Array(
-        items
-            .iter()
-            .cloned()
-            .map(serde_json::Value::String)
-            .collect(),
-    )
-    .to_string()
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn from_json(text: &str) -> Vec<String> {
@@ -40,138 +37,155 @@ fn entity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemporalEntityRe
     })
 }
 
-const INSTANCE_COLUMNS: &str = "entity_id, attribute, instance_id, dataset_id, observed_at, \
-     has_observed, created_at, modified_at, deleted_at, doc";
+const INSTANCE_COLUMNS: &str = "instance_id, dataset_id, observed_at, has_observed, created_at, \
+     modified_at, deleted_at, doc";
 
-fn instance_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemporalInstanceRecord> {
-    let has_observed: i64 = row.get(5)?;
+fn instance_from_row(
+    row: &rusqlite::Row<'_>,
+    entity_id: &str,
+    attribute: &str,
+) -> rusqlite::Result<TemporalInstanceRecord> {
+    let has_observed: i64 = row.get(3)?;
     Ok(TemporalInstanceRecord {
-        entity_id: row.get(0)?,
-        attribute: row.get(1)?,
-        instance_id: row.get(2)?,
-        dataset_id: row.get(3)?,
-        observed_at: (has_observed != 0).then(|| row.get(4)).transpose()?,
-        created_at: row.get(6)?,
-        modified_at: row.get(7)?,
-        deleted_at: row.get(8)?,
-        doc: row.get(9)?,
+        entity_id: entity_id.to_owned(),
+        attribute: attribute.to_owned(),
+        instance_id: row.get(0)?,
+        dataset_id: row.get(1)?,
+        observed_at: (has_observed != 0).then(|| row.get(2)).transpose()?,
+        created_at: row.get(4)?,
+        modified_at: row.get(5)?,
+        deleted_at: row.get(6)?,
+        doc: row.get(7)?,
     })
 }
 
-fn put_entity(conn: &Connection, tenant: &str, e: &TemporalEntityRecord) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, modified_at, deleted_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope, \
-         created_at = MIN(created_at, excluded.created_at), \
-         modified_at = MAX(modified_at, excluded.modified_at), deleted_at = excluded.deleted_at",
-    )
-    .map_err(backend)?
-    .execute(params![
-        tenant,
-        e.id,
-        to_json(&e.types),
-        to_json(&e.scope),
-        e.created_at,
-        e.modified_at,
-        e.deleted_at
-    ])
-    .map_err(backend)?;
-    Ok(())
-}
-
-const INSTANCE_INSERT: &str = "INSERT INTO ngsi_temporal_instances (tenant, entity_id, attribute, \
-     instance_id, dataset_id, observed_at, has_observed, created_at, modified_at, deleted_at, doc) VALUES ";
-const INSTANCE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// Instances inserted by one statement when a write has that many (fewer statements for
-/// batch writes); the rest go one by one.
-const INSTANCE_CHUNK: usize = 32;
-
-fn bind_instance(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    at: usize,
-    tenant: &str,
-    i: &TemporalInstanceRecord,
-) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(at, tenant)?;
-    stmt.raw_bind_parameter(at + 1, &i.entity_id)?;
-    stmt.raw_bind_parameter(at + 2, &i.attribute)?;
-    stmt.raw_bind_parameter(at + 3, &i.instance_id)?;
-    stmt.raw_bind_parameter(at + 4, &i.dataset_id)?;
-    stmt.raw_bind_parameter(at + 5, i.observed_at.unwrap_or(i.created_at))?;
-    stmt.raw_bind_parameter(at + 6, i.observed_at.is_some() as i64)?;
-    stmt.raw_bind_parameter(at + 7, i.created_at)?;
-    stmt.raw_bind_parameter(at + 8, i.modified_at)?;
-    stmt.raw_bind_parameter(at + 9, i.deleted_at)?;
-    stmt.raw_bind_parameter(at + 10, &i.doc)
-}
-
-/// Inserts `rows` (1 or [`INSTANCE_CHUNK`] of them) with one statement.
-fn insert_instances(
-    conn: &Connection,
-    tenant: &str,
-    rows: &[TemporalInstanceRecord],
-) -> StoreResult<()> {
-    static ONE: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("{INSTANCE_INSERT}{INSTANCE_ROW}"));
-    static CHUNK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "{INSTANCE_INSERT}{}",
-            vec![INSTANCE_ROW; INSTANCE_CHUNK].join(", ")
-        )
-    });
-    let sql: &str = if rows.len() == 1 { &ONE } else { &CHUNK };
-    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-    for (n, i) in rows.iter().enumerate() {
-        bind_instance(&mut stmt, 1 + n * 11, tenant, i).map_err(backend)?;
-    }
-    stmt.raw_execute().map_err(backend)?;
-    Ok(())
-}
-
-/// Registers `attribute` as having instances (in first-recorded order), if it is not yet.
-fn put_attribute(
+/// The series of one attribute, if it has one.
+fn series_of(
     conn: &Connection,
     tenant: &str,
     entity_id: &str,
     attribute: &str,
-) -> StoreResult<()> {
+) -> StoreResult<Option<i64>> {
     conn.prepare_cached(
-        "INSERT INTO ngsi_temporal_attributes (tenant, entity_id, attribute, seq) \
-         SELECT ?1, ?2, ?3, (SELECT COUNT(*) FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2) \
-         WHERE NOT EXISTS (SELECT 1 FROM ngsi_temporal_attributes \
-                           WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3)",
+        "SELECT series FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3",
     )
     .map_err(backend)?
-    .execute(params![tenant, entity_id, attribute])
-    .map_err(backend)?;
-    Ok(())
+    .query_row(params![tenant, entity_id, attribute], |row| row.get(0))
+    .optional()
+    .map_err(backend)
+}
+
+/// The series of one attribute, created (as the entity's last) if it has none yet.
+fn series_for(
+    conn: &Connection,
+    tenant: &str,
+    entity_id: &str,
+    attribute: &str,
+) -> StoreResult<i64> {
+    // A new series costs this one statement; an existing one a failed insert and a look-up.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO ngsi_temporal_series (tenant, entity_id, attribute) VALUES (?1, ?2, ?3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(backend)?
+        .execute(params![tenant, entity_id, attribute])
+        .map_err(backend)?;
+    if inserted == 1 {
+        return Ok(conn.last_insert_rowid());
+    }
+    series_of(conn, tenant, entity_id, attribute)?.ok_or_else(|| {
+        store::StoreError::backend(format!(
+            "temporal series of {entity_id} {attribute} vanished"
+        ))
+    })
+}
+
+/// The temporal entity rows of a write, in multi-row upserts.
+static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, modified_at, \
+         deleted_at) VALUES",
+        "(?, ?, ?, ?, ?, ?, ?)",
+        "ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope, \
+         created_at = MIN(created_at, excluded.created_at), \
+         modified_at = MAX(modified_at, excluded.modified_at), deleted_at = excluded.deleted_at",
+    )
+});
+
+fn put_entities(
+    conn: &Connection,
+    tenant: &str,
+    entities: &[TemporalEntityRecord],
+) -> StoreResult<()> {
+    let rows: Vec<(&TemporalEntityRecord, String, String)> = entities
+        .iter()
+        .map(|e| (e, to_json(&e.types), to_json(&e.scope)))
+        .collect();
+    ENTITY_UPSERT.run(conn, &rows, |stmt, at, (e, types, scope)| {
+        stmt.raw_bind_parameter(at, tenant)?;
+        stmt.raw_bind_parameter(at + 1, &e.id)?;
+        stmt.raw_bind_parameter(at + 2, types)?;
+        stmt.raw_bind_parameter(at + 3, scope)?;
+        stmt.raw_bind_parameter(at + 4, e.created_at)?;
+        stmt.raw_bind_parameter(at + 5, e.modified_at)?;
+        stmt.raw_bind_parameter(at + 6, e.deleted_at)
+    })
+}
+
+/// The instance rows of a write, in multi-row statements.
+static INSTANCE_INSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO ngsi_temporal_instances (series, instance_id, dataset_id, observed_at, \
+         has_observed, created_at, modified_at, deleted_at, doc) VALUES",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "",
+    )
+});
+
+fn bind_instance(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    at: usize,
+    (series, i): &(i64, &TemporalInstanceRecord),
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, series)?;
+    stmt.raw_bind_parameter(at + 1, &i.instance_id)?;
+    stmt.raw_bind_parameter(at + 2, &i.dataset_id)?;
+    stmt.raw_bind_parameter(at + 3, i.observed_at.unwrap_or(i.created_at))?;
+    stmt.raw_bind_parameter(at + 4, i.observed_at.is_some() as i64)?;
+    stmt.raw_bind_parameter(at + 5, i.created_at)?;
+    stmt.raw_bind_parameter(at + 6, i.modified_at)?;
+    stmt.raw_bind_parameter(at + 7, i.deleted_at)?;
+    stmt.raw_bind_parameter(at + 8, &i.doc)
 }
 
 /// Appends `write` to the history of `tenant` (inside the caller's transaction): the
 /// `record_temporal` contract, also used by entity writes that carry their history.
 pub(crate) fn record(conn: &Connection, tenant: &str, write: &TemporalWrite) -> StoreResult<()> {
-    for e in &write.entities {
-        put_entity(conn, tenant, e)?;
-    }
+    put_entities(conn, tenant, &write.entities)?;
+    // The series of each instance, in order (an attribute's series is created at its first
+    // instance, so attributes keep their first-recorded order).
+    let mut rows: Vec<(i64, &TemporalInstanceRecord)> = Vec::with_capacity(write.instances.len());
+    let mut known: std::collections::HashMap<(&str, &str), i64> = Default::default();
     for i in &write.instances {
-        put_attribute(conn, tenant, &i.entity_id, &i.attribute)?;
+        let key = (i.entity_id.as_str(), i.attribute.as_str());
+        let series = match known.get(&key) {
+            Some(series) => *series,
+            None => {
+                let series = series_for(conn, tenant, &i.entity_id, &i.attribute)?;
+                known.insert(key, series);
+                series
+            }
+        };
+        rows.push((series, i));
     }
-    let mut chunks = write.instances.chunks_exact(INSTANCE_CHUNK);
-    for chunk in &mut chunks {
-        insert_instances(conn, tenant, chunk)?;
-    }
-    for i in chunks.remainder() {
-        insert_instances(conn, tenant, std::slice::from_ref(i))?;
-    }
-    Ok(())
+    INSTANCE_INSERT.run(conn, &rows, bind_instance)
 }
 
 fn attributes(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT attribute FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2 ORDER BY seq",
+            "SELECT attribute FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2 ORDER BY series",
         )
         .map_err(backend)?;
     let rows = stmt
@@ -194,15 +208,12 @@ fn attribute_instances(
         TimeColumn::ModifiedAt => "modified_at",
         TimeColumn::DeletedAt => "deleted_at",
     };
-    let mut sql = format!(
-        "SELECT {INSTANCE_COLUMNS} FROM ngsi_temporal_instances \
-         WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3"
-    );
-    let mut args: Vec<rusqlite::types::Value> = vec![
-        tenant.to_owned().into(),
-        id.to_owned().into(),
-        attribute.to_owned().into(),
-    ];
+    let Some(series) = series_of(conn, tenant, id, attribute)? else {
+        return Ok(Vec::new());
+    };
+    let mut sql =
+        format!("SELECT {INSTANCE_COLUMNS} FROM ngsi_temporal_instances WHERE series = ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![series.into()];
     match q.column {
         TimeColumn::ObservedAt if q.from.is_some() || q.to.is_some() => {
             sql.push_str(" AND has_observed = 1");
@@ -226,7 +237,9 @@ fn attribute_instances(
         ));
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
         let rows = stmt
-            .query_map(params_from_iter(args.iter()), instance_from_row)
+            .query_map(params_from_iter(args.iter()), |row| {
+                instance_from_row(row, id, attribute)
+            })
             .map_err(backend)?;
         let mut v = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
         v.reverse();
@@ -239,7 +252,9 @@ fn attribute_instances(
         }
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
         let rows = stmt
-            .query_map(params_from_iter(args.iter()), instance_from_row)
+            .query_map(params_from_iter(args.iter()), |row| {
+                instance_from_row(row, id, attribute)
+            })
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
     };
@@ -344,13 +359,14 @@ impl NgsiTemporalStore for SqliteStore {
         let id = id.to_owned();
         self.write(move |conn| {
             conn.prepare_cached(
-                "DELETE FROM ngsi_temporal_instances WHERE tenant = ?1 AND entity_id = ?2",
+                "DELETE FROM ngsi_temporal_instances WHERE series IN \
+                 (SELECT series FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2)",
             )
             .map_err(backend)?
             .execute(params![tenant, id])
             .map_err(backend)?;
             conn.prepare_cached(
-                "DELETE FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2",
+                "DELETE FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2",
             )
             .map_err(backend)?
             .execute(params![tenant, id])
@@ -377,36 +393,31 @@ impl NgsiTemporalStore for SqliteStore {
         let attribute = attribute.to_owned();
         let dataset = dataset.clone();
         self.write(move |conn| {
-            let base = "DELETE FROM ngsi_temporal_instances WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3";
+            let Some(series) = series_of(conn, &tenant, &id, &attribute)? else {
+                return Ok(0);
+            };
+            let base = "DELETE FROM ngsi_temporal_instances WHERE series = ?1";
             let n = match &dataset {
-                DatasetSelector::All => conn
-                    .execute(base, params![tenant, id, attribute])
-                    .map_err(backend)?,
+                DatasetSelector::All => conn.execute(base, params![series]).map_err(backend)?,
                 DatasetSelector::Default => conn
-                    .execute(
-                        &format!("{base} AND dataset_id IS NULL"),
-                        params![tenant, id, attribute],
-                    )
+                    .execute(&format!("{base} AND dataset_id IS NULL"), params![series])
                     .map_err(backend)?,
                 DatasetSelector::Id(d) => conn
-                    .execute(
-                        &format!("{base} AND dataset_id = ?4"),
-                        params![tenant, id, attribute, d],
-                    )
+                    .execute(&format!("{base} AND dataset_id = ?2"), params![series, d])
                     .map_err(backend)?,
             };
             let left: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM ngsi_temporal_instances \
-                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3 LIMIT 1)",
-                    params![tenant, id, attribute],
+                     WHERE series = ?1 LIMIT 1)",
+                    params![series],
                     |row| row.get(0),
                 )
                 .map_err(backend)?;
             if left == 0 {
                 conn.execute(
-                    "DELETE FROM ngsi_temporal_attributes WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3",
-                    params![tenant, id, attribute],
+                    "DELETE FROM ngsi_temporal_series WHERE series = ?1",
+                    params![series],
                 )
                 .map_err(backend)?;
             }
@@ -427,7 +438,8 @@ impl NgsiTemporalStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE ngsi_temporal_instances SET doc = ?5, \
                      observed_at = COALESCE(?6, created_at), has_observed = ?7, modified_at = ?8 \
-                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3 AND instance_id = ?4",
+                     WHERE series = (SELECT series FROM ngsi_temporal_series \
+                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3) AND instance_id = ?4",
                 )
                 .map_err(backend)?
                 .execute(params![
@@ -460,7 +472,8 @@ impl NgsiTemporalStore for SqliteStore {
             let n = conn
                 .prepare_cached(
                     "DELETE FROM ngsi_temporal_instances \
-                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3 AND instance_id = ?4",
+                     WHERE series = (SELECT series FROM ngsi_temporal_series \
+                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3) AND instance_id = ?4",
                 )
                 .map_err(backend)?
                 .execute(params![tenant, id, attribute, instance_id])

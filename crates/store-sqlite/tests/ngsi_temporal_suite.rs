@@ -9,3 +9,198 @@ async fn fresh() -> (tempfile::TempDir, SqliteStore) {
 }
 
 store::ngsi_temporal_store_test_suite!(fresh());
+
+/// A database written with the 0007 history schema (schema version 8) is converted by
+/// migration 0009: its history reads back the same (attributes in recorded order, instances in
+/// time then insertion order, `observedAt` kept apart from `createdAt`, tenants apart), and new
+/// writes extend it (a new attribute comes after the old ones; an old instance id still counts).
+#[tokio::test]
+async fn history_written_with_the_0007_schema_reads_back_after_migration() {
+    use store::{
+        InstanceQuery, NgsiTemporalStore, StoreErrorKind, TemporalEntityRecord,
+        TemporalInstanceRecord, TemporalWrite, TenantId, TenantScope,
+    };
+    const OLD: [&str; 8] = [
+        include_str!("../migrations/0001_identity.sql"),
+        include_str!("../migrations/0002_ngsi.sql"),
+        include_str!("../migrations/0003_handle.sql"),
+        include_str!("../migrations/0004_compute.sql"),
+        include_str!("../migrations/0005_secure.sql"),
+        include_str!("../migrations/0006_ngsi_subscriptions.sql"),
+        include_str!("../migrations/0007_ngsi_temporal.sql"),
+        include_str!("../migrations/0008_ngsi_registrations.sql"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let raw = rusqlite::Connection::open(dir.path().join(store_sqlite::DATABASE_FILE)).unwrap();
+        for sql in OLD {
+            raw.execute_batch(sql).unwrap();
+        }
+        raw.pragma_update(None, "user_version", OLD.len() as i64)
+            .unwrap();
+        raw.execute_batch(
+            "INSERT INTO ngsi_temporal_entities VALUES
+                 ('city', 'urn:e:1', '[\"T\"]', '[\"/a\"]', 5, 50, NULL),
+                 ('other', 'urn:e:1', '[\"U\"]', '[]', 7, 7, 70);
+             -- Recorded order: speed first, although 'plate' sorts before it.
+             INSERT INTO ngsi_temporal_attributes VALUES
+                 ('city', 'urn:e:1', 'speed', 0),
+                 ('city', 'urn:e:1', 'plate', 1),
+                 ('other', 'urn:e:1', 'speed', 0);
+             INSERT INTO ngsi_temporal_instances (seq, tenant, entity_id, attribute, instance_id,
+                     dataset_id, observed_at, has_observed, created_at, modified_at, deleted_at, doc)
+             VALUES
+                 (1, 'city', 'urn:e:1', 'speed', 'urn:i:s1', NULL, 300, 1, 10, 10, NULL, '{\"v\":1}'),
+                 (2, 'city', 'urn:e:1', 'speed', 'urn:i:s2', 'urn:d:1', 100, 1, 20, 25, NULL, '{\"v\":2}'),
+                 (3, 'city', 'urn:e:1', 'plate', 'urn:i:p1', NULL, 30, 0, 30, 30, NULL, '{\"v\":3}'),
+                 (4, 'city', 'urn:e:1', 'speed', 'urn:i:s3', NULL, 300, 1, 40, 40, 40, '{\"v\":4}'),
+                 (5, 'other', 'urn:e:1', 'speed', 'urn:i:o1', NULL, 50, 0, 50, 50, NULL, '{\"v\":5}');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let city = TenantScope::authorized(TenantId::new("city").unwrap());
+    let other = TenantScope::authorized(TenantId::new("other").unwrap());
+    let instance = |attribute: &str, id: &str, observed: Option<i64>, times: (i64, i64)| {
+        TemporalInstanceRecord {
+            entity_id: "urn:e:1".into(),
+            attribute: attribute.into(),
+            instance_id: id.into(),
+            dataset_id: None,
+            observed_at: observed,
+            created_at: times.0,
+            modified_at: times.1,
+            deleted_at: None,
+            doc: String::new(),
+        }
+    };
+
+    assert_eq!(
+        store.temporal_entity(&city, "urn:e:1").await.unwrap(),
+        Some(TemporalEntityRecord {
+            id: "urn:e:1".into(),
+            types: vec!["T".into()],
+            scope: vec!["/a".into()],
+            created_at: 5,
+            modified_at: 50,
+            deleted_at: None,
+        })
+    );
+    assert_eq!(
+        store.temporal_attributes(&city, "urn:e:1").await.unwrap(),
+        vec!["speed".to_owned(), "plate".to_owned()]
+    );
+    let all = store
+        .temporal_instances(&city, "urn:e:1", &InstanceQuery::default())
+        .await
+        .unwrap();
+    let expected = vec![
+        TemporalInstanceRecord {
+            dataset_id: Some("urn:d:1".into()),
+            doc: "{\"v\":2}".into(),
+            ..instance("speed", "urn:i:s2", Some(100), (20, 25))
+        },
+        TemporalInstanceRecord {
+            doc: "{\"v\":1}".into(),
+            ..instance("speed", "urn:i:s1", Some(300), (10, 10))
+        },
+        TemporalInstanceRecord {
+            deleted_at: Some(40),
+            doc: "{\"v\":4}".into(),
+            ..instance("speed", "urn:i:s3", Some(300), (40, 40))
+        },
+        TemporalInstanceRecord {
+            doc: "{\"v\":3}".into(),
+            ..instance("plate", "urn:i:p1", None, (30, 30))
+        },
+    ];
+    assert_eq!(all, expected);
+    let last = store
+        .temporal_instances(
+            &city,
+            "urn:e:1",
+            &InstanceQuery {
+                attributes: Some(vec!["speed".into()]),
+                last_n: Some(1),
+                ..InstanceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(last, expected[2..3]);
+    let other_all = store
+        .temporal_instances(&other, "urn:e:1", &InstanceQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        other_all
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["urn:i:o1"]
+    );
+    assert_eq!(
+        store
+            .temporal_entity(&other, "urn:e:1")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at,
+        Some(70)
+    );
+
+    // Old instance ids are still unique per attribute; a new attribute comes last.
+    let duplicate = store
+        .record_temporal(
+            &city,
+            TemporalWrite {
+                entities: Vec::new(),
+                instances: vec![instance("speed", "urn:i:s1", None, (60, 60))],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.kind(), StoreErrorKind::AlreadyExists);
+    store
+        .record_temporal(
+            &city,
+            TemporalWrite {
+                entities: Vec::new(),
+                instances: vec![
+                    instance("color", "urn:i:c1", None, (70, 70)),
+                    instance("speed", "urn:i:s4", Some(500), (70, 70)),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.temporal_attributes(&city, "urn:e:1").await.unwrap(),
+        vec!["speed".to_owned(), "plate".to_owned(), "color".to_owned()]
+    );
+    assert!(
+        store
+            .delete_temporal_instance(&city, "urn:e:1", "plate", "urn:i:p1")
+            .await
+            .unwrap()
+    );
+    let speed = store
+        .temporal_instances(
+            &city,
+            "urn:e:1",
+            &InstanceQuery {
+                attributes: Some(vec!["speed".into()]),
+                ..InstanceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        speed
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["urn:i:s2", "urn:i:s1", "urn:i:s3", "urn:i:s4"]
+    );
+    drop(dir);
+}

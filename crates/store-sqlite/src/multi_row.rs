@@ -1,0 +1,54 @@
+//! Multi-row statements: the rows of one write go in as few statements as possible (one
+//! statement per 32 rows for a batch), so the per-statement cost of SQLite (binding, the VDBE
+//! program's prologue, the reset) is paid once per chunk instead of once per row.
+
+use crate::engine::backend;
+use rusqlite::{CachedStatement, Connection};
+use store::{StoreError, StoreResult};
+
+/// Rows per statement, largest first: `n` rows go in chunks of these sizes (3 rows: 2 + 1),
+/// so at most six distinct statements per kind of row stay prepared.
+const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
+
+/// The statements of one kind of multi-row insert: `head`, then the row placeholders
+/// `row` repeated and separated by commas, then `tail` (e.g. an `ON CONFLICT` clause).
+pub(crate) struct MultiRow {
+    sql: [String; CHUNKS.len()],
+    params: usize,
+}
+
+impl MultiRow {
+    /// `row` uses anonymous `?` placeholders, one per bound value.
+    pub(crate) fn new(head: &str, row: &str, tail: &str) -> Self {
+        Self {
+            sql: CHUNKS.map(|n| format!("{head} {} {tail}", vec![row; n].join(", "))),
+            params: row.matches('?').count(),
+        }
+    }
+
+    /// Inserts `rows`; `bind(stmt, first, row)` binds one row's values from position `first`.
+    pub(crate) fn run<T>(
+        &self,
+        conn: &Connection,
+        rows: &[T],
+        mut bind: impl FnMut(&mut CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+    ) -> StoreResult<()> {
+        let mut rest = rows;
+        for (size, sql) in CHUNKS.iter().zip(&self.sql) {
+            while rest.len() >= *size {
+                let (chunk, tail) = rest.split_at(*size);
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                for (n, row) in chunk.iter().enumerate() {
+                    bind(&mut stmt, 1 + n * self.params, row).map_err(backend)?;
+                }
+                stmt.raw_execute().map_err(backend)?;
+                rest = tail;
+            }
+        }
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::backend("multi-row insert left rows over"))
+        }
+    }
+}
