@@ -1,35 +1,16 @@
 //! Diagnostics for one scenario (experiment tool).
+mod common;
+
 use std::sync::Arc;
-use traffic_signals::protocol::{ProtocolKind, controllable};
+use traffic_signals::protocol::ProtocolKind;
 use traffic_signals::{Adaptive, AdaptiveParams};
 use traffic_sim::control::EpisodeDriver;
-use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
-use traffic_sim::{EngineSettings, Scenario, Simulation};
+use traffic_sim::{Scenario, Simulation};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let (data, dir, roadnet, flow) = (&a[1], &a[2], &a[3], &a[4]);
-    let r = std::fs::read_to_string(format!("{data}/{dir}/{roadnet}")).unwrap();
-    let f = std::fs::read_to_string(format!("{data}/{dir}/{flow}")).unwrap();
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.clone(),
-        flow_file: flow.clone(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
-    let s = Scenario::from_specs(
-        EngineSettings::from_config(&config),
-        roadnet,
-        &parse_roadnet(roadnet, &r).unwrap(),
-        flow,
-        parse_flows(flow, &f).unwrap(),
-    )
-    .unwrap();
-    let sc: Arc<Scenario> = controllable(&s);
+    let sc: Arc<Scenario> = common::load(data, dir, roadnet, flow);
     let protocol = ProtocolKind::P15;
     let mut params = AdaptiveParams::for_protocol(protocol);
     params.max_red = 1e9;

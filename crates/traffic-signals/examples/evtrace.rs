@@ -1,10 +1,12 @@
 //! Traces one EV trip second by second (diagnostic).
+mod common;
+
 use std::sync::Arc;
 use traffic_signals::preemption::{Preemption, PreemptionParams};
-use traffic_signals::protocol::{ProtocolKind, controllable, controller_by_name};
+use traffic_signals::protocol::{ProtocolKind, controller_by_name};
 use traffic_sim::control::EpisodeDriver;
-use traffic_sim::spec::{ConfigSpec, VehicleSpec, parse_flows, parse_roadnet};
-use traffic_sim::{EngineSettings, Scenario, Simulation, VehicleWhere};
+use traffic_sim::spec::VehicleSpec;
+use traffic_sim::{Simulation, VehicleWhere};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -13,28 +15,12 @@ fn main() {
     let to = &args[3];
     let depart: i64 = args[4].parse().unwrap();
     let enabled = args[5] == "1";
-    let (roadnet, flow) = ("roadnet_3_4.json", "anon_3_4_jinan_real.json");
-    let r = std::fs::read_to_string(format!("{data}/jinan_3x4/{roadnet}")).unwrap();
-    let f = std::fs::read_to_string(format!("{data}/jinan_3x4/{flow}")).unwrap();
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.into(),
-        flow_file: flow.into(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
-    let s = Scenario::from_specs(
-        EngineSettings::from_config(&config),
-        roadnet,
-        &parse_roadnet(roadnet, &r).unwrap(),
-        flow,
-        parse_flows(flow, &f).unwrap(),
-    )
-    .unwrap();
-    let s = controllable(&s);
+    let s = common::load(
+        data,
+        "jinan_3x4",
+        "roadnet_3_4.json",
+        "anon_3_4_jinan_real.json",
+    );
     let (with_ev, fl) = s
         .with_vehicle(
             VehicleSpec::BENCHMARK,

@@ -3,13 +3,13 @@
 //!
 //! usage: cargo run --release -p traffic-signals --example preempt -- DATA_DIR [inner] [lead_m] [max_ahead] [headway_s] [margin_s] [max_lead_s] [carry]
 
+mod common;
+
 use traffic_signals::preemption::{
     EvTrip, JINAN_CORRIDORS, JINAN_DEPARTURES, PreemptionParams, PreemptionSummary,
     evaluate_preemption,
 };
-use traffic_signals::protocol::{ProtocolKind, controllable, controller_by_name};
-use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
-use traffic_sim::{EngineSettings, Scenario};
+use traffic_signals::protocol::{ProtocolKind, controller_by_name};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -34,28 +34,12 @@ fn main() {
     if let Some(v) = args.get(8) {
         params.carry = v.parse().unwrap();
     }
-    let (roadnet, flow) = ("roadnet_3_4.json", "anon_3_4_jinan_real.json");
-    let r = std::fs::read_to_string(format!("{data}/jinan_3x4/{roadnet}")).unwrap();
-    let f = std::fs::read_to_string(format!("{data}/jinan_3x4/{flow}")).unwrap();
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.into(),
-        flow_file: flow.into(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
-    let s = Scenario::from_specs(
-        EngineSettings::from_config(&config),
-        roadnet,
-        &parse_roadnet(roadnet, &r).unwrap(),
-        flow,
-        parse_flows(flow, &f).unwrap(),
-    )
-    .unwrap();
-    let s = controllable(&s);
+    let s = common::load(
+        data,
+        "jinan_3x4",
+        "roadnet_3_4.json",
+        "anon_3_4_jinan_real.json",
+    );
     let p = ProtocolKind::P15;
     let mut results = Vec::new();
     for (name, from, to) in JINAN_CORRIDORS {

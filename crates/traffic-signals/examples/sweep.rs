@@ -3,11 +3,12 @@
 //!
 //! usage: cargo run --release -p traffic-signals --example sweep -- DATA_DIR p15|p5 CONTROLLER [key=value ...]
 
+mod common;
+
 use std::sync::Arc;
 
-use traffic_signals::protocol::{ProtocolKind, controllable, controller_by_name, evaluate};
+use traffic_signals::protocol::{ProtocolKind, controller_by_name, evaluate};
 use traffic_signals::{Adaptive, AdaptiveParams};
-use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
 use traffic_sim::{EngineSettings, Scenario};
 
 const FILES: [(&str, &str, &str, &str); 7] = [
@@ -49,30 +50,6 @@ const FILES: [(&str, &str, &str, &str); 7] = [
         "anon_4_4_hangzhou_real_5816.json",
     ),
 ];
-
-fn load(data: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
-    let r = std::fs::read_to_string(format!("{data}/{dir}/{roadnet}")).unwrap();
-    let f = std::fs::read_to_string(format!("{data}/{dir}/{flow}")).unwrap();
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.into(),
-        flow_file: flow.into(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
-    let s = Scenario::from_specs(
-        EngineSettings::from_config(&config),
-        roadnet,
-        &parse_roadnet(roadnet, &r).unwrap(),
-        flow,
-        parse_flows(flow, &f).unwrap(),
-    )
-    .unwrap();
-    controllable(&s)
-}
 
 fn city240() -> Arc<Scenario> {
     let mut spec = traffic_sim::generate::GridSpec::city_240();
@@ -128,7 +105,7 @@ fn main() {
             let sc = if *tag == "C240" {
                 city240()
             } else {
-                load(&data, dir, r, f)
+                common::load(&data, dir, r, f)
             };
             let signals = sc
                 .network
@@ -157,7 +134,7 @@ fn main() {
     }
     if std::env::var("ENTRYDIAG").is_ok() {
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
-            let sc = load(&data, dir, r, f);
+            let sc = common::load(&data, dir, r, f);
             let mut ctrl: Box<dyn traffic_signals::SignalController + Send> = if name == "adaptive"
             {
                 Box::new(Adaptive::new(params.clone()))
@@ -198,7 +175,7 @@ fn main() {
                             let sc = if *tag == "C240" {
                                 city240()
                             } else {
-                                load(data, dir, r, f)
+                                common::load(data, dir, r, f)
                             };
                             let mut ctrl: Box<dyn traffic_signals::SignalController + Send> =
                                 if name == "adaptive" {
