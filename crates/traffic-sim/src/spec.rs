@@ -478,6 +478,21 @@ fn point_json(p: Point) -> Value {
 }
 
 impl ConfigSpec {
+    /// The configuration the evaluation protocols run a benchmark scenario with: 1 s steps,
+    /// seed 0, signals under a controller's command, lane changes on, no replay file.
+    pub fn benchmark(roadnet_file: &str, flow_file: &str) -> ConfigSpec {
+        ConfigSpec {
+            interval: 1.0,
+            seed: 0,
+            dir: String::new(),
+            roadnet_file: roadnet_file.into(),
+            flow_file: flow_file.into(),
+            rl_traffic_light: true,
+            lane_change: true,
+            save_replay: false,
+        }
+    }
+
     /// Serialises to CityFlow's `config.json` layout.
     pub fn to_json(&self) -> String {
         let v = json!({

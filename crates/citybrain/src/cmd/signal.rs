@@ -198,16 +198,7 @@ pub(crate) fn load_benchmark(
         std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
     let ftext =
         std::fs::read_to_string(&fpath).with_context(|| format!("reading {}", fpath.display()))?;
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.into(),
-        flow_file: flow.into(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
+    let config = ConfigSpec::benchmark(roadnet, flow);
     let roadnet_spec = parse_roadnet(&rpath.display().to_string(), &rtext)?;
     let flows = parse_flows(&fpath.display().to_string(), &ftext)?;
     let scenario = Scenario::from_specs(

@@ -13,16 +13,7 @@ pub fn load(data: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
         let path = format!("{data}/{dir}/{name}");
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
-    let config = ConfigSpec {
-        interval: 1.0,
-        seed: 0,
-        dir: String::new(),
-        roadnet_file: roadnet.into(),
-        flow_file: flow.into(),
-        rl_traffic_light: true,
-        lane_change: true,
-        save_replay: false,
-    };
+    let config = ConfigSpec::benchmark(roadnet, flow);
     let scenario = Scenario::load(&config, roadnet, &read(roadnet), flow, &read(flow))
         .unwrap_or_else(|e| panic!("{data}/{dir}: {e}"));
     controllable(&scenario)
