@@ -14,26 +14,15 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::iri::is_absolute_iri;
 use crate::model::Timestamp;
-use crate::query::{BoolExpr, TypeExpr, compile_regex, parse_type_expr};
+use crate::query::{BoolExpr, TypeExpr};
 use crate::subscription::{bad, name_array, string};
 use crate::time::{format_datetime, parse_datetime_field};
 
 /// The `type` of every registration.
 pub const REGISTRATION_TYPE: &str = "ContextSourceRegistration";
 
-/// One entry of `information[].entities`.
-#[derive(Debug, Clone)]
-pub struct RegEntity {
-    /// `id`.
-    pub id: Option<String>,
-    /// `idPattern`, as given.
-    pub id_pattern: Option<String>,
-    id_regex: Option<Regex>,
-    /// `type`, as given.
-    pub type_text: String,
-    /// `type`, expanded.
-    pub types: TypeExpr,
-}
+/// One entry of `information[].entities`: the same selector as a subscription's `entities`.
+pub type RegEntity = crate::subscription::EntitySelector;
 
 /// One entry of `information`.
 #[derive(Debug, Clone, Default)]
@@ -111,38 +100,7 @@ pub struct Registration {
 const SYSTEM: &[&str] = &["@context", "createdAt", "modifiedAt", "status"];
 
 fn parse_entity(v: &Value, ctx: &Context) -> Result<RegEntity> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| bad("each entry of information[].entities must be an object"))?;
-    let id = obj
-        .get("id")
-        .map(|i| string(i, "entities[].id"))
-        .transpose()?;
-    if let Some(id) = &id
-        && !is_absolute_iri(id)
-    {
-        return Err(bad(format!("entities[].id `{id}` is not a URI")));
-    }
-    let id_pattern = obj
-        .get("idPattern")
-        .map(|p| string(p, "entities[].idPattern"))
-        .transpose()?;
-    let id_regex = id_pattern.as_deref().map(compile_regex).transpose()?;
-    let type_text = obj
-        .get("type")
-        .ok_or_else(|| bad("each entry of information[].entities needs a type"))
-        .and_then(|t| string(t, "entities[].type"))?;
-    if type_text.trim().is_empty() {
-        return Err(bad("entities[].type must not be empty"));
-    }
-    let types = parse_type_expr(&type_text, ctx)?;
-    Ok(RegEntity {
-        id,
-        id_pattern,
-        id_regex,
-        type_text,
-        types,
-    })
+    crate::subscription::parse_selector(v, ctx, "information[].entities")
 }
 
 fn parse_info(v: &Value, ctx: &Context) -> Result<RegistrationInfo> {

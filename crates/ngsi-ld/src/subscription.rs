@@ -66,14 +66,14 @@ impl Trigger {
     }
 }
 
-/// One entry of `entities`.
+/// One entry of `entities` (subscriptions) or `information[].entities` (registrations).
 #[derive(Debug, Clone)]
 pub struct EntitySelector {
     /// `id`.
     pub id: Option<String>,
     /// `idPattern`, as given.
     pub id_pattern: Option<String>,
-    id_regex: Option<regex::Regex>,
+    pub(crate) id_regex: Option<regex::Regex>,
     /// `type`, as given.
     pub type_text: String,
     /// `type`, expanded.
@@ -291,10 +291,12 @@ fn is_uri(s: &str) -> bool {
     crate::iri::is_absolute_iri(s)
 }
 
-fn parse_selector(v: &Value, ctx: &Context) -> Result<EntitySelector> {
+/// One entry of an entity selector list (`entities` of a subscription, `information[].entities`
+/// of a registration); `list` names the list in errors.
+pub(crate) fn parse_selector(v: &Value, ctx: &Context, list: &str) -> Result<EntitySelector> {
     let obj = v
         .as_object()
-        .ok_or_else(|| bad("each entry of entities must be an object"))?;
+        .ok_or_else(|| bad(format!("each entry of {list} must be an object")))?;
     let id = obj
         .get("id")
         .map(|i| {
@@ -310,7 +312,7 @@ fn parse_selector(v: &Value, ctx: &Context) -> Result<EntitySelector> {
     let id_regex = id_pattern.as_deref().map(compile_regex).transpose()?;
     let type_text = obj
         .get("type")
-        .ok_or_else(|| bad("each entry of entities needs a type"))
+        .ok_or_else(|| bad(format!("each entry of {list} needs a type")))
         .and_then(|t| string(t, "entities[].type"))?;
     if type_text.trim().is_empty() {
         return Err(bad("entities[].type must not be empty"));
@@ -484,7 +486,7 @@ impl Subscription {
             None => Vec::new(),
             Some(Value::Array(a)) if !a.is_empty() => a
                 .iter()
-                .map(|s| parse_selector(s, ctx))
+                .map(|s| parse_selector(s, ctx, "entities"))
                 .collect::<Result<_>>()?,
             Some(_) => return Err(bad("entities must be a non-empty array")),
         };
