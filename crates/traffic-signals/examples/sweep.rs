@@ -101,6 +101,7 @@ fn main() {
             "r_term" => rparams.w_term = v,
             "r_entry" => rparams.w_entry = v,
             "r_backlog" => rparams.w_backlog = v,
+            "r_demand" => rparams.demand_only = v != 0.0,
             "r_margin" => rparams.margin = v,
             "reach" => params.reach = v,
             "w_approach" => params.w_approach = v,
@@ -202,7 +203,15 @@ fn main() {
                             };
                             let mut ctrl = make(name, params, rparams, protocol);
                             let t = std::time::Instant::now();
-                            let r = evaluate(sc, ctrl.as_mut(), protocol, |_| {});
+                            let progress = std::env::var("PROGRESS").is_ok();
+                            let r = evaluate(sc, ctrl.as_mut(), protocol, |step| {
+                                if progress {
+                                    eprintln!(
+                                        "{tag} step {step} at {:.0} s",
+                                        t.elapsed().as_secs_f64()
+                                    );
+                                }
+                            });
                             (tag.to_string(), r, t.elapsed().as_secs_f64())
                         })
                         .collect::<Vec<_>>()

@@ -58,6 +58,9 @@ pub struct RolloutParams {
     /// Weight of the vehicles at the end of the horizon on lanes whose entry buffer is not
     /// empty (each one keeps a waiting vehicle out of the network; vehicle-seconds each).
     pub w_backlog: f64,
+    /// Only try phases with vehicles on their incoming lanes (besides the base choice): a
+    /// cheaper search, e.g. for a large city.
+    pub demand_only: bool,
     /// A candidate must lower the predicted cost by more than this (vehicle-seconds).
     pub margin: f64,
     /// Seconds between decisions (the protocol's).
@@ -84,6 +87,7 @@ impl RolloutParams {
             w_term: 0.0,
             w_entry: 0.0,
             w_backlog: 0.0,
+            demand_only: true,
             margin: 0.0,
             decision_interval: p.decision_interval,
             timing: p.timing,
@@ -217,7 +221,21 @@ impl SignalController for Rollout {
                 if view.sim.in_transition(c.intersection) {
                     Vec::new()
                 } else {
-                    self.base.permitted(k, now)
+                    let mut permitted = self.base.permitted(k, now);
+                    if self.params.demand_only {
+                        let chosen = decisions[k].unwrap_or(view.sim.green_phase(c.intersection));
+                        permitted.retain(|&ph| {
+                            ph == chosen
+                                || c.phases.iter().any(|pm| {
+                                    pm.phase == ph
+                                        && pm
+                                            .incoming
+                                            .iter()
+                                            .any(|&l| view.lanes.vehicles[l as usize] > 0)
+                                })
+                        });
+                    }
+                    permitted
                 }
             })
             .collect();
