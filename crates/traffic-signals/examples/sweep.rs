@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use traffic_signals::protocol::{ProtocolKind, controller_by_name, evaluate};
-use traffic_signals::{Adaptive, AdaptiveParams};
+use traffic_signals::{Adaptive, AdaptiveParams, Rollout, RolloutParams};
 use traffic_sim::{EngineSettings, Scenario};
 
 const FILES: [(&str, &str, &str, &str); 7] = [
@@ -64,6 +64,24 @@ fn city240() -> Arc<Scenario> {
     )
 }
 
+/// `adaptive` and `rollout` with the overridden parameters, the others by name.
+fn make(
+    name: &str,
+    params: &AdaptiveParams,
+    rparams: &RolloutParams,
+    protocol: ProtocolKind,
+) -> Box<dyn traffic_signals::SignalController + Send> {
+    match name {
+        "adaptive" => Box::new(Adaptive::new(params.clone())),
+        "rollout" => {
+            let mut r = rparams.clone();
+            r.base = params.clone();
+            Box::new(Rollout::new(r))
+        }
+        _ => controller_by_name(name, protocol).unwrap(),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = args[1].clone();
@@ -71,10 +89,20 @@ fn main() {
     let name = args[3].clone();
     let filter = std::env::var("ONLY").unwrap_or_default();
     let mut params = AdaptiveParams::for_protocol(protocol);
+    let mut rparams = RolloutParams::for_protocol(protocol);
     for kv in &args[4..] {
         let (k, v) = kv.split_once('=').unwrap();
         let v: f64 = v.parse().unwrap();
         match k {
+            // Rollout (`rollout` controller); the adaptive keys below set its base policy.
+            "r_horizon" => rparams.horizon = v as u64,
+            "r_rounds" => rparams.rounds = v as u32,
+            "r_hold" => rparams.hold = v as u64,
+            "r_term" => rparams.w_term = v,
+            "r_entry" => rparams.w_entry = v,
+            "r_backlog" => rparams.w_backlog = v,
+            "r_demand" => rparams.demand_only = v != 0.0,
+            "r_margin" => rparams.margin = v,
             "reach" => params.reach = v,
             "w_approach" => params.w_approach = v,
             "w_out" => params.w_out = v,
@@ -135,12 +163,7 @@ fn main() {
     if std::env::var("ENTRYDIAG").is_ok() {
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
             let sc = common::load(&data, dir, r, f);
-            let mut ctrl: Box<dyn traffic_signals::SignalController + Send> = if name == "adaptive"
-            {
-                Box::new(Adaptive::new(params.clone()))
-            } else {
-                controller_by_name(&name, protocol).unwrap()
-            };
+            let mut ctrl = make(&name, &params, &rparams, protocol);
             let p = protocol.protocol();
             let mut sim = traffic_sim::Simulation::new(sc);
             let mut driver = traffic_sim::control::EpisodeDriver::new(&mut sim, true, &p);
@@ -168,6 +191,7 @@ fn main() {
                 let data = &data;
                 let name = &name;
                 let params = &params;
+                let rparams = &rparams;
                 s.spawn(move || {
                     chunk
                         .iter()
@@ -177,16 +201,18 @@ fn main() {
                             } else {
                                 common::load(data, dir, r, f)
                             };
-                            let mut ctrl: Box<dyn traffic_signals::SignalController + Send> =
-                                if name == "adaptive" {
-                                    Box::new(Adaptive::new(params.clone()))
-                                } else {
-                                    controller_by_name(name, protocol).unwrap()
-                                };
-                            (
-                                tag.to_string(),
-                                evaluate(sc, ctrl.as_mut(), protocol, |_| {}),
-                            )
+                            let mut ctrl = make(name, params, rparams, protocol);
+                            let t = std::time::Instant::now();
+                            let progress = std::env::var("PROGRESS").is_ok();
+                            let r = evaluate(sc, ctrl.as_mut(), protocol, |step| {
+                                if progress {
+                                    eprintln!(
+                                        "{tag} step {step} at {:.0} s",
+                                        t.elapsed().as_secs_f64()
+                                    );
+                                }
+                            });
+                            (tag.to_string(), r, t.elapsed().as_secs_f64())
                         })
                         .collect::<Vec<_>>()
                 })
@@ -199,10 +225,10 @@ fn main() {
     });
     let mut line = String::new();
     let mut sum = 0.0;
-    for (tag, r) in &results {
+    for (tag, r, secs) in &results {
         sum += r.average_travel_time;
         line += &format!(
-            "{tag} {:.2} (fin {} run {} wait {})  ",
+            "{tag} {:.2} (fin {} run {} wait {}, {secs:.0} s)  ",
             r.average_travel_time, r.trips_finished, r.running, r.waiting_to_enter
         );
     }

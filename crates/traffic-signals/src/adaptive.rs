@@ -500,6 +500,26 @@ impl Adaptive {
         // decision. The choice stands if, after it, every such phase can still get its green
         // within `max_red` when served in that order from the next decision on (a choice that
         // is itself one of them serves it now). Otherwise the oldest one goes first.
+        let pending = self.pending(plan, now);
+        let slot = p.decision_interval;
+        if p.due > 0.0
+            && choice != current
+            && let Some(&(_, ph)) = pending.iter().find(|&&(t0, ph)| {
+                ph != choice && ph != current && now + slot + p.yellow - t0 >= p.max_red - p.due
+            })
+        {
+            choice = ph;
+        }
+        Some(if self.feasible(&pending, choice, now) {
+            choice
+        } else {
+            pending[0].1
+        })
+    }
+
+    /// The red phases of `plan` with vehicles waiting, with the time their wait began, oldest
+    /// first.
+    fn pending(&self, plan: &Plan, now: f64) -> Vec<(f64, u32)> {
         let exact = self.last_observed == Some(now);
         let observed_from = self.observed_from;
         let mut pending: Vec<(f64, u32)> = plan
@@ -515,21 +535,45 @@ impl Adaptive {
             })
             .collect();
         pending.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let slot = p.decision_interval;
-        if p.due > 0.0
-            && choice != current
-            && let Some(&(_, ph)) = pending.iter().find(|&&(t0, ph)| {
-                ph != choice && ph != current && now + slot + p.yellow - t0 >= p.max_red - p.due
-            })
-        {
-            choice = ph;
-        }
-        let feasible = pending
+        pending
+    }
+
+    /// After `choice`, can every other pending phase still be served within `max_red`, oldest
+    /// first, one per later decision?
+    fn feasible(&self, pending: &[(f64, u32)], choice: u32, now: f64) -> bool {
+        let p = &self.params;
+        pending
             .iter()
             .filter(|&&(_, ph)| ph != choice)
             .enumerate()
-            .all(|(k, &(t0, _))| now + (k as f64 + 1.0) * slot + p.yellow - t0 < p.max_red);
-        Some(if feasible { choice } else { pending[0].1 })
+            .all(|(k, &(t0, _))| {
+                now + (k as f64 + 1.0) * p.decision_interval + p.yellow - t0 < p.max_red
+            })
+    }
+
+    /// The phases the maximum-red guard lets intersection `k` (its index in the decision
+    /// slice) be given at this decision: those after which the schedule stays feasible, and
+    /// the longest-waiting red phase (which the guard itself would force). Valid right after
+    /// [`SignalController::decide`] for the decision at `now` (it reads that decision's wait
+    /// bookkeeping); empty for an unknown `k`. Another controller may choose among them and
+    /// keep the guard's bound (`rollout::Rollout` does).
+    pub fn permitted(&self, k: usize, now: f64) -> Vec<u32> {
+        let Some(plan) = self.plans.get(k) else {
+            return Vec::new();
+        };
+        let pending = self.pending(plan, now);
+        let mut out: Vec<u32> = plan
+            .phases
+            .iter()
+            .map(|ph| ph.phase)
+            .filter(|&ph| self.feasible(&pending, ph, now))
+            .collect();
+        if let Some(&(_, oldest)) = pending.first()
+            && !out.contains(&oldest)
+        {
+            out.push(oldest);
+        }
+        out
     }
 }
 

@@ -17,6 +17,8 @@
 //!   any controller) and its with/without evaluation.
 //! - [`adaptive::Adaptive`]: our controller (queue- and approach-aware pressure with a
 //!   switching cost, downstream spillback guard, and a maximum-red anti-starvation guard).
+//! - [`rollout::Rollout`]: a rollout (model-predictive) controller that tries candidate phases
+//!   in a copy of the simulation without future arrivals, `Adaptive` as the base policy.
 
 pub mod adaptive;
 pub mod baselines;
@@ -24,7 +26,9 @@ pub mod chart;
 pub mod greenwave;
 pub mod preemption;
 pub mod protocol;
+pub mod rollout;
 
 pub use adaptive::{Adaptive, AdaptiveParams};
 pub use protocol::{EpisodeResult, ProtocolKind, evaluate};
+pub use rollout::{Rollout, RolloutParams};
 pub use traffic_sim::control::{FixedTime, MaxPressure, SignalController};

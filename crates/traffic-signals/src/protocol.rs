@@ -19,6 +19,7 @@ use traffic_sim::{Scenario, SignalTiming, Simulation};
 
 use crate::adaptive::{Adaptive, AdaptiveParams};
 use crate::baselines::{Actuated, Sotl, Webster};
+use crate::rollout::{Rollout, RolloutParams};
 
 /// One of the two evaluation protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +37,8 @@ pub enum NameError {
     /// Not `p15` or `p5`.
     #[error("unknown protocol `{0}` (expected p15 or p5)")]
     Protocol(String),
-    /// Not one of [`CONTROLLERS`].
-    #[error("unknown controller `{0}` (expected one of: {list})", list = CONTROLLERS.join(", "))]
+    /// Not one of [`CONTROLLERS`] or [`EXTRA_CONTROLLERS`].
+    #[error("unknown controller `{0}` (expected one of: {list}, {extra})", list = CONTROLLERS.join(", "), extra = EXTRA_CONTROLLERS.join(", "))]
     Controller(String),
 }
 
@@ -91,7 +92,11 @@ pub const CONTROLLERS: [&str; 6] = [
     "adaptive",
 ];
 
-/// A controller by name (see [`CONTROLLERS`]), set up for `protocol`.
+/// Controllers also known by name but not in the default set (too slow for a default run):
+/// `rollout` ([`crate::rollout::Rollout`], minutes per episode).
+pub const EXTRA_CONTROLLERS: [&str; 1] = ["rollout"];
+
+/// A controller by name (see [`CONTROLLERS`] and [`EXTRA_CONTROLLERS`]), set up for `protocol`.
 pub fn controller_by_name(
     name: &str,
     protocol: ProtocolKind,
@@ -103,6 +108,9 @@ pub fn controller_by_name(
         "actuated" => Ok(Box::new(Actuated::new(protocol))),
         "sotl" => Ok(Box::new(Sotl::new(protocol))),
         "adaptive" => Ok(Box::new(Adaptive::new(AdaptiveParams::for_protocol(
+            protocol,
+        )))),
+        "rollout" => Ok(Box::new(Rollout::new(RolloutParams::for_protocol(
             protocol,
         )))),
         _ => Err(NameError::Controller(name.to_owned())),

@@ -7,7 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use traffic_signals::protocol::{ProtocolKind, evaluate};
-use traffic_signals::{Adaptive, AdaptiveParams, FixedTime, MaxPressure};
+use traffic_signals::{
+    Adaptive, AdaptiveParams, FixedTime, MaxPressure, Rollout, RolloutParams, SignalController,
+};
 use traffic_sim::control::{EpisodeDriver, controlled_intersections};
 use traffic_sim::generate::{GridSpec, generate_grid};
 use traffic_sim::{Display, EngineSettings, Scenario, Simulation};
@@ -96,7 +98,6 @@ fn random_grid(seed: u32) -> Arc<Scenario> {
 fn max_red_holds_on_random_grids() {
     for protocol in [ProtocolKind::P15, ProtocolKind::P5] {
         for seed in 0..6u32 {
-            let sc = random_grid(seed);
             let mut params = AdaptiveParams::for_protocol(protocol);
             params.max_red = 90.0 + 10.0 * f64::from(seed % 4);
             if seed % 2 == 1 {
@@ -108,58 +109,105 @@ fn max_red_holds_on_random_grids() {
             }
             let max_red = params.max_red;
             let mut ctrl = Adaptive::new(params);
-            let mut proto = protocol.protocol();
-            proto.steps = 1200;
-            let mut sim = Simulation::new(sc);
-            let mut driver = EpisodeDriver::new(&mut sim, true, &proto);
-            let list = controlled_intersections(&sim, &proto.phases);
-            let mut since: Vec<Vec<Option<f64>>> =
-                list.iter().map(|c| vec![None; c.phases.len()]).collect();
-            let mut last: Vec<(Display, f64)> = list
-                .iter()
-                .map(|c| (sim.display(c.intersection), 0.0))
-                .collect();
-            let mut worst = 0.0f64;
-            while sim.steps() < proto.steps {
-                let next = sim.steps() + 1;
-                driver.run_until(&mut sim, Some(&mut ctrl), next);
-                let now = sim.time();
-                for (k, c) in list.iter().enumerate() {
-                    let display = sim.display(c.intersection);
-                    // Yellow between greens, minimum green before a change.
-                    let (prev, started) = last[k];
-                    if display != prev {
-                        if let Display::Phase(q) = display
-                            && q != 0
-                        {
-                            assert_eq!(prev, Display::Phase(0), "a green follows the yellow");
-                            // Displays are sampled after each 1 s step; the change itself happens
-                            // in the step that starts it, so a sample sees it one step late.
-                            assert!(now - started >= proto.timing.yellow - 1.0 - 1e-9);
-                        }
-                        if let Display::Phase(q) = prev
-                            && q != 0
-                            && started > 0.0
-                        {
-                            assert!(now - started >= proto.timing.min_green - 1.0 - 1e-9);
-                        }
-                        last[k] = (display, now);
-                    }
-                    for (ph, s) in c.phases.iter().zip(since[k].iter_mut()) {
-                        let waiting = ph.incoming.iter().any(|&l| sim.lane_waiting_count(l) > 0);
-                        if display == Display::Phase(ph.phase) || !waiting {
-                            *s = None;
-                        } else {
-                            let t0 = *s.get_or_insert(now);
-                            worst = worst.max(now - t0);
-                        }
-                    }
-                }
-            }
-            assert!(
-                worst <= max_red,
-                "{protocol:?} seed {seed}: a phase waited {worst} s > {max_red} s"
-            );
+            check_max_red(random_grid(seed), &mut ctrl, protocol, max_red, seed);
         }
     }
+}
+
+/// The same safety property for the rollout controller (it chooses only among the phases the
+/// base policy's guard permits), on random grids; the rollouts do change its decisions.
+#[test]
+fn max_red_holds_for_rollout_on_random_grids() {
+    let mut changed = 0;
+    for protocol in [ProtocolKind::P15, ProtocolKind::P5] {
+        for seed in 0..4u32 {
+            let mut params = RolloutParams::for_protocol(protocol);
+            params.base.max_red = 90.0 + 10.0 * f64::from(seed % 4);
+            params.rounds = 1 + seed % 2;
+            params.hold = u64::from(seed % 3) * params.decision_interval;
+            let max_red = params.base.max_red;
+            let sc = random_grid(seed + 6);
+            params.horizon = 15;
+            let mut ctrl = Rollout::new(params.clone());
+            let trace = check_max_red(sc.clone(), &mut ctrl, protocol, max_red, seed + 6);
+            assert!(ctrl.rollouts() > 0);
+            if seed == 0 {
+                // Deterministic: the same run again gives the same displays.
+                let mut again = Rollout::new(params.clone());
+                let trace2 = check_max_red(sc.clone(), &mut again, protocol, max_red, seed + 6);
+                assert_eq!(trace, trace2);
+            }
+            let mut base = Adaptive::new(params.base.clone());
+            let base_trace = check_max_red(sc, &mut base, protocol, max_red, seed + 6);
+            changed += usize::from(trace != base_trace);
+        }
+    }
+    assert!(changed >= 4, "the rollouts changed {changed} of 8 runs");
+}
+
+/// Runs 1200 steps of `sc` under `ctrl` and `protocol`, asserting the yellow, the minimum
+/// green and the maximum red every step; returns the displays seen.
+fn check_max_red(
+    sc: Arc<Scenario>,
+    ctrl: &mut dyn SignalController,
+    protocol: ProtocolKind,
+    max_red: f64,
+    seed: u32,
+) -> Vec<Display> {
+    let mut proto = protocol.protocol();
+    proto.steps = 1200;
+    let mut sim = Simulation::new(sc);
+    let mut driver = EpisodeDriver::new(&mut sim, true, &proto);
+    let list = controlled_intersections(&sim, &proto.phases);
+    let mut since: Vec<Vec<Option<f64>>> =
+        list.iter().map(|c| vec![None; c.phases.len()]).collect();
+    let mut last: Vec<(Display, f64)> = list
+        .iter()
+        .map(|c| (sim.display(c.intersection), 0.0))
+        .collect();
+    let mut worst = 0.0f64;
+    let mut trace = Vec::new();
+    while sim.steps() < proto.steps {
+        let next = sim.steps() + 1;
+        driver.run_until(&mut sim, Some(&mut *ctrl), next);
+        let now = sim.time();
+        for (k, c) in list.iter().enumerate() {
+            let display = sim.display(c.intersection);
+            trace.push(display);
+            // Yellow between greens, minimum green before a change.
+            let (prev, started) = last[k];
+            if display != prev {
+                if let Display::Phase(q) = display
+                    && q != 0
+                {
+                    assert_eq!(prev, Display::Phase(0), "a green follows the yellow");
+                    // Displays are sampled after each 1 s step; the change itself happens
+                    // in the step that starts it, so a sample sees it one step late.
+                    assert!(now - started >= proto.timing.yellow - 1.0 - 1e-9);
+                }
+                if let Display::Phase(q) = prev
+                    && q != 0
+                    && started > 0.0
+                {
+                    assert!(now - started >= proto.timing.min_green - 1.0 - 1e-9);
+                }
+                last[k] = (display, now);
+            }
+            for (ph, s) in c.phases.iter().zip(since[k].iter_mut()) {
+                let waiting = ph.incoming.iter().any(|&l| sim.lane_waiting_count(l) > 0);
+                if display == Display::Phase(ph.phase) || !waiting {
+                    *s = None;
+                } else {
+                    let t0 = *s.get_or_insert(now);
+                    worst = worst.max(now - t0);
+                }
+            }
+        }
+    }
+    assert!(
+        worst <= max_red,
+        "{} {protocol:?} seed {seed}: a phase waited {worst} s > {max_red} s",
+        ctrl.name()
+    );
+    trace
 }

@@ -213,6 +213,20 @@ pub struct MetricsReport {
 }
 
 impl crate::Simulation {
+    /// Total delay so far, vehicle-seconds: over completed trips and trips in progress
+    /// (running or waiting to enter), time since the scheduled start minus distance travelled
+    /// over the vehicle's top speed (the sum behind [`MetricsReport::average_delay`]).
+    /// O(vehicles), no allocation.
+    pub fn total_delay(&self) -> f64 {
+        let st = &self.state;
+        let now = self.time();
+        let mut delay = st.metrics.trip_delay_sum;
+        for v in st.vehicles.iter().filter(|v| v.live && v.is_real()) {
+            delay += (now - v.enter_time) - v.travelled / st.params[v.pid as usize].max_speed;
+        }
+        delay
+    }
+
     /// Computes the metrics report (O(vehicles); not called by the step loop).
     pub fn metrics(&self) -> MetricsReport {
         let net = &self.scenario.network;

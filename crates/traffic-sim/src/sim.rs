@@ -395,6 +395,22 @@ impl Simulation {
         self.state.clone_from(&snapshot.state);
     }
 
+    /// Stops every future arrival: no flow emits another vehicle from now on. The vehicles
+    /// already created (running, or waiting in an entry buffer since their scheduled start) are
+    /// kept. For a look-ahead copy (a "digital twin") that may know the vehicles in the network
+    /// but not the demand still to come; on the original simulation it would change the run.
+    pub fn stop_arrivals(&mut self) {
+        let st = &mut self.state;
+        st.pending_flows.clear();
+        st.active_flows.clear();
+    }
+
+    /// Vehicles that flows will still create (`false` after [`Simulation::stop_arrivals`] or
+    /// once every flow has ended).
+    pub fn arrivals_pending(&self) -> bool {
+        !self.state.pending_flows.is_empty() || !self.state.active_flows.is_empty()
+    }
+
     /// Advances one step of `interval` seconds.
     pub fn step(&mut self) {
         let sc = &*self.scenario;

@@ -51,8 +51,8 @@ struct EvalArgs {
     /// Protocol: p15 (decision every 15 s, 5 s yellow) or p5 (every 5 s, 2 s yellow).
     #[arg(long, default_value = "p15")]
     protocol: String,
-    /// Controllers (fixed-time, webster, actuated, sotl, max-pressure, adaptive); repeat or
-    /// separate with commas.
+    /// Controllers (fixed-time, webster, actuated, sotl, max-pressure, adaptive; also rollout,
+    /// the simulator-as-twin look-ahead, minutes per episode); repeat or separate with commas.
     #[arg(long = "controller", visible_alias = "controllers", value_delimiter = ',', default_values_t = CONTROLLERS.map(String::from))]
     controllers: Vec<String>,
     /// Scenarios: jn1 jn2 jn3 hz1 hz5734 hz5816, city240, or a path to config.json; repeat or
