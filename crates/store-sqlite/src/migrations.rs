@@ -27,6 +27,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_temporal_series",
         include_str!("../migrations/0009_ngsi_temporal_series.sql"),
     ),
+    (
+        "ngsi_entity_types_inline",
+        include_str!("../migrations/0010_ngsi_entity_types_inline.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.
@@ -55,4 +59,49 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tracing::info!(version, name, "applied schema migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 0010 moves each entity's type rows into its own row, sorted, and keeps
+    /// entities without type rows valid (an empty array).
+    #[test]
+    fn entity_type_rows_move_into_the_entity_row() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for (sql_name, sql) in &MIGRATIONS[..9] {
+            conn.execute_batch(sql).expect(sql_name);
+        }
+        conn.pragma_update(None, "user_version", 9)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES
+                 ('t1', 'urn:a', '{}', 1, 1), ('t1', 'urn:b', '{}', 1, 1), ('t2', 'urn:a', '{}', 1, 1);
+             INSERT INTO ngsi_entity_types (tenant, type, id) VALUES
+                 ('t1', 'https://x/Z', 'urn:a'), ('t1', 'https://x/A', 'urn:a'),
+                 ('t2', 'https://x/Other', 'urn:a');",
+        )
+        .expect("0009 rows");
+        migrate(&mut conn).expect("migrate");
+        let types = |tenant: &str, id: &str| -> String {
+            conn.query_row(
+                "SELECT types FROM ngsi_entities WHERE tenant = ?1 AND id = ?2",
+                [tenant, id],
+                |row| row.get(0),
+            )
+            .expect("row")
+        };
+        assert_eq!(types("t1", "urn:a"), r#"["https://x/A","https://x/Z"]"#);
+        assert_eq!(types("t1", "urn:b"), "[]");
+        assert_eq!(types("t2", "urn:a"), r#"["https://x/Other"]"#);
+        let gone: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ngsi_entity_types'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("master");
+        assert_eq!(gone, 0);
+    }
 }

@@ -1,5 +1,7 @@
-//! `NgsiStore` on SQLite: one row per entity (JSON text), a type index table, and the
-//! stored `@context` documents. Writes go through the writer thread (group commit), so
+//! `NgsiStore` on SQLite: one row per entity (JSON text, with its types as a JSON array in
+//! the same row since migration 0010), and the stored `@context` documents. A write is one
+//! row per entity and reads nothing; the store's own type filter scans the tenant's rows
+//! (the broker answers type queries from its in-memory index). Writes go through the writer thread (group commit), so
 //! an acknowledged write is committed.
 
 use crate::SqliteStore;
@@ -13,48 +15,36 @@ use store::{
     UnixMillis, WriteFuture,
 };
 
-fn load_types(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT type FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
-        .map_err(backend)?;
-    let rows = stmt
-        .query_map(params![tenant, id], |row| row.get::<_, String>(0))
-        .map_err(backend)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+/// An entity's types as stored in its row (migration 0010): a JSON array.
+fn types_json(types: &[String]) -> String {
+    serde_json::to_string(types).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn types_from_json(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn load_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<EntityRecord>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT doc, created_at, modified_at FROM ngsi_entities WHERE tenant = ?1 AND id = ?2",
-        )
-        .map_err(backend)?
-        .query_row(params![tenant, id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
+    conn.prepare_cached(
+        "SELECT doc, created_at, modified_at, types FROM ngsi_entities WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(backend)?
+    .query_row(params![tenant, id], |row| {
+        Ok(EntityRecord {
+            id: id.to_owned(),
+            types: types_from_json(&row.get::<_, String>(3)?)?,
+            doc: row.get(0)?,
+            created_at: UnixMillis(row.get(1)?),
+            modified_at: UnixMillis(row.get(2)?),
         })
-        .optional()
-        .map_err(backend)?;
-    let Some((doc, created, modified)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(EntityRecord {
-        id: id.to_owned(),
-        types: load_types(conn, tenant, id)?,
-        doc,
-        created_at: UnixMillis(created),
-        modified_at: UnixMillis(modified),
-    }))
+    })
+    .optional()
+    .map_err(backend)
 }
 
 fn delete_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<bool> {
-    conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
-        .map_err(backend)?
-        .execute(params![tenant, id])
-        .map_err(backend)?;
     let n = conn
         .prepare_cached("DELETE FROM ngsi_entities WHERE tenant = ?1 AND id = ?2")
         .map_err(backend)?
@@ -63,112 +53,52 @@ fn delete_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<bool>
     Ok(n > 0)
 }
 
-fn put_entity(
-    conn: &Connection,
-    tenant: &str,
-    rec: &EntityRecord,
-    old_types: Option<&[String]>,
-) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at, \
-         modified_at = excluded.modified_at",
-    )
-    .map_err(backend)?
-    .execute(params![
-        tenant,
-        rec.id,
-        rec.doc,
-        rec.created_at.0,
-        rec.modified_at.0
-    ])
-    .map_err(backend)?;
-    let unchanged = old_types.is_some_and(|old| same_types(old, &rec.types));
-    if !unchanged {
-        if old_types.is_some_and(|old| !old.is_empty()) {
-            conn.prepare_cached("DELETE FROM ngsi_entity_types WHERE tenant = ?1 AND id = ?2")
-                .map_err(backend)?
-                .execute(params![tenant, rec.id])
-                .map_err(backend)?;
-        }
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(backend)?;
-        for t in &rec.types {
-            insert
-                .execute(params![tenant, t, rec.id])
-                .map_err(backend)?;
-        }
-    }
-    Ok(())
-}
-
-/// [`put_entity`] without knowing the stored types: reads them, so that the type rows are
-/// rewritten only when they changed (a read is cheaper than a delete and a re-insert).
-fn put_entity_blind(conn: &Connection, tenant: &str, rec: &EntityRecord) -> StoreResult<()> {
-    let old = load_types(conn, tenant, &rec.id)?;
-    put_entity(conn, tenant, rec, Some(&old))
-}
-
-/// Entity rows of a write, in multi-row upserts.
+/// Entity rows of a write, in multi-row upserts (the types are in the row, so a put never
+/// reads or deletes anything first).
 static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
-        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES",
-        "(?, ?, ?, ?, ?)",
+        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at, types) VALUES",
+        "(?, ?, ?, ?, ?, ?)",
         "ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, \
-         created_at = excluded.created_at, modified_at = excluded.modified_at",
+         created_at = excluded.created_at, modified_at = excluded.modified_at, \
+         types = excluded.types",
     )
 });
 
-/// Type rows of new entities, in multi-row inserts.
-static TYPE_INSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
-    MultiRow::new(
-        "INSERT OR IGNORE INTO ngsi_entity_types (tenant, type, id) VALUES",
-        "(?, ?, ?)",
-        "",
-    )
-});
-
-/// The rows of a run of puts, written together: entity rows and the type rows of entities
-/// known to be absent (other type changes are written one by one, in order, after flushing).
+/// The entity rows of a run of puts, written together.
 #[derive(Default)]
 struct PutBuffer<'a> {
-    entities: Vec<&'a EntityRecord>,
-    types: Vec<(&'a str, &'a str)>,
+    entities: Vec<(&'a EntityRecord, String)>,
 }
 
 impl<'a> PutBuffer<'a> {
+    fn push(&mut self, rec: &'a EntityRecord) {
+        self.entities.push((rec, types_json(&rec.types)));
+    }
+
     fn flush(&mut self, conn: &Connection, tenant: &str) -> StoreResult<()> {
-        ENTITY_UPSERT.run(conn, &self.entities, |stmt, at, rec| {
+        ENTITY_UPSERT.run(conn, &self.entities, |stmt, at, (rec, types)| {
             stmt.raw_bind_parameter(at, tenant)?;
             stmt.raw_bind_parameter(at + 1, &rec.id)?;
             stmt.raw_bind_parameter(at + 2, &rec.doc)?;
             stmt.raw_bind_parameter(at + 3, rec.created_at.0)?;
-            stmt.raw_bind_parameter(at + 4, rec.modified_at.0)
-        })?;
-        TYPE_INSERT.run(conn, &self.types, |stmt, at, (t, id)| {
-            stmt.raw_bind_parameter(at, tenant)?;
-            stmt.raw_bind_parameter(at + 1, *t)?;
-            stmt.raw_bind_parameter(at + 2, *id)
+            stmt.raw_bind_parameter(at + 4, rec.modified_at.0)?;
+            stmt.raw_bind_parameter(at + 5, types)
         })?;
         self.entities.clear();
-        self.types.clear();
         Ok(())
     }
 }
 
-/// Applies `changes` to `ids` (same length, checked). `old_types` (when known) lets a put
-/// keep the type rows of an entity whose types did not change. Puts are buffered and written
-/// in multi-row statements; a delete, or a put whose types must be read or replaced, first
-/// flushes the buffer, so every row is written in the order of `changes`.
+/// Applies `changes` to `ids` (same length, checked). Puts are buffered and written in
+/// multi-row statements; a delete first flushes the buffer, so every row is written in the
+/// order of `changes`. The caller's knowledge of the prior types is not needed here: the
+/// types are part of the entity row.
 fn apply_changes(
     conn: &Connection,
     tenant: &str,
     ids: &[String],
     changes: &[EntityChange],
-    old_types: &[PriorTypes],
 ) -> StoreResult<()> {
     if changes.len() != ids.len() {
         return Err(StoreError::new(
@@ -180,11 +110,9 @@ fn apply_changes(
             ),
         ));
     }
-    let mut old_types = old_types.iter();
     let mut registered = false;
     let mut buffer = PutBuffer::default();
     for (id, change) in ids.iter().zip(changes) {
-        let old = old_types.next();
         match change {
             EntityChange::Keep => {}
             EntityChange::Delete => {
@@ -207,34 +135,11 @@ fn apply_changes(
                     .map_err(backend)?;
                     registered = true;
                 }
-                match old {
-                    Some(PriorTypes::Types(old)) if same_types(old, &rec.types) => {
-                        buffer.entities.push(rec);
-                    }
-                    Some(PriorTypes::Absent) => {
-                        buffer.entities.push(rec);
-                        buffer
-                            .types
-                            .extend(rec.types.iter().map(|t| (t.as_str(), rec.id.as_str())));
-                    }
-                    Some(PriorTypes::Types(old)) => {
-                        buffer.flush(conn, tenant)?;
-                        put_entity(conn, tenant, rec, Some(old))?;
-                    }
-                    Some(PriorTypes::Unknown) | None => {
-                        buffer.flush(conn, tenant)?;
-                        put_entity_blind(conn, tenant, rec)?;
-                    }
-                }
+                buffer.push(rec);
             }
         }
     }
     buffer.flush(conn, tenant)
-}
-
-/// Whether two type lists hold the same types (the stored rows come back sorted by type).
-fn same_types(old: &[String], new: &[String]) -> bool {
-    old.len() == new.len() && new.iter().all(|t| old.contains(t))
 }
 
 /// Ids matching `filter`, ordered.
@@ -247,8 +152,11 @@ fn matching_ids(
     let mut args: Vec<String> = vec![tenant.to_owned()];
     match &filter.types {
         Some(types) => {
+            // The types are a JSON array in the row: a scan of the tenant's rows (the broker
+            // answers type queries from its in-memory index, not from here).
             sql.push_str(
-                "SELECT DISTINCT id FROM ngsi_entity_types WHERE tenant = ?1 AND type IN (",
+                "SELECT DISTINCT e.id FROM ngsi_entities e, json_each(e.types) t \
+                 WHERE e.tenant = ?1 AND t.value IN (",
             );
             for (i, t) in types.iter().enumerate() {
                 if i > 0 {
@@ -259,10 +167,10 @@ fn matching_ids(
             }
             sql.push(')');
         }
-        None => sql.push_str("SELECT id FROM ngsi_entities WHERE tenant = ?1"),
+        None => sql.push_str("SELECT e.id FROM ngsi_entities e WHERE e.tenant = ?1"),
     }
     if let Some(ids) = &filter.ids {
-        sql.push_str(" AND id IN (");
+        sql.push_str(" AND e.id IN (");
         for (i, id) in ids.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
@@ -272,7 +180,7 @@ fn matching_ids(
         }
         sql.push(')');
     }
-    sql.push_str(" ORDER BY id");
+    sql.push_str(" ORDER BY e.id");
     let mut stmt = conn.prepare(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(params_from_iter(args.iter()), |row| row.get::<_, String>(0))
@@ -280,50 +188,26 @@ fn matching_ids(
     rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }
 
-/// Every entity of `tenant`, ordered by id, in two scans.
+/// Every entity of `tenant`, ordered by id, in one scan.
 fn all_entities(conn: &Connection, tenant: &str) -> StoreResult<Vec<EntityRecord>> {
-    let mut types: std::collections::HashMap<String, Vec<String>> = Default::default();
-    {
-        let mut stmt = conn
-            .prepare_cached("SELECT id, type FROM ngsi_entity_types WHERE tenant = ?1")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![tenant], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(backend)?;
-        for row in rows {
-            let (id, t) = row.map_err(backend)?;
-            types.entry(id).or_default().push(t);
-        }
-    }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, doc, created_at, modified_at FROM ngsi_entities WHERE tenant = ?1 ORDER BY id",
+            "SELECT id, doc, created_at, modified_at, types FROM ngsi_entities \
+             WHERE tenant = ?1 ORDER BY id",
         )
         .map_err(backend)?;
     let rows = stmt
         .query_map(params![tenant], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
+            Ok(EntityRecord {
+                id: row.get(0)?,
+                doc: row.get(1)?,
+                created_at: UnixMillis(row.get(2)?),
+                modified_at: UnixMillis(row.get(3)?),
+                types: types_from_json(&row.get::<_, String>(4)?)?,
+            })
         })
         .map_err(backend)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, doc, created, modified) = row.map_err(backend)?;
-        out.push(EntityRecord {
-            types: types.remove(&id).unwrap_or_default(),
-            id,
-            doc,
-            created_at: UnixMillis(created),
-            modified_at: UnixMillis(modified),
-        });
-    }
-    Ok(out)
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }
 
 fn context_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContextRecord> {
@@ -379,15 +263,8 @@ impl NgsiStore for SqliteStore {
             for id in &ids {
                 current.push(load_entity(conn, &tenant, id)?);
             }
-            let old_types: Vec<PriorTypes> = current
-                .iter()
-                .map(|r| match r {
-                    Some(r) => PriorTypes::Types(r.types.clone()),
-                    None => PriorTypes::Absent,
-                })
-                .collect();
             let changes = modify(current);
-            apply_changes(conn, &tenant, &ids, &changes, &old_types)
+            apply_changes(conn, &tenant, &ids, &changes)
         })
         .await
     }
@@ -397,7 +274,8 @@ impl NgsiStore for SqliteStore {
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
-        prior_types: Vec<PriorTypes>,
+        // The types are in the entity row: nothing to compare against.
+        _prior_types: Vec<PriorTypes>,
         history: TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture {
@@ -407,7 +285,7 @@ impl NgsiStore for SqliteStore {
         let changes = modify(ids.iter().map(|_| None).collect());
         Box::pin(self.queue_rerunnable(
             move |conn| {
-                apply_changes(conn, &tenant, &ids, &changes, &prior_types)?;
+                apply_changes(conn, &tenant, &ids, &changes)?;
                 crate::ngsi_temporal::record(conn, &tenant, &history)
             },
             on_commit,
