@@ -591,32 +591,16 @@ impl Tenant {
     }
 
     /// With [`Tenant::writing`] held: the current state of `ids` (queued but uncommitted
-    /// writes included), shared with the index (no copies), and what the store holds of
-    /// their types (unknown for ids with an uncommitted write, whose fate is open).
-    pub(crate) fn current_shared(
-        &self,
-        ids: &[String],
-    ) -> BrokerResult<(Vec<Option<SharedEntity>>, Vec<store::PriorTypes>)> {
+    /// writes included), shared with the index (no copies).
+    pub(crate) fn current_shared(&self, ids: &[String]) -> BrokerResult<Vec<Option<SharedEntity>>> {
         let st = self.read()?;
-        let mut current = Vec::with_capacity(ids.len());
-        let mut prior = Vec::with_capacity(ids.len());
-        for id in ids {
-            match st.overlay.get(id) {
-                Some((_, e)) => {
-                    current.push(e.clone());
-                    prior.push(store::PriorTypes::Unknown);
-                }
-                None => {
-                    let e = st.entities.get(id.as_str()).map(|c| Arc::clone(&c.entity));
-                    prior.push(match &e {
-                        Some(e) => store::PriorTypes::Types(e.types.clone()),
-                        None => store::PriorTypes::Absent,
-                    });
-                    current.push(e);
-                }
-            }
-        }
-        Ok((current, prior))
+        Ok(ids
+            .iter()
+            .map(|id| match st.overlay.get(id) {
+                Some((_, e)) => e.clone(),
+                None => st.entities.get(id.as_str()).map(|c| Arc::clone(&c.entity)),
+            })
+            .collect())
     }
 
     /// With [`Tenant::writing`] held: records a write's results as uncommitted; returns

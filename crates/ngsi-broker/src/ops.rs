@@ -117,7 +117,7 @@ impl Broker {
         let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing().await;
-            let (before, prior_types) = tenant.current_shared(&ids)?;
+            let before = tenant.current_shared(&ids)?;
             let (changes, answer) = f(before.clone())?;
             if changes.len() != ids.len() {
                 return Err(BrokerError::Store(store::StoreError::backend(
@@ -158,7 +158,6 @@ impl Broker {
                 scope,
                 ids,
                 Box::new(move |_| records),
-                prior_types,
                 history,
                 Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
             );

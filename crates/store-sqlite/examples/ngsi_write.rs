@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 use store::{
-    EntityChange, EntityRecord, NgsiStore, PriorTypes, TemporalEntityRecord,
-    TemporalInstanceRecord, TemporalWrite, TenantId, TenantScope, UnixMillis,
+    EntityChange, EntityRecord, NgsiStore, TemporalEntityRecord, TemporalInstanceRecord,
+    TemporalWrite, TenantId, TenantScope, UnixMillis,
 };
 use store_sqlite::SqliteStore;
 
@@ -96,21 +96,11 @@ async fn write(
             all.instances.extend(w.instances);
         }
     }
-    let prior = range
-        .map(|_| {
-            if overwrite {
-                PriorTypes::Types(vec![format!("{CTX}Vehicle")])
-            } else {
-                PriorTypes::Absent
-            }
-        })
-        .collect();
     store
         .modify_entities_blind(
             scope,
             ids,
             Box::new(move |_| records.into_iter().map(EntityChange::Put).collect()),
-            prior,
             all,
             Box::new(|_| {}),
         )

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
-    NgsiStore, PriorTypes, StoreError, StoreErrorKind, StoreResult, TemporalWrite, TenantScope,
-    UnixMillis, WriteFuture,
+    NgsiStore, StoreError, StoreErrorKind, StoreResult, TemporalWrite, TenantScope, UnixMillis,
+    WriteFuture,
 };
 
 /// An entity's types as stored in its row (migration 0010): a JSON array.
@@ -274,8 +274,6 @@ impl NgsiStore for SqliteStore {
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
-        // The types are in the entity row: nothing to compare against.
-        _prior_types: Vec<PriorTypes>,
         history: TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture {

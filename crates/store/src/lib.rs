@@ -51,7 +51,7 @@ pub use identity::{
 };
 pub use ngsi::{CommitHook, IndexSlot, WriteFuture};
 pub use ngsi::{
-    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore, PriorTypes,
+    ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, NgsiStore,
 };
 pub use ngsi_registrations::{NgsiRegistrationStore, RegistrationRecord};
 pub use ngsi_subscriptions::{

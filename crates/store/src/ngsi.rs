@@ -39,19 +39,6 @@ pub enum EntityChange {
 pub type EntityModifier =
     Box<dyn FnOnce(Vec<Option<EntityRecord>>) -> Vec<EntityChange> + Send + 'static>;
 
-/// What the caller of [`NgsiStore::modify_entities_blind`] knows about an entity's stored
-/// types.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum PriorTypes {
-    /// Nothing: the store reads them.
-    #[default]
-    Unknown,
-    /// The entity is not stored.
-    Absent,
-    /// The entity is stored with these types (in any order).
-    Types(Vec<String>),
-}
-
 /// Told the fate of a write of [`NgsiStore::modify_entities_blind`]: `true` once it is
 /// committed, `false` if it was rolled back.
 pub type CommitHook = Box<dyn FnOnce(bool) + Send + 'static>;
@@ -124,11 +111,6 @@ pub trait NgsiStore: Send + Sync + 'static {
     /// another run in that order; their hooks run one at a time in commit order, each
     /// before its future resolves.
     ///
-    /// `prior_types[i]`, when the caller knows it, is what the store holds for `ids[i]`
-    /// (its committed types, or that it is absent), so the store need not read the types to
-    /// decide whether its type index changes; ids past the end of `prior_types` are
-    /// [`PriorTypes::Unknown`] (the store reads them).
-    ///
     /// `history` (empty for none) is appended to the store's temporal representation in
     /// the same transaction, with the contract of
     /// [`NgsiTemporalStore::record_temporal`](crate::NgsiTemporalStore::record_temporal):
@@ -139,7 +121,6 @@ pub trait NgsiStore: Send + Sync + 'static {
         scope: &TenantScope,
         ids: Vec<String>,
         modify: EntityModifier,
-        prior_types: Vec<PriorTypes>,
         history: crate::TemporalWrite,
         on_commit: CommitHook,
     ) -> WriteFuture;

@@ -375,7 +375,6 @@ pub async fn entity_writes_carry_history(store: &(impl NgsiStore + NgsiTemporalS
             &s,
             vec!["urn:e:1".into()],
             Box::new(move |_| vec![EntityChange::Put(r1)]),
-            Vec::new(),
             TemporalWrite {
                 entities: vec![entity("urn:e:1", "T", 1)],
                 instances: vec![inst("urn:e:1", "p", 1, Some(10))],
@@ -400,7 +399,6 @@ pub async fn entity_writes_carry_history(store: &(impl NgsiStore + NgsiTemporalS
             &s,
             vec!["urn:e:1".into()],
             Box::new(move |_| vec![EntityChange::Put(r2)]),
-            Vec::new(),
             TemporalWrite {
                 entities: vec![entity("urn:e:1", "T", 2)],
                 instances: vec![inst("urn:e:1", "q", 2, None), inst("urn:e:1", "p", 1, None)],

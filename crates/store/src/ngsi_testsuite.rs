@@ -174,7 +174,6 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
                     EntityChange::Put(record("urn:e:2", &["T"], "2")),
                 ]
             }),
-            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
@@ -202,7 +201,6 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec!["urn:e:3".into()],
             Box::new(|_| vec![EntityChange::Keep, EntityChange::Keep]),
-            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| hooks.lock().unwrap().push(format!("hook {ok}"))),
         )
@@ -221,7 +219,6 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
             &s,
             vec![id.clone()],
             Box::new(move |_| vec![EntityChange::Put(record(&id, &["T"], "c"))]),
-            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(move |ok| order.lock().unwrap().push((i, ok))),
         ));
@@ -250,7 +247,6 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
                     EntityChange::Put(second),
                 ]
             }),
-            Vec::new(),
             crate::TemporalWrite::default(),
             Box::new(|_| {}),
         ));
@@ -268,7 +264,7 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
         );
     }
     assert!(store.entity(&s, "urn:e:wrong").await.unwrap().is_none());
-    // Known prior types: the type index follows the written types.
+    // Changed types: the type filter follows the written types.
     store
         .modify_entities_blind(
             &s,
@@ -279,10 +275,6 @@ pub async fn blind_modify_reports_commits(store: &impl NgsiStore) {
                     EntityChange::Put(record("urn:e:new", &["W"], "n")),
                 ]
             }),
-            vec![
-                crate::PriorTypes::Types(vec!["T".to_owned()]),
-                crate::PriorTypes::Absent,
-            ],
             crate::TemporalWrite::default(),
             Box::new(|_| {}),
         )
