@@ -14,7 +14,8 @@ fn citybrain(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Pins our controller's P15 figures on JN1 and checks them against MaxPressure in the same run.
+/// Pins our controller's P15 figures on JN1 and checks them against MaxPressure and the no-signal
+/// bound in the same run.
 #[test]
 fn signal_eval_jn1_p15_pins_adaptive_figures() {
     let (code, stdout, stderr) = citybrain(&[
@@ -24,13 +25,14 @@ fn signal_eval_jn1_p15_pins_adaptive_figures() {
         "jn1",
         "--controller",
         "max-pressure,adaptive",
+        "--bound",
         "--json",
     ]);
     assert_eq!(code, 0, "{stderr}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(doc["protocol"], "p15");
     let rows = doc["results"].as_array().expect("results");
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     let att = |i: usize| rows[i]["average_travel_time_s"].as_f64().unwrap();
     assert_eq!(rows[0]["controller"], "max-pressure");
     assert_eq!(rows[1]["controller"], "adaptive");
@@ -40,6 +42,10 @@ fn signal_eval_jn1_p15_pins_adaptive_figures() {
     assert_eq!(rows[1]["trips_finished"], 5745);
     assert_eq!(rows[1]["waiting_to_enter_at_end"], 0);
     assert!(att(1) < att(0));
+    // The no-signal bound (signal control relaxed away) is below every controller.
+    assert_eq!(rows[2]["controller"], "no-signal bound");
+    assert_eq!(format!("{:.2}", att(2)), "230.97");
+    assert!(att(2) < att(1));
 }
 
 #[test]

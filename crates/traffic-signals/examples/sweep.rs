@@ -180,6 +180,22 @@ fn main() {
         }
         return;
     }
+    if std::env::var("RELAX").is_ok() {
+        // The no-signal bound (signal control relaxed away; `signal eval --bound`).
+        for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
+            let sc = if *tag == "C240" {
+                city240()
+            } else {
+                common::load(&data, dir, r, f)
+            };
+            let m = traffic_signals::protocol::evaluate_without_signals(&sc, protocol, |_| {});
+            println!(
+                "{tag} no-signal bound: ATT {:.2} (fin {} run {} wait {})",
+                m.average_travel_time, m.trips_finished, m.running, m.waiting_to_enter
+            );
+        }
+        return;
+    }
     let jobs: Vec<_> = FILES
         .iter()
         .filter(|f| (filter.is_empty() && f.0 != "C240") || filter.split(',').any(|x| x == f.0))

@@ -117,6 +117,29 @@ pub fn controller_by_name(
     }
 }
 
+/// The name [`evaluate_without_signals`] reports as its controller.
+pub const NO_SIGNAL_BOUND: &str = "no-signal bound";
+
+/// Runs `scenario` for `protocol`'s episode length with signal control relaxed away
+/// ([`Scenario::without_signals`]): the ATT no controller of the real network is expected to
+/// beat, reported as controller [`NO_SIGNAL_BOUND`].
+pub fn evaluate_without_signals(
+    scenario: &Scenario,
+    protocol: ProtocolKind,
+    mut progress: impl FnMut(u64),
+) -> EpisodeResult {
+    let p = protocol.protocol();
+    let mut sim = Simulation::new(Arc::new(scenario.without_signals()));
+    let mut driver = EpisodeDriver::new(&mut sim, false, &p);
+    let chunk = (p.steps / 20).max(1);
+    while sim.steps() < p.steps {
+        let until = (sim.steps() + chunk).min(p.steps);
+        driver.run_until(&mut sim, None, until);
+        progress(sim.steps());
+    }
+    result(NO_SIGNAL_BOUND, protocol, &sim)
+}
+
 /// What one episode gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpisodeResult {
@@ -165,9 +188,13 @@ pub fn evaluate(
         driver.run_until(&mut sim, Some(&mut *controller), until);
         progress(sim.steps());
     }
+    result(controller.name(), protocol, &sim)
+}
+
+fn result(controller: &str, protocol: ProtocolKind, sim: &Simulation) -> EpisodeResult {
     let m = sim.metrics();
     EpisodeResult {
-        controller: controller.name().to_owned(),
+        controller: controller.to_owned(),
         protocol,
         average_travel_time: m.average_travel_time,
         trips_finished: m.trips_finished,

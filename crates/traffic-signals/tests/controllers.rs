@@ -6,7 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use traffic_signals::protocol::{ProtocolKind, evaluate};
+use traffic_signals::protocol::{
+    NO_SIGNAL_BOUND, ProtocolKind, evaluate, evaluate_without_signals,
+};
 use traffic_signals::{
     Adaptive, AdaptiveParams, FixedTime, MaxPressure, Rollout, RolloutParams, SignalController,
 };
@@ -71,6 +73,54 @@ fn coordination_changes_decisions_deterministically() {
     let again = run(coordinated);
     assert_eq!(on.0, again.0);
     assert_eq!(on.1.to_bits(), again.1.to_bits());
+}
+
+/// The no-signal bound (signal control relaxed away) is below FixedTime, MaxPressure and ours
+/// on random grids under both protocols, and its scenario has no signal and no conflict point
+/// left. JN1's bound is pinned: the figure that says how much any controller could still gain.
+#[test]
+fn no_signal_bound_is_below_every_controller() {
+    for protocol in [ProtocolKind::P15, ProtocolKind::P5] {
+        for seed in 0..4u32 {
+            let sc = random_grid(seed);
+            let relaxed = sc.without_signals();
+            assert!(
+                relaxed
+                    .network
+                    .intersections
+                    .iter()
+                    .all(|x| x.phases.is_empty())
+            );
+            assert!(
+                relaxed
+                    .network
+                    .lane_links
+                    .iter()
+                    .all(|l| l.crosses.is_empty())
+            );
+            assert_eq!(relaxed.flows.len(), sc.flows.len());
+            let bound = evaluate_without_signals(&sc, protocol, |_| {});
+            assert_eq!(bound.controller, NO_SIGNAL_BOUND);
+            let controllers: [Box<dyn SignalController>; 3] = [
+                Box::new(FixedTime::new(vec![1, 2, 3, 4])),
+                Box::new(MaxPressure),
+                Box::new(Adaptive::new(AdaptiveParams::for_protocol(protocol))),
+            ];
+            for mut c in controllers {
+                let r = evaluate(sc.clone(), c.as_mut(), protocol, |_| {});
+                assert!(
+                    bound.average_travel_time < r.average_travel_time,
+                    "seed {seed} {protocol:?}: bound {bound:?} vs {r:?}"
+                );
+                assert!(
+                    bound.trips_finished >= r.trips_finished,
+                    "{bound:?} vs {r:?}"
+                );
+            }
+        }
+    }
+    let jn1 = evaluate_without_signals(&common::jn1(true), ProtocolKind::P15, |_| {});
+    assert_eq!(format!("{:.2}", jn1.average_travel_time), "230.97");
 }
 
 fn random_grid(seed: u32) -> Arc<Scenario> {

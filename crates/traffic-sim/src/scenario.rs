@@ -126,6 +126,28 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The same scenario with signal control relaxed away: every intersection unsignalised
+    /// (all movements green at every step, no yellow) and no conflict points inside
+    /// intersections, so vehicles interact only through car following, lane changes and the
+    /// lanes' own capacity. Its ATT is a reference floor for signal control: no phase plan of
+    /// the real network removes a constraint that this one still has. (A microsimulation is not
+    /// strictly monotone, so it is a relaxation measured, not a proven bound.)
+    pub fn without_signals(&self) -> Scenario {
+        let mut relaxed = self.clone();
+        for x in &mut relaxed.network.intersections {
+            x.phases.clear();
+            x.crosses = 0..0;
+        }
+        for link in &mut relaxed.network.lane_links {
+            link.crosses = 0..0;
+        }
+        relaxed.network.crosses.clear();
+        relaxed.network.cross_refs.clear();
+        relaxed
+    }
+}
+
 /// Resolves one flow (`i`: its index in the flow file, for error messages).
 pub(crate) fn build_flow(
     network: &Network,

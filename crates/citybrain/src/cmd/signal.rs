@@ -19,7 +19,8 @@ use traffic_signals::preemption::{
     evaluate_preemption,
 };
 use traffic_signals::protocol::{
-    CONTROLLERS, EpisodeResult, ProtocolKind, controllable, controller_by_name, evaluate,
+    CONTROLLERS, EpisodeResult, NO_SIGNAL_BOUND, ProtocolKind, controllable, controller_by_name,
+    evaluate, evaluate_without_signals,
 };
 use traffic_sim::generate::{GridSpec, generate_grid};
 use traffic_sim::spec::{ConfigSpec, parse_flows, parse_roadnet};
@@ -72,6 +73,11 @@ struct EvalArgs {
     /// Also write an SVG grouped bar chart of ATT per scenario per controller to FILE.
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Also run each scenario with signal control relaxed away (every movement green, no
+    /// conflicts inside intersections): the "no-signal bound" row, an ATT that no controller
+    /// is expected to beat.
+    #[arg(long)]
+    bound: bool,
 }
 
 #[derive(Debug, Args)]
@@ -314,6 +320,14 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             });
             results.push((name.clone(), r));
         }
+        if args.bound {
+            let r = evaluate_without_signals(scenario, protocol, |step| {
+                if progress {
+                    eprint!("\r{name} {NO_SIGNAL_BOUND} t={step}s   ");
+                }
+            });
+            results.push((name.clone(), r));
+        }
     }
     if progress {
         eprintln!();
@@ -377,25 +391,27 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(path) = &args.chart {
-        let values: Vec<Vec<Option<f64>>> = names
-            .iter()
-            .map(|n| {
-                controllers
-                    .iter()
-                    .map(|c| {
-                        let want = controller_by_name(c, protocol).ok()?;
-                        results
-                            .iter()
-                            .find(|(s, r)| s == n && r.controller == want.name())
-                            .map(|(_, r)| r.average_travel_time)
-                    })
-                    .collect()
-            })
-            .collect();
-        let labels: Vec<String> = controllers
+        let mut labels: Vec<String> = controllers
             .iter()
             .map(|c| {
                 controller_by_name(c, protocol).map_or_else(|_| c.clone(), |x| x.name().to_owned())
+            })
+            .collect();
+        if args.bound {
+            labels.push(NO_SIGNAL_BOUND.to_owned());
+        }
+        let values: Vec<Vec<Option<f64>>> = names
+            .iter()
+            .map(|n| {
+                labels
+                    .iter()
+                    .map(|label| {
+                        results
+                            .iter()
+                            .find(|(s, r)| s == n && &r.controller == label)
+                            .map(|(_, r)| r.average_travel_time)
+                    })
+                    .collect()
             })
             .collect();
         let svg = grouped_bar_svg(
