@@ -1526,7 +1526,7 @@ async fn batch(
         ));
     }
     let mut errors: Vec<(String, NgsiError)> = Vec::new();
-    let mut work: Vec<(String, BatchItem)> = Vec::new();
+    let mut work: Vec<(String, BatchItem)> = Vec::with_capacity(items.len());
     let no_overwrite = p.has_option("noOverwrite");
     let update_mode = p.has_option("update");
     // Batch update with noOverwrite: the attributes left alone, per entity (reported in a 207).

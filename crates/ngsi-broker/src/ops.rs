@@ -274,8 +274,8 @@ impl Broker {
         scope: &TenantScope,
         items: Vec<(String, BatchItem)>,
     ) -> BrokerResult<BatchOutcome> {
-        let mut ids: Vec<String> = Vec::new();
-        let mut seen = HashMap::new();
+        let mut ids: Vec<String> = Vec::with_capacity(items.len());
+        let mut seen = HashMap::with_capacity(items.len());
         for (id, _) in &items {
             if !seen.contains_key(id) {
                 seen.insert(id.clone(), ids.len());
@@ -287,7 +287,10 @@ impl Broker {
             let mut state: Vec<Option<Arc<Entity>>> = current;
             let mut touched = vec![false; state.len()];
             let mut deleted = vec![false; state.len()];
-            let mut outcome = BatchOutcome::default();
+            let mut outcome = BatchOutcome {
+                success: Vec::with_capacity(items.len()),
+                errors: Vec::new(),
+            };
             let at = now();
             for (id, item) in items {
                 let Some(&slot) = seen.get(&id) else { continue };

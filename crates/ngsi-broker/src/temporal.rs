@@ -98,14 +98,14 @@ fn deletion(entity_id: &str, name: &str, old: &Attribute, at: Timestamp) -> Temp
     instance_record(entity_id, name, &a, at)
 }
 
-/// The history of one entity change.
-pub(crate) fn diff(
+/// Appends the history of one entity change to `w`.
+fn diff(
+    w: &mut TemporalWrite,
     id: &str,
     old: Option<&Entity>,
     change: &EntityChangeE,
     at: Timestamp,
-) -> TemporalWrite {
-    let mut w = TemporalWrite::default();
+) {
     match (old, change) {
         (_, EntityChangeE::Keep) | (None, EntityChangeE::Delete) => {}
         (Some(old), EntityChangeE::Delete) => {
@@ -147,7 +147,6 @@ pub(crate) fn diff(
             }
         }
     }
-    w
 }
 
 /// The history of one `Broker::modify` call: `changes` of `ids` against the entities as they
@@ -158,11 +157,22 @@ pub(crate) fn history(
     changes: &[EntityChangeE],
 ) -> TemporalWrite {
     let at = now();
-    let mut all = TemporalWrite::default();
+    // Sized up front: a batch's records are large (a thousand entities' instances are about
+    // half a megabyte), and growing them by doubling took fresh, zeroed pages from the kernel
+    // at every step (found by profiling batch upserts).
+    let instances = changes
+        .iter()
+        .map(|c| match c {
+            EntityChangeE::Put(e) => e.attributes.values().map(Vec::len).sum(),
+            _ => 0,
+        })
+        .sum();
+    let mut all = TemporalWrite {
+        entities: Vec::with_capacity(changes.len()),
+        instances: Vec::with_capacity(instances),
+    };
     for ((id, before), change) in ids.iter().zip(old).zip(changes) {
-        let w = diff(id, before.as_deref(), change, at);
-        all.entities.extend(w.entities);
-        all.instances.extend(w.instances);
+        diff(&mut all, id, before.as_deref(), change, at);
     }
     all
 }
