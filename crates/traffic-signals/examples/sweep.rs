@@ -64,6 +64,15 @@ fn city240() -> Arc<Scenario> {
     )
 }
 
+/// One of `FILES` by its row: the generated city for `C240`, else the benchmark files in `data`.
+fn load(data: &str, tag: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
+    if tag == "C240" {
+        city240()
+    } else {
+        common::load(data, dir, roadnet, flow)
+    }
+}
+
 /// `adaptive` and `rollout` with the overridden parameters, the others by name.
 fn make(
     name: &str,
@@ -130,11 +139,7 @@ fn main() {
         // Demand per signalised intersection: vehicles scheduled in the hour and the
         // intersections their routes cross (route roads - 1).
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
-            let sc = if *tag == "C240" {
-                city240()
-            } else {
-                common::load(&data, dir, r, f)
-            };
+            let sc = load(&data, tag, dir, r, f);
             let signals = sc
                 .network
                 .intersections
@@ -162,7 +167,7 @@ fn main() {
     }
     if std::env::var("ENTRYDIAG").is_ok() {
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
-            let sc = common::load(&data, dir, r, f);
+            let sc = load(&data, tag, dir, r, f);
             let mut ctrl = make(&name, &params, &rparams, protocol);
             let p = protocol.protocol();
             let mut sim = traffic_sim::Simulation::new(sc);
@@ -183,11 +188,7 @@ fn main() {
     if std::env::var("RELAX").is_ok() {
         // The no-signal bound (signal control relaxed away; `signal eval --bound`).
         for (tag, dir, r, f) in FILES.iter().filter(|f| filter.split(',').any(|x| x == f.0)) {
-            let sc = if *tag == "C240" {
-                city240()
-            } else {
-                common::load(&data, dir, r, f)
-            };
+            let sc = load(&data, tag, dir, r, f);
             let m = traffic_signals::protocol::evaluate_without_signals(&sc, protocol, |_| {});
             println!(
                 "{tag} no-signal bound: ATT {:.2} (fin {} run {} wait {})",
@@ -212,11 +213,7 @@ fn main() {
                     chunk
                         .iter()
                         .map(|(tag, dir, r, f)| {
-                            let sc = if *tag == "C240" {
-                                city240()
-                            } else {
-                                common::load(data, dir, r, f)
-                            };
+                            let sc = load(data, tag, dir, r, f);
                             let mut ctrl = make(name, params, rparams, protocol);
                             let t = std::time::Instant::now();
                             let progress = std::env::var("PROGRESS").is_ok();
