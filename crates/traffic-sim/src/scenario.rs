@@ -124,9 +124,7 @@ impl Scenario {
             settings,
         })
     }
-}
 
-impl Scenario {
     /// The same scenario with signal control relaxed away: every intersection unsignalised
     /// (all movements green at every step, no yellow) and no conflict points inside
     /// intersections, so vehicles interact only through car following, lane changes and the
