@@ -128,15 +128,12 @@ pub fn evaluate_without_signals(
     protocol: ProtocolKind,
     mut progress: impl FnMut(u64),
 ) -> EpisodeResult {
-    let p = protocol.protocol();
-    let mut sim = Simulation::new(Arc::new(scenario.without_signals()));
-    let mut driver = EpisodeDriver::new(&mut sim, false, &p);
-    let chunk = (p.steps / 20).max(1);
-    while sim.steps() < p.steps {
-        let until = (sim.steps() + chunk).min(p.steps);
-        driver.run_until(&mut sim, None, until);
-        progress(sim.steps());
-    }
+    let sim = run(
+        Arc::new(scenario.without_signals()),
+        None,
+        protocol,
+        &mut progress,
+    );
     result(NO_SIGNAL_BOUND, protocol, &sim)
 }
 
@@ -179,16 +176,28 @@ pub fn evaluate(
     protocol: ProtocolKind,
     mut progress: impl FnMut(u64),
 ) -> EpisodeResult {
+    let sim = run(scenario, Some(&mut *controller), protocol, &mut progress);
+    result(controller.name(), protocol, &sim)
+}
+
+/// One episode of `protocol` (controlled when a controller is given), reporting progress about
+/// every 5%.
+fn run(
+    scenario: Arc<Scenario>,
+    mut controller: Option<&mut dyn SignalController>,
+    protocol: ProtocolKind,
+    progress: &mut impl FnMut(u64),
+) -> Simulation {
     let p = protocol.protocol();
     let mut sim = Simulation::new(scenario);
-    let mut driver = EpisodeDriver::new(&mut sim, true, &p);
+    let mut driver = EpisodeDriver::new(&mut sim, controller.is_some(), &p);
     let chunk = (p.steps / 20).max(1);
     while sim.steps() < p.steps {
         let until = (sim.steps() + chunk).min(p.steps);
-        driver.run_until(&mut sim, Some(&mut *controller), until);
+        driver.run_until(&mut sim, controller.as_deref_mut(), until);
         progress(sim.steps());
     }
-    result(controller.name(), protocol, &sim)
+    sim
 }
 
 fn result(controller: &str, protocol: ProtocolKind, sim: &Simulation) -> EpisodeResult {

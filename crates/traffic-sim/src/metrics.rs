@@ -222,9 +222,15 @@ impl crate::Simulation {
         let now = self.time();
         let mut delay = st.metrics.trip_delay_sum;
         for v in st.vehicles.iter().filter(|v| v.live && v.is_real()) {
-            delay += (now - v.enter_time) - v.travelled / st.params[v.pid as usize].max_speed;
+            delay += self.delay_so_far(v, now);
         }
         delay
+    }
+
+    /// A trip in progress's delay at `now`: time since its scheduled start minus the distance
+    /// travelled over its top speed.
+    fn delay_so_far(&self, v: &crate::vehicle::Vehicle, now: f64) -> f64 {
+        (now - v.enter_time) - v.travelled / self.state.params[v.pid as usize].max_speed
     }
 
     /// Computes the metrics report (O(vehicles); not called by the step loop).
@@ -247,7 +253,7 @@ impl crate::Simulation {
             }
             if v.is_real() {
                 people += 1;
-                delay += (now - v.enter_time) - v.travelled / st.params[v.pid as usize].max_speed;
+                delay += self.delay_so_far(v, now);
                 stops += u64::from(v.stops);
             }
         }
