@@ -53,6 +53,10 @@ use traffic_sim::{Display, Simulation};
 
 use crate::protocol::ProtocolKind;
 
+/// The name of [`Adaptive::max_pressure_guarded`], the MaxPressure baseline under the
+/// maximum-red guard.
+pub const MAX_PRESSURE_GUARDED: &str = "max-pressure-guarded";
+
 /// Parameters of [`Adaptive`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveParams {
@@ -199,6 +203,8 @@ struct Plan {
 /// Our adaptive controller (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Adaptive {
+    /// What it reports as its name: `adaptive`, or [`MAX_PRESSURE_GUARDED`].
+    name: &'static str,
     params: AdaptiveParams,
     plans: Vec<Plan>,
     /// Per road: total lane length (metres) and its lanes.
@@ -226,6 +232,7 @@ impl Adaptive {
     /// A controller with `params`.
     pub fn new(params: AdaptiveParams) -> Adaptive {
         Adaptive {
+            name: "adaptive",
             params,
             plans: Vec::new(),
             road_capacity: Vec::new(),
@@ -239,6 +246,28 @@ impl Adaptive {
             pred_stamp: Vec::new(),
             pass: 0,
             expected: Vec::new(),
+        }
+    }
+
+    /// MaxPressure under the same maximum-red guard as `adaptive` (a baseline, reported as
+    /// [`MAX_PRESSURE_GUARDED`]): the score of a phase is its waiting vehicles in minus its
+    /// waiting vehicles out, with no approach, keep, entry-buffer or spillback term. It shows
+    /// what the guard alone costs a pressure controller, since MaxPressure itself lets a
+    /// red phase wait without bound.
+    pub fn max_pressure_guarded(protocol: ProtocolKind) -> Adaptive {
+        let params = AdaptiveParams {
+            w_approach: 0.0,
+            w_out: 1.0,
+            w_keep: 0.0,
+            w_keep_wait: 0.0,
+            w_entry: 0.0,
+            spill: 1.0,
+            due: 0.0,
+            ..AdaptiveParams::for_protocol(protocol)
+        };
+        Adaptive {
+            name: MAX_PRESSURE_GUARDED,
+            ..Adaptive::new(params)
         }
     }
 
@@ -579,7 +608,7 @@ impl Adaptive {
 
 impl SignalController for Adaptive {
     fn name(&self) -> &str {
-        "adaptive"
+        self.name
     }
 
     fn observe(&mut self, sim: &Simulation) {

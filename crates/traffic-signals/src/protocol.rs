@@ -92,9 +92,11 @@ pub const CONTROLLERS: [&str; 6] = [
     "adaptive",
 ];
 
-/// Controllers also known by name but not in the default set (too slow for a default run):
-/// `rollout` ([`crate::rollout::Rollout`], minutes per episode).
-pub const EXTRA_CONTROLLERS: [&str; 1] = ["rollout"];
+/// Controllers also known by name but not in the default set: `rollout`
+/// ([`crate::rollout::Rollout`], too slow for a default run: minutes per episode) and
+/// `max-pressure-guarded` ([`Adaptive::max_pressure_guarded`], MaxPressure held to the same
+/// maximum red as ours, for a like-for-like comparison).
+pub const EXTRA_CONTROLLERS: [&str; 2] = ["rollout", crate::adaptive::MAX_PRESSURE_GUARDED];
 
 /// A controller by name (see [`CONTROLLERS`] and [`EXTRA_CONTROLLERS`]), set up for `protocol`.
 pub fn controller_by_name(
@@ -113,6 +115,9 @@ pub fn controller_by_name(
         "rollout" => Ok(Box::new(Rollout::new(RolloutParams::for_protocol(
             protocol,
         )))),
+        crate::adaptive::MAX_PRESSURE_GUARDED => {
+            Ok(Box::new(Adaptive::max_pressure_guarded(protocol)))
+        }
         _ => Err(NameError::Controller(name.to_owned())),
     }
 }

@@ -164,6 +164,32 @@ fn max_red_holds_on_random_grids() {
     }
 }
 
+/// The guarded MaxPressure baseline keeps the same bound (the default 120 s), and it is not
+/// MaxPressure itself: the guard changes its decisions on most grids.
+#[test]
+fn max_red_holds_for_guarded_max_pressure() {
+    let (mut differs, mut starved) = (0, 0);
+    for protocol in [ProtocolKind::P15, ProtocolKind::P5] {
+        for seed in 0..4u32 {
+            let sc = random_grid(seed + 20);
+            let mut guarded = Adaptive::max_pressure_guarded(protocol);
+            assert_eq!(guarded.name(), "max-pressure-guarded");
+            let max_red = guarded.params().max_red;
+            let trace = check_max_red(sc.clone(), &mut guarded, protocol, max_red, seed + 20);
+            let (plain_trace, plain_worst) =
+                run_checked(sc, &mut traffic_signals::MaxPressure, protocol);
+            differs += usize::from(trace != plain_trace);
+            starved += usize::from(plain_worst > max_red);
+        }
+    }
+    assert!(differs >= 4, "the guard changed {differs} of 8 runs");
+    // The grids load some red phases long enough that plain MaxPressure overruns the bound.
+    assert!(
+        starved >= 1,
+        "plain MaxPressure kept every red within the bound"
+    );
+}
+
 /// The same safety property for the rollout controller (it chooses only among the phases the
 /// base policy's guard permits), on random grids; the rollouts do change its decisions.
 #[test]
@@ -204,6 +230,23 @@ fn check_max_red(
     max_red: f64,
     seed: u32,
 ) -> Vec<Display> {
+    let (trace, worst) = run_checked(sc, ctrl, protocol);
+    assert!(
+        worst <= max_red,
+        "{} {protocol:?} seed {seed}: a phase waited {worst} s > {max_red} s",
+        ctrl.name()
+    );
+    trace
+}
+
+/// Runs 1200 steps of `sc` under `ctrl` and `protocol`, asserting the yellow and the minimum
+/// green every step; returns the displays seen and the longest a phase with waiting vehicles
+/// stayed red.
+fn run_checked(
+    sc: Arc<Scenario>,
+    ctrl: &mut dyn SignalController,
+    protocol: ProtocolKind,
+) -> (Vec<Display>, f64) {
     let mut proto = protocol.protocol();
     proto.steps = 1200;
     let mut sim = Simulation::new(sc);
@@ -254,10 +297,5 @@ fn check_max_red(
             }
         }
     }
-    assert!(
-        worst <= max_red,
-        "{} {protocol:?} seed {seed}: a phase waited {worst} s > {max_red} s",
-        ctrl.name()
-    );
-    trace
+    (trace, worst)
 }
