@@ -35,7 +35,7 @@
 //!   yellow is paid once instead of again for the forced change.
 //!
 //! - **Coordination** between neighbours (`w_pred`, `w_keep_pred`; off in the defaults, which it
-//!   did not improve: docs/signals.md): each incoming lane's predicted arrivals within `horizon`
+//!   did not improve: docs/traffic-results.md): each incoming lane's predicted arrivals within `horizon`
 //!   seconds that are not yet within `reach` — moving vehicles further up the lane, plus its share
 //!   of what the upstream intersection releases into the lane's road in time under the phase it is
 //!   expected to show (its current green, or with `two_pass` its choice in a first pass over all
@@ -122,7 +122,7 @@ impl AdaptiveParams {
     /// The parameters used on every scenario under `protocol`.
     pub fn for_protocol(protocol: ProtocolKind) -> AdaptiveParams {
         let p = protocol.protocol();
-        // Swept on the sum of ATT over the six benchmark files (docs/signals.md). P5's short
+        // Swept on the sum of ATT over the six benchmark files (docs/traffic-results.md). P5's short
         // slots want a shorter approach reach, no entry-buffer term, a stronger keep rule and
         // changes steered to phases whose maximum red falls due soon; under P15 the per-second
         // wait bookkeeping lets the maximum-red guard act later (P5 gains nothing from it).

@@ -29,7 +29,7 @@
 //! are left alone. Deterministic: no randomness; ties keep the base policy's choice.
 //!
 //! **Cost.** Each decision runs `1 + rounds × Σ(candidates − 1)` rollouts of `horizon` steps over
-//! the whole network: far from [`Adaptive`]'s sub-millisecond decisions (docs/signals.md gives
+//! the whole network: far from [`Adaptive`]'s sub-millisecond decisions (docs/traffic-results.md gives
 //! the run time per episode).
 
 use traffic_sim::control::{ControlledIntersection, LaneStats, SignalController, SignalView};
