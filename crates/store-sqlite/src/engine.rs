@@ -56,8 +56,10 @@ struct RerunJob {
 
 /// One attempt of a [`RerunJob`].
 type RerunAttempt = Box<dyn FnMut(&Connection) -> StoreResult<()> + Send>;
-/// A [`RerunJob`]'s completion: its last attempt's outcome and the commit's error.
-type RerunFinish = Box<dyn FnOnce(StoreResult<()>, Option<&StoreError>) + Send>;
+/// A [`RerunJob`]'s completion: its last attempt's outcome, the commit's error, and the
+/// attempt itself, handed back so that its data (a batch's rows and history, thousands of
+/// allocations made on the request workers) is freed by the caller, not by the writer.
+type RerunFinish = Box<dyn FnOnce(StoreResult<()>, Option<&StoreError>, RerunAttempt) + Send>;
 
 /// What the writer queue carries.
 enum Job {
@@ -215,19 +217,25 @@ impl SqliteStore {
         F: FnMut(&Connection) -> StoreResult<()> + Send + 'static,
         T: FnOnce(bool) + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel::<StoreResult<()>>();
+        let (reply, answer) = tokio::sync::oneshot::channel::<(StoreResult<()>, RerunAttempt)>();
         self.send(Job::Rerun(RerunJob {
             attempt: Box::new(work),
-            finish: Box::new(move |result, commit_error| {
+            finish: Box::new(move |result, commit_error, spent| {
                 let outcome = match commit_error {
                     Some(error) => Err(error.clone()),
                     None => result,
                 };
                 then(outcome.is_ok());
-                let _ = reply.send(outcome);
+                // If the caller has gone away, the attempt comes back here and is freed on
+                // the writer after all.
+                let _ = reply.send((outcome, spent));
             }),
         }));
-        async move { answer.await.map_err(|_| unavailable())? }
+        async move {
+            let (outcome, spent) = answer.await.map_err(|_| unavailable())?;
+            drop(spent);
+            outcome
+        }
     }
 
     /// Queues `job` on the writer, or reports the refusal through it (so `then` still runs).
@@ -387,7 +395,7 @@ fn checkpoint_loop(path: &Path, stop: mpsc::Receiver<()>) {
 fn fail(job: Job, error: &StoreError) {
     match job {
         Job::Once(job) => job(Err(error))(Some(error)),
-        Job::Rerun(job) => (job.finish)(Err(error.clone()), Some(error)),
+        Job::Rerun(job) => (job.finish)(Err(error.clone()), Some(error), job.attempt),
     }
 }
 
@@ -518,7 +526,9 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, max_batch: usize) {
         for job in pending.drain(..) {
             match job {
                 Pending::Once(completion) => completion(commit_error.as_ref()),
-                Pending::Rerun(job, result) => (job.finish)(result, commit_error.as_ref()),
+                Pending::Rerun(job, result) => {
+                    (job.finish)(result, commit_error.as_ref(), job.attempt)
+                }
             }
         }
     }

@@ -57,7 +57,7 @@ fn delete_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<bool>
 /// reads or deletes anything first).
 static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
-        "INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at, types) VALUES",
+        "INSERT OR FAIL INTO ngsi_entities (tenant, id, doc, created_at, modified_at, types) VALUES",
         "(?, ?, ?, ?, ?, ?)",
         "ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, \
          created_at = excluded.created_at, modified_at = excluded.modified_at, \
