@@ -40,7 +40,19 @@ impl MultiRow {
         &self,
         conn: &Connection,
         rows: &[T],
+        bind: impl FnMut(&mut CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+    ) -> StoreResult<()> {
+        self.run_then(conn, rows, bind, |_, _| Ok(()))
+    }
+
+    /// [`MultiRow::run`], telling `then` after each statement which of `rows` it carried (so
+    /// it can read the statement's `changes()` and `last_insert_rowid()`).
+    pub(crate) fn run_then<T>(
+        &self,
+        conn: &Connection,
+        rows: &[T],
         mut bind: impl FnMut(&mut CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+        mut then: impl FnMut(&Connection, std::ops::Range<usize>) -> StoreResult<()>,
     ) -> StoreResult<()> {
         let mut rest = rows;
         for (size, sql) in CHUNKS.iter().zip(&self.sql) {
@@ -51,6 +63,9 @@ impl MultiRow {
                     bind(&mut stmt, 1 + n * self.params, row).map_err(backend)?;
                 }
                 stmt.raw_execute().map_err(backend)?;
+                drop(stmt);
+                let start = rows.len() - rest.len();
+                then(conn, start..start + size)?;
                 rest = tail;
             }
         }

@@ -204,3 +204,105 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
     );
     drop(dir);
 }
+
+/// Series are created in multi-row statements: a write that mixes existing and new series,
+/// spans more than one statement (40 entities × 2 attributes) and names one entity twice
+/// apart still files every instance under its own attribute, and keeps each entity's
+/// attributes in first-recorded order.
+#[tokio::test]
+async fn series_created_in_bulk_keep_instances_and_order() {
+    use store::{InstanceQuery, NgsiTemporalStore, TemporalInstanceRecord, TemporalWrite};
+    use store::{TenantId, TenantScope};
+    let (_dir, store) = fresh().await;
+    let s = TenantScope::authorized(TenantId::new("city").unwrap());
+    let inst = |e: &str, a: &str, n: i64| TemporalInstanceRecord {
+        entity_id: e.into(),
+        attribute: a.into(),
+        instance_id: format!("urn:i:{e}:{a}:{n}"),
+        dataset_id: None,
+        observed_at: Some(n),
+        created_at: n,
+        modified_at: n,
+        deleted_at: None,
+        doc: format!("{{\"v\":{n}}}"),
+    };
+    // First write: e0 has `b`.
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![],
+                instances: vec![inst("urn:e:0", "b", 1)],
+            },
+        )
+        .await
+        .unwrap();
+    // Second write: e0 gets `c` (new) and `b` (existing) in one run, 40 more entities get
+    // `x` and `y`, then e0 comes back with `a` (new) and `b` again.
+    let mut instances = vec![inst("urn:e:0", "c", 2), inst("urn:e:0", "b", 3)];
+    for k in 1..=40 {
+        instances.push(inst(&format!("urn:e:{k}"), "x", 10 + k));
+        instances.push(inst(&format!("urn:e:{k}"), "y", 100 + k));
+    }
+    instances.push(inst("urn:e:0", "a", 4));
+    instances.push(inst("urn:e:0", "b", 5));
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![],
+                instances,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.temporal_attributes(&s, "urn:e:0").await.unwrap(),
+        ["b", "c", "a"]
+    );
+    let of = |attribute: &str| InstanceQuery {
+        attributes: Some(vec![attribute.into()]),
+        ..InstanceQuery::default()
+    };
+    let docs = |rows: Vec<TemporalInstanceRecord>| -> Vec<String> {
+        rows.into_iter()
+            .map(|r| format!("{}={}", r.attribute, r.doc))
+            .collect()
+    };
+    assert_eq!(
+        docs(
+            store
+                .temporal_instances(&s, "urn:e:0", &of("b"))
+                .await
+                .unwrap()
+        ),
+        ["b={\"v\":1}", "b={\"v\":3}", "b={\"v\":5}"]
+    );
+    assert_eq!(
+        docs(
+            store
+                .temporal_instances(&s, "urn:e:0", &of("a"))
+                .await
+                .unwrap()
+        ),
+        ["a={\"v\":4}"]
+    );
+    for k in 1..=40 {
+        let id = format!("urn:e:{k}");
+        assert_eq!(
+            store.temporal_attributes(&s, &id).await.unwrap(),
+            ["x", "y"]
+        );
+        let all = store
+            .temporal_instances(&s, &id, &InstanceQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            docs(all),
+            [
+                format!("x={{\"v\":{}}}", 10 + k),
+                format!("y={{\"v\":{}}}", 100 + k)
+            ]
+        );
+    }
+}
