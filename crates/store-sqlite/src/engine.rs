@@ -488,15 +488,12 @@ fn run_job(conn: &Connection, pending: &mut Vec<Pending>, run: &mut Option<(Run,
     }
 }
 
-/// How long the writer waits for one more write before committing a group, when the previous
-/// group had several writes (concurrent writers): a commit has a fixed cost (WAL write, page
-/// cache upkeep), and callers whose answers were just released send their next writes
-/// within about this time. A lone writer (groups of one) never waits.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
-
+/// The writer: each group is the writes queued when it starts, up to `max_batch`, committed
+/// together. It never waits for more: a 200 µs linger for stragglers once cost single creates
+/// 8-30% on a 2-core machine, where the writer is what requests wait on (stop 17; see
+/// docs/bench-ngsi-ld.md, round 6).
 fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, max_batch: usize) {
     let mut pending: Vec<Pending> = Vec::with_capacity(max_batch);
-    let mut last_group = 0;
     while let Ok(first) = jobs.recv() {
         if let Err(error) = exec(&conn, "BEGIN IMMEDIATE") {
             fail(first, &error);
@@ -505,17 +502,11 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, max_batch: usize) {
         let mut run = None;
         run_job(&conn, &mut pending, &mut run, first);
         while pending.len() < max_batch {
-            let next = match jobs.try_recv() {
-                Ok(job) => Some(job),
-                Err(_) if last_group > 1 => jobs.recv_timeout(LINGER).ok(),
-                Err(_) => None,
-            };
-            match next {
-                Some(job) => run_job(&conn, &mut pending, &mut run, job),
-                None => break,
+            match jobs.try_recv() {
+                Ok(job) => run_job(&conn, &mut pending, &mut run, job),
+                Err(_) => break,
             }
         }
-        last_group = pending.len();
         if let Some((r, failed)) = run.take() {
             close_run(&conn, &mut pending, r, failed);
         }
