@@ -28,7 +28,7 @@ mod ngsi_temporal;
 mod secure;
 mod tenant_docs;
 
-pub use engine::{Durability, OpenOptions, SqliteStore};
+pub use engine::{Durability, NEW_DATABASE_PAGE_SIZE, OpenOptions, SqliteStore};
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "citybrain.db";

@@ -111,3 +111,43 @@ async fn concurrent_writes_are_grouped_and_each_is_answered() {
 store::ngsi_store_test_suite!(fresh());
 store::ngsi_subscription_store_test_suite!(fresh());
 store::ngsi_registration_store_test_suite!(fresh());
+
+fn page_size(path: &std::path::Path) -> i64 {
+    let raw = rusqlite::Connection::open(path).unwrap();
+    raw.query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn new_databases_get_large_pages_and_existing_ones_keep_theirs() {
+    let tenant = TenantRecord {
+        id: TenantId::new("city").unwrap(),
+        display_name: "City".into(),
+        created_at: UnixMillis(5),
+    };
+    // A new store lays its database down with the large pages.
+    let (dir, store) = fresh().await;
+    store.create_tenant(tenant.clone()).await.unwrap();
+    store.close();
+    let path = dir.path().join(store_sqlite::DATABASE_FILE);
+    assert_eq!(page_size(&path), store_sqlite::NEW_DATABASE_PAGE_SIZE);
+    assert_ne!(store_sqlite::NEW_DATABASE_PAGE_SIZE, 4096);
+
+    // A database made with SQLite's default pages (as every store before this change) is
+    // migrated and used as it is: the page size is not changed under existing data.
+    let old = tempfile::tempdir().unwrap();
+    let old_path = old.path().join(store_sqlite::DATABASE_FILE);
+    {
+        let raw = rusqlite::Connection::open(&old_path).unwrap();
+        raw.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE before_us (x INTEGER)")
+            .unwrap();
+    }
+    assert_eq!(page_size(&old_path), 4096);
+    let store = SqliteStore::open(old.path()).unwrap();
+    store.create_tenant(tenant.clone()).await.unwrap();
+    store.close();
+    let reopened = SqliteStore::open(old.path()).unwrap();
+    assert_eq!(reopened.tenant(&tenant.id).await.unwrap(), Some(tenant));
+    reopened.close();
+    assert_eq!(page_size(&old_path), 4096);
+}
