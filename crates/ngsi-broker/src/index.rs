@@ -32,6 +32,7 @@ use rstar::primitives::Rectangle;
 use rstar::{AABB, RTree};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};
@@ -232,81 +233,142 @@ struct TenantState {
     overlay: HashMap<String, (u64, Option<Arc<Entity>>)>,
 }
 
+type TypeIndex = HashMap<String, BTreeSet<Id>>;
+type ValueIndex = HashMap<String, HashMap<Key, BTreeSet<Id>>>;
+type GeoIndexes = HashMap<String, GeoIndex>;
+
+fn add_type(by_type: &mut TypeIndex, id: &Id, t: &str) {
+    if let Some(set) = by_type.get_mut(t) {
+        set.insert(id.clone());
+    } else {
+        by_type.insert(t.to_owned(), BTreeSet::from([id.clone()]));
+    }
+}
+
+fn remove_type(by_type: &mut TypeIndex, id: &Id, t: &str) {
+    if let Some(set) = by_type.get_mut(t) {
+        set.remove(id);
+        if set.is_empty() {
+            by_type.remove(t);
+        }
+    }
+}
+
+fn add_key(by_value: &mut ValueIndex, id: &Id, (name, key): &(String, Key)) {
+    let values = match by_value.get_mut(name) {
+        Some(v) => v,
+        None => by_value.entry(name.clone()).or_default(),
+    };
+    values.entry(key.clone()).or_default().insert(id.clone());
+}
+
+fn remove_key(by_value: &mut ValueIndex, id: &Id, (name, key): &(String, Key)) {
+    if let Some(values) = by_value.get_mut(name) {
+        if let Some(set) = values.get_mut(key) {
+            set.remove(id);
+            if set.is_empty() {
+                values.remove(key);
+            }
+        }
+        if values.is_empty() {
+            by_value.remove(name);
+        }
+    }
+}
+
+fn add_geo(by_geo: &mut GeoIndexes, id: &Id, (name, bbox): &(String, Option<[f64; 4]>)) {
+    by_geo.entry(name.clone()).or_default().insert(id, *bbox);
+}
+
+fn remove_geo(by_geo: &mut GeoIndexes, id: &Id, (name, bbox): &(String, Option<[f64; 4]>)) {
+    if let Some(g) = by_geo.get_mut(name) {
+        g.remove(id, *bbox);
+        if g.is_empty() {
+            by_geo.remove(name);
+        }
+    }
+}
+
+/// The entries of `old` to take out of an index and those of `new` to put in, for an id whose
+/// entries (each list free of repeats) change from `old` to `new`. Lists of one length are
+/// compared position by position, so an entity written again with the same types, geometry
+/// and most of its values moves only what changed; otherwise all of `old` goes and all of `new`
+/// comes. Removing every listed old entry before adding the new ones leaves exactly `new`:
+/// an old entry at a changed position differs from every unchanged one, which stays.
+fn changed<'a, T: PartialEq>(old: &'a [T], new: &'a [T]) -> (Vec<&'a T>, Vec<&'a T>) {
+    if old.len() != new.len() {
+        return (old.iter().collect(), new.iter().collect());
+    }
+    old.iter().zip(new).filter(|(o, n)| o != n).unzip()
+}
+
 impl TenantState {
-    fn unindex(&mut self, id: &Id, old: Committed) {
-        let e = &old.entity;
-        for t in &e.types {
-            if let Some(set) = self.by_type.get_mut(t) {
-                set.remove(id);
-                if set.is_empty() {
-                    self.by_type.remove(t);
-                }
-            }
+    fn unindex(&mut self, id: &Id, old: &Committed) {
+        for t in &old.entity.types {
+            remove_type(&mut self.by_type, id, t);
         }
-        for (name, bbox) in old.geo {
-            if let Some(g) = self.by_geo.get_mut(&name) {
-                g.remove(id, bbox);
-                if g.is_empty() {
-                    self.by_geo.remove(&name);
-                }
-            }
+        for g in &old.geo {
+            remove_geo(&mut self.by_geo, id, g);
         }
-        for (name, key) in old.keys {
-            if let Some(values) = self.by_value.get_mut(&name) {
-                if let Some(set) = values.get_mut(&key) {
-                    set.remove(id);
-                    if set.is_empty() {
-                        values.remove(&key);
-                    }
-                }
-                if values.is_empty() {
-                    self.by_value.remove(&name);
-                }
-            }
+        for k in &old.keys {
+            remove_key(&mut self.by_value, id, k);
         }
     }
 
     fn index(&mut self, id: &Id, c: &Committed) {
         for t in &c.entity.types {
-            if let Some(set) = self.by_type.get_mut(t) {
-                set.insert(id.clone());
-            } else {
-                self.by_type.insert(t.clone(), BTreeSet::from([id.clone()]));
-            }
+            add_type(&mut self.by_type, id, t);
         }
-        for (name, key) in &c.keys {
-            let values = match self.by_value.get_mut(name) {
-                Some(v) => v,
-                None => self.by_value.entry(name.clone()).or_default(),
-            };
-            values.entry(key.clone()).or_default().insert(id.clone());
+        for k in &c.keys {
+            add_key(&mut self.by_value, id, k);
         }
-        for (name, bbox) in &c.geo {
-            self.by_geo
-                .entry(name.clone())
-                .or_default()
-                .insert(id, *bbox);
+        for g in &c.geo {
+            add_geo(&mut self.by_geo, id, g);
         }
     }
 
-    /// Makes `staged` the committed state of its id.
-    fn commit(&mut self, staged: Staged) {
-        let key: Id = match self.entities.remove_entry(staged.id.as_str()) {
-            Some((key, old)) => {
-                self.unindex(&key, old);
-                key
-            }
-            None => Arc::from(staged.id.as_str()),
+    /// Makes `staged` the committed state of its id. Returns the entry it replaces, for the
+    /// caller to drop once it has released the lock (a batch's old entities are thousands of
+    /// allocations).
+    fn commit(&mut self, staged: Staged) -> Option<Committed> {
+        let Some(entity) = staged.entity else {
+            let (key, old) = self.entities.remove_entry(staged.id.as_str())?;
+            self.unindex(&key, &old);
+            return Some(old);
         };
-        if let Some(entity) = staged.entity {
-            let c = Committed {
-                entity,
-                keys: staged.keys,
-                geo: staged.geo,
-            };
-            self.index(&key, &c);
-            self.entities.insert(key, c);
-        }
+        let new = Committed {
+            entity,
+            keys: staged.keys,
+            geo: staged.geo,
+        };
+        let TenantState {
+            entities,
+            by_type,
+            by_value,
+            by_geo,
+            ..
+        } = self;
+        let id = staged.id.as_str();
+        let Some((key, slot)) = entities
+            .range_mut::<str, _>((Bound::Included(id), Bound::Included(id)))
+            .next()
+        else {
+            let key: Id = Arc::from(id);
+            self.index(&key, &new);
+            self.entities.insert(key, new);
+            return None;
+        };
+        // Written again: only the index entries that changed move.
+        let (gone, came) = changed(&slot.entity.types, &new.entity.types);
+        gone.into_iter().for_each(|t| remove_type(by_type, key, t));
+        came.into_iter().for_each(|t| add_type(by_type, key, t));
+        let (gone, came) = changed(&slot.keys, &new.keys);
+        gone.into_iter().for_each(|k| remove_key(by_value, key, k));
+        came.into_iter().for_each(|k| add_key(by_value, key, k));
+        let (gone, came) = changed(&slot.geo, &new.geo);
+        gone.into_iter().for_each(|g| remove_geo(by_geo, key, g));
+        came.into_iter().for_each(|g| add_geo(by_geo, key, g));
+        Some(std::mem::replace(slot, new))
     }
 
     /// Ids a `q` expression can match, if the value index narrows it.
@@ -620,6 +682,9 @@ impl Tenant {
         let Ok(mut st) = self.slot.state.write() else {
             return;
         };
+        // The replaced entries are dropped after the lock is released: readers and the next
+        // write's staging wait on it.
+        let mut replaced = Vec::with_capacity(if committed { written.len() } else { 0 });
         for w in written {
             if st.overlay.get(&w.id).is_some_and(|(s, _)| *s == seq) {
                 st.overlay.remove(&w.id);
@@ -628,9 +693,11 @@ impl Tenant {
                 if w.entity.is_some() {
                     st.registered = true;
                 }
-                st.commit(w);
+                replaced.extend(st.commit(w));
             }
         }
+        drop(st);
+        drop(replaced);
     }
 }
 
@@ -809,5 +876,95 @@ mod tests {
         st.commit(Staged::new("urn:ngsi-ld:T:04".into(), None));
         check(&st, "changed");
         assert!(st.by_type.values().all(|s| !s.contains("urn:ngsi-ld:T:04")));
+    }
+
+    /// The indexes after `st`'s writes equal the indexes built from scratch from its entities.
+    fn assert_rebuilt_equal(st: &TenantState, label: &str) {
+        let mut fresh = TenantState::default();
+        for c in st.entities.values() {
+            fresh.commit(Staged::new(c.entity.id.clone(), Some((*c.entity).clone())));
+        }
+        assert_eq!(st.by_type, fresh.by_type, "{label}: types");
+        assert_eq!(st.by_value, fresh.by_value, "{label}: values");
+        let geo = |st: &TenantState| -> BTreeMap<String, (usize, Vec<([u64; 4], BTreeSet<Id>)>, BTreeSet<Id>)> {
+            st.by_geo
+                .iter()
+                .map(|(name, g)| {
+                    let mut ids: Vec<_> = g.ids.iter().map(|(b, s)| (*b, s.clone())).collect();
+                    ids.sort();
+                    (name.clone(), (g.tree.size(), ids, g.unbounded.clone()))
+                })
+                .collect()
+        };
+        assert_eq!(geo(st), geo(&fresh), "{label}: geo");
+    }
+
+    /// An entity written again moves only its changed index entries; after every kind of
+    /// change the indexes are exactly those built from scratch (no stale id, no empty set).
+    #[test]
+    fn rewrites_keep_the_indexes_equal_to_a_rebuild() {
+        let ctx = Context::core(CoreContext::V1_9);
+        let p = |v: Value| json!({"type": "Property", "value": v});
+        let point = |x: f64| json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [x, 1.0]}});
+        let entity = |v: Value| parse_entity(&v, &ctx).unwrap();
+        let mut st = TenantState::default();
+        let base = |i: usize| {
+            json!({"id": format!("urn:ngsi-ld:V:{i}"), "type": "V", "speed": p(json!(i % 3)),
+                   "plate": p(json!(format!("B-{i}"))), "location": point(i as f64)})
+        };
+        for i in 0..6 {
+            st.commit(Staged::new(
+                format!("urn:ngsi-ld:V:{i}"),
+                Some(entity(base(i))),
+            ));
+        }
+        assert_rebuilt_equal(&st, "loaded");
+        let id = "urn:ngsi-ld:V:1".to_owned();
+        let steps: Vec<(&str, Value)> = vec![
+            ("same again", base(1)),
+            (
+                "value changed",
+                json!({"id": id, "type": "V", "speed": p(json!(2)), "plate": p(json!("B-1")), "location": point(1.0)}),
+            ),
+            (
+                "value to one another entity holds alone",
+                json!({"id": id, "type": "V", "speed": p(json!(2)), "plate": p(json!("B-4")), "location": point(1.0)}),
+            ),
+            (
+                "types changed",
+                json!({"id": id, "type": ["W", "V"], "speed": p(json!(2)), "plate": p(json!("B-4")), "location": point(1.0)}),
+            ),
+            (
+                "geometry moved onto another's",
+                json!({"id": id, "type": ["W", "V"], "speed": p(json!(2)), "plate": p(json!("B-4")), "location": point(3.0)}),
+            ),
+            (
+                "attributes reordered",
+                json!({"id": id, "type": ["W", "V"], "plate": p(json!("B-4")), "speed": p(json!(2)), "location": point(3.0)}),
+            ),
+            (
+                "values swapped between attributes",
+                json!({"id": id, "type": ["W", "V"], "plate": p(json!(2)), "speed": p(json!("B-4")), "location": point(3.0)}),
+            ),
+            (
+                "attribute added",
+                json!({"id": id, "type": "V", "plate": p(json!(2)), "speed": p(json!("B-4")), "location": point(3.0), "extra": p(json!([1, 2, "x"]))}),
+            ),
+            (
+                "array value changed in place",
+                json!({"id": id, "type": "V", "plate": p(json!(2)), "speed": p(json!("B-4")), "location": point(3.0), "extra": p(json!([2, 1, "y"]))}),
+            ),
+            ("attributes removed", json!({"id": id, "type": "V"})),
+            ("back to the start", base(1)),
+        ];
+        for (label, v) in steps {
+            let old = st.commit(Staged::new(id.clone(), Some(entity(v))));
+            assert!(old.is_some(), "{label}: the entry is replaced");
+            assert_rebuilt_equal(&st, label);
+        }
+        assert!(st.commit(Staged::new(id.clone(), None)).is_some());
+        assert_rebuilt_equal(&st, "deleted");
+        assert!(st.commit(Staged::new(id.clone(), None)).is_none());
+        assert!(st.by_type.values().all(|s| !s.contains(id.as_str())));
     }
 }
