@@ -886,7 +886,9 @@ mod tests {
         }
         assert_eq!(st.by_type, fresh.by_type, "{label}: types");
         assert_eq!(st.by_value, fresh.by_value, "{label}: values");
-        let geo = |st: &TenantState| -> BTreeMap<String, (usize, Vec<([u64; 4], BTreeSet<Id>)>, BTreeSet<Id>)> {
+        /// Per GeoProperty: the R-tree's size, the ids per envelope, the ids without one.
+        type GeoView = BTreeMap<String, (usize, Vec<([u64; 4], BTreeSet<Id>)>, BTreeSet<Id>)>;
+        let geo = |st: &TenantState| -> GeoView {
             st.by_geo
                 .iter()
                 .map(|(name, g)| {
