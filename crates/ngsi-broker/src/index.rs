@@ -676,14 +676,15 @@ impl Tenant {
         Ok(seq)
     }
 
-    /// On the writer, once the write's fate is known: commits or drops its results.
-    pub(crate) fn finish(&self, seq: u64, written: Written, committed: bool) {
+    /// On the writer, once the write's fate is known: commits or drops its results. Returns
+    /// the entries the write replaced, for its caller to free.
+    pub(crate) fn finish(&self, seq: u64, written: Written, committed: bool) -> Replaced {
         // A poisoned lock means a panic elsewhere; nothing sane is left to update.
         let Ok(mut st) = self.slot.state.write() else {
-            return;
+            return Replaced {
+                _entries: Vec::new(),
+            };
         };
-        // The replaced entries are dropped after the lock is released: readers and the next
-        // write's staging wait on it.
         let mut replaced = Vec::with_capacity(if committed { written.len() } else { 0 });
         for w in written {
             if st.overlay.get(&w.id).is_some_and(|(s, _)| *s == seq) {
@@ -696,9 +697,15 @@ impl Tenant {
                 replaced.extend(st.commit(w));
             }
         }
-        drop(st);
-        drop(replaced);
+        Replaced { _entries: replaced }
     }
+}
+
+/// The index entries a write replaced. They are handed back to the write's caller and
+/// freed there: freeing a batch's old entities on the store's writer, which every write
+/// waits for, was 15% of its time in batches that update (profiled).
+pub(crate) struct Replaced {
+    _entries: Vec<Committed>,
 }
 
 /// The storage record of an entity.

@@ -154,17 +154,24 @@ impl Broker {
             }
             let seq = tenant.stage(&written)?;
             let hook_tenant = tenant.clone();
+            let (replaced_tx, replaced_rx) = tokio::sync::oneshot::channel();
             let queued = self.store.modify_entities_blind(
                 scope,
                 ids,
                 Box::new(move |_| records),
                 history,
-                Box::new(move |committed| hook_tenant.finish(seq, written, committed)),
+                Box::new(move |committed| {
+                    // If this caller is gone, the writer frees them after all.
+                    let _ = replaced_tx.send(hook_tenant.finish(seq, written, committed));
+                }),
             );
-            (queued, answer)
+            (queued, answer, replaced_rx)
         };
-        let (queued, answer) = queued;
+        let (queued, answer, mut replaced) = queued;
         queued.await?;
+        // The entities this write replaced in the index are freed here, not on the writer (the
+        // hook ran before the write was answered).
+        drop(replaced.try_recv());
         if let Some(sink) = &sink {
             self.publish(sink, scope.tenant(), pairs);
         }
