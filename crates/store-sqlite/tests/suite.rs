@@ -151,3 +151,70 @@ async fn new_databases_get_large_pages_and_existing_ones_keep_theirs() {
     reopened.close();
     assert_eq!(page_size(&old_path), 4096);
 }
+
+/// Under writes that never pause, a checkpoint running beside the writer never catches up
+/// with it, so SQLite would never start the WAL over and it would grow for as long as the
+/// load lasts. Past `wal_restart_bytes` the writer lets it start over and the file is cut
+/// back, while the writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 256 * 1024;
+    let store = SqliteStore::open_with(
+        dir.path(),
+        store_sqlite::OpenOptions {
+            wal_restart_bytes: limit,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let wal = dir
+        .path()
+        .join(format!("{}-wal", store_sqlite::DATABASE_FILE));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (store, stop) = (store.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.append_audit(event(w * 1_000_000 + n)).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    // Watch the WAL while the writers run: it must shrink at least once under load.
+    let (mut largest, mut shrunk, mut previous) = (0, 0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size < previous {
+            shrunk += 1;
+        }
+        largest = largest.max(size);
+        previous = size;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    assert!(
+        written > 1000,
+        "the writers kept writing ({written} writes)"
+    );
+    assert!(
+        largest > limit,
+        "the WAL outgrew the limit ({largest} bytes)"
+    );
+    assert!(
+        shrunk >= 1,
+        "the WAL never started over (largest {largest} bytes)"
+    );
+    assert!(matches!(
+        store.verify_chain().await.unwrap(),
+        ChainVerification::Intact { entries } if entries == written as u64
+    ));
+}
