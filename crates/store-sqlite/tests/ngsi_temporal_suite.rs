@@ -211,9 +211,36 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
 /// attributes in first-recorded order.
 #[tokio::test]
 async fn series_created_in_bulk_keep_instances_and_order() {
+    series_keep_instances_and_order(false).await;
+}
+
+/// The same writes with entity records that mark every entity as written before (created
+/// before this write modifies it), so the store looks series up before inserting: found for
+/// e0's `b`, not found for e0's new attributes and for the 40 entities.
+#[tokio::test]
+async fn series_looked_up_first_keep_instances_and_order() {
+    series_keep_instances_and_order(true).await;
+}
+
+async fn series_keep_instances_and_order(marked: bool) {
     use store::{InstanceQuery, NgsiTemporalStore, TemporalInstanceRecord, TemporalWrite};
-    use store::{TenantId, TenantScope};
+    use store::{TemporalEntityRecord, TenantId, TenantScope};
     let (_dir, store) = fresh().await;
+    let record = |e: &str| TemporalEntityRecord {
+        id: e.into(),
+        types: vec!["T".into()],
+        scope: vec![],
+        created_at: 0,
+        modified_at: 1_000,
+        deleted_at: None,
+    };
+    let records = |ids: &[String]| -> Vec<TemporalEntityRecord> {
+        if marked {
+            ids.iter().map(|id| record(id)).collect()
+        } else {
+            vec![]
+        }
+    };
     let s = TenantScope::authorized(TenantId::new("city").unwrap());
     let inst = |e: &str, a: &str, n: i64| TemporalInstanceRecord {
         entity_id: e.into(),
@@ -231,7 +258,7 @@ async fn series_created_in_bulk_keep_instances_and_order() {
         .record_temporal(
             &s,
             TemporalWrite {
-                entities: vec![],
+                entities: records(&["urn:e:0".to_owned()]),
                 instances: vec![inst("urn:e:0", "b", 1)],
             },
         )
@@ -246,11 +273,13 @@ async fn series_created_in_bulk_keep_instances_and_order() {
     }
     instances.push(inst("urn:e:0", "a", 4));
     instances.push(inst("urn:e:0", "b", 5));
+    let mut ids = vec!["urn:e:0".to_owned()];
+    ids.extend((1..=40).map(|k| format!("urn:e:{k}")));
     store
         .record_temporal(
             &s,
             TemporalWrite {
-                entities: vec![],
+                entities: records(&ids),
                 instances,
             },
         )
