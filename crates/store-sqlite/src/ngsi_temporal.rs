@@ -252,8 +252,8 @@ pub(crate) fn record(conn: &Connection, tenant: &str, write: &TemporalWrite) -> 
             known.clear();
             // A few records may come first that have no instances (an entity deleted, or
             // written again unchanged): look past up to four of them.
-            let ahead = write.entities.iter().enumerate().skip(next_record).take(5);
-            entity_existed = match ahead.into_iter().find(|(_, r)| r.id == i.entity_id) {
+            let mut ahead = write.entities.iter().enumerate().skip(next_record).take(5);
+            entity_existed = match ahead.find(|(_, r)| r.id == i.entity_id) {
                 Some((at, r)) => {
                     next_record = at + 1;
                     r.created_at < r.modified_at
