@@ -135,6 +135,7 @@ impl Platform {
             &data_dir,
             OpenOptions {
                 durability,
+                wal_restart_bytes: config.store.wal_limit_mb.saturating_mul(1024 * 1024),
                 ..Default::default()
             },
         )

@@ -139,6 +139,9 @@ pub struct StoreConfig {
     /// `process-crash` (default: acknowledged writes survive kill -9) or `power-loss`
     /// (every commit fsynced).
     pub durability: Durability,
+    /// The write-ahead log's size bound in MiB: past it the store lets the log start over
+    /// even under writes that never pause, and cuts the file back to it.
+    pub wal_limit_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -146,6 +149,7 @@ impl Default for StoreConfig {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             durability: Durability::ProcessCrash,
+            wal_limit_mb: 256,
         }
     }
 }
@@ -585,6 +589,12 @@ impl Config {
         if self.store.data_dir.as_os_str().is_empty() {
             return value("store.data_dir", "must not be empty".into());
         }
+        if !(1..=1024 * 1024).contains(&self.store.wal_limit_mb) {
+            return value(
+                "store.wal_limit_mb",
+                "must be between 1 and 1048576 (MiB)".into(),
+            );
+        }
         if self.auth.access_token_ttl_secs < 10 {
             return value("auth.access_token_ttl_secs", "must be at least 10".into());
         }
@@ -708,6 +718,17 @@ mod tests {
         assert_eq!(config.listen_addr().unwrap().to_string(), "127.0.0.1:1026");
         assert_eq!(config.store.data_dir, PathBuf::from("./citybrain-data"));
         assert_eq!(config.auth.anonymous_role, None);
+        assert_eq!(config.store.wal_limit_mb, 256);
+    }
+
+    #[test]
+    fn the_wal_limit_is_checked() {
+        let config = load_with(Some("[store]\nwal_limit_mb = 64\n"), &[], &[]).unwrap();
+        assert_eq!(config.store.wal_limit_mb, 64);
+        let err = load_with(None, &[], &[("store.wal_limit_mb", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.wal_limit_mb"), "{err}");
     }
 
     #[test]
