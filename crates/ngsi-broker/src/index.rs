@@ -349,6 +349,7 @@ impl TenantState {
             ..
         } = self;
         let id = staged.id.as_str();
+        // One lookup that yields the stored key (shared with the index sets) and the entry.
         let Some((key, slot)) = entities
             .range_mut::<str, _>((Bound::Included(id), Bound::Included(id)))
             .next()

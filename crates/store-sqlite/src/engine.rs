@@ -410,10 +410,11 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// The WAL starts over from its beginning only when a write transaction begins after every
 /// frame has been copied. Under a steady stream of commits a checkpoint running beside the
 /// writer never catches up with it, so the WAL would grow for as long as the load lasts
-/// (measured: 1.1-1.5 GB by the end of `citybrain bench ngsi-ld`, growing all through it). Once the WAL is larger than
-/// `restart_bytes`, this asks the writer (`restart`) to run one passive checkpoint itself
-/// between two transactions, when it is the only writer: that copies the few frames left,
-/// and its next transaction restarts the WAL (`journal_size_limit` then cuts the file back).
+/// (measured: 650-800 MB by the end of `citybrain bench ngsi-ld`, growing all through it).
+/// Once the WAL is larger than `restart_bytes`, this asks the writer (`restart`) to run one
+/// passive checkpoint itself between two transactions, when it is the only writer: that
+/// copies the few frames left, and its next transaction restarts the WAL
+/// (`journal_size_limit` then cuts the file back).
 fn checkpoint_loop(
     path: &Path,
     stop: mpsc::Receiver<()>,
