@@ -65,11 +65,44 @@ fn city240() -> Arc<Scenario> {
 }
 
 /// One of `FILES` by its row: the generated city for `C240`, else the benchmark files in `data`.
+/// With `KEEP=id,id`, every intersection but those is relaxed to no signal
+/// (`Scenario::without_signals_except`).
 fn load(data: &str, tag: &str, dir: &str, roadnet: &str, flow: &str) -> Arc<Scenario> {
-    if tag == "C240" {
+    let sc = if tag == "C240" {
         city240()
     } else {
         common::load(data, dir, roadnet, flow)
+    };
+    match std::env::var("KEEP") {
+        Ok(keep) => {
+            let keep: Vec<&str> = keep.split(',').collect();
+            Arc::new(sc.without_signals_except(&keep))
+        }
+        Err(_) => sc,
+    }
+}
+
+/// A cyclic plan of one phase per decision (`plan=1,1,1,3,2,4`), for every intersection.
+struct Plan {
+    phases: Vec<u32>,
+    next: usize,
+}
+
+impl traffic_sim::control::SignalController for Plan {
+    fn name(&self) -> &str {
+        "plan"
+    }
+
+    fn decide(
+        &mut self,
+        view: &traffic_sim::control::SignalView<'_>,
+        decisions: &mut [Option<u32>],
+    ) {
+        let phase = self.phases[self.next % self.phases.len()];
+        self.next += 1;
+        for d in decisions.iter_mut().take(view.intersections.len()) {
+            *d = Some(phase);
+        }
     }
 }
 
@@ -87,6 +120,10 @@ fn make(
             r.base = params.clone();
             Box::new(Rollout::new(r))
         }
+        _ if name.starts_with("plan=") => Box::new(Plan {
+            phases: name[5..].split(',').map(|p| p.parse().unwrap()).collect(),
+            next: 1,
+        }),
         _ => controller_by_name(name, protocol).unwrap(),
     }
 }

@@ -123,6 +123,70 @@ fn no_signal_bound_is_below_every_controller() {
     assert_eq!(format!("{:.2}", jn1.average_travel_time), "230.97");
 }
 
+/// Relaxing every intersection but some (`without_signals_except`): with none kept it is the
+/// no-signal bound to the bit; the kept intersection keeps its phases and conflict points and
+/// nothing else does; and a controlled run of it lies between the bound and the real network.
+#[test]
+fn keeping_one_signal_lies_between_the_bound_and_the_network() {
+    let protocol = ProtocolKind::P15;
+    for seed in [1u32, 4, 7] {
+        let sc = random_grid(seed);
+        let bound = evaluate_without_signals(&sc, protocol, |_| {});
+        let none = Arc::new(sc.without_signals_except(&[]));
+        let r = evaluate(
+            none,
+            &mut FixedTime::new(vec![1, 2, 3, 4]),
+            protocol,
+            |_| {},
+        );
+        assert_eq!(
+            r.average_travel_time.to_bits(),
+            bound.average_travel_time.to_bits(),
+            "seed {seed}: nothing kept must be the bound"
+        );
+        let net = &sc.network;
+        let kept = net
+            .intersections
+            .iter()
+            .position(|x| !x.is_virtual && !x.phases.is_empty())
+            .expect("a signal");
+        let id = net.intersections[kept].id.clone();
+        let one = sc.without_signals_except(&[id.as_str()]);
+        for (i, x) in one.network.intersections.iter().enumerate() {
+            let original = &net.intersections[i];
+            if i == kept {
+                assert_eq!(x.phases.len(), original.phases.len());
+                assert_eq!(x.crosses, original.crosses);
+            } else {
+                assert!(x.phases.is_empty() && x.crosses.is_empty(), "{}", x.id);
+            }
+            for l in x.lane_links.clone() {
+                let (now, was) = (
+                    &one.network.lane_links[l as usize].crosses,
+                    &net.lane_links[l as usize].crosses,
+                );
+                assert_eq!(now, if i == kept { was } else { &(0..0) });
+            }
+        }
+        let params = AdaptiveParams::for_protocol(protocol);
+        let full = evaluate(
+            sc.clone(),
+            &mut Adaptive::new(params.clone()),
+            protocol,
+            |_| {},
+        );
+        let partial = evaluate(Arc::new(one), &mut Adaptive::new(params), protocol, |_| {});
+        assert!(
+            bound.average_travel_time <= partial.average_travel_time
+                && partial.average_travel_time <= full.average_travel_time,
+            "seed {seed}: bound {} keep {id} {} network {}",
+            bound.average_travel_time,
+            partial.average_travel_time,
+            full.average_travel_time
+        );
+    }
+}
+
 fn random_grid(seed: u32) -> Arc<Scenario> {
     let mut spec = GridSpec::city_240();
     spec.rows = 2 + seed % 3;

@@ -144,6 +144,26 @@ impl Scenario {
         relaxed.network.cross_refs.clear();
         relaxed
     }
+
+    /// [`Scenario::without_signals`] for every intersection except those named in `keep`,
+    /// which keep their phases and conflict points. With one bottleneck intersection kept, it
+    /// bounds what any controller of that intersection can reach: every other intersection is
+    /// as free as it can be. Unknown names are ignored (the caller lists what it kept).
+    pub fn without_signals_except(&self, keep: &[&str]) -> Scenario {
+        let mut relaxed = self.clone();
+        let net = &mut relaxed.network;
+        for x in &mut net.intersections {
+            if keep.contains(&x.id.as_str()) {
+                continue;
+            }
+            x.phases.clear();
+            x.crosses = 0..0;
+            for link in x.lane_links.clone() {
+                net.lane_links[link as usize].crosses = 0..0;
+            }
+        }
+        relaxed
+    }
 }
 
 /// Resolves one flow (`i`: its index in the flow file, for error messages).
