@@ -48,6 +48,10 @@ pub(crate) struct BenchArgs {
     /// flight).
     #[arg(long, default_value_t = 4)]
     ngsi_batch_connections: usize,
+    /// Connections sending the `ngsi-ld` benchmark's single creates (each keeps one request in
+    /// flight).
+    #[arg(long, default_value_t = 16)]
+    ngsi_create_connections: usize,
     /// Instances in the history of the `ngsi-ld-temporal` benchmark's entity.
     #[arg(long, default_value_t = 1_000_000)]
     ngsi_temporal_instances: usize,
@@ -124,7 +128,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.handle_footprint,
             )?,
             "ngsi-core" => ngsi_core::run(args.runs.max(1).div_ceil(10))?,
-            "ngsi-ld" => ngsi::run(args.ngsi_entities, args.ngsi_batch_connections.max(1))?,
+            "ngsi-ld" => ngsi::run(
+                args.ngsi_entities,
+                args.ngsi_create_connections.max(1),
+                args.ngsi_batch_connections.max(1),
+            )?,
             "cpn" => cpn::run()?,
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
             "sim" => sim::run(args.runs.max(1))?,

@@ -141,15 +141,29 @@ where
     Ok((rate, all))
 }
 
-pub(crate) fn run(entities: usize, batch_connections: usize) -> anyhow::Result<Report> {
+pub(crate) fn run(
+    entities: usize,
+    create_connections: usize,
+    batch_connections: usize,
+) -> anyhow::Result<Report> {
+    // As `citybrain serve` runs its runtime (see `yield_to_the_store_writer`).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(crate::cmd::yield_to_the_store_writer)
         .build()?;
-    runtime.block_on(run_async(entities.max(1000), batch_connections))
+    runtime.block_on(run_async(
+        entities.max(1000),
+        create_connections,
+        batch_connections,
+    ))
 }
 
-async fn run_async(entities: usize, batch_connections: usize) -> anyhow::Result<Report> {
+async fn run_async(
+    entities: usize,
+    create_connections: usize,
+    batch_connections: usize,
+) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let mut config = settings::Config::default();
     config.store.data_dir = dir.path().to_owned();
@@ -168,9 +182,9 @@ async fn run_async(entities: usize, batch_connections: usize) -> anyhow::Result<
     }));
     let mut figures = Vec::new();
 
-    // Single creates (16 connections).
+    // Single creates.
     let creates = 20_000.min(entities);
-    let (rate, _) = load(addr, 16, creates, |i| {
+    let (rate, _) = load(addr, create_connections, creates, |i| {
         (
             "POST",
             "/ngsi-ld/v1/entities".to_owned(),
@@ -180,7 +194,7 @@ async fn run_async(entities: usize, batch_connections: usize) -> anyhow::Result<
     })
     .await?;
     figures.push(figure(
-        "single creates",
+        &format!("single creates ({create_connections} connections)"),
         rate,
         "entities/s",
         Some((">= 20000", rate >= 20_000.0)),

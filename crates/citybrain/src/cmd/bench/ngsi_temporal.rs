@@ -150,9 +150,11 @@ async fn measure(addr: SocketAddr, path: &str, requests: usize) -> anyhow::Resul
 }
 
 pub(crate) fn run(instances: usize) -> anyhow::Result<Report> {
+    // As `citybrain serve` runs its runtime (see `yield_to_the_store_writer`).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(crate::cmd::yield_to_the_store_writer)
         .build()?;
     runtime.block_on(run_async(instances.max(1000)))
 }
