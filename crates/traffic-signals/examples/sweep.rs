@@ -122,6 +122,8 @@ fn make(
         }
         _ if name.starts_with("plan=") => Box::new(Plan {
             phases: name[5..].split(',').map(|p| p.parse().unwrap()).collect(),
+            // The plan's first phase is the one green from t = 0 (the protocol's initial
+            // phase); the first decision takes the second.
             next: 1,
         }),
         _ => controller_by_name(name, protocol).unwrap(),

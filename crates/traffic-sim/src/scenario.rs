@@ -146,9 +146,10 @@ impl Scenario {
     }
 
     /// [`Scenario::without_signals`] for every intersection except those named in `keep`,
-    /// which keep their phases and conflict points. With one bottleneck intersection kept, it
-    /// bounds what any controller of that intersection can reach: every other intersection is
-    /// as free as it can be. Unknown names are ignored (the caller lists what it kept).
+    /// which keep their phases and conflict points. With one bottleneck intersection kept, the
+    /// ATT its controllers reach here is a reference floor for the real network, where every
+    /// other intersection adds its own constraints (a relaxation measured, like the no-signal
+    /// bound, not a proof). Unknown names are ignored (the caller lists what it kept).
     pub fn without_signals_except(&self, keep: &[&str]) -> Scenario {
         let mut relaxed = self.clone();
         let net = &mut relaxed.network;

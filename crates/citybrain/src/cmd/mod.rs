@@ -115,6 +115,7 @@ const WORKER_NICENESS: i32 = 5;
 /// parsed a little later delays only itself. Measured on 2 vCPUs (stop 19, docs/bench-ngsi-ld.md,
 /// round 8). Raising one's own niceness needs no privilege; if the system refuses anyway the
 /// thread keeps its priority.
+#[cfg(target_os = "linux")]
 pub(crate) fn yield_to_the_store_writer() {
     let tid = Some(rustix::thread::gettid());
     let result = rustix::process::getpriority_process(tid)
@@ -123,6 +124,10 @@ pub(crate) fn yield_to_the_store_writer() {
         tracing::debug!(%error, "a runtime thread keeps its scheduling priority");
     }
 }
+
+/// Elsewhere the runtime's threads keep the process's priority.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn yield_to_the_store_writer() {}
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -149,7 +154,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     /// A runtime thread ends up 5 nicer than the thread that started it (at most 19), and the
     /// starting thread keeps its own priority.
