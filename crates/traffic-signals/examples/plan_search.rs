@@ -3,9 +3,11 @@
 //!
 //! Every intersection except `KEEP` (default `intersection_4_4`) is relaxed to no signal
 //! (`Scenario::without_signals_except`). The kept intersection's phase sequence (one phase per
-//! decision of the protocol) starts from what `rollout` (or `START=adaptive`) chose, then
+//! decision of the protocol) starts from what `rollout` (or `START=adaptive`) chose, or from
+//! `SEQ=` (a sequence an earlier search printed), then
 //! coordinate descent tries every other phase at every decision, simulating the rest of the
-//! hour each time with the future arrivals known, and keeps a change that lowers the ATT.
+//! hour each time with the future arrivals known, and keeps a change that lowers the ATT
+//! (`WINDOW=2`: every assignment of two consecutive decisions at a time).
 //! With the maximum red (default; `MAX_RED=secs`), a sequence is allowed only if no phase
 //! with waiting vehicles stays red longer than that, checked every step as the property tests
 //! do; `MAX_RED=inf` searches without it.
@@ -118,6 +120,7 @@ fn main() {
     let keep = std::env::var("KEEP").unwrap_or_else(|_| "intersection_4_4".into());
     let max_red: f64 = std::env::var("MAX_RED").map_or(120.0, |v| v.parse().unwrap());
     let start = std::env::var("START").unwrap_or_else(|_| "rollout".into());
+    let window: usize = std::env::var("WINDOW").map_or(1, |v| v.parse().unwrap());
     let dir = if file.contains("hangzhou") {
         "hangzhou_4x4"
     } else {
@@ -139,6 +142,12 @@ fn main() {
     };
     let r = evaluate(sc.clone(), &mut rec, protocol, |_| {});
     let mut seq = rec.seq;
+    // `SEQ=1113...`: start from a sequence an earlier search printed instead.
+    if let Ok(given) = std::env::var("SEQ") {
+        let given: Vec<u32> = given.bytes().map(|b| u32::from(b - b'0')).collect();
+        assert_eq!(given.len(), seq.len(), "SEQ has one digit per decision");
+        seq = given;
+    }
     println!(
         "{file} keep {keep:?}: {start} ATT {:.2} ({} decisions)",
         r.average_travel_time,
@@ -177,27 +186,50 @@ fn main() {
         let mut run = at_first.clone();
         let mut changed = 0;
         for k in 0..seq.len() {
-            let alternatives: Vec<u32> =
-                p.phases.iter().copied().filter(|&q| q != seq[k]).collect();
-            let tried: Vec<(u32, Option<f64>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = alternatives
-                    .iter()
-                    .map(|&q| {
-                        let mut cand = seq.clone();
-                        cand[k] = q;
-                        let run = run.clone();
-                        let setup = &setup;
-                        s.spawn(move || (q, setup.finish(run, &cand, k)))
+            // Every other assignment of phases to decisions k..k+window.
+            let w = window.min(seq.len() - k);
+            let mut alternatives: Vec<Vec<u32>> = vec![Vec::new()];
+            for _ in 0..w {
+                alternatives = alternatives
+                    .into_iter()
+                    .flat_map(|a| {
+                        p.phases.iter().map(move |&q| {
+                            let mut a = a.clone();
+                            a.push(q);
+                            a
+                        })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            }
+            alternatives.retain(|a| a[..] != seq[k..k + w]);
+            let tried: Vec<(Vec<u32>, Option<f64>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = alternatives
+                    .chunks(alternatives.len().div_ceil(2))
+                    .map(|chunk| {
+                        let (seq, run, setup) = (&seq, &run, &setup);
+                        s.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|a| {
+                                    let mut cand = seq.clone();
+                                    cand[k..k + a.len()].copy_from_slice(a);
+                                    (a.clone(), setup.finish(run.clone(), &cand, k))
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap())
+                    .collect()
             });
-            for (q, att) in tried {
+            for (a, att) in tried {
                 if let Some(att) = att
                     && att < best_att - 1e-9
                 {
                     best_att = att;
-                    seq[k] = q;
+                    seq[k..k + a.len()].copy_from_slice(&a);
                     changed += 1;
                 }
             }
@@ -207,7 +239,7 @@ fn main() {
                 .expect("the kept sequence keeps the maximum red");
         }
         println!(
-            "pass {}: ATT {best_att:.2}, {changed} decisions changed, {:.0} s",
+            "pass {}: ATT {best_att:.2}, {changed} changes kept, {:.0} s",
             pass + 1,
             t.elapsed().as_secs_f64()
         );
