@@ -308,6 +308,10 @@ struct Active {
     spec: JobSpec,
     scope: TenantScope,
     cancel_requested: bool,
+    /// Whether its site has been told to run its current attempt (or, for a remote agent, may
+    /// fetch it). A placement is dispatched only after its `placed` event is logged, so the
+    /// site's `running` report can never come first.
+    dispatched: bool,
     /// Last reason the job waits, to log an event only when it changes.
     waiting: String,
 }
@@ -475,6 +479,7 @@ impl Coordinator {
                     spec: stored.placement,
                     scope,
                     cancel_requested: false,
+                    dispatched: false,
                     waiting: String::new(),
                 },
             );
@@ -815,6 +820,7 @@ impl Coordinator {
                 spec,
                 scope: scope.clone(),
                 cancel_requested: false,
+                dispatched: false,
                 waiting: String::new(),
             },
         );
@@ -1083,25 +1089,8 @@ impl Coordinator {
                         job.record.detail = format!("dispatched to {site}");
                         job.record.updated_at = now;
                         job.waiting.clear();
-                        let spec = job.request.exec_spec(&id);
-                        let sent = state
-                            .sites
-                            .get(&site)
-                            .and_then(|s| s.agent.as_ref())
-                            .map(|a| {
-                                a.send(AgentCmd::Run {
-                                    job: id.clone(),
-                                    spec,
-                                })
-                            })
-                            .unwrap_or(false);
-                        let Some(job) = state.jobs.get_mut(&id) else {
-                            continue;
-                        };
-                        if !sent {
-                            // The agent is gone; the heartbeat check will requeue it.
-                            job.record.detail = format!("site {site} did not take the job");
-                        }
+                        // Dispatched below, once the placement is logged.
+                        job.dispatched = false;
                         placed.push((job.scope.clone(), job.record.clone(), site, cost));
                     }
                     Err(reason) => {
@@ -1127,6 +1116,8 @@ impl Coordinator {
                 json!({"site": site, "attempt": record.attempts, "cost": cost}),
             )
             .await;
+            self.dispatch(&scope, &record.id, &site, record.attempts)
+                .await;
         }
         for (scope, record, reason) in waiting {
             self.save(&scope, &record).await;
@@ -1142,6 +1133,62 @@ impl Coordinator {
                 json!({"reason": record.detail}),
             )
             .await;
+        }
+    }
+
+    /// Tells `site` to run attempt `attempt` of job `id`, now that its placement is logged: a
+    /// local agent gets the job; a remote one may fetch it at its next heartbeat. A job
+    /// cancelled meanwhile ends here without starting; one retried or ended meanwhile is left
+    /// alone.
+    async fn dispatch(&self, scope: &TenantScope, id: &str, site: &str, attempt: u32) {
+        let now = self.now();
+        let changed = {
+            let mut state = lock(&self.inner.state);
+            let State { sites, jobs } = &mut *state;
+            let Some(job) = jobs.get_mut(id) else {
+                return;
+            };
+            if job.dispatched
+                || job.record.state != "running"
+                || job.record.site.as_deref() != Some(site)
+                || job.record.attempts != attempt
+            {
+                return;
+            }
+            if job.cancel_requested {
+                let mut record = job.record.clone();
+                record.state = "cancelled".into();
+                record.detail = "cancelled before it started".into();
+                record.updated_at = now;
+                jobs.remove(id);
+                Some((record, "cancelled"))
+            } else {
+                job.dispatched = true;
+                // A remote agent fetches it at its next heartbeat (`send` is then true).
+                let sent = sites
+                    .get(site)
+                    .and_then(|s| s.agent.as_ref())
+                    .is_some_and(|a| {
+                        a.send(AgentCmd::Run {
+                            job: id.to_owned(),
+                            spec: job.request.exec_spec(id),
+                        })
+                    });
+                if sent {
+                    None
+                } else {
+                    // The agent is gone; the heartbeat check will requeue it.
+                    job.record.detail = format!("site {site} did not take the job");
+                    job.record.updated_at = now;
+                    Some((job.record.clone(), ""))
+                }
+            }
+        };
+        if let Some((record, event)) = changed {
+            self.save(scope, &record).await;
+            if !event.is_empty() {
+                self.event(scope, id, event, json!({})).await;
+            }
         }
     }
 
@@ -1652,7 +1699,7 @@ impl Coordinator {
             if j.cancel_requested {
                 reply.cancel.push(id.clone());
             }
-            if j.record.exec_id.is_none() && !reported.contains(id) {
+            if j.dispatched && j.record.exec_id.is_none() && !reported.contains(id) {
                 reply.run.push(crate::remote::RunJob::from_spec(
                     id,
                     &j.request.exec_spec(id),
