@@ -1161,7 +1161,7 @@ impl Coordinator {
                 record.detail = "cancelled before it started".into();
                 record.updated_at = now;
                 jobs.remove(id);
-                Some((record, "cancelled"))
+                Some((record, Some("cancelled")))
             } else {
                 job.dispatched = true;
                 // A remote agent fetches it at its next heartbeat (`send` is then true).
@@ -1180,13 +1180,13 @@ impl Coordinator {
                     // The agent is gone; the heartbeat check will requeue it.
                     job.record.detail = format!("site {site} did not take the job");
                     job.record.updated_at = now;
-                    Some((job.record.clone(), ""))
+                    Some((job.record.clone(), None))
                 }
             }
         };
         if let Some((record, event)) = changed {
             self.save(scope, &record).await;
-            if !event.is_empty() {
+            if let Some(event) = event {
                 self.event(scope, id, event, json!({})).await;
             }
         }
