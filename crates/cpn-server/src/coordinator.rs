@@ -517,6 +517,8 @@ impl Coordinator {
         }
     }
 
+    /// Stores a job's changed record. Callers log the change's event first: whoever then reads
+    /// the record's new state (a client waiting for a job to end) finds its event too.
     async fn save(&self, scope: &TenantScope, record: &JobRecord) {
         if let Err(error) = self.inner.store.update_job(scope, record).await {
             tracing::warn!(job = %record.id, %error, "could not store a job update");
@@ -924,7 +926,6 @@ impl Coordinator {
         };
         match outcome {
             Some((record, done)) => {
-                self.save(scope, &record).await;
                 self.event(
                     scope,
                     id,
@@ -936,6 +937,7 @@ impl Coordinator {
                     json!({}),
                 )
                 .await;
+                self.save(scope, &record).await;
                 Ok(JobView::from(&record))
             }
             None => {
@@ -1023,7 +1025,6 @@ impl Coordinator {
             let _ = self.inner.store.set_site_status(&id, "up", heartbeat).await;
         }
         for (scope, record, site) in lost_jobs {
-            self.save(&scope, &record).await;
             self.event(
                 &scope,
                 &record.id,
@@ -1031,6 +1032,7 @@ impl Coordinator {
                 json!({"site": site, "attempt": record.attempts}),
             )
             .await;
+            self.save(&scope, &record).await;
         }
     }
 
@@ -1108,7 +1110,6 @@ impl Coordinator {
         }
         for (scope, record, site, cost) in placed {
             tracing::info!(job = %record.id, tenant = %scope.tenant(), %site, attempt = record.attempts, "placed job");
-            self.save(&scope, &record).await;
             self.event(
                 &scope,
                 &record.id,
@@ -1116,16 +1117,16 @@ impl Coordinator {
                 json!({"site": site, "attempt": record.attempts, "cost": cost}),
             )
             .await;
+            self.save(&scope, &record).await;
             self.dispatch(&scope, &record.id, &site, record.attempts)
                 .await;
         }
         for (scope, record, reason) in waiting {
-            self.save(&scope, &record).await;
             self.event(&scope, &record.id, "waiting", json!({"reason": reason}))
                 .await;
+            self.save(&scope, &record).await;
         }
         for (scope, record) in failed {
-            self.save(&scope, &record).await;
             self.event(
                 &scope,
                 &record.id,
@@ -1133,6 +1134,7 @@ impl Coordinator {
                 json!({"reason": record.detail}),
             )
             .await;
+            self.save(&scope, &record).await;
         }
     }
 
@@ -1185,10 +1187,10 @@ impl Coordinator {
             }
         };
         if let Some((record, event)) = changed {
-            self.save(scope, &record).await;
             if let Some(event) = event {
                 self.event(scope, id, event, json!({})).await;
             }
+            self.save(scope, &record).await;
         }
     }
 
@@ -1221,7 +1223,6 @@ impl Coordinator {
             }
         };
         if let Some((scope, record)) = update {
-            self.save(&scope, &record).await;
             let detail = match &result {
                 Ok(exec) => json!({"site": site, "exec_id": exec.0}),
                 Err(error) => json!({"site": site, "error": error}),
@@ -1233,6 +1234,7 @@ impl Coordinator {
                 detail,
             )
             .await;
+            self.save(&scope, &record).await;
         }
     }
 
@@ -1304,7 +1306,6 @@ impl Coordinator {
                 if let Some(text) = &log {
                     let _ = self.inner.store.set_job_log(&scope, job, text).await;
                 }
-                self.save(&scope, &record).await;
                 if status.state == JobState::Lost {
                     self.event(
                         &scope,
@@ -1313,6 +1314,7 @@ impl Coordinator {
                         json!({"site": site, "detail": status.detail}),
                     )
                     .await;
+                    self.save(&scope, &record).await;
                     return false;
                 }
                 let ended = terminal(&record.state);
@@ -1325,6 +1327,7 @@ impl Coordinator {
                     )
                     .await;
                 }
+                self.save(&scope, &record).await;
                 !ended
             }
         }
