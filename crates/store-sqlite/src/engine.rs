@@ -90,6 +90,8 @@ struct Shared {
     max_idle_readers: usize,
     /// The NGSI-LD broker's in-memory index (see `NgsiStore::index_slot`).
     ngsi_index: store::IndexSlot,
+    /// Numbers new temporal series (see `ngsi_temporal::SeriesIds`).
+    series_ids: Arc<crate::ngsi_temporal::SeriesIds>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -152,6 +154,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.max_idle_readers,
                 ngsi_index: store::IndexSlot::new(),
+                series_ids: Arc::default(),
             }),
         })
     }
@@ -164,6 +167,11 @@ impl SqliteStore {
     /// See `NgsiStore::index_slot`.
     pub(crate) fn ngsi_index_slot(&self) -> &store::IndexSlot {
         &self.shared.ngsi_index
+    }
+
+    /// The writer's numbering of new temporal series.
+    pub(crate) fn series_ids(&self) -> Arc<crate::ngsi_temporal::SeriesIds> {
+        Arc::clone(&self.shared.series_ids)
     }
 
     /// Runs `work` in the writer's transaction; resolves once it is committed.

@@ -31,6 +31,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_entity_types_inline",
         include_str!("../migrations/0010_ngsi_entity_types_inline.sql"),
     ),
+    (
+        "ngsi_temporal_series_inline",
+        include_str!("../migrations/0011_ngsi_temporal_series_inline.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

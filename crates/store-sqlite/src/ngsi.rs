@@ -281,10 +281,11 @@ impl NgsiStore for SqliteStore {
         // The modifier reads nothing, so it runs here, and the write only reads its data:
         // the writer may run it again (see `SqliteStore::queue_rerunnable`).
         let changes = modify(ids.iter().map(|_| None).collect());
+        let series_ids = self.series_ids();
         Box::pin(self.queue_rerunnable(
             move |conn| {
                 apply_changes(conn, &tenant, &ids, &changes)?;
-                crate::ngsi_temporal::record(conn, &tenant, &history)
+                crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids)
             },
             on_commit,
         ))

@@ -1,10 +1,11 @@
-//! `NgsiTemporalStore` on SQLite (migrations 0007 and 0009): every (tenant, entity, attribute)
-//! with instances is a *series* with an integer id (`ngsi_temporal_series`), and one row per
-//! attribute instance is indexed by (series, observedAt), so `lastN` reads the newest N index
-//! entries of each attribute backwards and stops, whatever the length of the history. Series
-//! ids grow: an entity's attributes in first-recorded order are its series in id order, and
-//! the instances of a new series are appended at the right edge of the instance indexes.
-//! Writes go through the writer thread (group commit): an acknowledged write is committed.
+//! `NgsiTemporalStore` on SQLite (migrations 0007, 0009 and 0011): every (tenant, entity,
+//! attribute) with instances is a *series* with an integer id, listed in the temporal entity's
+//! row with the entity's other series in first-recorded order, and one row per attribute
+//! instance is indexed by (series, observedAt), so `lastN` reads the newest N index entries of
+//! each attribute backwards and stops, whatever the length of the history. Series ids grow
+//! (see [`SeriesIds`]): the instances of a new series are appended at the right edge of the
+//! instance indexes. Writes go through the writer thread (group commit): an acknowledged
+//! write is committed.
 
 use crate::SqliteStore;
 use crate::engine::backend;
@@ -59,6 +60,33 @@ fn instance_from_row(
     })
 }
 
+/// An entity's series: each attribute with instances and its series id, in first-recorded
+/// order (migration 0011: a JSON array of `[attribute, series]` pairs in the temporal entity's
+/// row).
+type SeriesMap = Vec<(String, i64)>;
+
+fn parse_series(text: Option<String>) -> rusqlite::Result<SeriesMap> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        }),
+    }
+}
+
+fn series_json(map: &SeriesMap) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The series of an entity (`None`: it has no temporal entity row).
+fn series_map(conn: &Connection, tenant: &str, entity_id: &str) -> StoreResult<Option<SeriesMap>> {
+    conn.prepare_cached("SELECT series FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
+        .map_err(backend)?
+        .query_row(params![tenant, entity_id], |row| parse_series(row.get(0)?))
+        .optional()
+        .map_err(backend)
+}
+
 /// The series of one attribute, if it has one.
 fn series_of(
     conn: &Connection,
@@ -66,134 +94,104 @@ fn series_of(
     entity_id: &str,
     attribute: &str,
 ) -> StoreResult<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT series FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3",
-    )
-    .map_err(backend)?
-    .query_row(params![tenant, entity_id, attribute], |row| row.get(0))
-    .optional()
-    .map_err(backend)
+    Ok(series_map(conn, tenant, entity_id)?
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(a, series)| (a == attribute).then_some(series)))
 }
 
-/// New series, in multi-row statements: `ON CONFLICT DO NOTHING` skips those that exist.
-static SERIES_INSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
-    MultiRow::new(
-        "INSERT OR FAIL INTO ngsi_temporal_series (tenant, entity_id, attribute) VALUES",
-        "(?, ?, ?)",
-        "ON CONFLICT DO NOTHING",
-    )
-});
-
-/// The series of each (entity id, attribute) of `keys`, created in that order where missing
-/// (so an entity's attributes keep their first-recorded order).
-///
-/// Keys marked `existing` (their entity had history before this write, as far as the caller
-/// can tell) are looked up first, and only those not found are inserted: for an entity that
-/// is written again, a failed insert and then a lookup per attribute was a quarter of the
-/// writer's time in batches of updates (profiled). The mark is a hint; either way every key
-/// ends with its series.
-fn series_for(
+fn store_series_map(
     conn: &Connection,
     tenant: &str,
-    keys: &[(&str, &str)],
-    existing: &[bool],
-) -> StoreResult<Vec<i64>> {
-    let mut ids = vec![0; keys.len()];
-    // The keys to insert, in order (so that an entity's new attributes keep their order).
-    let mut missing: Vec<usize> = Vec::with_capacity(keys.len());
-    for (k, &(entity_id, attribute)) in keys.iter().enumerate() {
-        match existing[k]
-            .then(|| series_of(conn, tenant, entity_id, attribute))
-            .transpose()?
-            .flatten()
-        {
-            Some(id) => ids[k] = id,
-            None => missing.push(k),
-        }
-    }
-    if missing.len() < keys.len() {
-        let subset: Vec<(&str, &str)> = missing.iter().map(|&k| keys[k]).collect();
-        let found = insert_series(conn, tenant, &subset)?;
-        for (k, id) in missing.into_iter().zip(found) {
-            ids[k] = id;
-        }
-        return Ok(ids);
-    }
-    insert_series(conn, tenant, keys)
+    entity_id: &str,
+    map: &SeriesMap,
+) -> StoreResult<()> {
+    let text = (!map.is_empty()).then(|| series_json(map));
+    conn.prepare_cached(
+        "UPDATE ngsi_temporal_entities SET series = ?3 WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(backend)?
+    .execute(params![tenant, entity_id, text])
+    .map_err(backend)?;
+    Ok(())
 }
 
-/// The series of `keys`, created in that order where missing; their ids in order.
+/// Ids reserved ahead in `ngsi_temporal_counters` at a time: the counter row is written once
+/// per this many new series, not in every write.
+const SERIES_BLOCK: i64 = 4096;
+
+/// Numbers new series on the writer. Ids grow, so the instances of a new series are appended
+/// at the right edge of the instance indexes, and an entity's series in id order are its
+/// attributes in first-recorded order.
 ///
-/// The keys go in multi-row inserts (a batch of new entities creates thousands of series;
-/// one statement each was 13% of the writer's time). When a statement inserted all of its
-/// rows, they received consecutive rowids in `VALUES` order ending at `last_insert_rowid()`:
-/// without `AUTOINCREMENT`, SQLite gives each new row one more than the table's largest
-/// rowid, and only picks at random once that largest is `i64::MAX` (checked). Otherwise (some
-/// existed) each key of the statement is looked up: all exist by then.
-fn insert_series(conn: &Connection, tenant: &str, keys: &[(&str, &str)]) -> StoreResult<Vec<i64>> {
-    let mut ids = vec![0; keys.len()];
-    let look_up = |conn: &Connection, (entity_id, attribute): (&str, &str)| {
-        series_of(conn, tenant, entity_id, attribute)?.ok_or_else(|| {
-            store::StoreError::backend(format!(
-                "temporal series of {entity_id} {attribute} vanished"
-            ))
-        })
-    };
-    SERIES_INSERT.run_then(
-        conn,
-        keys,
-        |stmt, at, (entity_id, attribute)| {
-            stmt.raw_bind_parameter(at, tenant)?;
-            stmt.raw_bind_parameter(at + 1, entity_id)?;
-            stmt.raw_bind_parameter(at + 2, attribute)
-        },
-        |conn, range| {
-            let n = range.len() as i64;
-            let last = conn.last_insert_rowid();
-            if conn.changes() == range.len() as u64 && last < i64::MAX {
-                for (k, id) in range.zip(last - n + 1..) {
-                    ids[k] = id;
-                }
-            } else {
-                for k in range {
-                    ids[k] = look_up(conn, keys[k])?;
-                }
-            }
-            Ok(())
-        },
-    )?;
-    Ok(ids)
+/// The counter row holds a number above every id handed out: each write that needs ids reads
+/// it in its own transaction and moves it ahead when the ids would reach it. A write that is
+/// rolled back takes its move of the counter with it, but the ids it took stay taken here
+/// (gaps only), so no id is handed out twice; after a restart numbering resumes at the row.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesIds {
+    next: std::sync::Mutex<Option<i64>>,
 }
 
-/// The temporal entity rows of a write, in multi-row upserts.
+impl SeriesIds {
+    /// `n` new consecutive ids, the first returned.
+    fn take(&self, conn: &Connection, n: usize) -> StoreResult<i64> {
+        let reserved: i64 = conn
+            .prepare_cached("SELECT next FROM ngsi_temporal_counters WHERE name = 'series'")
+            .map_err(backend)?
+            .query_row([], |row| row.get(0))
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(1);
+        let mut next = self
+            .next
+            .lock()
+            .map_err(|_| store::StoreError::backend("the series counter is poisoned"))?;
+        let first = next.unwrap_or(reserved);
+        let end = first
+            .checked_add(n as i64)
+            .ok_or_else(|| store::StoreError::backend("temporal series ids are exhausted"))?;
+        if end > reserved {
+            conn.prepare_cached(
+                "INSERT INTO ngsi_temporal_counters (name, next) VALUES ('series', ?1) \
+                 ON CONFLICT (name) DO UPDATE SET next = excluded.next",
+            )
+            .map_err(backend)?
+            .execute(params![end.saturating_add(SERIES_BLOCK)])
+            .map_err(backend)?;
+        }
+        *next = Some(end);
+        Ok(first)
+    }
+}
+
+/// The temporal entity rows of a write, in multi-row upserts. A row's series are replaced
+/// only when the write gives them (`NULL` keeps them).
 static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
         "INSERT OR FAIL INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, modified_at, \
-         deleted_at) VALUES",
-        "(?, ?, ?, ?, ?, ?, ?)",
+         deleted_at, series) VALUES",
+        "(?, ?, ?, ?, ?, ?, ?, ?)",
         "ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope, \
          created_at = MIN(created_at, excluded.created_at), \
-         modified_at = MAX(modified_at, excluded.modified_at), deleted_at = excluded.deleted_at",
+         modified_at = MAX(modified_at, excluded.modified_at), deleted_at = excluded.deleted_at, \
+         series = COALESCE(excluded.series, series)",
     )
 });
 
-fn put_entities(
-    conn: &Connection,
-    tenant: &str,
-    entities: &[TemporalEntityRecord],
-) -> StoreResult<()> {
-    let rows: Vec<(&TemporalEntityRecord, String, String)> = entities
-        .iter()
-        .map(|e| (e, to_json(&e.types), to_json(&e.scope)))
-        .collect();
-    ENTITY_UPSERT.run(conn, &rows, |stmt, at, (e, types, scope)| {
+/// A temporal entity row of a write: its types, scope and series (if they change) as text.
+type EntityRow<'a> = (&'a TemporalEntityRecord, String, String, Option<&'a str>);
+
+fn put_entities(conn: &Connection, tenant: &str, rows: &[EntityRow<'_>]) -> StoreResult<()> {
+    ENTITY_UPSERT.run(conn, rows, |stmt, at, (e, types, scope, series)| {
         stmt.raw_bind_parameter(at, tenant)?;
         stmt.raw_bind_parameter(at + 1, &e.id)?;
         stmt.raw_bind_parameter(at + 2, types)?;
         stmt.raw_bind_parameter(at + 3, scope)?;
         stmt.raw_bind_parameter(at + 4, e.created_at)?;
         stmt.raw_bind_parameter(at + 5, e.modified_at)?;
-        stmt.raw_bind_parameter(at + 6, e.deleted_at)
+        stmt.raw_bind_parameter(at + 6, e.deleted_at)?;
+        stmt.raw_bind_parameter(at + 7, series)
     })
 }
 
@@ -223,82 +221,137 @@ fn bind_instance(
     stmt.raw_bind_parameter(at + 8, &i.doc)
 }
 
+/// The series of one entity in a write: read from its row, extended by the write.
+struct EntitySeries<'a> {
+    entity_id: &'a str,
+    map: SeriesMap,
+    /// New attributes were added (their ids are assigned once all are known).
+    grown: bool,
+    /// The write carries a record of this entity (which then stores the series).
+    has_record: bool,
+}
+
 /// Appends `write` to the history of `tenant` (inside the caller's transaction): the
 /// `record_temporal` contract, also used by entity writes that carry their history.
-pub(crate) fn record(conn: &Connection, tenant: &str, write: &TemporalWrite) -> StoreResult<()> {
-    put_entities(conn, tenant, &write.entities)?;
-    // The series of each instance, in order (an attribute's series is created at its first
-    // instance, so attributes keep their first-recorded order). A write lists one entity's
-    // instances after another, so its distinct (entity, attribute) keys are collected with a
-    // short list of the current entity's attributes: no hash of (entity id, attribute IRI) per
-    // instance, which profiling showed to be 8% of the writer's time in batches. An entity that
-    // comes back later in the write adds its keys again; `series_for` resolves the repeats.
-    //
-    // An entity whose record in this write was created before it is modified here existed
-    // before the write (a new entity is created and modified at once), so its series are
-    // probably there: `series_for` looks those up first. The entity records of a write usually
-    // come in the order of its instances; a cursor finds them without hashing, and an entity
-    // it does not find gets no mark.
-    let mut keys: Vec<(&str, &str)> = Vec::with_capacity(write.instances.len());
-    let mut existing: Vec<bool> = Vec::with_capacity(write.instances.len());
-    let mut slots: Vec<usize> = Vec::with_capacity(write.instances.len());
-    let mut entity: Option<&str> = None;
-    let mut entity_existed = false;
-    let mut next_record = 0;
-    let mut known: Vec<(&str, usize)> = Vec::new();
+pub(crate) fn record(
+    conn: &Connection,
+    tenant: &str,
+    write: &TemporalWrite,
+    ids: &SeriesIds,
+) -> StoreResult<()> {
+    // The series of each instance. Each entity's series are read once, from its row (a write
+    // lists one entity's instances after another, so the entity is looked up only when it
+    // changes); an attribute without one gets a new series, numbered below once all are known,
+    // in order of first appearance (so an entity's attributes keep their first-recorded order).
+    let mut entities: Vec<EntitySeries<'_>> = Vec::new();
+    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut slots: Vec<(usize, usize)> = Vec::with_capacity(write.instances.len());
+    let mut current: Option<usize> = None;
+    let mut new_series = 0;
     for i in &write.instances {
-        if entity != Some(i.entity_id.as_str()) {
-            entity = Some(i.entity_id.as_str());
-            known.clear();
-            // A few records may come first that have no instances (an entity deleted, or
-            // written again unchanged): look past up to four of them.
-            let mut ahead = write.entities.iter().enumerate().skip(next_record).take(5);
-            entity_existed = match ahead.find(|(_, r)| r.id == i.entity_id) {
-                Some((at, r)) => {
-                    next_record = at + 1;
-                    r.created_at < r.modified_at
-                }
-                None => false,
-            };
-        }
-        let slot = match known.iter().find(|(a, _)| *a == i.attribute) {
-            Some(&(_, slot)) => slot,
-            None => {
-                keys.push((&i.entity_id, &i.attribute));
-                existing.push(entity_existed);
-                known.push((&i.attribute, keys.len() - 1));
-                keys.len() - 1
+        let e = match current {
+            Some(e) if entities[e].entity_id == i.entity_id => e,
+            _ => {
+                let e = match by_id.get(i.entity_id.as_str()) {
+                    Some(&e) => e,
+                    None => {
+                        entities.push(EntitySeries {
+                            entity_id: &i.entity_id,
+                            map: series_map(conn, tenant, &i.entity_id)?.unwrap_or_default(),
+                            grown: false,
+                            has_record: false,
+                        });
+                        by_id.insert(&i.entity_id, entities.len() - 1);
+                        entities.len() - 1
+                    }
+                };
+                current = Some(e);
+                e
             }
         };
-        slots.push(slot);
+        let series = &mut entities[e];
+        let at = match series.map.iter().position(|(a, _)| *a == i.attribute) {
+            Some(at) => at,
+            None => {
+                series.map.push((i.attribute.clone(), -1));
+                series.grown = true;
+                new_series += 1;
+                series.map.len() - 1
+            }
+        };
+        slots.push((e, at));
     }
-    let series = series_for(conn, tenant, &keys, &existing)?;
+    if new_series > 0 {
+        let mut next = ids.take(conn, new_series)?;
+        for (_, id) in entities.iter_mut().flat_map(|e| e.map.iter_mut()) {
+            if *id < 0 {
+                *id = next;
+                next += 1;
+            }
+        }
+    }
+    let grown: Vec<Option<String>> = entities
+        .iter()
+        .map(|e| e.grown.then(|| series_json(&e.map)))
+        .collect();
+    let mut rows: Vec<EntityRow<'_>> = Vec::with_capacity(write.entities.len());
+    for record in &write.entities {
+        let series = match by_id.get(record.id.as_str()) {
+            Some(&e) => {
+                entities[e].has_record = true;
+                grown[e].as_deref()
+            }
+            None => None,
+        };
+        rows.push((
+            record,
+            to_json(&record.types),
+            to_json(&record.scope),
+            series,
+        ));
+    }
+    put_entities(conn, tenant, &rows)?;
+    // Instances of an entity the write has no record of: its row stores the new series (a row
+    // is made for an entity that has none, so that its history can be found).
+    for (e, series) in entities.iter().zip(&grown) {
+        if let (false, Some(series)) = (e.has_record, series) {
+            let first = write
+                .instances
+                .iter()
+                .find(|i| i.entity_id == e.entity_id)
+                .map_or(0, |i| i.created_at);
+            conn.prepare_cached(
+                "INSERT INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, \
+                 modified_at, series) VALUES (?1, ?2, '[]', '[]', ?3, ?3, ?4) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET series = excluded.series",
+            )
+            .map_err(backend)?
+            .execute(params![tenant, e.entity_id, first, series])
+            .map_err(backend)?;
+        }
+    }
     let rows: Vec<(i64, &TemporalInstanceRecord)> = slots
         .iter()
         .zip(&write.instances)
-        .map(|(&slot, i)| (series[slot], i))
+        .map(|(&(e, at), i)| (entities[e].map[at].1, i))
         .collect();
     INSTANCE_INSERT.run(conn, &rows, bind_instance)
 }
 
 fn attributes(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT attribute FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2 ORDER BY series",
-        )
-        .map_err(backend)?;
-    let rows = stmt
-        .query_map(params![tenant, id], |row| row.get::<_, String>(0))
-        .map_err(backend)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    Ok(series_map(conn, tenant, id)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(attribute, _)| attribute)
+        .collect())
 }
 
 /// Instances of one attribute per the query (ascending).
 fn attribute_instances(
     conn: &Connection,
-    tenant: &str,
     id: &str,
     attribute: &str,
+    series: i64,
     q: &InstanceQuery,
 ) -> StoreResult<Vec<TemporalInstanceRecord>> {
     let column = match q.column {
@@ -306,9 +359,6 @@ fn attribute_instances(
         TimeColumn::CreatedAt => "created_at",
         TimeColumn::ModifiedAt => "modified_at",
         TimeColumn::DeletedAt => "deleted_at",
-    };
-    let Some(series) = series_of(conn, tenant, id, attribute)? else {
-        return Ok(Vec::new());
     };
     let mut sql =
         format!("SELECT {INSTANCE_COLUMNS} FROM ngsi_temporal_instances WHERE series = ?1");
@@ -367,7 +417,9 @@ impl NgsiTemporalStore for SqliteStore {
             return Ok(());
         }
         let tenant = scope.tenant().as_str().to_owned();
-        self.write(move |conn| record(conn, &tenant, &write)).await
+        let ids = self.series_ids();
+        self.write(move |conn| record(conn, &tenant, &write, &ids))
+            .await
     }
 
     async fn temporal_entity(
@@ -440,13 +492,18 @@ impl NgsiTemporalStore for SqliteStore {
         let id = id.to_owned();
         let query = query.clone();
         self.read(move |conn| {
-            let names = match &query.attributes {
-                Some(a) => a.clone(),
-                None => attributes(conn, &tenant, &id)?,
-            };
+            let map = series_map(conn, &tenant, &id)?.unwrap_or_default();
             let mut out = Vec::new();
-            for name in names {
-                out.extend(attribute_instances(conn, &tenant, &id, &name, &query)?);
+            let mut read = |name: &str| match map.iter().find(|(a, _)| a == name) {
+                Some(&(_, series)) => {
+                    out.extend(attribute_instances(conn, &id, name, series, &query)?);
+                    Ok::<_, store::StoreError>(())
+                }
+                None => Ok(()),
+            };
+            match &query.attributes {
+                Some(names) => names.iter().try_for_each(|name| read(name))?,
+                None => map.iter().try_for_each(|(name, _)| read(name))?,
             }
             Ok(out)
         })
@@ -457,19 +514,12 @@ impl NgsiTemporalStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let id = id.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "DELETE FROM ngsi_temporal_instances WHERE series IN \
-                 (SELECT series FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2)",
-            )
-            .map_err(backend)?
-            .execute(params![tenant, id])
-            .map_err(backend)?;
-            conn.prepare_cached(
-                "DELETE FROM ngsi_temporal_series WHERE tenant = ?1 AND entity_id = ?2",
-            )
-            .map_err(backend)?
-            .execute(params![tenant, id])
-            .map_err(backend)?;
+            for (_, series) in series_map(conn, &tenant, &id)?.unwrap_or_default() {
+                conn.prepare_cached("DELETE FROM ngsi_temporal_instances WHERE series = ?1")
+                    .map_err(backend)?
+                    .execute(params![series])
+                    .map_err(backend)?;
+            }
             let n = conn
                 .prepare_cached("DELETE FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
                 .map_err(backend)?
@@ -492,9 +542,11 @@ impl NgsiTemporalStore for SqliteStore {
         let attribute = attribute.to_owned();
         let dataset = dataset.clone();
         self.write(move |conn| {
-            let Some(series) = series_of(conn, &tenant, &id, &attribute)? else {
+            let mut map = series_map(conn, &tenant, &id)?.unwrap_or_default();
+            let Some(at) = map.iter().position(|(a, _)| *a == attribute) else {
                 return Ok(0);
             };
+            let series = map[at].1;
             let base = "DELETE FROM ngsi_temporal_instances WHERE series = ?1";
             let n = match &dataset {
                 DatasetSelector::All => conn.execute(base, params![series]).map_err(backend)?,
@@ -514,11 +566,8 @@ impl NgsiTemporalStore for SqliteStore {
                 )
                 .map_err(backend)?;
             if left == 0 {
-                conn.execute(
-                    "DELETE FROM ngsi_temporal_series WHERE series = ?1",
-                    params![series],
-                )
-                .map_err(backend)?;
+                map.remove(at);
+                store_series_map(conn, &tenant, &id, &map)?;
             }
             Ok(n as u64)
         })
@@ -533,18 +582,18 @@ impl NgsiTemporalStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let i = instance.clone();
         self.write(move |conn| {
+            let Some(series) = series_of(conn, &tenant, &i.entity_id, &i.attribute)? else {
+                return Ok(false);
+            };
             let n = conn
                 .prepare_cached(
-                    "UPDATE ngsi_temporal_instances SET doc = ?5, \
-                     observed_at = COALESCE(?6, created_at), has_observed = ?7, modified_at = ?8 \
-                     WHERE series = (SELECT series FROM ngsi_temporal_series \
-                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3) AND instance_id = ?4",
+                    "UPDATE ngsi_temporal_instances SET doc = ?3, \
+                     observed_at = COALESCE(?4, created_at), has_observed = ?5, modified_at = ?6 \
+                     WHERE series = ?1 AND instance_id = ?2",
                 )
                 .map_err(backend)?
                 .execute(params![
-                    tenant,
-                    i.entity_id,
-                    i.attribute,
+                    series,
                     i.instance_id,
                     i.doc,
                     i.observed_at,
@@ -568,14 +617,15 @@ impl NgsiTemporalStore for SqliteStore {
         let (id, attribute, instance_id) =
             (id.to_owned(), attribute.to_owned(), instance_id.to_owned());
         self.write(move |conn| {
+            let Some(series) = series_of(conn, &tenant, &id, &attribute)? else {
+                return Ok(false);
+            };
             let n = conn
                 .prepare_cached(
-                    "DELETE FROM ngsi_temporal_instances \
-                     WHERE series = (SELECT series FROM ngsi_temporal_series \
-                     WHERE tenant = ?1 AND entity_id = ?2 AND attribute = ?3) AND instance_id = ?4",
+                    "DELETE FROM ngsi_temporal_instances WHERE series = ?1 AND instance_id = ?2",
                 )
                 .map_err(backend)?
-                .execute(params![tenant, id, attribute, instance_id])
+                .execute(params![series, instance_id])
                 .map_err(backend)?;
             Ok(n > 0)
         })

@@ -335,3 +335,134 @@ async fn series_keep_instances_and_order(marked: bool) {
         );
     }
 }
+
+/// Series ids are numbered by the writer from a counter in the database (migration 0011): a
+/// write that fails after taking new series, and a reopened store, never hand out an id that
+/// an attribute already has, so no two attributes ever share a history.
+#[tokio::test]
+async fn series_ids_are_never_reused_after_a_failed_write_or_a_reopen() {
+    use store::{
+        InstanceQuery, NgsiTemporalStore, StoreErrorKind, TemporalEntityRecord,
+        TemporalInstanceRecord, TemporalWrite, TenantId, TenantScope,
+    };
+    let entity = |id: &str| TemporalEntityRecord {
+        id: id.into(),
+        types: vec!["T".into()],
+        scope: Vec::new(),
+        created_at: 1,
+        modified_at: 1,
+        deleted_at: None,
+    };
+    let instance = |entity: &str, attribute: &str, id: &str| TemporalInstanceRecord {
+        entity_id: entity.into(),
+        attribute: attribute.into(),
+        instance_id: id.into(),
+        dataset_id: None,
+        observed_at: Some(10),
+        created_at: 10,
+        modified_at: 10,
+        deleted_at: None,
+        doc: format!("{{\"v\":\"{id}\"}}"),
+    };
+    let write = |entity_id: &str, instances: Vec<TemporalInstanceRecord>| TemporalWrite {
+        entities: vec![entity(entity_id)],
+        instances,
+    };
+    let city = TenantScope::authorized(TenantId::new("city").unwrap());
+    let history = |store: SqliteStore, id: &'static str| {
+        let city = city.clone();
+        async move {
+            store
+                .temporal_instances(&city, id, &InstanceQuery::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.attribute, i.instance_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .record_temporal(
+                &city,
+                write("urn:e:1", vec![instance("urn:e:1", "a", "urn:i:1")]),
+            )
+            .await
+            .unwrap();
+        // Takes new series for b and c, then fails on a repeated instance id: nothing stays.
+        let failed = store
+            .record_temporal(
+                &city,
+                write(
+                    "urn:e:2",
+                    vec![
+                        instance("urn:e:2", "b", "urn:i:2"),
+                        instance("urn:e:2", "c", "urn:i:3"),
+                        instance("urn:e:2", "c", "urn:i:3"),
+                    ],
+                ),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(failed.kind(), StoreErrorKind::AlreadyExists);
+        assert!(
+            store
+                .temporal_entity(&city, "urn:e:2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .record_temporal(
+                &city,
+                write("urn:e:3", vec![instance("urn:e:3", "d", "urn:i:4")]),
+            )
+            .await
+            .unwrap();
+        store.close();
+    }
+    // After a reopen, new series (here many, past the writer's reserved block) are still new.
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let many: Vec<TemporalInstanceRecord> = (0..5000)
+        .map(|n| instance("urn:e:4", &format!("x{n}"), &format!("urn:i:x{n}")))
+        .collect();
+    store
+        .record_temporal(&city, write("urn:e:4", many))
+        .await
+        .unwrap();
+    store
+        .record_temporal(
+            &city,
+            write("urn:e:5", vec![instance("urn:e:5", "e", "urn:i:5")]),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store
+        .record_temporal(
+            &city,
+            write("urn:e:6", vec![instance("urn:e:6", "f", "urn:i:6")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        history(store.clone(), "urn:e:1").await,
+        [("a".to_owned(), "urn:i:1".to_owned())]
+    );
+    assert_eq!(
+        history(store.clone(), "urn:e:3").await,
+        [("d".to_owned(), "urn:i:4".to_owned())]
+    );
+    assert_eq!(history(store.clone(), "urn:e:4").await.len(), 5000);
+    assert_eq!(
+        history(store.clone(), "urn:e:5").await,
+        [("e".to_owned(), "urn:i:5".to_owned())]
+    );
+    assert_eq!(
+        history(store.clone(), "urn:e:6").await,
+        [("f".to_owned(), "urn:i:6".to_owned())]
+    );
+}
