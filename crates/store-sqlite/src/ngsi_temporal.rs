@@ -125,12 +125,15 @@ const SERIES_BLOCK: i64 = 4096;
 /// attributes in first-recorded order.
 ///
 /// The counter row holds a number above every id handed out: each write that needs ids reads
-/// it in its own transaction and moves it ahead when the ids would reach it. A write that is
-/// rolled back takes its move of the counter with it, but the ids it took stay taken here
-/// (gaps only), so no id is handed out twice; after a restart numbering resumes at the row.
+/// it in its own transaction, takes them from the block this writer reserved last if the row
+/// still holds that reservation, and otherwise (the first write after a start, a reservation
+/// rolled back, or another process writing the same file) from the row's number on, moving the
+/// row past them in the same transaction. Ids taken by a write that is rolled back stay taken
+/// here (gaps only), so no id is handed out twice.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIds {
-    next: std::sync::Mutex<Option<i64>>,
+    /// The next id of this writer's block, and the row's number that reserved the block.
+    block: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
 impl SeriesIds {
@@ -143,24 +146,33 @@ impl SeriesIds {
             .optional()
             .map_err(backend)?
             .unwrap_or(1);
-        let mut next = self
-            .next
+        let mut block = self
+            .block
             .lock()
             .map_err(|_| store::StoreError::backend("the series counter is poisoned"))?;
-        let first = next.unwrap_or(reserved);
+        let first = match *block {
+            Some((next, end)) if end == reserved => next,
+            // Past anything this writer took (a rolled-back reservation leaves the row lower).
+            Some((next, _)) => next.max(reserved),
+            None => reserved,
+        };
         let end = first
             .checked_add(n as i64)
             .ok_or_else(|| store::StoreError::backend("temporal series ids are exhausted"))?;
+        // The row covers `first..end` unless they reach past it (always the case when `first`
+        // did not come from this writer's block).
+        let mut block_end = reserved;
         if end > reserved {
+            block_end = end.saturating_add(SERIES_BLOCK);
             conn.prepare_cached(
                 "INSERT INTO ngsi_temporal_counters (name, next) VALUES ('series', ?1) \
                  ON CONFLICT (name) DO UPDATE SET next = excluded.next",
             )
             .map_err(backend)?
-            .execute(params![end.saturating_add(SERIES_BLOCK)])
+            .execute(params![block_end])
             .map_err(backend)?;
         }
-        *next = Some(end);
+        *block = Some((end, block_end));
         Ok(first)
     }
 }

@@ -466,3 +466,74 @@ async fn series_ids_are_never_reused_after_a_failed_write_or_a_reopen() {
         [("f".to_owned(), "urn:i:6".to_owned())]
     );
 }
+
+/// Two stores writing the same database file (two processes, say `serve` and an admin tool)
+/// each number new series: one never hands out an id the other has taken, also when its own
+/// reserved block of ids runs out.
+#[tokio::test]
+async fn two_writers_of_one_file_never_share_a_series() {
+    use store::{
+        InstanceQuery, NgsiTemporalStore, TemporalEntityRecord, TemporalInstanceRecord,
+        TemporalWrite, TenantId, TenantScope,
+    };
+    let write = |entity: &str, attributes: usize| TemporalWrite {
+        entities: vec![TemporalEntityRecord {
+            id: entity.into(),
+            types: vec!["T".into()],
+            scope: Vec::new(),
+            created_at: 1,
+            modified_at: 1,
+            deleted_at: None,
+        }],
+        instances: (0..attributes)
+            .map(|n| TemporalInstanceRecord {
+                entity_id: entity.into(),
+                attribute: format!("{entity}-a{n}"),
+                instance_id: format!("urn:i:{entity}:{n}"),
+                dataset_id: None,
+                observed_at: Some(10),
+                created_at: 10,
+                modified_at: 10,
+                deleted_at: None,
+                doc: "{}".into(),
+            })
+            .collect(),
+    };
+    let city = TenantScope::authorized(TenantId::new("city").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).unwrap();
+    let second = SqliteStore::open(dir.path()).unwrap();
+    first
+        .record_temporal(&city, write("urn:e:1", 1))
+        .await
+        .unwrap();
+    second
+        .record_temporal(&city, write("urn:e:2", 1))
+        .await
+        .unwrap();
+    // More new series than the first store's reserved block holds.
+    first
+        .record_temporal(&city, write("urn:e:3", 5000))
+        .await
+        .unwrap();
+    second
+        .record_temporal(&city, write("urn:e:4", 1))
+        .await
+        .unwrap();
+    for (entity, attributes) in [
+        ("urn:e:1", 1),
+        ("urn:e:2", 1),
+        ("urn:e:3", 5000),
+        ("urn:e:4", 1),
+    ] {
+        let history = first
+            .temporal_instances(&city, entity, &InstanceQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(history.len(), attributes, "{entity}");
+        assert!(
+            history.iter().all(|i| i.attribute.starts_with(entity)),
+            "{entity}"
+        );
+    }
+}
