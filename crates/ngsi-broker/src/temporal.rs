@@ -29,16 +29,6 @@ pub(crate) fn from_micros(us: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-/// A fresh instance id: a random per-process prefix and a counter (one random draw per
-/// process rather than a `getrandom` call per recorded instance).
-pub(crate) fn new_instance_id() -> String {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().to_string());
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("urn:ngsi-ld:Instance:{prefix}-{n:x}")
-}
-
 /// The temporal entity record of `e` at `at`.
 pub(crate) fn entity_record(e: &Entity, at: Timestamp, deleted: bool) -> TemporalEntityRecord {
     TemporalEntityRecord {
@@ -59,12 +49,12 @@ pub(crate) fn instance_record(
     at: Timestamp,
 ) -> TemporalInstanceRecord {
     // Encoded straight from `attr` with the instance's own times and without its
-    // `instanceId` (kept in its own column): no copy of the attribute per instance.
-    let instance_id = attr.instance_id.clone().unwrap_or_else(new_instance_id);
+    // `instanceId` (kept in its own column): no copy of the attribute per instance. A new
+    // instance's id is minted by the store (instance ids in input are ignored by the parser).
     TemporalInstanceRecord {
         entity_id: entity_id.to_owned(),
         attribute: name.to_owned(),
-        instance_id,
+        instance_id: attr.instance_id.clone(),
         dataset_id: attr.dataset_id.clone(),
         observed_at: attr.observed_at.map(micros),
         created_at: micros(at),
@@ -193,19 +183,18 @@ pub(crate) fn temporal_entity(
         ..Entity::default()
     };
     for i in instances {
+        let name = i.instance_id.as_deref().unwrap_or("without an id");
         let value: serde_json::Value = serde_json::from_str(&i.doc).map_err(|err| {
             BrokerError::Store(store::StoreError::backend(format!(
-                "stored instance {} does not decode: {err}",
-                i.instance_id
+                "stored instance {name} does not decode: {err}"
             )))
         })?;
         let mut a = codec::decode_attribute(&value).ok_or_else(|| {
             BrokerError::Store(store::StoreError::backend(format!(
-                "stored instance {} does not decode",
-                i.instance_id
+                "stored instance {name} does not decode"
             )))
         })?;
-        a.instance_id = Some(i.instance_id);
+        a.instance_id = i.instance_id;
         a.created_at = Some(from_micros(i.created_at));
         a.modified_at = Some(from_micros(i.modified_at));
         a.deleted_at = i.deleted_at.map(from_micros);

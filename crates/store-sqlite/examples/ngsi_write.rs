@@ -35,7 +35,7 @@ fn record(i: usize) -> EntityRecord {
     }
 }
 
-fn history(i: usize, serial: &mut u64) -> TemporalWrite {
+fn history(i: usize) -> TemporalWrite {
     let at = 1_800_000_000_000_000 + i as i64;
     let mut w = TemporalWrite::default();
     w.entities.push(TemporalEntityRecord {
@@ -61,13 +61,10 @@ fn history(i: usize, serial: &mut u64) -> TemporalWrite {
                 .to_owned(),
         ),
     ] {
-        *serial += 1;
         w.instances.push(TemporalInstanceRecord {
             entity_id: id(i),
             attribute: name,
-            instance_id: format!(
-                "urn:ngsi-ld:Instance:5f0c7e0e-2b1d-4c7a-9d51-3f4a8e2b6c10-{serial:x}"
-            ),
+            instance_id: None,
             dataset_id: None,
             observed_at: None,
             created_at: at,
@@ -84,13 +81,12 @@ async fn write(
     scope: &TenantScope,
     range: std::ops::Range<usize>,
     overwrite: bool,
-    serial: &mut u64,
 ) {
     let ids: Vec<String> = range.clone().map(id).collect();
     let records: Vec<EntityRecord> = range.clone().map(record).collect();
     let mut all = TemporalWrite::default();
     for i in range.clone() {
-        let w = history(i, serial);
+        let w = history(i);
         all.entities.extend(w.entities);
         if !overwrite {
             all.instances.extend(w.instances);
@@ -124,10 +120,9 @@ async fn main() {
     for c in 0..16 {
         let (store, scope) = (store.clone(), scope.clone());
         tasks.push(tokio::spawn(async move {
-            let mut serial = (c as u64) << 40;
             let mut i = c;
             while i < creates {
-                write(&store, &scope, i..i + 1, false, &mut serial).await;
+                write(&store, &scope, i..i + 1, false).await;
                 i += 16;
             }
         }));
@@ -143,18 +138,10 @@ async fn main() {
     for c in 0..4 {
         let (store, scope) = (store.clone(), scope.clone());
         tasks.push(tokio::spawn(async move {
-            let mut serial = (100 + c as u64) << 40;
             let mut b = c;
             while b < batches {
                 let range = b * 1000..(b + 1) * 1000;
-                write(
-                    &store,
-                    &scope,
-                    range.clone(),
-                    range.end <= creates,
-                    &mut serial,
-                )
-                .await;
+                write(&store, &scope, range.clone(), range.end <= creates).await;
                 b += 4;
             }
         }));

@@ -35,6 +35,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_temporal_series_inline",
         include_str!("../migrations/0011_ngsi_temporal_series_inline.sql"),
     ),
+    (
+        "ngsi_temporal_minted_instance_ids",
+        include_str!("../migrations/0012_ngsi_temporal_minted_instance_ids.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

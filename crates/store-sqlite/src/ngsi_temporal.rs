@@ -1,11 +1,13 @@
-//! `NgsiTemporalStore` on SQLite (migrations 0007, 0009 and 0011): every (tenant, entity,
+//! `NgsiTemporalStore` on SQLite (migrations 0007, 0009, 0011 and 0012): every (tenant, entity,
 //! attribute) with instances is a *series* with an integer id, listed in the temporal entity's
 //! row with the entity's other series in first-recorded order, and one row per attribute
 //! instance is indexed by (series, observedAt), so `lastN` reads the newest N index entries of
 //! each attribute backwards and stops, whatever the length of the history. Series ids grow
 //! (see [`SeriesIds`]): the instances of a new series are appended at the right edge of the
-//! instance indexes. Writes go through the writer thread (group commit): an acknowledged
-//! write is committed.
+//! instance indexes. An instance written without an id is known by its row number
+//! ([`minted_instance_id`]), so it costs no entry in a unique text index; ids given by the
+//! writer are kept in a partial unique index. Writes go through the writer thread (group
+//! commit): an acknowledged write is committed.
 
 use crate::SqliteStore;
 use crate::engine::backend;
@@ -38,25 +40,59 @@ fn entity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemporalEntityRe
     })
 }
 
-const INSTANCE_COLUMNS: &str = "instance_id, dataset_id, observed_at, has_observed, created_at, \
-     modified_at, deleted_at, doc";
+const INSTANCE_COLUMNS: &str = "seq, instance_id, dataset_id, observed_at, has_observed, \
+     created_at, modified_at, deleted_at, doc";
+
+/// What the ids the store mints start with; the row number follows in decimal.
+const MINTED_PREFIX: &str = "urn:ngsi-ld:Instance:";
+
+/// The id of the instance in row `seq` that was written without one.
+fn minted_instance_id(seq: i64) -> String {
+    format!("{MINTED_PREFIX}{seq}")
+}
+
+/// The row of a minted id (`None`: not of the minted form, exactly as
+/// [`minted_instance_id`] writes it).
+fn minted_seq(instance_id: &str) -> Option<i64> {
+    let digits = instance_id.strip_prefix(MINTED_PREFIX)?;
+    let seq: i64 = digits.parse().ok()?;
+    (seq > 0 && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'))
+        .then_some(seq)
+}
+
+/// How a write stores a given instance id: a minted one has no text of its own (`''`).
+fn stored_instance_id(instance_id: Option<&str>) -> StoreResult<&str> {
+    match instance_id {
+        None => Ok(""),
+        Some(id) if id.is_empty() || minted_seq(id).is_some() => Err(store::StoreError::new(
+            store::StoreErrorKind::InvalidInput,
+            format!("instance id `{id}` is reserved for ids the store mints"),
+        )),
+        Some(id) => Ok(id),
+    }
+}
 
 fn instance_from_row(
     row: &rusqlite::Row<'_>,
     entity_id: &str,
     attribute: &str,
 ) -> rusqlite::Result<TemporalInstanceRecord> {
-    let has_observed: i64 = row.get(3)?;
+    let has_observed: i64 = row.get(4)?;
+    let given: String = row.get(1)?;
     Ok(TemporalInstanceRecord {
         entity_id: entity_id.to_owned(),
         attribute: attribute.to_owned(),
-        instance_id: row.get(0)?,
-        dataset_id: row.get(1)?,
-        observed_at: (has_observed != 0).then(|| row.get(2)).transpose()?,
-        created_at: row.get(4)?,
-        modified_at: row.get(5)?,
-        deleted_at: row.get(6)?,
-        doc: row.get(7)?,
+        instance_id: Some(if given.is_empty() {
+            minted_instance_id(row.get(0)?)
+        } else {
+            given
+        }),
+        dataset_id: row.get(2)?,
+        observed_at: (has_observed != 0).then(|| row.get(3)).transpose()?,
+        created_at: row.get(5)?,
+        modified_at: row.get(6)?,
+        deleted_at: row.get(7)?,
+        doc: row.get(8)?,
     })
 }
 
@@ -210,20 +246,26 @@ fn put_entities(conn: &Connection, tenant: &str, rows: &[EntityRow<'_>]) -> Stor
 /// The instance rows of a write, in multi-row statements.
 static INSTANCE_INSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
-        "INSERT OR FAIL INTO ngsi_temporal_instances (series, instance_id, dataset_id, observed_at, \
-         has_observed, created_at, modified_at, deleted_at, doc) VALUES",
+        "INSERT OR FAIL INTO ngsi_temporal_instances (series, instance_id, dataset_id, \
+         observed_at, has_observed, created_at, modified_at, deleted_at, doc) VALUES",
         "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "",
     )
 });
 
+/// An instance row of a write: its series, stored id and record.
+type InstanceRow<'a> = (i64, &'a str, &'a TemporalInstanceRecord);
+
+// The row number is left to SQLite: naming it in the INSERT would make SQLite keep a
+// statement journal for every multi-row insert (it checks that the value is an integer as it
+// goes), which copied each page the statement touched.
 fn bind_instance(
     stmt: &mut rusqlite::CachedStatement<'_>,
     at: usize,
-    (series, i): &(i64, &TemporalInstanceRecord),
+    (series, instance_id, i): &InstanceRow<'_>,
 ) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at, series)?;
-    stmt.raw_bind_parameter(at + 1, &i.instance_id)?;
+    stmt.raw_bind_parameter(at + 1, instance_id)?;
     stmt.raw_bind_parameter(at + 2, &i.dataset_id)?;
     stmt.raw_bind_parameter(at + 3, i.observed_at.unwrap_or(i.created_at))?;
     stmt.raw_bind_parameter(at + 4, i.observed_at.is_some() as i64)?;
@@ -342,12 +384,52 @@ pub(crate) fn record(
             .map_err(backend)?;
         }
     }
-    let rows: Vec<(i64, &TemporalInstanceRecord)> = slots
-        .iter()
-        .zip(&write.instances)
-        .map(|(&(e, at), i)| (entities[e].map[at].1, i))
-        .collect();
+    if write.instances.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<InstanceRow<'_>> = Vec::with_capacity(write.instances.len());
+    for (&(e, at), i) in slots.iter().zip(&write.instances) {
+        let instance_id = stored_instance_id(i.instance_id.as_deref())?;
+        rows.push((entities[e].map[at].1, instance_id, i));
+    }
     INSTANCE_INSERT.run(conn, &rows, bind_instance)
+}
+
+/// The condition (on `?1` = the series, `?2` = the key) that selects the instance with
+/// `instance_id` in `series`: a minted id by its row (written without an id of its own), any
+/// other through the partial index of given ids.
+fn instance_key(instance_id: &str) -> (&'static str, rusqlite::types::Value) {
+    match minted_seq(instance_id) {
+        Some(seq) => ("seq = ?2 AND series = ?1 AND instance_id = ''", seq.into()),
+        None => (
+            "series = ?1 AND instance_id = ?2 AND instance_id <> ''",
+            instance_id.to_owned().into(),
+        ),
+    }
+}
+
+/// The largest instance row number (0 for none).
+fn last_row(conn: &Connection) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM ngsi_temporal_instances")
+        .map_err(backend)?
+        .query_row([], |row| row.get(0))
+        .map_err(backend)
+}
+
+/// After a delete: SQLite numbers a new row one past the largest, so had the delete taken the
+/// row numbered `top`, the next instance would get its number, and with it the minted id of
+/// the deleted instance. A placeholder row (series 0, which no entity has) keeps `top` taken.
+fn keep_row_numbers_rising(conn: &Connection, top: i64) -> StoreResult<()> {
+    if top > 0 && last_row(conn)? < top {
+        conn.prepare_cached(
+            "INSERT INTO ngsi_temporal_instances (seq, series, instance_id, observed_at, \
+             has_observed, created_at, modified_at, doc) VALUES (?1, 0, '', 0, 0, 0, 0, '')",
+        )
+        .map_err(backend)?
+        .execute(params![top])
+        .map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn attributes(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -526,12 +608,14 @@ impl NgsiTemporalStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let id = id.to_owned();
         self.write(move |conn| {
+            let top = last_row(conn)?;
             for (_, series) in series_map(conn, &tenant, &id)?.unwrap_or_default() {
                 conn.prepare_cached("DELETE FROM ngsi_temporal_instances WHERE series = ?1")
                     .map_err(backend)?
                     .execute(params![series])
                     .map_err(backend)?;
             }
+            keep_row_numbers_rising(conn, top)?;
             let n = conn
                 .prepare_cached("DELETE FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
                 .map_err(backend)?
@@ -559,6 +643,7 @@ impl NgsiTemporalStore for SqliteStore {
                 return Ok(0);
             };
             let series = map[at].1;
+            let top = last_row(conn)?;
             let base = "DELETE FROM ngsi_temporal_instances WHERE series = ?1";
             let n = match &dataset {
                 DatasetSelector::All => conn.execute(base, params![series]).map_err(backend)?,
@@ -569,6 +654,7 @@ impl NgsiTemporalStore for SqliteStore {
                     .execute(&format!("{base} AND dataset_id = ?2"), params![series, d])
                     .map_err(backend)?,
             };
+            keep_row_numbers_rising(conn, top)?;
             let left: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM ngsi_temporal_instances \
@@ -593,20 +679,24 @@ impl NgsiTemporalStore for SqliteStore {
     ) -> StoreResult<bool> {
         let tenant = scope.tenant().as_str().to_owned();
         let i = instance.clone();
+        let Some(instance_id) = i.instance_id.clone() else {
+            return Ok(false);
+        };
         self.write(move |conn| {
             let Some(series) = series_of(conn, &tenant, &i.entity_id, &i.attribute)? else {
                 return Ok(false);
             };
+            let (by, key) = instance_key(&instance_id);
             let n = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE ngsi_temporal_instances SET doc = ?3, \
                      observed_at = COALESCE(?4, created_at), has_observed = ?5, modified_at = ?6 \
-                     WHERE series = ?1 AND instance_id = ?2",
-                )
+                     WHERE {by}"
+                ))
                 .map_err(backend)?
                 .execute(params![
                     series,
-                    i.instance_id,
+                    key,
                     i.doc,
                     i.observed_at,
                     i.observed_at.is_some() as i64,
@@ -632,13 +722,14 @@ impl NgsiTemporalStore for SqliteStore {
             let Some(series) = series_of(conn, &tenant, &id, &attribute)? else {
                 return Ok(false);
             };
+            let (by, key) = instance_key(&instance_id);
+            let top = last_row(conn)?;
             let n = conn
-                .prepare_cached(
-                    "DELETE FROM ngsi_temporal_instances WHERE series = ?1 AND instance_id = ?2",
-                )
+                .prepare_cached(&format!("DELETE FROM ngsi_temporal_instances WHERE {by}"))
                 .map_err(backend)?
-                .execute(params![series, instance_id])
+                .execute(params![series, key])
                 .map_err(backend)?;
+            keep_row_numbers_rising(conn, top)?;
             Ok(n > 0)
         })
         .await

@@ -65,7 +65,7 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
         TemporalInstanceRecord {
             entity_id: "urn:e:1".into(),
             attribute: attribute.into(),
-            instance_id: id.into(),
+            instance_id: Some(id.into()),
             dataset_id: None,
             observed_at: observed,
             created_at: times.0,
@@ -135,7 +135,7 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
     assert_eq!(
         other_all
             .iter()
-            .map(|i| i.instance_id.as_str())
+            .map(|i| i.instance_id.as_deref().unwrap_or_default())
             .collect::<Vec<_>>(),
         ["urn:i:o1"]
     );
@@ -198,9 +198,48 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
     assert_eq!(
         speed
             .iter()
-            .map(|i| i.instance_id.as_str())
+            .map(|i| i.instance_id.as_deref().unwrap_or_default())
             .collect::<Vec<_>>(),
         ["urn:i:s2", "urn:i:s1", "urn:i:s3", "urn:i:s4"]
+    );
+    // Instances written without an id after the migration are numbered past the old rows
+    // (numbering from 1 would collide with them), and their minted id finds them.
+    store
+        .record_temporal(
+            &city,
+            TemporalWrite {
+                entities: Vec::new(),
+                instances: vec![TemporalInstanceRecord {
+                    instance_id: None,
+                    ..instance("speed", "", Some(600), (80, 80))
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    let of_speed = InstanceQuery {
+        attributes: Some(vec!["speed".into()]),
+        ..InstanceQuery::default()
+    };
+    let speed = store
+        .temporal_instances(&city, "urn:e:1", &of_speed)
+        .await
+        .unwrap();
+    assert_eq!(speed.len(), 5);
+    let minted = speed.last().unwrap().instance_id.clone().unwrap();
+    assert!(!minted.starts_with("urn:i:"), "{minted}");
+    assert!(
+        store
+            .delete_temporal_instance(&city, "urn:e:1", "speed", &minted)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .temporal_instances(&city, "urn:e:1", &of_speed)
+            .await
+            .unwrap(),
+        speed[..speed.len() - 1]
     );
     drop(dir);
 }
@@ -245,7 +284,7 @@ async fn series_keep_instances_and_order(marked: bool) {
     let inst = |e: &str, a: &str, n: i64| TemporalInstanceRecord {
         entity_id: e.into(),
         attribute: a.into(),
-        instance_id: format!("urn:i:{e}:{a}:{n}"),
+        instance_id: Some(format!("urn:i:{e}:{a}:{n}")),
         dataset_id: None,
         observed_at: Some(n),
         created_at: n,
@@ -356,7 +395,7 @@ async fn series_ids_are_never_reused_after_a_failed_write_or_a_reopen() {
     let instance = |entity: &str, attribute: &str, id: &str| TemporalInstanceRecord {
         entity_id: entity.into(),
         attribute: attribute.into(),
-        instance_id: id.into(),
+        instance_id: Some(id.into()),
         dataset_id: None,
         observed_at: Some(10),
         created_at: 10,
@@ -377,7 +416,7 @@ async fn series_ids_are_never_reused_after_a_failed_write_or_a_reopen() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|i| (i.attribute, i.instance_id))
+                .map(|i| (i.attribute, i.instance_id.unwrap_or_default()))
                 .collect::<Vec<_>>()
         }
     };
@@ -489,7 +528,7 @@ async fn two_writers_of_one_file_never_share_a_series() {
             .map(|n| TemporalInstanceRecord {
                 entity_id: entity.into(),
                 attribute: format!("{entity}-a{n}"),
-                instance_id: format!("urn:i:{entity}:{n}"),
+                instance_id: Some(format!("urn:i:{entity}:{n}")),
                 dataset_id: None,
                 observed_at: Some(10),
                 created_at: 10,

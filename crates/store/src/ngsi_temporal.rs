@@ -40,8 +40,10 @@ pub struct TemporalInstanceRecord {
     pub entity_id: String,
     /// Expanded attribute name.
     pub attribute: String,
-    /// The instance id (a URI), unique per entity and attribute.
-    pub instance_id: String,
+    /// The instance id (a URI), unique per entity and attribute. In a write, `None` has the
+    /// store mint one, unique in the whole store and never handed out again; instances read
+    /// back always have one.
+    pub instance_id: Option<String>,
     /// `datasetId`, `None` for the default instance.
     pub dataset_id: Option<String>,
     /// `observedAt` (µs), if the instance has one.
@@ -121,7 +123,9 @@ impl TemporalWrite {
 #[async_trait]
 pub trait NgsiTemporalStore: Send + Sync + 'static {
     /// Applies `write` atomically; resolves once committed. An `instance_id` already present for
-    /// the same entity and attribute is `AlreadyExists` (and nothing is written).
+    /// the same entity and attribute is `AlreadyExists` (and nothing is written). A given
+    /// `instance_id` may be refused (`InvalidInput`) if it has the form of the ids the store
+    /// mints.
     async fn record_temporal(&self, scope: &TenantScope, write: TemporalWrite) -> StoreResult<()>;
 
     /// One temporal entity.

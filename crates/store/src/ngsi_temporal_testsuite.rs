@@ -24,7 +24,7 @@ fn inst(e: &str, attr: &str, n: i64, observed: Option<i64>) -> TemporalInstanceR
     TemporalInstanceRecord {
         entity_id: e.to_owned(),
         attribute: attr.to_owned(),
-        instance_id: format!("urn:i:{attr}:{n}"),
+        instance_id: Some(format!("urn:i:{attr}:{n}")),
         dataset_id: None,
         observed_at: observed,
         created_at: 1000 + n,
@@ -35,7 +35,9 @@ fn inst(e: &str, attr: &str, n: i64, observed: Option<i64>) -> TemporalInstanceR
 }
 
 fn ids(rows: &[TemporalInstanceRecord]) -> Vec<String> {
-    rows.iter().map(|r| r.instance_id.clone()).collect()
+    rows.iter()
+        .map(|r| r.instance_id.clone().unwrap_or_default())
+        .collect()
 }
 
 /// History is per tenant: another tenant sees nothing and deletes nothing.
@@ -169,7 +171,7 @@ pub async fn ranges_and_last_n(store: &impl NgsiTemporalStore) {
         ]
     );
     let last_p: Vec<_> = last.iter().filter(|r| r.attribute == "p").collect();
-    assert_eq!(last_p[0].instance_id, "urn:i:p:8");
+    assert_eq!(last_p[0].instance_id.as_deref(), Some("urn:i:p:8"));
     let last = store
         .temporal_instances(&s, "urn:e:q", &q(Some(&["p"]), None, Some(150), Some(2)))
         .await
@@ -311,11 +313,11 @@ pub async fn instance_maintenance(store: &impl NgsiTemporalStore) {
     assert!(store.update_temporal_instance(&s, &patched).await.unwrap());
     let rows = store.temporal_instances(&s, "urn:e:m", &all).await.unwrap();
     // Now the oldest by observedAt, with the new document and modifiedAt, createdAt unchanged.
-    assert_eq!(rows[0].instance_id, "urn:i:p:2");
+    assert_eq!(rows[0].instance_id.as_deref(), Some("urn:i:p:2"));
     assert_eq!(rows[0].doc, "{\"v\":42}");
     assert_eq!((rows[0].created_at, rows[0].modified_at), (1002, 5000));
     let mut missing = patched.clone();
-    missing.instance_id = "urn:i:none".into();
+    missing.instance_id = Some("urn:i:none".into());
     assert!(!store.update_temporal_instance(&s, &missing).await.unwrap());
     assert_eq!(
         store
@@ -354,6 +356,127 @@ pub async fn instance_maintenance(store: &impl NgsiTemporalStore) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Instances written without an id get one from the store: distinct, never handed out again
+/// (not even after the newest instance is deleted), and addressing exactly their instance.
+pub async fn minted_instance_ids(store: &impl NgsiTemporalStore) {
+    let s = scope("tmp-mint");
+    let minted = |e: &str, attr: &str, n: i64| TemporalInstanceRecord {
+        instance_id: None,
+        ..inst(e, attr, n, Some(n))
+    };
+    let write = |instances| TemporalWrite {
+        entities: vec![entity("urn:e:a", "T", 1), entity("urn:e:b", "T", 1)],
+        instances,
+    };
+    store
+        .record_temporal(
+            &s,
+            write(vec![
+                inst("urn:e:b", "p", 5, Some(5)),
+                minted("urn:e:a", "p", 1),
+                minted("urn:e:a", "p", 2),
+                minted("urn:e:a", "q", 3),
+                minted("urn:e:b", "p", 4),
+            ]),
+        )
+        .await
+        .unwrap();
+    let all = InstanceQuery::default();
+    let a = store.temporal_instances(&s, "urn:e:a", &all).await.unwrap();
+    let b = store.temporal_instances(&s, "urn:e:b", &all).await.unwrap();
+    assert_eq!(a.len(), 3);
+    assert_eq!(ids(&b)[1], "urn:i:p:5");
+    let mut every: Vec<String> = ids(&a).into_iter().chain(ids(&b)).collect();
+    assert!(every.iter().all(|id| id.contains(':')), "{every:?}");
+    every.sort();
+    every.dedup();
+    assert_eq!(every.len(), 5, "minted ids repeat");
+    let (a1, a2, b4) = (ids(&a)[0].clone(), ids(&a)[1].clone(), ids(&b)[0].clone());
+    // An id addresses its own entity and attribute only.
+    assert!(
+        !store
+            .delete_temporal_instance(&s, "urn:e:b", "p", &a1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_temporal_instance(&s, "urn:e:a", "q", &a1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_temporal_instance(&scope("tmp-mint-other"), "urn:e:a", "p", &a1)
+            .await
+            .unwrap()
+    );
+    let mut patched = a
+        .iter()
+        .find(|r| r.instance_id.as_deref() == Some(a2.as_str()))
+        .unwrap()
+        .clone();
+    patched.doc = "{\"v\":22}".into();
+    patched.modified_at = 9000;
+    assert!(store.update_temporal_instance(&s, &patched).await.unwrap());
+    let mut elsewhere = patched.clone();
+    elsewhere.entity_id = "urn:e:b".into();
+    assert!(
+        !store
+            .update_temporal_instance(&s, &elsewhere)
+            .await
+            .unwrap()
+    );
+    let a = store.temporal_instances(&s, "urn:e:a", &all).await.unwrap();
+    assert_eq!(a[1].doc, "{\"v\":22}");
+    assert_eq!(a[1].instance_id.as_deref(), Some(a2.as_str()));
+    assert_eq!(
+        store.temporal_instances(&s, "urn:e:b", &all).await.unwrap()[0].doc,
+        "{\"v\":4}"
+    );
+    // The last instances written go; their ids are not handed out again.
+    assert!(
+        store
+            .delete_temporal_instance(&s, "urn:e:a", "p", &a2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_temporal_instance(&s, "urn:e:b", "p", &b4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_temporal_instance(&s, "urn:e:a", "p", &a2)
+            .await
+            .unwrap()
+    );
+    store
+        .record_temporal(
+            &s,
+            write(vec![minted("urn:e:a", "p", 6), minted("urn:e:b", "p", 7)]),
+        )
+        .await
+        .unwrap();
+    let again: Vec<String> = ids(&store.temporal_instances(&s, "urn:e:a", &all).await.unwrap())
+        .into_iter()
+        .chain(ids(&store
+            .temporal_instances(&s, "urn:e:b", &all)
+            .await
+            .unwrap()))
+        .collect();
+    assert_eq!(again.len(), 5);
+    for old in [&a2, &b4] {
+        assert!(
+            !again.contains(old),
+            "{old} was handed out again: {again:?}"
+        );
+    }
+    assert!(again.contains(&a1));
 }
 
 /// Runs the [`NgsiTemporalStore`] conformance checks against a backend. `$make` is an
@@ -431,7 +554,7 @@ macro_rules! ngsi_temporal_store_test_suite {
             use super::*;
             $crate::ngsi_temporal_store_test_suite!(@tests $make;
                 history_is_tenant_scoped, ranges_and_last_n, entities_upsert_and_filter,
-                instance_maintenance, entity_writes_carry_history);
+                instance_maintenance, minted_instance_ids, entity_writes_carry_history);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -751,7 +751,7 @@ async fn patch_instance(
         .await?;
     let prev = rows
         .into_iter()
-        .find(|r| r.instance_id == instance)
+        .find(|r| r.instance_id.as_deref() == Some(instance.as_str()))
         .ok_or_else(|| not_found(format!("no instance {instance} of {attr}")))?;
     let mut inst = parsed;
     if inst.dataset_id.is_none() {

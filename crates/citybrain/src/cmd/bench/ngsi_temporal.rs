@@ -94,7 +94,7 @@ async fn load_history(
                 TemporalInstanceRecord {
                     entity_id: id.to_owned(),
                     attribute: SPEED.to_owned(),
-                    instance_id: format!("urn:ngsi-ld:Instance:{id}:{i}"),
+                    instance_id: None,
                     dataset_id: None,
                     observed_at: Some(observed),
                     created_at: observed,
