@@ -478,8 +478,14 @@ impl TenantState {
 
 struct TenantSlot {
     loaded: tokio::sync::OnceCell<()>,
-    /// Held while a write computes its result and queues it (see `Broker::modify`).
-    writing: tokio::sync::Mutex<()>,
+    /// Held while a write computes its result and queues it (see `Broker::modify`). A plain
+    /// mutex, not tokio's: the turn is never held across an await, and tokio's fair mutex
+    /// hands a released turn to the first waiting task, which holds it until its worker thread
+    /// is woken and polls it. On a 2-core VM that wake-up took longer than a create's whole
+    /// turn, so creates queued behind idle turns (round 10 in docs/bench-ngsi-ld.md). A
+    /// waiting thread blocks for at most one write's computation (a batch of 1000 takes a few
+    /// milliseconds, like parsing one).
+    writing: std::sync::Mutex<()>,
     state: RwLock<TenantState>,
 }
 
@@ -539,7 +545,7 @@ impl Index {
                 .or_insert_with(|| {
                     Arc::new(TenantSlot {
                         loaded: tokio::sync::OnceCell::new(),
-                        writing: tokio::sync::Mutex::new(()),
+                        writing: std::sync::Mutex::new(()),
                         state: RwLock::new(TenantState::default()),
                     })
                 })
@@ -634,8 +640,13 @@ impl Tenant {
     }
 
     /// Serialises the writes of this tenant while they compute and queue.
-    pub(crate) async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.slot.writing.lock().await
+    pub(crate) fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while the turn was held left nothing half-done for the next write to read:
+        // a write's effects are staged only once computed.
+        self.slot
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Committed entities matching `filter`, ordered by id.

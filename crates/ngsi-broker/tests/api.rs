@@ -168,6 +168,49 @@ async fn entity_lifecycle_create_retrieve_query_replace_merge_delete() {
     assert_eq!(r.body, json!([]));
 }
 
+/// Writes to one entity from many requests at once, on a runtime with two worker threads:
+/// each read-modify-write sees the previous one's result, so no appended attribute is lost
+/// and the history holds one instance per append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_to_one_entity_lose_nothing() {
+    let s = std::sync::Arc::new(serve_broker(None, true).await);
+    let t = s.token("alice").await;
+    s.post("/entities", &t, car(1, 50)).await;
+    let writers: Vec<_> = (0..48)
+        .map(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            tokio::spawn(async move {
+                let r = s
+                    .post(
+                        "/entities/urn:ngsi-ld:Car:1/attrs",
+                        &t,
+                        json!({format!("a{i}"): i}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let r = s
+        .get("/entities/urn:ngsi-ld:Car:1?options=keyValues", &t)
+        .await;
+    for i in 0..48 {
+        assert_eq!(r.body[format!("a{i}")], i, "a{i} lost: {}", r.body);
+    }
+    let r = s
+        .get("/temporal/entities/urn:ngsi-ld:Car:1?attrs=a7,a31", &t)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for (name, value) in [("a7", 7), ("a31", 31)] {
+        let instances = r.body[name].as_array().unwrap();
+        assert_eq!(instances.len(), 1, "{}", r.body);
+        assert_eq!(instances[0]["value"], value, "{}", r.body);
+    }
+}
+
 #[tokio::test]
 async fn attribute_operations_append_update_partial_update_delete() {
     let s = serve(None).await;
