@@ -478,15 +478,77 @@ impl TenantState {
 
 struct TenantSlot {
     loaded: tokio::sync::OnceCell<()>,
-    /// Held while a write computes its result and queues it (see `Broker::modify`). A plain
-    /// mutex, not tokio's: the turn is never held across an await, and tokio's fair mutex
-    /// hands a released turn to the first waiting task, which holds it until its worker thread
-    /// is woken and polls it. On a 2-core VM that wake-up took longer than a create's whole
-    /// turn, so creates queued behind idle turns (round 10 in docs/bench-ngsi-ld.md). A
-    /// waiting thread blocks for at most one write's computation (a batch of 1000 takes a few
-    /// milliseconds, like parsing one).
-    writing: std::sync::Mutex<()>,
+    /// Held while a write computes its result and queues it (see `Broker::modify`).
+    writing: WriteTurn,
     state: RwLock<TenantState>,
+}
+
+/// The turn of one tenant's writes (see [`Tenant::writing`]).
+///
+/// Not tokio's mutex: that one is fair, handing a released turn to the first waiting task,
+/// which holds it until its worker thread is woken and polls it. On a 2-core VM that wake-up
+/// took longer than a create's whole turn, so creates queued behind idle turns (round 10 in
+/// docs/bench-ngsi-ld.md). Here a released turn goes to whoever runs next. A turn is never
+/// held across an await, so a writer that finds it held by a short write blocks its thread
+/// for a few microseconds; one that finds a long write holding it (a batch computes for
+/// milliseconds) waits without blocking, so its thread serves other requests meanwhile.
+#[derive(Default)]
+struct WriteTurn {
+    lock: std::sync::Mutex<()>,
+    /// The holder is a long write.
+    long: std::sync::atomic::AtomicBool,
+    /// Wakes the writers waiting for a long write's turn to end.
+    released: tokio::sync::Notify,
+}
+
+/// Writes of at least this many entities hold the turn long enough that waiting writers
+/// should not block their threads.
+const LONG_WRITE: usize = 64;
+
+/// A held turn; dropping it hands the turn on.
+pub(crate) struct TurnGuard<'a> {
+    guard: Option<std::sync::MutexGuard<'a, ()>>,
+    turn: &'a WriteTurn,
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.turn.long.store(false, Ordering::Release);
+        drop(self.guard.take());
+        self.turn.released.notify_waiters();
+    }
+}
+
+impl WriteTurn {
+    async fn take(&self, entities: usize) -> TurnGuard<'_> {
+        // A panic while the turn was held left nothing half-done for the next write to read:
+        // a write's effects are staged only once computed.
+        let guard = loop {
+            match self.lock.try_lock() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if !self.long.load(Ordering::Acquire) {
+                break self
+                    .lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before looking again, so a release in between is not missed.
+            released.as_mut().enable();
+            if self.long.load(Ordering::Acquire) {
+                released.await;
+            }
+        };
+        self.long.store(entities >= LONG_WRITE, Ordering::Release);
+        TurnGuard {
+            guard: Some(guard),
+            turn: self,
+        }
+    }
 }
 
 /// The index of one store (see the module docs).
@@ -545,7 +607,7 @@ impl Index {
                 .or_insert_with(|| {
                     Arc::new(TenantSlot {
                         loaded: tokio::sync::OnceCell::new(),
-                        writing: std::sync::Mutex::new(()),
+                        writing: WriteTurn::default(),
                         state: RwLock::new(TenantState::default()),
                     })
                 })
@@ -639,14 +701,10 @@ impl Tenant {
         Ok(self.read()?.entities.get(id).map(|c| c.entity.clone()))
     }
 
-    /// Serialises the writes of this tenant while they compute and queue.
-    pub(crate) fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A panic while the turn was held left nothing half-done for the next write to read:
-        // a write's effects are staged only once computed.
-        self.slot
-            .writing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Serialises the writes of this tenant while they compute and queue; `entities` is the
+    /// size of the write (see [`WriteTurn`]). The turn must not be held across an await.
+    pub(crate) async fn writing(&self, entities: usize) -> TurnGuard<'_> {
+        self.slot.writing.take(entities).await
     }
 
     /// Committed entities matching `filter`, ordered by id.

@@ -116,7 +116,7 @@ impl Broker {
         let record_history = record_history && self.temporal.is_some();
         let mut pairs = Vec::new();
         let queued = {
-            let _turn = tenant.writing();
+            let _turn = tenant.writing(ids.len()).await;
             let before = tenant.current_shared(&ids)?;
             let (changes, answer) = f(before.clone())?;
             if changes.len() != ids.len() {

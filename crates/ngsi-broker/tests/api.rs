@@ -211,6 +211,70 @@ async fn concurrent_appends_to_one_entity_lose_nothing() {
     }
 }
 
+/// Long writes (batches of 64 entities, which waiting writers await rather than block on)
+/// and short ones (single appends) to the same entities at once: none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_and_appends_lose_nothing() {
+    let s = std::sync::Arc::new(serve_broker(None, false).await);
+    let t = s.token("alice").await;
+    let batch = |k: usize| -> Value {
+        Value::Array(
+            (0..64)
+                .map(|n| json!({"id": format!("urn:ngsi-ld:Car:{n}"), "type": "Car", format!("b{k}"): k}))
+                .collect(),
+        )
+    };
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let (s, t, body) = (s.clone(), t.clone(), batch(k));
+        tasks.push(tokio::spawn(async move {
+            let r = s
+                .post("/entityOperations/upsert?options=update", &t, body)
+                .await;
+            assert!(r.status.is_success(), "{}", r.body);
+        }));
+    }
+    for i in 0..16 {
+        let (s, t) = (s.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            // The entity may not exist yet: retry until a batch has created it.
+            loop {
+                let r = s
+                    .post(
+                        "/entities/urn:ngsi-ld:Car:0/attrs",
+                        &t,
+                        json!({format!("a{i}"): i}),
+                    )
+                    .await;
+                if r.status == StatusCode::NO_CONTENT {
+                    break;
+                }
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for n in [0, 63] {
+        let r = s
+            .get(
+                &format!("/entities/urn:ngsi-ld:Car:{n}?options=keyValues"),
+                &t,
+            )
+            .await;
+        for k in 0..8 {
+            assert_eq!(r.body[format!("b{k}")], k, "b{k} lost on {n}: {}", r.body);
+        }
+        if n == 0 {
+            for i in 0..16 {
+                assert_eq!(r.body[format!("a{i}")], i, "a{i} lost: {}", r.body);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn attribute_operations_append_update_partial_update_delete() {
     let s = serve(None).await;
