@@ -55,9 +55,8 @@ fn minted_instance_id(seq: i64) -> String {
 /// [`minted_instance_id`] writes it).
 fn minted_seq(instance_id: &str) -> Option<i64> {
     let digits = instance_id.strip_prefix(MINTED_PREFIX)?;
-    let seq: i64 = digits.parse().ok()?;
-    (seq > 0 && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'))
-        .then_some(seq)
+    let seq: i64 = digits.parse().ok().filter(|&seq| seq > 0)?;
+    (seq.to_string() == digits).then_some(seq)
 }
 
 /// How a write stores a given instance id: a minted one has no text of its own (`''`).
@@ -416,11 +415,25 @@ fn last_row(conn: &Connection) -> StoreResult<i64> {
         .map_err(backend)
 }
 
-/// After a delete: SQLite numbers a new row one past the largest, so had the delete taken the
-/// row numbered `top`, the next instance would get its number, and with it the minted id of
-/// the deleted instance. A placeholder row (series 0, which no entity has) keeps `top` taken.
-fn keep_row_numbers_rising(conn: &Connection, top: i64) -> StoreResult<()> {
-    if top > 0 && last_row(conn)? < top {
+/// Deletes the instance rows matching `condition` (SQL on `params`); returns how many. Every
+/// delete of instances goes through here: SQLite numbers a new row one past the largest, so
+/// had the delete taken the largest row, the next instance would get its number, and with it
+/// the minted id of a deleted instance. A placeholder row (series 0, which no entity has)
+/// keeps that number taken.
+fn delete_instances(
+    conn: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<usize> {
+    let top = last_row(conn)?;
+    let n = conn
+        .prepare_cached(&format!(
+            "DELETE FROM ngsi_temporal_instances WHERE {condition}"
+        ))
+        .map_err(backend)?
+        .execute(params)
+        .map_err(backend)?;
+    if n > 0 && top > 0 && last_row(conn)? < top {
         conn.prepare_cached(
             "INSERT INTO ngsi_temporal_instances (seq, series, instance_id, observed_at, \
              has_observed, created_at, modified_at, doc) VALUES (?1, 0, '', 0, 0, 0, 0, '')",
@@ -429,7 +442,7 @@ fn keep_row_numbers_rising(conn: &Connection, top: i64) -> StoreResult<()> {
         .execute(params![top])
         .map_err(backend)?;
     }
-    Ok(())
+    Ok(n)
 }
 
 fn attributes(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Vec<String>> {
@@ -608,14 +621,9 @@ impl NgsiTemporalStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let id = id.to_owned();
         self.write(move |conn| {
-            let top = last_row(conn)?;
             for (_, series) in series_map(conn, &tenant, &id)?.unwrap_or_default() {
-                conn.prepare_cached("DELETE FROM ngsi_temporal_instances WHERE series = ?1")
-                    .map_err(backend)?
-                    .execute(params![series])
-                    .map_err(backend)?;
+                delete_instances(conn, "series = ?1", params![series])?;
             }
-            keep_row_numbers_rising(conn, top)?;
             let n = conn
                 .prepare_cached("DELETE FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
                 .map_err(backend)?
@@ -643,18 +651,15 @@ impl NgsiTemporalStore for SqliteStore {
                 return Ok(0);
             };
             let series = map[at].1;
-            let top = last_row(conn)?;
-            let base = "DELETE FROM ngsi_temporal_instances WHERE series = ?1";
             let n = match &dataset {
-                DatasetSelector::All => conn.execute(base, params![series]).map_err(backend)?,
-                DatasetSelector::Default => conn
-                    .execute(&format!("{base} AND dataset_id IS NULL"), params![series])
-                    .map_err(backend)?,
-                DatasetSelector::Id(d) => conn
-                    .execute(&format!("{base} AND dataset_id = ?2"), params![series, d])
-                    .map_err(backend)?,
+                DatasetSelector::All => delete_instances(conn, "series = ?1", params![series])?,
+                DatasetSelector::Default => {
+                    delete_instances(conn, "series = ?1 AND dataset_id IS NULL", params![series])?
+                }
+                DatasetSelector::Id(d) => {
+                    delete_instances(conn, "series = ?1 AND dataset_id = ?2", params![series, d])?
+                }
             };
-            keep_row_numbers_rising(conn, top)?;
             let left: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM ngsi_temporal_instances \
@@ -723,14 +728,7 @@ impl NgsiTemporalStore for SqliteStore {
                 return Ok(false);
             };
             let (by, key) = instance_key(&instance_id);
-            let top = last_row(conn)?;
-            let n = conn
-                .prepare_cached(&format!("DELETE FROM ngsi_temporal_instances WHERE {by}"))
-                .map_err(backend)?
-                .execute(params![series, key])
-                .map_err(backend)?;
-            keep_row_numbers_rising(conn, top)?;
-            Ok(n > 0)
+            Ok(delete_instances(conn, by, params![series, key])? > 0)
         })
         .await
     }
