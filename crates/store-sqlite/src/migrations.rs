@@ -39,6 +39,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_temporal_minted_instance_ids",
         include_str!("../migrations/0012_ngsi_temporal_minted_instance_ids.sql"),
     ),
+    (
+        "ngsi_entity_rows_merged",
+        include_str!("../migrations/0013_ngsi_entity_rows_merged.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

@@ -1,5 +1,7 @@
 //! `NgsiStore` on SQLite: one row per entity (JSON text, with its types as a JSON array in
-//! the same row since migration 0010), and the stored `@context` documents. A write is one
+//! the same row since migration 0010, and since migration 0013 its temporal entity beside it:
+//! rows whose `doc` is NULL hold only a temporal entity and are not current entities), and the
+//! stored `@context` documents. A write is one
 //! row per entity and reads nothing; the store's own type filter scans the tenant's rows
 //! (the broker answers type queries from its in-memory index). Writes go through the writer thread (group commit), so
 //! an acknowledged write is committed.
@@ -16,7 +18,7 @@ use store::{
 };
 
 /// An entity's types as stored in its row (migration 0010): a JSON array.
-fn types_json(types: &[String]) -> String {
+pub(crate) fn types_json(types: &[String]) -> String {
     serde_json::to_string(types).unwrap_or_else(|_| "[]".to_owned())
 }
 
@@ -28,7 +30,8 @@ fn types_from_json(text: &str) -> rusqlite::Result<Vec<String>> {
 
 fn load_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<EntityRecord>> {
     conn.prepare_cached(
-        "SELECT doc, created_at, modified_at, types FROM ngsi_entities WHERE tenant = ?1 AND id = ?2",
+        "SELECT doc, created_at, modified_at, types FROM ngsi_entities \
+         WHERE tenant = ?1 AND id = ?2 AND doc IS NOT NULL",
     )
     .map_err(backend)?
     .query_row(params![tenant, id], |row| {
@@ -44,17 +47,30 @@ fn load_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<Option<
     .map_err(backend)
 }
 
+/// Removes the current entity: the whole row if it holds no temporal entity, else the
+/// current entity's part of it (migration 0013).
 fn delete_entity(conn: &Connection, tenant: &str, id: &str) -> StoreResult<bool> {
-    let n = conn
-        .prepare_cached("DELETE FROM ngsi_entities WHERE tenant = ?1 AND id = ?2")
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM ngsi_entities WHERE tenant = ?1 AND id = ?2 AND doc IS NOT NULL \
+             AND temporal_types IS NULL",
+        )
         .map_err(backend)?
         .execute(params![tenant, id])
         .map_err(backend)?;
-    Ok(n > 0)
+    let cleared = conn
+        .prepare_cached(
+            "UPDATE ngsi_entities SET doc = NULL, types = NULL, created_at = NULL, \
+             modified_at = NULL WHERE tenant = ?1 AND id = ?2 AND doc IS NOT NULL",
+        )
+        .map_err(backend)?
+        .execute(params![tenant, id])
+        .map_err(backend)?;
+    Ok(deleted + cleared > 0)
 }
 
 /// Entity rows of a write, in multi-row upserts (the types are in the row, so a put never
-/// reads or deletes anything first).
+/// reads or deletes anything first). A row's temporal entity columns are left as they are.
 static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
         "INSERT OR FAIL INTO ngsi_entities (tenant, id, doc, created_at, modified_at, types) VALUES",
@@ -127,12 +143,7 @@ fn apply_changes(
                     ));
                 }
                 if !registered {
-                    conn.prepare_cached(
-                        "INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)",
-                    )
-                    .map_err(backend)?
-                    .execute(params![tenant, rec.created_at.0])
-                    .map_err(backend)?;
+                    register_tenant(conn, tenant, rec.created_at)?;
                     registered = true;
                 }
                 buffer.push(rec);
@@ -140,6 +151,52 @@ fn apply_changes(
         }
     }
     buffer.flush(conn, tenant)
+}
+
+/// Notes that `tenant` holds NGSI-LD data (first at `at`).
+fn register_tenant(conn: &Connection, tenant: &str, at: UnixMillis) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)")
+        .map_err(backend)?
+        .execute(params![tenant, at.0])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes the current entities `puts` (distinct ids), leaving their rows' temporal parts as
+/// they are.
+pub(crate) fn put_current(
+    conn: &Connection,
+    tenant: &str,
+    puts: &[&EntityRecord],
+) -> StoreResult<()> {
+    let mut buffer = PutBuffer::default();
+    for rec in puts {
+        buffer.push(rec);
+    }
+    buffer.flush(conn, tenant)
+}
+
+/// The puts of a write that consists of puts (and keeps) of distinct ids only, each put
+/// under its own id: these can be written in one statement per row with the write's history
+/// (see `ngsi_temporal::record`). `None`: the write takes the general path.
+fn distinct_puts<'a>(ids: &[String], changes: &'a [EntityChange]) -> Option<Vec<&'a EntityRecord>> {
+    if ids.len() != changes.len() {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut puts = Vec::with_capacity(changes.len());
+    for (id, change) in ids.iter().zip(changes) {
+        if !seen.insert(id.as_str()) {
+            return None;
+        }
+        match change {
+            EntityChange::Keep => {}
+            EntityChange::Delete => return None,
+            EntityChange::Put(rec) if &rec.id == id => puts.push(rec),
+            EntityChange::Put(_) => return None,
+        }
+    }
+    Some(puts)
 }
 
 /// Ids matching `filter`, ordered.
@@ -156,7 +213,7 @@ fn matching_ids(
             // answers type queries from its in-memory index, not from here).
             sql.push_str(
                 "SELECT DISTINCT e.id FROM ngsi_entities e, json_each(e.types) t \
-                 WHERE e.tenant = ?1 AND t.value IN (",
+                 WHERE e.tenant = ?1 AND e.doc IS NOT NULL AND t.value IN (",
             );
             for (i, t) in types.iter().enumerate() {
                 if i > 0 {
@@ -167,7 +224,8 @@ fn matching_ids(
             }
             sql.push(')');
         }
-        None => sql.push_str("SELECT e.id FROM ngsi_entities e WHERE e.tenant = ?1"),
+        None => sql
+            .push_str("SELECT e.id FROM ngsi_entities e WHERE e.tenant = ?1 AND e.doc IS NOT NULL"),
     }
     if let Some(ids) = &filter.ids {
         sql.push_str(" AND e.id IN (");
@@ -193,7 +251,7 @@ fn all_entities(conn: &Connection, tenant: &str) -> StoreResult<Vec<EntityRecord
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, doc, created_at, modified_at, types FROM ngsi_entities \
-             WHERE tenant = ?1 ORDER BY id",
+             WHERE tenant = ?1 AND doc IS NOT NULL ORDER BY id",
         )
         .map_err(backend)?;
     let rows = stmt
@@ -283,9 +341,16 @@ impl NgsiStore for SqliteStore {
         let changes = modify(ids.iter().map(|_| None).collect());
         let series_ids = self.series_ids();
         Box::pin(self.queue_rerunnable(
-            move |conn| {
-                apply_changes(conn, &tenant, &ids, &changes)?;
-                crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids)
+            move |conn| match distinct_puts(&ids, &changes) {
+                // Each row's current entity and temporal entity in one statement.
+                Some(puts) if !puts.is_empty() && !history.entities.is_empty() => {
+                    register_tenant(conn, &tenant, puts[0].created_at)?;
+                    crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids, &puts)
+                }
+                _ => {
+                    apply_changes(conn, &tenant, &ids, &changes)?;
+                    crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids, &[])
+                }
             },
             on_commit,
         ))

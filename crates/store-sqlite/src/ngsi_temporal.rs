@@ -1,6 +1,7 @@
-//! `NgsiTemporalStore` on SQLite (migrations 0007, 0009, 0011 and 0012): every (tenant, entity,
-//! attribute) with instances is a *series* with an integer id, listed in the temporal entity's
-//! row with the entity's other series in first-recorded order, and one row per attribute
+//! `NgsiTemporalStore` on SQLite (migrations 0007, 0009, 0011, 0012 and 0013): every (tenant,
+//! entity, attribute) with instances is a *series* with an integer id, listed in the temporal
+//! entity (the temporal part of the entity's row in `ngsi_entities`, beside its current state)
+//! with the entity's other series in first-recorded order, and one row per attribute
 //! instance is indexed by (series, observedAt), so `lastN` reads the newest N index entries of
 //! each attribute backwards and stops, whatever the length of the history. Series ids grow
 //! (see [`SeriesIds`]): the instances of a new series are appended at the right edge of the
@@ -15,8 +16,8 @@ use crate::multi_row::MultiRow;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
-    DatasetSelector, InstanceQuery, NgsiTemporalStore, StoreResult, TemporalEntityRecord,
-    TemporalInstanceRecord, TemporalWrite, TenantScope, TimeColumn,
+    DatasetSelector, EntityRecord, InstanceQuery, NgsiTemporalStore, StoreResult,
+    TemporalEntityRecord, TemporalInstanceRecord, TemporalWrite, TenantScope, TimeColumn,
 };
 
 fn to_json(items: &[String]) -> String {
@@ -27,7 +28,10 @@ fn from_json(text: &str) -> Vec<String> {
     serde_json::from_str::<Vec<String>>(text).unwrap_or_default()
 }
 
-const ENTITY_COLUMNS: &str = "id, types, scope, created_at, modified_at, deleted_at";
+/// A temporal entity is the temporal part of its row in `ngsi_entities` (migration 0013);
+/// `temporal_types IS NULL` means the row holds none.
+const ENTITY_COLUMNS: &str = "id, temporal_types, temporal_scope, temporal_created_at, \
+     temporal_modified_at, temporal_deleted_at";
 
 fn entity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemporalEntityRecord> {
     Ok(TemporalEntityRecord {
@@ -115,11 +119,14 @@ fn series_json(map: &SeriesMap) -> String {
 
 /// The series of an entity (`None`: it has no temporal entity row).
 fn series_map(conn: &Connection, tenant: &str, entity_id: &str) -> StoreResult<Option<SeriesMap>> {
-    conn.prepare_cached("SELECT series FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
-        .map_err(backend)?
-        .query_row(params![tenant, entity_id], |row| parse_series(row.get(0)?))
-        .optional()
-        .map_err(backend)
+    conn.prepare_cached(
+        "SELECT series FROM ngsi_entities \
+         WHERE tenant = ?1 AND id = ?2 AND temporal_types IS NOT NULL",
+    )
+    .map_err(backend)?
+    .query_row(params![tenant, entity_id], |row| parse_series(row.get(0)?))
+    .optional()
+    .map_err(backend)
 }
 
 /// The series of one attribute, if it has one.
@@ -143,7 +150,8 @@ fn store_series_map(
 ) -> StoreResult<()> {
     let text = (!map.is_empty()).then(|| series_json(map));
     conn.prepare_cached(
-        "UPDATE ngsi_temporal_entities SET series = ?3 WHERE tenant = ?1 AND id = ?2",
+        "UPDATE ngsi_entities SET series = ?3 \
+         WHERE tenant = ?1 AND id = ?2 AND temporal_types IS NOT NULL",
     )
     .map_err(backend)?
     .execute(params![tenant, entity_id, text])
@@ -212,34 +220,105 @@ impl SeriesIds {
     }
 }
 
-/// The temporal entity rows of a write, in multi-row upserts. A row's series are replaced
-/// only when the write gives them (`NULL` keeps them).
+/// How an upsert updates the temporal part of an existing row: a row's series are replaced
+/// only when the write gives them (`NULL` keeps them); a row without a temporal part yet
+/// takes the write's times.
+const TEMPORAL_UPDATE: &str = "temporal_types = excluded.temporal_types, \
+     temporal_scope = excluded.temporal_scope, \
+     temporal_created_at = MIN(COALESCE(temporal_created_at, excluded.temporal_created_at), \
+         excluded.temporal_created_at), \
+     temporal_modified_at = MAX(COALESCE(temporal_modified_at, excluded.temporal_modified_at), \
+         excluded.temporal_modified_at), \
+     temporal_deleted_at = excluded.temporal_deleted_at, \
+     series = COALESCE(excluded.series, series)";
+
+/// The temporal entity parts of a write's rows, in multi-row upserts (the current entity's
+/// part of a row is left as it is).
 static ENTITY_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
     MultiRow::new(
-        "INSERT OR FAIL INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, modified_at, \
-         deleted_at, series) VALUES",
+        "INSERT OR FAIL INTO ngsi_entities (tenant, id, temporal_types, temporal_scope, \
+         temporal_created_at, temporal_modified_at, temporal_deleted_at, series) VALUES",
         "(?, ?, ?, ?, ?, ?, ?, ?)",
-        "ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope, \
-         created_at = MIN(created_at, excluded.created_at), \
-         modified_at = MAX(modified_at, excluded.modified_at), deleted_at = excluded.deleted_at, \
-         series = COALESCE(excluded.series, series)",
+        &format!("ON CONFLICT (tenant, id) DO UPDATE SET {TEMPORAL_UPDATE}"),
+    )
+});
+
+/// Rows written with both parts: the current entity and the temporal entity of one id in one
+/// statement, so the row is written once (updating it twice, as the two parts grow it, cost
+/// more than the two tables before migration 0013).
+static BOTH_UPSERT: std::sync::LazyLock<MultiRow> = std::sync::LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT OR FAIL INTO ngsi_entities (tenant, id, temporal_types, temporal_scope, \
+         temporal_created_at, temporal_modified_at, temporal_deleted_at, series, \
+         doc, created_at, modified_at, types) VALUES",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &format!(
+            "ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, \
+             created_at = excluded.created_at, modified_at = excluded.modified_at, \
+             types = excluded.types, {TEMPORAL_UPDATE}"
+        ),
     )
 });
 
 /// A temporal entity row of a write: its types, scope and series (if they change) as text.
 type EntityRow<'a> = (&'a TemporalEntityRecord, String, String, Option<&'a str>);
 
+fn bind_entity_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    at: usize,
+    tenant: &str,
+    (e, types, scope, series): &EntityRow<'_>,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, tenant)?;
+    stmt.raw_bind_parameter(at + 1, &e.id)?;
+    stmt.raw_bind_parameter(at + 2, types)?;
+    stmt.raw_bind_parameter(at + 3, scope)?;
+    stmt.raw_bind_parameter(at + 4, e.created_at)?;
+    stmt.raw_bind_parameter(at + 5, e.modified_at)?;
+    stmt.raw_bind_parameter(at + 6, e.deleted_at)?;
+    stmt.raw_bind_parameter(at + 7, series)
+}
+
 fn put_entities(conn: &Connection, tenant: &str, rows: &[EntityRow<'_>]) -> StoreResult<()> {
-    ENTITY_UPSERT.run(conn, rows, |stmt, at, (e, types, scope, series)| {
-        stmt.raw_bind_parameter(at, tenant)?;
-        stmt.raw_bind_parameter(at + 1, &e.id)?;
-        stmt.raw_bind_parameter(at + 2, types)?;
-        stmt.raw_bind_parameter(at + 3, scope)?;
-        stmt.raw_bind_parameter(at + 4, e.created_at)?;
-        stmt.raw_bind_parameter(at + 5, e.modified_at)?;
-        stmt.raw_bind_parameter(at + 6, e.deleted_at)?;
-        stmt.raw_bind_parameter(at + 7, series)
+    ENTITY_UPSERT.run(conn, rows, |stmt, at, row| {
+        bind_entity_row(stmt, at, tenant, row)
     })
+}
+
+/// The temporal entity rows of a write that also puts the current entities `current`
+/// (distinct ids): a row with both parts is written by one statement, then the rows with
+/// only one of them.
+fn put_entities_with_current(
+    conn: &Connection,
+    tenant: &str,
+    rows: Vec<EntityRow<'_>>,
+    current: &[&EntityRecord],
+) -> StoreResult<()> {
+    let mut by_id: std::collections::HashMap<&str, &EntityRecord> =
+        current.iter().map(|rec| (rec.id.as_str(), *rec)).collect();
+    let mut both = Vec::with_capacity(rows.len());
+    let mut temporal_only = Vec::new();
+    for row in rows {
+        // A second temporal record of one id updates the row after the first, as before.
+        match by_id.remove(row.0.id.as_str()) {
+            Some(rec) => both.push((row, rec, crate::ngsi::types_json(&rec.types))),
+            None => temporal_only.push(row),
+        }
+    }
+    let current_only: Vec<&EntityRecord> = current
+        .iter()
+        .filter(|rec| by_id.contains_key(rec.id.as_str()))
+        .copied()
+        .collect();
+    crate::ngsi::put_current(conn, tenant, &current_only)?;
+    BOTH_UPSERT.run(conn, &both, |stmt, at, (row, rec, types)| {
+        bind_entity_row(stmt, at, tenant, row)?;
+        stmt.raw_bind_parameter(at + 8, &rec.doc)?;
+        stmt.raw_bind_parameter(at + 9, rec.created_at.0)?;
+        stmt.raw_bind_parameter(at + 10, rec.modified_at.0)?;
+        stmt.raw_bind_parameter(at + 11, types)
+    })?;
+    put_entities(conn, tenant, &temporal_only)
 }
 
 /// The instance rows of a write, in multi-row statements.
@@ -285,12 +364,15 @@ struct EntitySeries<'a> {
 }
 
 /// Appends `write` to the history of `tenant` (inside the caller's transaction): the
-/// `record_temporal` contract, also used by entity writes that carry their history.
+/// `record_temporal` contract, also used by entity writes that carry their history. Such a
+/// write may hand over its current entities (`current_entities`, distinct ids) to be written here, in
+/// the same rows as their temporal entities.
 pub(crate) fn record(
     conn: &Connection,
     tenant: &str,
     write: &TemporalWrite,
     ids: &SeriesIds,
+    current_entities: &[&EntityRecord],
 ) -> StoreResult<()> {
     // The series of each instance. Each entity's series are read once, from its row (a write
     // lists one entity's instances after another, so the entity is looked up only when it
@@ -363,7 +445,11 @@ pub(crate) fn record(
             series,
         ));
     }
-    put_entities(conn, tenant, &rows)?;
+    if current_entities.is_empty() {
+        put_entities(conn, tenant, &rows)?;
+    } else {
+        put_entities_with_current(conn, tenant, rows, current_entities)?;
+    }
     // Instances of an entity the write has no record of: its row stores the new series (a row
     // is made for an entity that has none, so that its history can be found).
     for (e, series) in entities.iter().zip(&grown) {
@@ -374,9 +460,14 @@ pub(crate) fn record(
                 .find(|i| i.entity_id == e.entity_id)
                 .map_or(0, |i| i.created_at);
             conn.prepare_cached(
-                "INSERT INTO ngsi_temporal_entities (tenant, id, types, scope, created_at, \
-                 modified_at, series) VALUES (?1, ?2, '[]', '[]', ?3, ?3, ?4) \
-                 ON CONFLICT (tenant, id) DO UPDATE SET series = excluded.series",
+                "INSERT INTO ngsi_entities (tenant, id, temporal_types, temporal_scope, \
+                 temporal_created_at, temporal_modified_at, series) \
+                 VALUES (?1, ?2, '[]', '[]', ?3, ?3, ?4) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET series = excluded.series, \
+                 temporal_types = COALESCE(temporal_types, excluded.temporal_types), \
+                 temporal_scope = COALESCE(temporal_scope, excluded.temporal_scope), \
+                 temporal_created_at = COALESCE(temporal_created_at, excluded.temporal_created_at), \
+                 temporal_modified_at = COALESCE(temporal_modified_at, excluded.temporal_modified_at)",
             )
             .map_err(backend)?
             .execute(params![tenant, e.entity_id, first, series])
@@ -525,7 +616,7 @@ impl NgsiTemporalStore for SqliteStore {
         }
         let tenant = scope.tenant().as_str().to_owned();
         let ids = self.series_ids();
-        self.write(move |conn| record(conn, &tenant, &write, &ids))
+        self.write(move |conn| record(conn, &tenant, &write, &ids, &[]))
             .await
     }
 
@@ -538,7 +629,8 @@ impl NgsiTemporalStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {ENTITY_COLUMNS} FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2"
+                "SELECT {ENTITY_COLUMNS} FROM ngsi_entities \
+                 WHERE tenant = ?1 AND id = ?2 AND temporal_types IS NOT NULL"
             ))
             .map_err(backend)?
             .query_row(params![tenant, id], entity_from_row)
@@ -557,7 +649,7 @@ impl NgsiTemporalStore for SqliteStore {
         let ids = ids.map(<[String]>::to_vec);
         self.read(move |conn| {
             let mut sql =
-                format!("SELECT {ENTITY_COLUMNS} FROM ngsi_temporal_entities WHERE tenant = ?1");
+                format!("SELECT {ENTITY_COLUMNS} FROM ngsi_entities WHERE tenant = ?1 AND temporal_types IS NOT NULL");
             let mut args = vec![tenant];
             if let Some(ids) = ids {
                 if ids.is_empty() {
@@ -624,12 +716,26 @@ impl NgsiTemporalStore for SqliteStore {
             for (_, series) in series_map(conn, &tenant, &id)?.unwrap_or_default() {
                 delete_instances(conn, "series = ?1", params![series])?;
             }
-            let n = conn
-                .prepare_cached("DELETE FROM ngsi_temporal_entities WHERE tenant = ?1 AND id = ?2")
+            // The whole row if it holds no current entity, else the temporal part of it.
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM ngsi_entities WHERE tenant = ?1 AND id = ?2 \
+                     AND temporal_types IS NOT NULL AND doc IS NULL",
+                )
                 .map_err(backend)?
                 .execute(params![tenant, id])
                 .map_err(backend)?;
-            Ok(n > 0)
+            let cleared = conn
+                .prepare_cached(
+                    "UPDATE ngsi_entities SET temporal_types = NULL, temporal_scope = NULL, \
+                     temporal_created_at = NULL, temporal_modified_at = NULL, \
+                     temporal_deleted_at = NULL, series = NULL \
+                     WHERE tenant = ?1 AND id = ?2 AND temporal_types IS NOT NULL",
+                )
+                .map_err(backend)?
+                .execute(params![tenant, id])
+                .map_err(backend)?;
+            Ok(deleted + cleared > 0)
         })
         .await
     }

@@ -17,7 +17,7 @@ store::ngsi_temporal_store_test_suite!(fresh());
 #[tokio::test]
 async fn history_written_with_the_0007_schema_reads_back_after_migration() {
     use store::{
-        InstanceQuery, NgsiTemporalStore, StoreErrorKind, TemporalEntityRecord,
+        InstanceQuery, NgsiStore, NgsiTemporalStore, StoreErrorKind, TemporalEntityRecord,
         TemporalInstanceRecord, TemporalWrite, TenantId, TenantScope,
     };
     const OLD: [&str; 8] = [
@@ -54,7 +54,15 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
                  (2, 'city', 'urn:e:1', 'speed', 'urn:i:s2', 'urn:d:1', 100, 1, 20, 25, NULL, '{\"v\":2}'),
                  (3, 'city', 'urn:e:1', 'plate', 'urn:i:p1', NULL, 30, 0, 30, 30, NULL, '{\"v\":3}'),
                  (4, 'city', 'urn:e:1', 'speed', 'urn:i:s3', NULL, 300, 1, 40, 40, 40, '{\"v\":4}'),
-                 (5, 'other', 'urn:e:1', 'speed', 'urn:i:o1', NULL, 50, 0, 50, 50, NULL, '{\"v\":5}');",
+                 (5, 'other', 'urn:e:1', 'speed', 'urn:i:o1', NULL, 50, 0, 50, 50, NULL, '{\"v\":5}');
+             -- Current entities: one with a history, one without (migration 0013 merges the
+             -- first with its temporal entity into one row).
+             INSERT INTO ngsi_entities (tenant, id, doc, created_at, modified_at) VALUES
+                 ('city', 'urn:e:1', 'current one', 5, 60),
+                 ('city', 'urn:e:2', 'current two', 6, 6);
+             INSERT INTO ngsi_entity_types (tenant, type, id) VALUES
+                 ('city', 'T', 'urn:e:1'),
+                 ('city', 'U', 'urn:e:2');",
         )
         .unwrap();
     }
@@ -89,6 +97,40 @@ async fn history_written_with_the_0007_schema_reads_back_after_migration() {
     assert_eq!(
         store.temporal_attributes(&city, "urn:e:1").await.unwrap(),
         vec!["speed".to_owned(), "plate".to_owned()]
+    );
+    // Current entities and temporal entities, each as they were (migration 0013).
+    let current = store.entity(&city, "urn:e:1").await.unwrap().unwrap();
+    assert_eq!(
+        (current.doc.as_str(), current.types, current.modified_at.0),
+        ("current one", vec!["T".to_owned()], 60)
+    );
+    let current = store.entity(&city, "urn:e:2").await.unwrap().unwrap();
+    assert_eq!(current.types, ["U"]);
+    assert!(
+        store
+            .temporal_entity(&city, "urn:e:2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.entity(&other, "urn:e:1").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .temporal_entity(&other, "urn:e:1")
+            .await
+            .unwrap()
+            .and_then(|e| e.deleted_at),
+        Some(70)
+    );
+    assert_eq!(
+        store
+            .temporal_entities(&city, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        ["urn:e:1"]
     );
     let all = store
         .temporal_instances(&city, "urn:e:1", &InstanceQuery::default())

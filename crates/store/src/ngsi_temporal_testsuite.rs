@@ -546,6 +546,222 @@ pub async fn entity_writes_carry_history(store: &(impl NgsiStore + NgsiTemporalS
     );
 }
 
+/// An entity's current state and its temporal entity are independent: deleting one keeps
+/// the other, each reads back as written whatever the other does, and once both are gone the
+/// id can be used afresh (a backend may keep both in one row).
+pub async fn current_and_temporal_entities_are_independent(
+    store: &(impl NgsiStore + NgsiTemporalStore),
+) {
+    let s = scope("tmp-parts");
+    let put = |id: &str, doc: &str, at: i64| {
+        let record = EntityRecord {
+            id: id.to_owned(),
+            types: vec!["Current".to_owned()],
+            doc: doc.to_owned(),
+            created_at: UnixMillis(at),
+            modified_at: UnixMillis(at),
+        };
+        let change = vec![EntityChange::Put(record)];
+        store.modify_entities_blind(
+            &s,
+            vec![id.to_owned()],
+            Box::new(move |_| change),
+            TemporalWrite {
+                entities: vec![entity(id, "Temporal", at)],
+                instances: vec![inst(id, "p", at, Some(at))],
+            },
+            Box::new(|_| {}),
+        )
+    };
+    put("urn:e:1", "one", 1).await.unwrap();
+    put("urn:e:2", "two", 2).await.unwrap();
+    // Only a current entity (no history), and only a temporal entity (no current state).
+    let only_current = EntityRecord {
+        id: "urn:e:3".to_owned(),
+        types: vec!["Current".to_owned()],
+        doc: "three".to_owned(),
+        created_at: UnixMillis(3),
+        modified_at: UnixMillis(3),
+    };
+    store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:3".into()],
+            Box::new(move |_| vec![EntityChange::Put(only_current)]),
+            TemporalWrite::default(),
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    store
+        .record_temporal(
+            &s,
+            TemporalWrite {
+                entities: vec![entity("urn:e:4", "Temporal", 4)],
+                instances: vec![inst("urn:e:4", "p", 4, None)],
+            },
+        )
+        .await
+        .unwrap();
+    let by_ids = |ids: &[&str]| EntityFilter {
+        ids: Some(ids.iter().map(|id| (*id).to_owned()).collect()),
+        types: None,
+    };
+    let current_ids = |list: Vec<EntityRecord>| list.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let temporal_ids =
+        |list: Vec<TemporalEntityRecord>| list.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        current_ids(store.entities(&s, &EntityFilter::default()).await.unwrap()),
+        ["urn:e:1", "urn:e:2", "urn:e:3"]
+    );
+    let current_type = EntityFilter {
+        types: Some(vec!["Current".to_owned()]),
+        ..EntityFilter::default()
+    };
+    assert_eq!(
+        current_ids(store.entities(&s, &current_type).await.unwrap()),
+        ["urn:e:1", "urn:e:2", "urn:e:3"]
+    );
+    assert_eq!(
+        temporal_ids(store.temporal_entities(&s, None).await.unwrap()),
+        ["urn:e:1", "urn:e:2", "urn:e:4"]
+    );
+    assert!(store.entity(&s, "urn:e:4").await.unwrap().is_none());
+    assert!(
+        store
+            .temporal_entity(&s, "urn:e:3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let temporal = store.temporal_entity(&s, "urn:e:1").await.unwrap().unwrap();
+    assert_eq!(temporal.types, ["Temporal"]);
+    assert_eq!((temporal.created_at, temporal.modified_at), (1, 1));
+
+    // Deleting the current entity keeps its history, and the other way round.
+    assert_eq!(
+        store
+            .delete_entities(&s, &by_ids(&["urn:e:1", "urn:e:3"]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.entity(&s, "urn:e:1").await.unwrap().is_none());
+    assert!(
+        store
+            .temporal_entity(&s, "urn:e:1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let all = InstanceQuery::default();
+    assert_eq!(
+        ids(&store.temporal_instances(&s, "urn:e:1", &all).await.unwrap()),
+        ["urn:i:p:1"]
+    );
+    assert!(store.delete_temporal_entity(&s, "urn:e:2").await.unwrap());
+    assert!(!store.delete_temporal_entity(&s, "urn:e:2").await.unwrap());
+    assert!(
+        store
+            .temporal_entity(&s, "urn:e:2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.entity(&s, "urn:e:2").await.unwrap().unwrap().doc,
+        "two"
+    );
+    assert_eq!(
+        current_ids(store.entities(&s, &EntityFilter::default()).await.unwrap()),
+        ["urn:e:2"]
+    );
+    assert_eq!(
+        temporal_ids(store.temporal_entities(&s, None).await.unwrap()),
+        ["urn:e:1", "urn:e:4"]
+    );
+
+    // Gone in both forms, the id starts afresh: no history, no old times.
+    assert!(store.delete_temporal_entity(&s, "urn:e:1").await.unwrap());
+    assert_eq!(
+        store
+            .delete_entities(&s, &by_ids(&["urn:e:1"]))
+            .await
+            .unwrap(),
+        0
+    );
+    put("urn:e:1", "again", 9).await.unwrap();
+    assert_eq!(
+        store.entity(&s, "urn:e:1").await.unwrap().unwrap().doc,
+        "again"
+    );
+    let temporal = store.temporal_entity(&s, "urn:e:1").await.unwrap().unwrap();
+    assert_eq!((temporal.created_at, temporal.modified_at), (9, 9));
+    assert_eq!(
+        ids(&store.temporal_instances(&s, "urn:e:1", &all).await.unwrap()),
+        ["urn:i:p:9"]
+    );
+    // One write of two current entities, only one of them with a temporal entity.
+    let current = |id: &str, doc: &str| EntityRecord {
+        id: id.to_owned(),
+        types: vec!["Current".to_owned()],
+        doc: doc.to_owned(),
+        created_at: UnixMillis(5),
+        modified_at: UnixMillis(5),
+    };
+    let changes = vec![
+        EntityChange::Put(current("urn:e:5", "five")),
+        EntityChange::Put(current("urn:e:6", "six")),
+    ];
+    store
+        .modify_entities_blind(
+            &s,
+            vec!["urn:e:5".into(), "urn:e:6".into()],
+            Box::new(move |_| changes),
+            TemporalWrite {
+                entities: vec![entity("urn:e:6", "Temporal", 5)],
+                instances: vec![inst("urn:e:6", "p", 5, None)],
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.entity(&s, "urn:e:5").await.unwrap().unwrap().doc,
+        "five"
+    );
+    assert_eq!(
+        store.entity(&s, "urn:e:6").await.unwrap().unwrap().doc,
+        "six"
+    );
+    assert!(
+        store
+            .temporal_entity(&s, "urn:e:5")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .temporal_entity(&s, "urn:e:6")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A current entity written again over a history keeps the history's first time.
+    put("urn:e:4", "four", 8).await.unwrap();
+    let temporal = store.temporal_entity(&s, "urn:e:4").await.unwrap().unwrap();
+    assert_eq!((temporal.created_at, temporal.modified_at), (4, 8));
+    assert_eq!(
+        store.entity(&s, "urn:e:4").await.unwrap().unwrap().doc,
+        "four"
+    );
+    assert_eq!(
+        store.temporal_attributes(&s, "urn:e:4").await.unwrap(),
+        ["p"]
+    );
+}
+
 #[macro_export]
 macro_rules! ngsi_temporal_store_test_suite {
     ($make:expr) => {
@@ -554,7 +770,8 @@ macro_rules! ngsi_temporal_store_test_suite {
             use super::*;
             $crate::ngsi_temporal_store_test_suite!(@tests $make;
                 history_is_tenant_scoped, ranges_and_last_n, entities_upsert_and_filter,
-                instance_maintenance, minted_instance_ids, entity_writes_carry_history);
+                instance_maintenance, minted_instance_ids, entity_writes_carry_history,
+                current_and_temporal_entities_are_independent);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {
