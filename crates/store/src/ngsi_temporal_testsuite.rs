@@ -20,6 +20,17 @@ fn entity(id: &str, t: &str, at: i64) -> TemporalEntityRecord {
     }
 }
 
+/// A current entity of type `Current`, created and modified at `at`.
+fn current_entity(id: &str, doc: &str, at: i64) -> EntityRecord {
+    EntityRecord {
+        id: id.to_owned(),
+        types: vec!["Current".to_owned()],
+        doc: doc.to_owned(),
+        created_at: UnixMillis(at),
+        modified_at: UnixMillis(at),
+    }
+}
+
 fn inst(e: &str, attr: &str, n: i64, observed: Option<i64>) -> TemporalInstanceRecord {
     TemporalInstanceRecord {
         entity_id: e.to_owned(),
@@ -554,14 +565,7 @@ pub async fn current_and_temporal_entities_are_independent(
 ) {
     let s = scope("tmp-parts");
     let put = |id: &str, doc: &str, at: i64| {
-        let record = EntityRecord {
-            id: id.to_owned(),
-            types: vec!["Current".to_owned()],
-            doc: doc.to_owned(),
-            created_at: UnixMillis(at),
-            modified_at: UnixMillis(at),
-        };
-        let change = vec![EntityChange::Put(record)];
+        let change = vec![EntityChange::Put(current_entity(id, doc, at))];
         store.modify_entities_blind(
             &s,
             vec![id.to_owned()],
@@ -576,13 +580,7 @@ pub async fn current_and_temporal_entities_are_independent(
     put("urn:e:1", "one", 1).await.unwrap();
     put("urn:e:2", "two", 2).await.unwrap();
     // Only a current entity (no history), and only a temporal entity (no current state).
-    let only_current = EntityRecord {
-        id: "urn:e:3".to_owned(),
-        types: vec!["Current".to_owned()],
-        doc: "three".to_owned(),
-        created_at: UnixMillis(3),
-        modified_at: UnixMillis(3),
-    };
+    let only_current = current_entity("urn:e:3", "three", 3);
     store
         .modify_entities_blind(
             &s,
@@ -702,16 +700,9 @@ pub async fn current_and_temporal_entities_are_independent(
         ["urn:i:p:9"]
     );
     // One write of two current entities, only one of them with a temporal entity.
-    let current = |id: &str, doc: &str| EntityRecord {
-        id: id.to_owned(),
-        types: vec!["Current".to_owned()],
-        doc: doc.to_owned(),
-        created_at: UnixMillis(5),
-        modified_at: UnixMillis(5),
-    };
     let changes = vec![
-        EntityChange::Put(current("urn:e:5", "five")),
-        EntityChange::Put(current("urn:e:6", "six")),
+        EntityChange::Put(current_entity("urn:e:5", "five", 5)),
+        EntityChange::Put(current_entity("urn:e:6", "six", 5)),
     ];
     store
         .modify_entities_blind(
