@@ -1,10 +1,10 @@
 //! `NgsiStore` on SQLite: one row per entity (JSON text, with its types as a JSON array in
 //! the same row since migration 0010, and since migration 0013 its temporal entity beside it:
 //! rows whose `doc` is NULL hold only a temporal entity and are not current entities), and the
-//! stored `@context` documents. A write is one
-//! row per entity and reads nothing; the store's own type filter scans the tenant's rows
-//! (the broker answers type queries from its in-memory index). Writes go through the writer thread (group commit), so
-//! an acknowledged write is committed.
+//! stored `@context` documents. A write is one row per entity and reads nothing; the store's
+//! own type filter scans the tenant's rows (the broker answers type queries from its in-memory
+//! index). Writes go through the writer thread (group commit), so an acknowledged write is
+//! committed.
 
 use crate::SqliteStore;
 use crate::engine::backend;
