@@ -117,7 +117,7 @@ fn series_json(map: &SeriesMap) -> String {
     serde_json::to_string(map).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// The series of an entity (`None`: it has no temporal entity row).
+/// The series of an entity (`None`: its row holds no temporal entity).
 fn series_map(conn: &Connection, tenant: &str, entity_id: &str) -> StoreResult<Option<SeriesMap>> {
     conn.prepare_cached(
         "SELECT series FROM ngsi_entities \
@@ -365,8 +365,8 @@ struct EntitySeries<'a> {
 
 /// Appends `write` to the history of `tenant` (inside the caller's transaction): the
 /// `record_temporal` contract, also used by entity writes that carry their history. Such a
-/// write may hand over its current entities (`current_entities`, distinct ids) to be written here, in
-/// the same rows as their temporal entities.
+/// write may hand over its current entities (`current_entities`, distinct ids) to be written
+/// here, in the same rows as their temporal entities.
 pub(crate) fn record(
     conn: &Connection,
     tenant: &str,
@@ -648,8 +648,10 @@ impl NgsiTemporalStore for SqliteStore {
         let tenant = scope.tenant().as_str().to_owned();
         let ids = ids.map(<[String]>::to_vec);
         self.read(move |conn| {
-            let mut sql =
-                format!("SELECT {ENTITY_COLUMNS} FROM ngsi_entities WHERE tenant = ?1 AND temporal_types IS NOT NULL");
+            let mut sql = format!(
+                "SELECT {ENTITY_COLUMNS} FROM ngsi_entities \
+                     WHERE tenant = ?1 AND temporal_types IS NOT NULL"
+            );
             let mut args = vec![tenant];
             if let Some(ids) = ids {
                 if ids.is_empty() {
