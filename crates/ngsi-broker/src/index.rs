@@ -8,10 +8,11 @@
 //! loaded from the store on its first use; from then on every write of every broker goes
 //! through [`Broker::modify`](crate::Broker::modify), which keeps the index in step:
 //!
-//! - the write's read-modify-write callback runs on the store's single writer; it reads
-//!   the current entities from the index (the store does not read or decode them) and puts
-//!   its results in a per-tenant *overlay* of written but not yet committed entities, so the
-//!   next write in the same group-commit transaction sees them;
+//! - the writes of one tenant take turns ([`Tenant::writing`]); in its turn a write's
+//!   read-modify-write callback reads the current entities from the index (the store does
+//!   not read or decode them), puts its results in a per-tenant *overlay* of written but not
+//!   yet committed entities, so that the next write sees them even before they commit, and
+//!   queues its store write on the store's single writer;
 //! - once the transaction's fate is known, the store runs the write's commit hook (on the
 //!   writer, in commit order): on commit the results move to the committed map and the
 //!   indexes, otherwise they are dropped from the overlay.
