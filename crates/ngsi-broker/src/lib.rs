@@ -47,6 +47,9 @@ pub struct BrokerSettings {
     pub max_limit: usize,
     /// Most instances of one attribute in one temporal response (temporal pagination).
     pub temporal_limit: usize,
+    /// With a temporal store: entity writes also record their history. Off, only writes to
+    /// the temporal API itself store instances.
+    pub record_history: bool,
 }
 
 impl Default for BrokerSettings {
@@ -56,6 +59,7 @@ impl Default for BrokerSettings {
             default_limit: 20,
             max_limit: 1000,
             temporal_limit: 10_000,
+            record_history: true,
         }
     }
 }

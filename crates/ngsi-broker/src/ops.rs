@@ -113,7 +113,8 @@ impl Broker {
         // and the history the temporal API keeps, committed in the same transaction as the
         // entities.
         let sink = self.watching_sink();
-        let record_history = record_history && self.temporal.is_some();
+        let record_history =
+            record_history && self.settings.record_history && self.temporal.is_some();
         let mut pairs = Vec::new();
         let queued = {
             let _turn = tenant.writing(ids.len()).await;

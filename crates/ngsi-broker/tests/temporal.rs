@@ -38,6 +38,58 @@ fn values(body: &Value, attr: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `record_history = false`: entity writes leave no history, and what the temporal API is given
+/// directly is still stored and served (with the entity it brings up to date).
+#[tokio::test]
+async fn entity_writes_record_nothing_when_history_is_off() {
+    let s = serve_broker_with(None, true, false).await;
+    let t = s.token("alice").await;
+    let id = "urn:ngsi-ld:Car:off1";
+    let r = s
+        .post(
+            "/entities",
+            &t,
+            json!({"id": id, "type": "Car",
+                   "speed": {"type": "Property", "value": 10, "observedAt": "2024-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s
+        .patch(
+            &format!("/entities/{id}/attrs"),
+            &t,
+            json!({"speed": {"type": "Property", "value": 20}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = s
+        .post(
+            "/entityOperations/upsert",
+            &t,
+            json!([{"id": "urn:ngsi-ld:Car:off2", "type": "Car", "speed": 1}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for e in [id, "urn:ngsi-ld:Car:off2"] {
+        s.get(&format!("{T}/{e}"), &t)
+            .await
+            .problem(404, "ResourceNotFound");
+    }
+    // The entities themselves are written as usual.
+    let r = s.get(&format!("/entities/{id}"), &t).await;
+    assert_eq!(r.body["speed"]["value"], 20, "{}", r.body);
+
+    // The temporal API still stores what it is given.
+    let vid = "urn:ngsi-ld:Vehicle:off3";
+    let r = s.post(T, &t, vehicle(vid)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s.get(&format!("{T}/{vid}"), &t).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(values(&r.body, "speed"), [120, 80, 100]);
+    let r = s.get(&format!("/entities/{vid}"), &t).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 #[tokio::test]
 async fn entity_writes_record_instances_and_deletions() {
     let s = serve(None).await;

@@ -50,6 +50,7 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
         default_limit: config.default_limit.max(1),
         max_limit: config.max_limit.max(1),
         temporal_limit: config.temporal_limit.max(1),
+        record_history: config.record_history,
     };
     Ok(Arc::new(
         Broker::new(store, contexts, Arc::clone(&platform.identity), settings)

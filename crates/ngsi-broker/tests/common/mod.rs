@@ -52,6 +52,15 @@ pub fn tenant(id: &str) -> TenantId {
 /// The API on a free loopback port over a fresh store; with `temporal`, entity writes record
 /// their history and the temporal routes serve it (pages of 5 instances).
 pub async fn serve_broker(anonymous_role: Option<&str>, temporal: bool) -> Server {
+    serve_broker_with(anonymous_role, temporal, true).await
+}
+
+/// [`serve_broker`], with `record_history` as `BrokerSettings::record_history`.
+pub async fn serve_broker_with(
+    anonymous_role: Option<&str>,
+    temporal: bool,
+    record_history: bool,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let identity = Arc::new(
@@ -107,6 +116,7 @@ pub async fn serve_broker(anonymous_role: Option<&str>, temporal: bool) -> Serve
         } else {
             BrokerSettings::default().temporal_limit
         },
+        record_history,
         ..BrokerSettings::default()
     };
     let broker = Broker::new(ngsi, contexts, identity.clone(), settings)

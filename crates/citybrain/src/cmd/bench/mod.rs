@@ -52,6 +52,11 @@ pub(crate) struct BenchArgs {
     /// flight).
     #[arg(long, default_value_t = 16)]
     ngsi_create_connections: usize,
+    /// Run the `ngsi-ld` benchmark with `ngsi.record_history = false` (entity writes record no
+    /// history). Its figures are then named so and carry no targets: the targets are
+    /// for the default configuration.
+    #[arg(long)]
+    ngsi_without_history: bool,
     /// Instances in the history of the `ngsi-ld-temporal` benchmark's entity.
     #[arg(long, default_value_t = 1_000_000)]
     ngsi_temporal_instances: usize,
@@ -132,6 +137,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.ngsi_entities,
                 args.ngsi_create_connections.max(1),
                 args.ngsi_batch_connections.max(1),
+                !args.ngsi_without_history,
             )?,
             "cpn" => cpn::run()?,
             "psi" => psi::run(args.psi_log2.clamp(4, 24))?,
