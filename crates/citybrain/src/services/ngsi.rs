@@ -52,6 +52,11 @@ pub(crate) fn broker(platform: &Platform) -> anyhow::Result<Arc<Broker>> {
         temporal_limit: config.temporal_limit.max(1),
         record_history: config.record_history,
     };
+    if !config.record_history {
+        tracing::info!(
+            "ngsi.record_history is off: entity writes record no history; the temporal API stores only what is written to it"
+        );
+    }
     Ok(Arc::new(
         Broker::new(store, contexts, Arc::clone(&platform.identity), settings)
             .with_temporal(Arc::new(platform.store.clone()))
