@@ -176,23 +176,24 @@ pub(crate) fn put_current(
     buffer.flush(conn, tenant)
 }
 
-/// The puts of a write that consists of puts (and keeps) of distinct ids only, each put
-/// under its own id: these can be written in one statement per row with the write's history
-/// (see `ngsi_temporal::record`). `None`: the write takes the general path.
-fn distinct_puts<'a>(ids: &[String], changes: &'a [EntityChange]) -> Option<Vec<&'a EntityRecord>> {
+/// The positions of the puts of a write that consists of puts (and keeps) of distinct ids
+/// only, each put under its own id: these can be written in one statement per row with the
+/// write's history (see `ngsi_temporal::record`). `None`: the write takes the general path.
+/// Worked out by the caller, once, not on the writer at every attempt.
+fn distinct_puts(ids: &[String], changes: &[EntityChange]) -> Option<Vec<usize>> {
     if ids.len() != changes.len() {
         return None;
     }
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
     let mut puts = Vec::with_capacity(changes.len());
-    for (id, change) in ids.iter().zip(changes) {
+    for (at, (id, change)) in ids.iter().zip(changes).enumerate() {
         if !seen.insert(id.as_str()) {
             return None;
         }
         match change {
             EntityChange::Keep => {}
             EntityChange::Delete => return None,
-            EntityChange::Put(rec) if &rec.id == id => puts.push(rec),
+            EntityChange::Put(rec) if &rec.id == id => puts.push(at),
             EntityChange::Put(_) => return None,
         }
     }
@@ -340,14 +341,25 @@ impl NgsiStore for SqliteStore {
         // the writer may run it again (see `SqliteStore::queue_rerunnable`).
         let changes = modify(ids.iter().map(|_| None).collect());
         let series_ids = self.series_ids();
+        // Each row's current entity and temporal entity in one statement, where the write allows.
+        let combined = distinct_puts(&ids, &changes)
+            .filter(|puts| !puts.is_empty() && !history.entities.is_empty());
         Box::pin(self.queue_rerunnable(
-            move |conn| match distinct_puts(&ids, &changes) {
-                // Each row's current entity and temporal entity in one statement.
-                Some(puts) if !puts.is_empty() && !history.entities.is_empty() => {
-                    register_tenant(conn, &tenant, puts[0].created_at)?;
+            move |conn| match &combined {
+                Some(at) => {
+                    let puts: Vec<&EntityRecord> = at
+                        .iter()
+                        .filter_map(|&i| match &changes[i] {
+                            EntityChange::Put(rec) => Some(rec),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(first) = puts.first() {
+                        register_tenant(conn, &tenant, first.created_at)?;
+                    }
                     crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids, &puts)
                 }
-                _ => {
+                None => {
                     apply_changes(conn, &tenant, &ids, &changes)?;
                     crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids, &[])
                 }
