@@ -2,9 +2,14 @@
 //! [`index_slot`](store::NgsiStore::index_slot), so every broker over one store shares it).
 //!
 //! SQLite stays the durable source of truth; the index holds, per tenant, every committed
-//! entity decoded once (`id -> Arc<Entity>`, ordered by id), the ids of each type, and the
-//! ids holding each scalar attribute value (for `attr==value` terms of `q`) and an R-tree
-//! of the envelopes of each GeoProperty (for geo-queries). A tenant is
+//! entity decoded once (`id -> Arc<Entity>`, ordered by id), the entities of each type, and
+//! the entities holding each scalar attribute value (for `attr==value` terms of `q`) and an
+//! R-tree of the envelopes of each GeoProperty (for geo-queries). Those sets hold an entity's
+//! *slot*, a small number the tenant gives it while it exists, in compressed bitmaps: adding
+//! to a set of 100,000 compares integers, where a set of ids would compare strings behind
+//! pointers, and a set of one entity (a unique value) costs a few bytes. Queries turn a set
+//! back into id order by walking the ordered map when the set is a large part of it, and by
+//! sorting the few entities otherwise. A tenant is
 //! loaded from the store on its first use; from then on every write of every broker goes
 //! through [`Broker::modify`](crate::Broker::modify), which keeps the index in step:
 //!
@@ -29,11 +34,11 @@ use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
 use ngsi_ld::Entity;
 use ngsi_ld::query::{BoolExpr, CompareOp, Literal, QExpr, QTerm, QValue, Query};
+use roaring::RoaringBitmap;
 use rstar::primitives::Rectangle;
 use rstar::{AABB, RTree};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};
@@ -41,16 +46,17 @@ use store::{EntityFilter, NgsiStore, TenantScope};
 /// An entity as the index holds it, shared with readers without copying.
 type SharedEntity = Arc<Entity>;
 
-type Id = Arc<str>;
+/// Entities by their slots (see [`TenantState::slots`]).
+type Slots = RoaringBitmap;
 
-/// The geo index of one GeoProperty: an R-tree of the distinct envelopes, the ids per
-/// envelope (many entities often share one, e.g. a point), and the ids whose geometry
+/// The geo index of one GeoProperty: an R-tree of the distinct envelopes, the entities per
+/// envelope (many entities often share one, e.g. a point), and the entities whose geometry
 /// has no envelope.
 #[derive(Default)]
 struct GeoIndex {
     tree: RTree<Rectangle<[f64; 2]>>,
-    ids: HashMap<[u64; 4], BTreeSet<Id>>,
-    unbounded: BTreeSet<Id>,
+    ids: HashMap<[u64; 4], Slots>,
+    unbounded: Slots,
 }
 
 fn bits(b: [f64; 4]) -> [u64; 4] {
@@ -62,29 +68,29 @@ fn rect(b: [f64; 4]) -> Rectangle<[f64; 2]> {
 }
 
 impl GeoIndex {
-    fn insert(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+    fn insert(&mut self, slot: u32, bbox: Option<[f64; 4]>) {
         let Some(b) = bbox else {
-            self.unbounded.insert(id.clone());
+            self.unbounded.insert(slot);
             return;
         };
         match self.ids.get_mut(&bits(b)) {
             Some(set) => {
-                set.insert(id.clone());
+                set.insert(slot);
             }
             None => {
                 self.tree.insert(rect(b));
-                self.ids.insert(bits(b), BTreeSet::from([id.clone()]));
+                self.ids.insert(bits(b), Slots::from_iter([slot]));
             }
         }
     }
 
-    fn remove(&mut self, id: &Id, bbox: Option<[f64; 4]>) {
+    fn remove(&mut self, slot: u32, bbox: Option<[f64; 4]>) {
         let Some(b) = bbox else {
-            self.unbounded.remove(id);
+            self.unbounded.remove(slot);
             return;
         };
         if let Some(set) = self.ids.get_mut(&bits(b)) {
-            set.remove(id);
+            set.remove(slot);
             if set.is_empty() {
                 self.ids.remove(&bits(b));
                 self.tree.remove(&rect(b));
@@ -96,16 +102,16 @@ impl GeoIndex {
         self.ids.is_empty() && self.unbounded.is_empty()
     }
 
-    /// Ids whose envelope intersects `b`, and those without an envelope.
-    fn candidates(&self, b: [f64; 4], out: &mut BTreeSet<Id>) {
+    /// Entities whose envelope intersects `b`, and those without an envelope.
+    fn candidates(&self, b: [f64; 4], out: &mut Slots) {
         let envelope = AABB::from_corners([b[0], b[1]], [b[2], b[3]]);
         for r in self.tree.locate_in_envelope_intersecting(&envelope) {
             let (lo, hi) = (r.lower(), r.upper());
             if let Some(set) = self.ids.get(&bits([lo[0], lo[1], hi[0], hi[1]])) {
-                out.extend(set.iter().cloned());
+                *out |= set;
             }
         }
-        out.extend(self.unbounded.iter().cloned());
+        *out |= &self.unbounded;
     }
 }
 
@@ -212,9 +218,10 @@ fn literal_keys(lit: &Literal) -> Option<Vec<Key>> {
     }
 }
 
-/// A committed entity with its value-index keys.
+/// A committed entity with its slot and its value-index keys.
 struct Committed {
     entity: Arc<Entity>,
+    slot: u32,
     keys: Vec<(String, Key)>,
     geo: Vec<(String, Option<[f64; 4]>)>,
 }
@@ -224,49 +231,60 @@ struct Committed {
 struct TenantState {
     /// Whether the tenant ever received data (`NgsiStore::tenant_exists`).
     registered: bool,
-    entities: BTreeMap<Id, Committed>,
-    by_type: HashMap<String, BTreeSet<Id>>,
-    by_value: HashMap<String, HashMap<Key, BTreeSet<Id>>>,
-    /// Per GeoProperty name: the envelopes of its valid geometries, and the ids whose
+    entities: BTreeMap<String, Committed>,
+    /// Slot -> committed entity. A slot is taken when an id is first committed and given
+    /// back (to `free`) when it is deleted, once no index set holds it any more.
+    slots: Vec<Option<Arc<Entity>>>,
+    free: Vec<u32>,
+    by_type: HashMap<String, Slots>,
+    by_value: HashMap<String, HashMap<Key, Slots>>,
+    /// Per GeoProperty name: the envelopes of its valid geometries, and the entities whose
     /// geometry has no envelope.
     by_geo: HashMap<String, GeoIndex>,
     /// Written but not yet committed: id -> (write sequence, entity or deletion).
     overlay: HashMap<String, (u64, Option<Arc<Entity>>)>,
 }
 
-type TypeIndex = HashMap<String, BTreeSet<Id>>;
-type ValueIndex = HashMap<String, HashMap<Key, BTreeSet<Id>>>;
+type TypeIndex = HashMap<String, Slots>;
+type ValueIndex = HashMap<String, HashMap<Key, Slots>>;
 type GeoIndexes = HashMap<String, GeoIndex>;
 
-fn add_type(by_type: &mut TypeIndex, id: &Id, t: &str) {
+fn add_type(by_type: &mut TypeIndex, slot: u32, t: &str) {
     if let Some(set) = by_type.get_mut(t) {
-        set.insert(id.clone());
+        set.insert(slot);
     } else {
-        by_type.insert(t.to_owned(), BTreeSet::from([id.clone()]));
+        by_type.insert(t.to_owned(), Slots::from_iter([slot]));
     }
 }
 
-fn remove_type(by_type: &mut TypeIndex, id: &Id, t: &str) {
+fn remove_type(by_type: &mut TypeIndex, slot: u32, t: &str) {
     if let Some(set) = by_type.get_mut(t) {
-        set.remove(id);
+        set.remove(slot);
         if set.is_empty() {
             by_type.remove(t);
         }
     }
 }
 
-fn add_key(by_value: &mut ValueIndex, id: &Id, (name, key): &(String, Key)) {
+fn add_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key)) {
     let values = match by_value.get_mut(name) {
         Some(v) => v,
         None => by_value.entry(name.clone()).or_default(),
     };
-    values.entry(key.clone()).or_default().insert(id.clone());
+    match values.get_mut(key) {
+        Some(set) => {
+            set.insert(slot);
+        }
+        None => {
+            values.insert(key.clone(), Slots::from_iter([slot]));
+        }
+    }
 }
 
-fn remove_key(by_value: &mut ValueIndex, id: &Id, (name, key): &(String, Key)) {
+fn remove_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key)) {
     if let Some(values) = by_value.get_mut(name) {
         if let Some(set) = values.get_mut(key) {
-            set.remove(id);
+            set.remove(slot);
             if set.is_empty() {
                 values.remove(key);
             }
@@ -277,13 +295,16 @@ fn remove_key(by_value: &mut ValueIndex, id: &Id, (name, key): &(String, Key)) {
     }
 }
 
-fn add_geo(by_geo: &mut GeoIndexes, id: &Id, (name, bbox): &(String, Option<[f64; 4]>)) {
-    by_geo.entry(name.clone()).or_default().insert(id, *bbox);
+fn add_geo(by_geo: &mut GeoIndexes, slot: u32, (name, bbox): &(String, Option<[f64; 4]>)) {
+    match by_geo.get_mut(name) {
+        Some(g) => g.insert(slot, *bbox),
+        None => by_geo.entry(name.clone()).or_default().insert(slot, *bbox),
+    }
 }
 
-fn remove_geo(by_geo: &mut GeoIndexes, id: &Id, (name, bbox): &(String, Option<[f64; 4]>)) {
+fn remove_geo(by_geo: &mut GeoIndexes, slot: u32, (name, bbox): &(String, Option<[f64; 4]>)) {
     if let Some(g) = by_geo.get_mut(name) {
-        g.remove(id, *bbox);
+        g.remove(slot, *bbox);
         if g.is_empty() {
             by_geo.remove(name);
         }
@@ -304,28 +325,39 @@ fn changed<'a, T: PartialEq>(old: &'a [T], new: &'a [T]) -> (Vec<&'a T>, Vec<&'a
 }
 
 impl TenantState {
-    fn unindex(&mut self, id: &Id, old: &Committed) {
+    fn unindex(&mut self, old: &Committed) {
         for t in &old.entity.types {
-            remove_type(&mut self.by_type, id, t);
+            remove_type(&mut self.by_type, old.slot, t);
         }
         for g in &old.geo {
-            remove_geo(&mut self.by_geo, id, g);
+            remove_geo(&mut self.by_geo, old.slot, g);
         }
         for k in &old.keys {
-            remove_key(&mut self.by_value, id, k);
+            remove_key(&mut self.by_value, old.slot, k);
         }
     }
 
-    fn index(&mut self, id: &Id, c: &Committed) {
+    fn index(&mut self, c: &Committed) {
         for t in &c.entity.types {
-            add_type(&mut self.by_type, id, t);
+            add_type(&mut self.by_type, c.slot, t);
         }
         for k in &c.keys {
-            add_key(&mut self.by_value, id, k);
+            add_key(&mut self.by_value, c.slot, k);
         }
         for g in &c.geo {
-            add_geo(&mut self.by_geo, id, g);
+            add_geo(&mut self.by_geo, c.slot, g);
         }
+    }
+
+    /// A slot for a newly committed entity.
+    fn take_slot(&mut self, entity: &Arc<Entity>) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.slots[slot as usize] = Some(Arc::clone(entity));
+            return slot;
+        }
+        self.slots.push(Some(Arc::clone(entity)));
+        // An entity takes kilobytes of memory, so a tenant never holds 2^32 of them.
+        u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
     }
 
     /// Makes `staged` the committed state of its id. Returns the entry it replaces, for the
@@ -333,48 +365,74 @@ impl TenantState {
     /// allocations).
     fn commit(&mut self, staged: Staged) -> Option<Committed> {
         let Some(entity) = staged.entity else {
-            let (key, old) = self.entities.remove_entry(staged.id.as_str())?;
-            self.unindex(&key, &old);
+            let old = self.entities.remove(staged.id.as_str())?;
+            self.unindex(&old);
+            self.slots[old.slot as usize] = None;
+            self.free.push(old.slot);
             return Some(old);
-        };
-        let new = Committed {
-            entity,
-            keys: staged.keys,
-            geo: staged.geo,
         };
         let TenantState {
             entities,
+            slots,
             by_type,
             by_value,
             by_geo,
             ..
         } = self;
-        let id = staged.id.as_str();
-        // One lookup that yields the stored key (shared with the index sets) and the entry.
-        let Some((key, slot)) = entities
-            .range_mut::<str, _>((Bound::Included(id), Bound::Included(id)))
-            .next()
-        else {
-            let key: Id = Arc::from(id);
-            self.index(&key, &new);
-            self.entities.insert(key, new);
+        let Some(slot) = entities.get_mut(staged.id.as_str()) else {
+            let new = Committed {
+                slot: self.take_slot(&entity),
+                entity,
+                keys: staged.keys,
+                geo: staged.geo,
+            };
+            self.index(&new);
+            self.entities.insert(staged.id, new);
             return None;
         };
+        let new = Committed {
+            entity,
+            slot: slot.slot,
+            keys: staged.keys,
+            geo: staged.geo,
+        };
+        slots[new.slot as usize] = Some(Arc::clone(&new.entity));
         // Written again: only the index entries that changed move.
+        let at = new.slot;
         let (gone, came) = changed(&slot.entity.types, &new.entity.types);
-        gone.into_iter().for_each(|t| remove_type(by_type, key, t));
-        came.into_iter().for_each(|t| add_type(by_type, key, t));
+        gone.into_iter().for_each(|t| remove_type(by_type, at, t));
+        came.into_iter().for_each(|t| add_type(by_type, at, t));
         let (gone, came) = changed(&slot.keys, &new.keys);
-        gone.into_iter().for_each(|k| remove_key(by_value, key, k));
-        came.into_iter().for_each(|k| add_key(by_value, key, k));
+        gone.into_iter().for_each(|k| remove_key(by_value, at, k));
+        came.into_iter().for_each(|k| add_key(by_value, at, k));
         let (gone, came) = changed(&slot.geo, &new.geo);
-        gone.into_iter().for_each(|g| remove_geo(by_geo, key, g));
-        came.into_iter().for_each(|g| add_geo(by_geo, key, g));
+        gone.into_iter().for_each(|g| remove_geo(by_geo, at, g));
+        came.into_iter().for_each(|g| add_geo(by_geo, at, g));
         Some(std::mem::replace(slot, new))
     }
 
-    /// Ids a `q` expression can match, if the value index narrows it.
-    fn q_candidates(&self, expr: &QExpr) -> Option<BTreeSet<Id>> {
+    /// The entities in `set`, ordered by id.
+    fn ordered(&self, set: &Slots) -> Vec<Arc<Entity>> {
+        // Sorting k entities costs about k log k id comparisons, walking the map one bit
+        // test per entity: walk when the set is more than a small part of the map.
+        if set.len().saturating_mul(16) >= self.entities.len() as u64 {
+            return self
+                .entities
+                .values()
+                .filter(|c| set.contains(c.slot))
+                .map(|c| Arc::clone(&c.entity))
+                .collect();
+        }
+        let mut out: Vec<Arc<Entity>> = set
+            .iter()
+            .filter_map(|s| self.slots.get(s as usize)?.clone())
+            .collect();
+        out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Entities a `q` expression can match, if the value index narrows it.
+    fn q_candidates(&self, expr: &QExpr) -> Option<Slots> {
         match expr {
             BoolExpr::Atom(QTerm::Compare {
                 path,
@@ -397,10 +455,10 @@ impl TenantState {
                     keys.extend(literal_keys(l)?);
                 }
                 let values = self.by_value.get(&path.attribute);
-                let mut out = BTreeSet::new();
+                let mut out = Slots::new();
                 for k in keys {
                     if let Some(set) = values.and_then(|v| v.get(&k)) {
-                        out.extend(set.iter().cloned());
+                        out |= set;
                     }
                 }
                 Some(out)
@@ -409,34 +467,34 @@ impl TenantState {
             BoolExpr::And(items) => items
                 .iter()
                 .filter_map(|i| self.q_candidates(i))
-                .min_by_key(BTreeSet::len),
+                .reduce(|a, b| a & b),
             BoolExpr::Or(items) => {
-                let mut out = BTreeSet::new();
+                let mut out = Slots::new();
                 for i in items {
-                    out.extend(self.q_candidates(i)?);
+                    out |= self.q_candidates(i)?;
                 }
                 Some(out)
             }
         }
     }
 
-    /// Ids a geo-query can match, if its envelope narrows it.
-    fn geo_candidates(&self, query: &Query) -> Option<BTreeSet<Id>> {
+    /// Entities a geo-query can match, if its envelope narrows it.
+    fn geo_candidates(&self, query: &Query) -> Option<Slots> {
         let g = query.geo.as_ref()?;
         let b = g.prefilter()?;
-        let mut out = BTreeSet::new();
+        let mut out = Slots::new();
         if let Some(index) = self.by_geo.get(&g.geoproperty) {
             index.candidates(b.to_array(), &mut out);
         }
         Some(out)
     }
 
-    /// Ids of entities with any of `types`, ordered.
-    fn typed(&self, types: &[String]) -> BTreeSet<Id> {
-        let mut out = BTreeSet::new();
+    /// Entities with any of `types`.
+    fn typed(&self, types: &[String]) -> Slots {
+        let mut out = Slots::new();
         for t in types {
             if let Some(set) = self.by_type.get(t) {
-                out.extend(set.iter().cloned());
+                out |= set;
             }
         }
         out
@@ -444,35 +502,20 @@ impl TenantState {
 
     /// Committed entities matching `filter` (as `NgsiStore::entities`), ordered by id.
     fn filtered(&self, filter: &EntityFilter) -> Vec<Arc<Entity>> {
-        let by_ids = |ids: &[String]| -> BTreeSet<Id> {
-            ids.iter()
-                .filter_map(|i| {
-                    self.entities
-                        .get_key_value(i.as_str())
-                        .map(|(k, _)| k.clone())
-                })
-                .collect()
-        };
-        let ids: Option<BTreeSet<Id>> = match (&filter.ids, &filter.types) {
-            (None, None) => None,
-            (Some(ids), None) => Some(by_ids(ids)),
-            (None, Some(types)) => Some(self.typed(types)),
-            (Some(ids), Some(types)) => {
-                let typed = self.typed(types);
-                Some(
-                    by_ids(ids)
-                        .into_iter()
-                        .filter(|i| typed.contains(i))
-                        .collect(),
-                )
+        match (&filter.ids, &filter.types) {
+            (None, None) => self.entities.values().map(|c| c.entity.clone()).collect(),
+            (None, Some(types)) => self.ordered(&self.typed(types)),
+            (Some(ids), types) => {
+                let typed = types.as_deref().map(|t| self.typed(t));
+                let mut out: Vec<&Committed> = ids
+                    .iter()
+                    .filter_map(|i| self.entities.get(i.as_str()))
+                    .filter(|c| typed.as_ref().is_none_or(|t| t.contains(c.slot)))
+                    .collect();
+                out.sort_unstable_by(|a, b| a.entity.id.cmp(&b.entity.id));
+                out.dedup_by_key(|c| c.slot);
+                out.into_iter().map(|c| Arc::clone(&c.entity)).collect()
             }
-        };
-        match ids {
-            None => self.entities.values().map(|c| c.entity.clone()).collect(),
-            Some(ids) => ids
-                .iter()
-                .filter_map(|i| self.entities.get(i).map(|c| c.entity.clone()))
-                .collect(),
         }
     }
 }
@@ -643,18 +686,11 @@ fn candidates(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<
     let by_q = query.q.as_ref().and_then(|q| st.q_candidates(q));
     let by_geo = st.geo_candidates(query);
     let candidates = match (by_q, by_geo) {
-        (Some(a), Some(b)) => Some(if a.len() <= b.len() {
-            a.into_iter().filter(|i| b.contains(i)).collect()
-        } else {
-            b.into_iter().filter(|i| a.contains(i)).collect()
-        }),
+        (Some(a), Some(b)) => Some(a & b),
         (a, b) => a.or(b),
     };
     match candidates {
-        Some(ids) => ids
-            .iter()
-            .filter_map(|i| st.entities.get(i).map(|c| c.entity.clone()))
-            .collect(),
+        Some(set) => st.ordered(&set),
         None => st.filtered(&EntityFilter {
             ids: (!query.ids.is_empty()).then(|| query.ids.clone()),
             types: types.map(<[String]>::to_vec),
@@ -797,11 +833,13 @@ mod tests {
     use ngsi_ld::query::QueryParams;
     use ngsi_ld::{Context, CoreContext, parse_entity};
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn state(entities: &[Value]) -> (TenantState, Context) {
         let ctx = Context::core(CoreContext::V1_9);
         let mut st = TenantState::default();
-        for v in entities {
+        // Committed in reverse, so that slot order is not id order.
+        for v in entities.iter().rev() {
             let e = parse_entity(v, &ctx).unwrap();
             st.commit(Staged::new(e.id.clone(), Some(e)));
         }
@@ -815,7 +853,7 @@ mod tests {
             .collect()
     }
 
-    fn ids(v: &[Arc<Entity>]) -> Vec<String> {
+    fn ids_of(v: &[Arc<Entity>]) -> Vec<String> {
         v.iter().map(|e| e.id.clone()).collect()
     }
 
@@ -856,6 +894,13 @@ mod tests {
         entities.push(json!({"id": "urn:ngsi-ld:T:99", "type": "T",
             "speed": [{"type": "Property", "value": 3}, {"type": "Property", "value": 7, "datasetId": "urn:d:1"}],
             "location": {"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [[[0.5, 0.5], [3.5, 0.5], [3.5, 3.5], [0.5, 0.5]]]}}}));
+        // Entities of another type, so that most sets are a small part of the tenant (their
+        // entities are sorted by id) and the sets of this type a large one (the ordered map
+        // is walked).
+        for i in 0..400 {
+            entities.push(json!({"id": format!("urn:ngsi-ld:F:{i:03}"), "type": "F",
+                "speed": p(json!(i % 200))}));
+        }
         let (mut st, ctx) = state(&entities);
         type Case<'a> = (
             Option<&'a str>,
@@ -896,6 +941,10 @@ mod tests {
             ),
             (Some("T"), None, Some(("intersects", "Point", "[1.0,1.0]"))),
             (Some("T"), None, Some(("disjoint", "Point", "[1.0,1.0]"))),
+            (Some("F"), None, None),
+            (Some("T"), None, None),
+            (Some("F,T"), Some("speed==7"), None),
+            (None, Some("speed==7;speed==7.0"), None),
         ];
         let check = |st: &TenantState, label: &str| {
             for (types, q, geo) in cases {
@@ -921,15 +970,15 @@ mod tests {
                     types.map(|t| t.split(',').map(|t| ctx.expand_term(t).unwrap()).collect());
                 let indexed = query_state(st, &query, tenant_types.as_deref());
                 assert_eq!(
-                    ids(&indexed),
-                    ids(&scan),
+                    ids_of(&indexed),
+                    ids_of(&scan),
                     "{label}: {types:?} {q:?} {geo:?}"
                 );
             }
         };
         check(&st, "fresh");
         assert!(
-            !ids(&query_state(
+            !ids_of(&query_state(
                 &st,
                 &Query::parse(
                     &QueryParams {
@@ -953,7 +1002,67 @@ mod tests {
         st.commit(Staged::new("urn:ngsi-ld:T:00".into(), Some(changed)));
         st.commit(Staged::new("urn:ngsi-ld:T:04".into(), None));
         check(&st, "changed");
-        assert!(st.by_type.values().all(|s| !s.contains("urn:ngsi-ld:T:04")));
+        assert!(
+            types_view(&st)
+                .values()
+                .all(|s| !s.contains("urn:ngsi-ld:T:04"))
+        );
+        // Ids only, with and without types: ordered, repeats once, unknown ids left out.
+        let listed = |ids: &[&str], types: Option<&[&str]>| {
+            let filter = EntityFilter {
+                ids: Some(ids.iter().map(|i| (*i).to_owned()).collect()),
+                types: types.map(|t| t.iter().map(|t| ctx.expand_term(t).unwrap()).collect()),
+            };
+            ids_of(&st.filtered(&filter))
+        };
+        assert_eq!(
+            listed(
+                &[
+                    "urn:ngsi-ld:T:03",
+                    "urn:ngsi-ld:T:01",
+                    "urn:ngsi-ld:T:03",
+                    "urn:x"
+                ],
+                None
+            ),
+            ["urn:ngsi-ld:T:01", "urn:ngsi-ld:T:03"]
+        );
+        assert_eq!(
+            listed(
+                &["urn:ngsi-ld:T:03", "urn:ngsi-ld:T:02", "urn:ngsi-ld:T:01"],
+                Some(&["T"])
+            ),
+            ["urn:ngsi-ld:T:02"]
+        );
+    }
+
+    /// A set of slots as the ids of its entities.
+    fn slot_ids(st: &TenantState, set: &Slots) -> BTreeSet<String> {
+        set.iter()
+            .map(|s| st.slots[s as usize].as_ref().unwrap().id.clone())
+            .collect()
+    }
+
+    fn types_view(st: &TenantState) -> BTreeMap<String, BTreeSet<String>> {
+        st.by_type
+            .iter()
+            .map(|(t, set)| (t.clone(), slot_ids(st, set)))
+            .collect()
+    }
+
+    /// A slot belongs to exactly the live entity that holds it; the others are free.
+    fn assert_slots_consistent(st: &TenantState, label: &str) {
+        for c in st.entities.values() {
+            let held = st.slots[c.slot as usize].as_ref();
+            assert!(
+                held.is_some_and(|e| Arc::ptr_eq(e, &c.entity)),
+                "{label}: slot of {}",
+                c.entity.id
+            );
+        }
+        let live = st.slots.iter().filter(|s| s.is_some()).count();
+        assert_eq!(live, st.entities.len(), "{label}: live slots");
+        assert_eq!(live + st.free.len(), st.slots.len(), "{label}: free slots");
     }
 
     /// The indexes after `st`'s writes equal the indexes built from scratch from its entities.
@@ -962,21 +1071,50 @@ mod tests {
         for c in st.entities.values() {
             fresh.commit(Staged::new(c.entity.id.clone(), Some((*c.entity).clone())));
         }
-        assert_eq!(st.by_type, fresh.by_type, "{label}: types");
-        assert_eq!(st.by_value, fresh.by_value, "{label}: values");
+        assert_slots_consistent(st, label);
+        assert_eq!(types_view(st), types_view(&fresh), "{label}: types");
+        type ValueView = BTreeMap<String, Vec<(String, BTreeSet<String>)>>;
+        let values = |st: &TenantState| -> ValueView {
+            st.by_value
+                .iter()
+                .map(|(name, keys)| {
+                    let mut keys: Vec<_> = keys
+                        .iter()
+                        .map(|(k, set)| (format!("{k:?}"), slot_ids(st, set)))
+                        .collect();
+                    keys.sort();
+                    (name.clone(), keys)
+                })
+                .collect()
+        };
+        assert_eq!(values(st), values(&fresh), "{label}: values");
         /// Per GeoProperty: the R-tree's size, the ids per envelope, the ids without one.
-        type GeoView = BTreeMap<String, (usize, Vec<([u64; 4], BTreeSet<Id>)>, BTreeSet<Id>)>;
+        type GeoView =
+            BTreeMap<String, (usize, Vec<([u64; 4], BTreeSet<String>)>, BTreeSet<String>)>;
         let geo = |st: &TenantState| -> GeoView {
             st.by_geo
                 .iter()
                 .map(|(name, g)| {
-                    let mut ids: Vec<_> = g.ids.iter().map(|(b, s)| (*b, s.clone())).collect();
+                    let mut ids: Vec<_> =
+                        g.ids.iter().map(|(b, s)| (*b, slot_ids(st, s))).collect();
                     ids.sort();
-                    (name.clone(), (g.tree.size(), ids, g.unbounded.clone()))
+                    (
+                        name.clone(),
+                        (g.tree.size(), ids, slot_ids(st, &g.unbounded)),
+                    )
                 })
                 .collect()
         };
         assert_eq!(geo(st), geo(&fresh), "{label}: geo");
+        // No empty set is left behind.
+        assert!(st.by_type.values().all(|s| !s.is_empty()), "{label}");
+        assert!(
+            st.by_value
+                .values()
+                .flat_map(HashMap::values)
+                .all(|s| !s.is_empty()),
+            "{label}"
+        );
     }
 
     /// An entity written again moves only its changed index entries; after every kind of
@@ -1045,6 +1183,13 @@ mod tests {
         assert!(st.commit(Staged::new(id.clone(), None)).is_some());
         assert_rebuilt_equal(&st, "deleted");
         assert!(st.commit(Staged::new(id.clone(), None)).is_none());
-        assert!(st.by_type.values().all(|s| !s.contains(id.as_str())));
+        assert!(types_view(&st).values().all(|s| !s.contains(id.as_str())));
+        // A freed slot is taken again by the next new id, and the indexes stay exact.
+        let free = st.free.clone();
+        assert_eq!(free.len(), 1);
+        st.commit(Staged::new("urn:ngsi-ld:V:9".into(), Some(entity(base(9)))));
+        assert!(st.free.is_empty());
+        assert_eq!(st.entities["urn:ngsi-ld:V:9"].slot, free[0]);
+        assert_rebuilt_equal(&st, "slot reused");
     }
 }
