@@ -8,7 +8,7 @@ use store::{StoreError, StoreResult};
 
 /// Rows per statement, largest first: `n` rows go in chunks of these sizes (3 rows: 2 + 1),
 /// so at most six distinct statements per kind of row stay prepared.
-const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
+pub(crate) const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
 /// The statements of one kind of multi-row insert: `head`, then the row placeholders
 /// `row` repeated and separated by commas, then `tail` (e.g. an `ON CONFLICT` clause).

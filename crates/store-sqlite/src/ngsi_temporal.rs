@@ -12,7 +12,7 @@
 
 use crate::SqliteStore;
 use crate::engine::backend;
-use crate::multi_row::MultiRow;
+use crate::multi_row::{CHUNKS, MultiRow};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
@@ -127,6 +127,53 @@ fn series_map(conn: &Connection, tenant: &str, entity_id: &str) -> StoreResult<O
     .query_row(params![tenant, entity_id], |row| parse_series(row.get(0)?))
     .optional()
     .map_err(backend)
+}
+
+/// The series of each of `ids` (distinct) whose row holds a temporal entity, read for many
+/// ids per statement: one lookup statement per entity of a batch cost 6-9% of the writer's
+/// time in batch upserts, most of it the statement's own cost (binding, the program's
+/// prologue, the reset) rather than the B-tree search.
+fn series_maps<'a>(
+    conn: &Connection,
+    tenant: &str,
+    ids: &[&'a str],
+) -> StoreResult<std::collections::HashMap<&'a str, SeriesMap>> {
+    static SQL: std::sync::LazyLock<[String; CHUNKS.len()]> = std::sync::LazyLock::new(|| {
+        CHUNKS.map(|n| {
+            format!(
+                "SELECT id, series FROM ngsi_entities \
+                 WHERE tenant = ? AND temporal_types IS NOT NULL AND id IN ({})",
+                vec!["?"; n].join(", ")
+            )
+        })
+    });
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    let mut rest = ids;
+    for (size, sql) in CHUNKS.iter().zip(SQL.iter()) {
+        while rest.len() >= *size {
+            let (chunk, tail) = rest.split_at(*size);
+            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+            stmt.raw_bind_parameter(1, tenant).map_err(backend)?;
+            for (n, id) in chunk.iter().enumerate() {
+                stmt.raw_bind_parameter(2 + n, id).map_err(backend)?;
+            }
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let id = row
+                    .get_ref(0)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(backend)?;
+                if let Some(key) = chunk.iter().find(|c| **c == id) {
+                    out.insert(
+                        *key,
+                        parse_series(row.get(1).map_err(backend)?).map_err(backend)?,
+                    );
+                }
+            }
+            rest = tail;
+        }
+    }
+    Ok(out)
 }
 
 /// The series of one attribute, if it has one.
@@ -383,6 +430,16 @@ pub(crate) fn record(
     let mut slots: Vec<(usize, usize)> = Vec::with_capacity(write.instances.len());
     let mut current: Option<usize> = None;
     let mut new_series = 0;
+    // The entities in order of first appearance; their instances usually come together.
+    let mut seen = std::collections::HashSet::new();
+    let mut distinct: Vec<&str> = Vec::new();
+    for i in &write.instances {
+        let id = i.entity_id.as_str();
+        if distinct.last() != Some(&id) && seen.insert(id) {
+            distinct.push(id);
+        }
+    }
+    let mut stored = series_maps(conn, tenant, &distinct)?;
     for i in &write.instances {
         let e = match current {
             Some(e) if entities[e].entity_id == i.entity_id => e,
@@ -392,7 +449,7 @@ pub(crate) fn record(
                     None => {
                         entities.push(EntitySeries {
                             entity_id: &i.entity_id,
-                            map: series_map(conn, tenant, &i.entity_id)?.unwrap_or_default(),
+                            map: stored.remove(i.entity_id.as_str()).unwrap_or_default(),
                             grown: false,
                             has_record: false,
                         });

@@ -51,6 +51,57 @@ fn ids(rows: &[TemporalInstanceRecord]) -> Vec<String> {
         .collect()
 }
 
+/// A write of many entities finds the series every one of them already has, whatever the
+/// entities' order and however their instances are interleaved: a second write adds to the
+/// history of each attribute instead of starting it over.
+pub async fn many_entities_in_one_write_keep_their_series(store: &impl NgsiTemporalStore) {
+    let s = scope("tmp-many");
+    // 45 = 32 + 8 + 4 + 1: lookups of many ids at once come in chunks of those sizes.
+    let entities: Vec<String> = (0..45).map(|n| format!("urn:e:many:{n:02}")).collect();
+    let instance = |e: &str, attr: &str, round: i64| TemporalInstanceRecord {
+        instance_id: Some(format!("urn:i:{e}:{attr}:{round}")),
+        ..inst(e, attr, round, Some(100 + round))
+    };
+    for round in 0..2 {
+        let mut order: Vec<&String> = entities.iter().collect();
+        if round == 1 {
+            order.reverse();
+        }
+        let mut instances: Vec<TemporalInstanceRecord> =
+            order.iter().map(|e| instance(e, "p", round)).collect();
+        // Each entity's second attribute after all the first ones: not next to its first.
+        instances.extend(order.iter().map(|e| instance(e, "r", round)));
+        store
+            .record_temporal(
+                &s,
+                TemporalWrite {
+                    entities: order.iter().map(|e| entity(e, "T", 1)).collect(),
+                    instances,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    for e in &entities {
+        for attr in ["p", "r"] {
+            let q = InstanceQuery {
+                attributes: Some(vec![attr.to_owned()]),
+                column: TimeColumn::ObservedAt,
+                from: None,
+                to: None,
+                last_n: None,
+                first_n: None,
+            };
+            let got = store.temporal_instances(&s, e, &q).await.unwrap();
+            assert_eq!(
+                ids(&got),
+                [format!("urn:i:{e}:{attr}:0"), format!("urn:i:{e}:{attr}:1")],
+                "{e} {attr}"
+            );
+        }
+    }
+}
+
 /// History is per tenant: another tenant sees nothing and deletes nothing.
 pub async fn history_is_tenant_scoped(store: &impl NgsiTemporalStore) {
     let a = scope("tmp-a");
@@ -762,7 +813,8 @@ macro_rules! ngsi_temporal_store_test_suite {
             $crate::ngsi_temporal_store_test_suite!(@tests $make;
                 history_is_tenant_scoped, ranges_and_last_n, entities_upsert_and_filter,
                 instance_maintenance, minted_instance_ids, entity_writes_carry_history,
-                current_and_temporal_entities_are_independent);
+                current_and_temporal_entities_are_independent,
+                many_entities_in_one_write_keep_their_series);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {
