@@ -794,8 +794,12 @@ impl Tenant {
         };
         let mut replaced = Vec::with_capacity(if committed { written.len() } else { 0 });
         for w in written {
-            if st.overlay.get(&w.id).is_some_and(|(s, _)| *s == seq) {
-                st.overlay.remove(&w.id);
+            // One lookup: the entry is put back in the rare case that a later write
+            // staged the same id since.
+            if let Some((id, staged)) = st.overlay.remove_entry(&w.id)
+                && staged.0 != seq
+            {
+                st.overlay.insert(id, staged);
             }
             if committed {
                 if w.entity.is_some() {
