@@ -379,7 +379,7 @@ impl TenantState {
             by_geo,
             ..
         } = self;
-        let Some(slot) = entities.get_mut(staged.id.as_str()) else {
+        let Some(entry) = entities.get_mut(staged.id.as_str()) else {
             let new = Committed {
                 slot: self.take_slot(&entity),
                 entity,
@@ -392,23 +392,23 @@ impl TenantState {
         };
         let new = Committed {
             entity,
-            slot: slot.slot,
+            slot: entry.slot,
             keys: staged.keys,
             geo: staged.geo,
         };
         slots[new.slot as usize] = Some(Arc::clone(&new.entity));
         // Written again: only the index entries that changed move.
         let at = new.slot;
-        let (gone, came) = changed(&slot.entity.types, &new.entity.types);
+        let (gone, came) = changed(&entry.entity.types, &new.entity.types);
         gone.into_iter().for_each(|t| remove_type(by_type, at, t));
         came.into_iter().for_each(|t| add_type(by_type, at, t));
-        let (gone, came) = changed(&slot.keys, &new.keys);
+        let (gone, came) = changed(&entry.keys, &new.keys);
         gone.into_iter().for_each(|k| remove_key(by_value, at, k));
         came.into_iter().for_each(|k| add_key(by_value, at, k));
-        let (gone, came) = changed(&slot.geo, &new.geo);
+        let (gone, came) = changed(&entry.geo, &new.geo);
         gone.into_iter().for_each(|g| remove_geo(by_geo, at, g));
         came.into_iter().for_each(|g| add_geo(by_geo, at, g));
-        Some(std::mem::replace(slot, new))
+        Some(std::mem::replace(entry, new))
     }
 
     /// The entities in `set`, ordered by id.
