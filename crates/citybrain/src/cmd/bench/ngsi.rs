@@ -90,6 +90,58 @@ impl Conn {
     }
 }
 
+/// On-CPU time so far of this process's live threads, in seconds: the store's writer thread and all
+/// threads together (the bench's own client included, as it runs on the same runtime). Read
+/// from `/proc/self/task/*/schedstat` (nanoseconds); `None` where that is not available.
+/// CPU per entity varies far less between runs than a rate does on a shared 2-vCPU machine,
+/// so small changes of the write path show in it when the rates hide them.
+fn thread_cpu() -> Option<(f64, f64)> {
+    let mut writer = 0u64;
+    let mut all = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // A thread that ended between the listing and the read no longer counts.
+        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if name.trim() == "store-writer" {
+            writer += ns;
+        }
+        all += ns;
+    }
+    Some((writer as f64 / 1e9, all as f64 / 1e9))
+}
+
+/// Figures of CPU per entity over a phase that wrote `entities`, from [`thread_cpu`] readings
+/// taken before and after it.
+fn cpu_figures(
+    phase: &str,
+    before: Option<(f64, f64)>,
+    after: Option<(f64, f64)>,
+    entities: usize,
+) -> Vec<Figure> {
+    let (Some((w0, a0)), Some((w1, a1))) = (before, after) else {
+        return Vec::new();
+    };
+    let per = |s: f64| s * 1e6 / entities.max(1) as f64;
+    vec![
+        figure(
+            &format!("{phase}: CPU per entity, whole process"),
+            per(a1 - a0),
+            "µs",
+            None,
+        ),
+        figure(
+            &format!("{phase}: CPU per entity, store writer"),
+            per(w1 - w0),
+            "µs",
+            None,
+        ),
+    ]
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -191,6 +243,7 @@ async fn run_async(
 
     // Single creates.
     let creates = 20_000.min(entities);
+    let cpu_before = thread_cpu();
     let (rate, _) = load(addr, create_connections, creates, |i| {
         (
             "POST",
@@ -206,6 +259,7 @@ async fn run_async(
         "entities/s",
         write_target(">= 20000", rate >= 20_000.0),
     ));
+    let create_cpu = cpu_figures("single creates", cpu_before, thread_cpu(), creates);
 
     // Batch upserts of 1000 entities, up to `entities` in total (overwrites the creates).
     let batch = 1000;
@@ -219,6 +273,7 @@ async fn run_async(
             .collect(),
     );
     let t = Instant::now();
+    let cpu_before = thread_cpu();
     let bodies2 = bodies.clone();
     load(addr, batch_connections, batches, move |i| {
         let status = if i * batch < creates { 204 } else { 201 };
@@ -242,6 +297,7 @@ async fn run_async(
         "entities/s",
         write_target(">= 200000", rate >= 200_000.0),
     ));
+    let batch_cpu = cpu_figures("batch upserts", cpu_before, thread_cpu(), batches * batch);
 
     // GET by id at `entities` stored.
     let n = entities;
@@ -296,6 +352,10 @@ async fn run_async(
         "share",
         None,
     ));
+
+    // After the figures, so that their rows keep their places in the table.
+    figures.extend(create_cpu);
+    figures.extend(batch_cpu);
 
     let _ = stop.send(());
     let _ = server.await;
@@ -418,5 +478,48 @@ async fn serve_notifications(
         stream
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             .await?;
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// CPU spent on a thread named like the store's writer counts as the writer's and as the
+    /// process's; CPU spent elsewhere only as the process's.
+    #[test]
+    fn thread_cpu_attributes_a_threads_time_by_its_name() {
+        fn burn(d: std::time::Duration) {
+            let start = Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < d {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        let spin = std::time::Duration::from_millis(60);
+        let (w0, a0) = thread_cpu().unwrap();
+        // Read while the named thread still exists: an ended thread leaves the listing.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                burn(spin);
+                tx.send(()).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        rx.recv().unwrap();
+        let (w2, a2) = thread_cpu().unwrap();
+        burn(spin);
+        let (w3, a3) = thread_cpu().unwrap();
+        done_tx.send(()).unwrap();
+        writer.join().unwrap();
+        assert!(w2 - w0 >= 0.04, "writer time {w0} -> {w2}");
+        assert!(a2 - a0 >= w2 - w0, "process {a0} -> {a2}");
+        // This thread's spin adds to the process, not to the writer.
+        assert!(w3 - w2 < 0.02, "writer time {w2} -> {w3}");
+        assert!(a3 - a2 >= 0.04, "process {a2} -> {a3}");
     }
 }
