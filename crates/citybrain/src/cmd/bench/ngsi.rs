@@ -90,9 +90,10 @@ impl Conn {
     }
 }
 
-/// On-CPU time so far of this process's live threads, in seconds: the store's writer thread and all
-/// threads together (the bench's own client included, as it runs on the same runtime). Read
-/// from `/proc/self/task/*/schedstat` (nanoseconds); `None` where that is not available.
+/// On-CPU time so far of this process's live threads, in seconds: the store's writer thread
+/// and all threads together (the bench's own client included, as it runs on the same
+/// runtime). Read from `/proc/self/task/*/schedstat` (nanoseconds); `None` where that is not
+/// available.
 /// CPU per entity varies far less between runs than a rate does on a shared 2-vCPU machine,
 /// so small changes of the write path show in it when the rates hide them.
 fn thread_cpu() -> Option<(f64, f64)> {
