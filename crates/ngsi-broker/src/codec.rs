@@ -145,11 +145,11 @@ impl Serialize for EncodedAttribute<'_> {
         if let Some(o) = micros_of(&a.observed_at) {
             m.serialize_entry("o", &o)?;
         }
-        if let Some(u) = &a.unit_code {
+        if let Some(u) = a.unit_code() {
             m.serialize_entry("u", u)?;
         }
-        if !a.object_type.is_empty() {
-            m.serialize_entry("ot", &Strings(&a.object_type))?;
+        if !a.object_type().is_empty() {
+            m.serialize_entry("ot", &Strings(a.object_type()))?;
         }
         let (created, modified) = match self.stamped {
             Some(at) => (Some(at), Some(at)),
@@ -165,7 +165,7 @@ impl Serialize for EncodedAttribute<'_> {
             m.serialize_entry("x", &x)?;
         }
         if !self.without_instance_id
-            && let Some(i) = &a.instance_id
+            && let Some(i) = a.instance_id()
         {
             m.serialize_entry("i", i)?;
         }
@@ -199,12 +199,12 @@ pub fn decode_attribute(v: &Value) -> Option<Attribute> {
     let mut a = Attribute::new(value);
     a.dataset_id = m.get("d").and_then(Value::as_str).map(str::to_owned);
     a.observed_at = get_time(m, "o");
-    a.unit_code = m.get("u").and_then(Value::as_str).map(str::to_owned);
-    a.object_type = get_strings(m.get("ot"));
+    a.set_unit_code(m.get("u").and_then(Value::as_str).map(str::to_owned));
+    a.set_object_type(get_strings(m.get("ot")));
     a.created_at = get_time(m, "c");
     a.modified_at = get_time(m, "m");
     a.deleted_at = get_time(m, "x");
-    a.instance_id = m.get("i").and_then(Value::as_str).map(str::to_owned);
+    a.set_instance_id(m.get("i").and_then(Value::as_str).map(str::to_owned));
     if let Some(Value::Object(subs)) = m.get("s") {
         for (k, v) in subs {
             a.sub_attributes.insert(k.clone(), decode_attribute(v)?);
@@ -319,17 +319,17 @@ mod tests {
             m.insert("d".into(), Value::from(d.as_str()));
         }
         put_time(&mut m, "o", &a.observed_at);
-        if let Some(u) = &a.unit_code {
-            m.insert("u".into(), Value::from(u.as_str()));
+        if let Some(u) = a.unit_code() {
+            m.insert("u".into(), Value::from(u));
         }
-        if !a.object_type.is_empty() {
-            m.insert("ot".into(), strings(&a.object_type));
+        if !a.object_type().is_empty() {
+            m.insert("ot".into(), strings(a.object_type()));
         }
         put_time(&mut m, "c", &a.created_at);
         put_time(&mut m, "m", &a.modified_at);
         put_time(&mut m, "x", &a.deleted_at);
-        if let Some(i) = &a.instance_id {
-            m.insert("i".into(), Value::from(i.as_str()));
+        if let Some(i) = a.instance_id() {
+            m.insert("i".into(), Value::from(i));
         }
         if !a.sub_attributes.is_empty() {
             m.insert(
@@ -384,7 +384,7 @@ mod tests {
         let a = &e.attributes.values().next().unwrap()[0];
         let at = DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap();
         let mut copy = a.clone();
-        copy.instance_id = None;
+        copy.set_instance_id(None);
         copy.created_at = Some(at);
         copy.modified_at = Some(at);
         assert_eq!(

@@ -841,8 +841,8 @@ fn merge_into(old: &mut Entity, parsed: ngsi_ld::ParsedEntity, at: ngsi_ld::Time
                 if inst.observed_at.is_none() {
                     inst.observed_at = prev.observed_at;
                 }
-                if inst.unit_code.is_none() {
-                    inst.unit_code = prev.unit_code;
+                if inst.unit_code().is_none() {
+                    inst.set_unit_code(prev.unit_code().map(str::to_owned));
                 }
             }
             inst.stamp(at);

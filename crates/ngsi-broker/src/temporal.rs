@@ -54,7 +54,7 @@ pub(crate) fn instance_record(
     TemporalInstanceRecord {
         entity_id: entity_id.to_owned(),
         attribute: name.to_owned(),
-        instance_id: attr.instance_id.clone(),
+        instance_id: attr.instance_id().map(str::to_owned),
         dataset_id: attr.dataset_id.clone(),
         observed_at: attr.observed_at.map(micros),
         created_at: micros(at),
@@ -194,7 +194,7 @@ pub(crate) fn temporal_entity(
                 "stored instance {name} does not decode"
             )))
         })?;
-        a.instance_id = i.instance_id;
+        a.set_instance_id(i.instance_id);
         a.created_at = Some(from_micros(i.created_at));
         a.modified_at = Some(from_micros(i.modified_at));
         a.deleted_at = i.deleted_at.map(from_micros);

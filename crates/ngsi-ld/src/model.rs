@@ -257,22 +257,41 @@ pub struct Attribute {
     pub dataset_id: Option<String>,
     /// `observedAt`.
     pub observed_at: Option<Timestamp>,
-    /// `unitCode` (UN/CEFACT code).
-    pub unit_code: Option<String>,
-    /// Expanded entity type(s) of a Relationship's target (`objectType`, 1.8+).
-    pub object_type: Vec<String>,
-    /// `lang` of a Property produced from a LanguageProperty by `lang` filtering (output only).
-    pub lang: Option<String>,
+    /// `unitCode`, `objectType`, `lang` and `instanceId`, which few attributes have: boxed, so
+    /// that the others (the broker keeps every attribute in memory) do not carry 96 bytes of
+    /// empty fields. `None` exactly when all four are empty (the setters keep it so, which
+    /// lets equality compare it as a plain field).
+    extra: Option<Box<AttributeExtra>>,
     /// System attribute `createdAt`.
     pub created_at: Option<Timestamp>,
     /// System attribute `modifiedAt`.
     pub modified_at: Option<Timestamp>,
     /// System attribute `deletedAt` (temporal representation).
     pub deleted_at: Option<Timestamp>,
-    /// Temporal instance id (a URI) in the temporal representation.
-    pub instance_id: Option<String>,
     /// Sub-attributes by expanded name (properties of properties, relationships of properties, ...).
     pub sub_attributes: SubAttributes,
+}
+
+/// The rarely set members of an [`Attribute`].
+#[derive(Debug, Clone, PartialEq, Default)]
+struct AttributeExtra {
+    /// `unitCode` (UN/CEFACT code).
+    unit_code: Option<String>,
+    /// Expanded entity type(s) of a Relationship's target (`objectType`, 1.8+).
+    object_type: Vec<String>,
+    /// `lang` of a Property produced from a LanguageProperty by `lang` filtering (output only).
+    lang: Option<String>,
+    /// Temporal instance id (a URI) in the temporal representation.
+    instance_id: Option<String>,
+}
+
+impl AttributeExtra {
+    fn is_empty(&self) -> bool {
+        self.unit_code.is_none()
+            && self.object_type.is_empty()
+            && self.lang.is_none()
+            && self.instance_id.is_none()
+    }
 }
 
 /// The sub-attributes of an attribute instance by expanded name: an [`IndexMap`] to read and
@@ -363,13 +382,10 @@ impl Attribute {
             value,
             dataset_id: None,
             observed_at: None,
-            unit_code: None,
-            object_type: Vec::new(),
-            lang: None,
+            extra: None,
             created_at: None,
             modified_at: None,
             deleted_at: None,
-            instance_id: None,
             sub_attributes: SubAttributes::default(),
         }
     }
@@ -408,8 +424,59 @@ impl Attribute {
 
     /// Builder: set `unitCode`.
     pub fn with_unit_code(mut self, unit: impl Into<String>) -> Self {
-        self.unit_code = Some(unit.into());
+        self.set_unit_code(Some(unit.into()));
         self
+    }
+
+    /// Changes the rarely set members through `change`, keeping `extra` `None` when all are empty.
+    fn change_extra(&mut self, change: impl FnOnce(&mut AttributeExtra)) {
+        let extra = self.extra.get_or_insert_with(Box::default);
+        change(extra);
+        if extra.is_empty() {
+            self.extra = None;
+        }
+    }
+
+    /// `unitCode` (UN/CEFACT code).
+    pub fn unit_code(&self) -> Option<&str> {
+        self.extra.as_ref()?.unit_code.as_deref()
+    }
+
+    /// Sets or clears `unitCode`.
+    pub fn set_unit_code(&mut self, unit: Option<String>) {
+        self.change_extra(|e| e.unit_code = unit);
+    }
+
+    /// Expanded entity type(s) of a Relationship's target (`objectType`, 1.8+).
+    pub fn object_type(&self) -> &[String] {
+        self.extra
+            .as_ref()
+            .map_or(&[], |e| e.object_type.as_slice())
+    }
+
+    /// Sets (or with an empty list clears) `objectType`.
+    pub fn set_object_type(&mut self, types: Vec<String>) {
+        self.change_extra(|e| e.object_type = types);
+    }
+
+    /// `lang` of a Property produced from a LanguageProperty by `lang` filtering (output only).
+    pub fn lang(&self) -> Option<&str> {
+        self.extra.as_ref()?.lang.as_deref()
+    }
+
+    /// Sets or clears `lang`.
+    pub fn set_lang(&mut self, lang: Option<String>) {
+        self.change_extra(|e| e.lang = lang);
+    }
+
+    /// Temporal instance id (a URI) in the temporal representation.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.extra.as_ref()?.instance_id.as_deref()
+    }
+
+    /// Sets or clears the temporal instance id.
+    pub fn set_instance_id(&mut self, id: Option<String>) {
+        self.change_extra(|e| e.instance_id = id);
     }
 
     /// Builder: add a sub-attribute with expanded name `name`.
@@ -482,7 +549,7 @@ mod tests {
     fn sub_attributes_take_no_map_until_one_is_added() {
         // The broker keeps every attribute of every entity in memory.
         assert!(
-            std::mem::size_of::<Attribute>() <= 256,
+            std::mem::size_of::<Attribute>() <= 168,
             "{}",
             std::mem::size_of::<Attribute>()
         );
@@ -508,6 +575,29 @@ mod tests {
             ["urn:t"]
         );
         assert!(SubAttributes::from(IndexMap::new()).0.is_none());
+    }
+
+    /// The rarely set members live in one box, which goes once all of them are cleared, so an
+    /// attribute that had one set and cleared again equals one that never had it.
+    #[test]
+    fn rare_members_box_comes_and_goes() {
+        let plain = Attribute::relationship("urn:ngsi-ld:T:1");
+        let mut a = plain.clone();
+        a.set_unit_code(Some("KMH".into()));
+        assert_eq!(a.unit_code(), Some("KMH"));
+        assert_ne!(a, plain);
+        a.set_object_type(vec!["urn:T".into()]);
+        a.set_unit_code(None);
+        assert_eq!(a.object_type(), ["urn:T"]);
+        assert_ne!(a, plain);
+        a.set_instance_id(Some("urn:i".into()));
+        a.set_lang(Some("en".into()));
+        a.set_object_type(Vec::new());
+        assert_eq!((a.instance_id(), a.lang()), (Some("urn:i"), Some("en")));
+        a.set_instance_id(None);
+        a.set_lang(None);
+        assert!(a.extra.is_none());
+        assert_eq!(a, plain);
     }
 
     #[test]

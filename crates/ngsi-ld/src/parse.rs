@@ -416,7 +416,7 @@ pub fn parse_attribute(
                 let s = member.as_str().ok_or_else(|| {
                     NgsiError::bad_data(format!("attribute `{name}`: unitCode must be a string"))
                 })?;
-                attr.unit_code = Some(s.to_owned());
+                attr.set_unit_code(Some(s.to_owned()));
             }
             "objectType" => {
                 if kind != AttributeKind::Relationship && kind != AttributeKind::ListRelationship {
@@ -425,7 +425,7 @@ pub fn parse_attribute(
                         kind.name()
                     )));
                 }
-                attr.object_type = parse_types(member, ctx)?;
+                attr.set_object_type(parse_types(member, ctx)?);
             }
             sub_name => {
                 let expanded = expand_attribute_name(sub_name, ctx)?;
@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(e.types, vec![format!("{DC}Vehicle")]);
         let speed = e.first_attribute(&format!("{DC}speed")).expect("speed");
         assert_eq!(speed.value, AttributeValue::Property(json!(50)));
-        assert_eq!(speed.unit_code.as_deref(), Some("KMH"));
+        assert_eq!(speed.unit_code(), Some("KMH"));
         assert!(speed.observed_at.is_some());
         assert!(speed.sub_attributes.contains_key(&format!("{DC}accuracy")));
         assert_eq!(

@@ -269,7 +269,7 @@ fn render_instance_with(
     allow_bare: bool,
 ) -> Value {
     let mut kind = attr.kind();
-    let mut lang_tag: Option<String> = attr.lang.clone();
+    let mut lang_tag: Option<String> = attr.lang().map(str::to_owned);
     // The value member and its value, after `lang` filtering turns a LanguageProperty into a Property.
     let value: Value = match &attr.value {
         AttributeValue::Property(v)
@@ -311,11 +311,11 @@ fn render_instance_with(
     if let Some(tag) = lang_tag {
         out.insert("lang".into(), Value::String(tag));
     }
-    if !attr.object_type.is_empty() {
+    if !attr.object_type().is_empty() {
         out.insert(
             "objectType".into(),
             one_or_many(
-                attr.object_type
+                attr.object_type()
                     .iter()
                     .map(|t| Value::String(ctx.compact_iri(t)))
                     .collect(),
@@ -326,11 +326,11 @@ fn render_instance_with(
         out.insert("datasetId".into(), Value::String(d.clone()));
     }
     insert_time(&mut out, "observedAt", attr.observed_at.as_ref());
-    if let Some(u) = &attr.unit_code {
-        out.insert("unitCode".into(), Value::String(u.clone()));
+    if let Some(u) = attr.unit_code() {
+        out.insert("unitCode".into(), Value::String(u.to_owned()));
     }
-    if let Some(i) = &attr.instance_id {
-        out.insert("instanceId".into(), Value::String(i.clone()));
+    if let Some(i) = attr.instance_id() {
+        out.insert("instanceId".into(), Value::String(i.to_owned()));
     }
     let sub_opts = RenderOptions {
         attrs: None,

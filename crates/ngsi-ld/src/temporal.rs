@@ -526,7 +526,7 @@ mod tests {
         .enumerate()
         .map(|(i, (time, v))| {
             let mut a = Attribute::property(json!(v)).with_observed_at(t(time));
-            a.instance_id = Some(format!("urn:ngsi-ld:instance:{i}"));
+            a.set_instance_id(Some(format!("urn:ngsi-ld:instance:{i}")));
             a
         })
         .collect()
@@ -568,7 +568,7 @@ mod tests {
         let sel = q.select(&h);
         assert_eq!(
             sel.iter()
-                .map(|a| a.instance_id.clone().unwrap_or_default())
+                .map(|a| a.instance_id().unwrap_or_default().to_owned())
                 .collect::<Vec<_>>(),
             ["urn:ngsi-ld:instance:2", "urn:ngsi-ld:instance:3"]
         );

@@ -74,7 +74,7 @@ fn attribute() -> impl Strategy<Value = Attribute> {
     )
         .prop_map(|(v, unit, sub)| {
             let mut a = Attribute::new(v);
-            a.unit_code = unit;
+            a.set_unit_code(unit);
             if let Some(sub) = sub {
                 a.sub_attributes
                     .insert(format!("{DC}accuracy"), Attribute::property(sub));

@@ -590,7 +590,7 @@ async fn add_instances(
                     .and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id))
                     .is_none_or(|a| a.observed_at <= inst.observed_at);
                 if newer {
-                    inst.instance_id = None;
+                    inst.set_instance_id(None);
                     carry_created(cur.attributes.get(&name).map(Vec::as_slice), &mut inst);
                     inst.stamp(at);
                     cur.upsert_attribute(name.clone(), inst);
@@ -757,7 +757,7 @@ async fn patch_instance(
     if inst.dataset_id.is_none() {
         inst.dataset_id = prev.dataset_id.clone();
     }
-    inst.instance_id = Some(instance);
+    inst.set_instance_id(Some(instance));
     let at = now();
     let mut rec = instance_record(&id, &name, &inst, from_micros(prev.created_at));
     rec.modified_at = micros(at);

@@ -626,7 +626,7 @@ fn resolve_in_attribute(attr: &Attribute, steps: &[PathStep], members: &[String]
                 .as_ref()
                 .map(|t| Value::String(format_datetime(t))),
         ),
-        "unitCode" => Some(attr.unit_code.clone().map(Value::String)),
+        "unitCode" => Some(attr.unit_code().map(|u| Value::String(u.to_owned()))),
         "datasetId" => Some(attr.dataset_id.clone().map(Value::String)),
         _ => None,
     };
