@@ -428,8 +428,13 @@ impl Attribute {
         self
     }
 
-    /// Changes the rarely set members through `change`, keeping `extra` `None` when all are empty.
-    fn change_extra(&mut self, change: impl FnOnce(&mut AttributeExtra)) {
+    /// Changes the rarely set members through `change`, keeping `extra` `None` when all are
+    /// empty. `clearing`: the change only empties a member (nothing to do without a box; a
+    /// decoder clears every absent member, and would otherwise allocate a box each time).
+    fn change_extra(&mut self, clearing: bool, change: impl FnOnce(&mut AttributeExtra)) {
+        if clearing && self.extra.is_none() {
+            return;
+        }
         let extra = self.extra.get_or_insert_with(Box::default);
         change(extra);
         if extra.is_empty() {
@@ -444,7 +449,7 @@ impl Attribute {
 
     /// Sets or clears `unitCode`.
     pub fn set_unit_code(&mut self, unit: Option<String>) {
-        self.change_extra(|e| e.unit_code = unit);
+        self.change_extra(unit.is_none(), |e| e.unit_code = unit);
     }
 
     /// Expanded entity type(s) of a Relationship's target (`objectType`, 1.8+).
@@ -456,7 +461,7 @@ impl Attribute {
 
     /// Sets (or with an empty list clears) `objectType`.
     pub fn set_object_type(&mut self, types: Vec<String>) {
-        self.change_extra(|e| e.object_type = types);
+        self.change_extra(types.is_empty(), |e| e.object_type = types);
     }
 
     /// `lang` of a Property produced from a LanguageProperty by `lang` filtering (output only).
@@ -466,7 +471,7 @@ impl Attribute {
 
     /// Sets or clears `lang`.
     pub fn set_lang(&mut self, lang: Option<String>) {
-        self.change_extra(|e| e.lang = lang);
+        self.change_extra(lang.is_none(), |e| e.lang = lang);
     }
 
     /// Temporal instance id (a URI) in the temporal representation.
@@ -476,7 +481,7 @@ impl Attribute {
 
     /// Sets or clears the temporal instance id.
     pub fn set_instance_id(&mut self, id: Option<String>) {
-        self.change_extra(|e| e.instance_id = id);
+        self.change_extra(id.is_none(), |e| e.instance_id = id);
     }
 
     /// Builder: add a sub-attribute with expanded name `name`.
