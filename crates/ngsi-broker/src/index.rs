@@ -115,11 +115,23 @@ impl GeoIndex {
     }
 }
 
+/// An attribute of an entity by its position in the entity's attribute map. The index's
+/// entries of an entity name attributes so, and resolve the name through the entity they keep:
+/// a copy of every indexed attribute's expanded name was a heap string per entry.
+type AttrPos = u32;
+
+/// The expanded name of the attribute at `pos` of `e`.
+fn name_of(e: &Entity, pos: AttrPos) -> &str {
+    e.attributes
+        .get_index(pos as usize)
+        .map_or("", |(name, _)| name.as_str())
+}
+
 /// The envelopes of an entity's valid GeoProperty values, per attribute (`None`: a
 /// valid geometry without an envelope, e.g. an empty collection).
-fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
+fn entity_geo(e: &Entity) -> Vec<(AttrPos, Option<[f64; 4]>)> {
     let mut out = Vec::new();
-    for (name, instances) in &e.attributes {
+    for (pos, instances) in (0..).zip(e.attributes.values()) {
         for instance in instances {
             if let ngsi_ld::AttributeValue::GeoProperty(v) = &instance.value
                 && let Ok(g) = ngsi_ld::geospatial::parse_geojson(v)
@@ -127,8 +139,8 @@ fn entity_geo(e: &Entity) -> Vec<(String, Option<[f64; 4]>)> {
                 // -0 as 0, so that equal envelopes have equal bits.
                 let bbox = ngsi_ld::geospatial::bounding_box(&g)
                     .map(|b| b.to_array().map(|x| if x == 0.0 { 0.0 } else { x }));
-                if !out.contains(&(name.clone(), bbox)) {
-                    out.push((name.clone(), bbox));
+                if !out.contains(&(pos, bbox)) {
+                    out.push((pos, bbox));
                 }
             }
         }
@@ -173,10 +185,10 @@ fn unwrap_typed(v: &Value) -> &Value {
 }
 
 /// Every `(attribute, key)` of an entity, deduplicated.
-fn entity_keys(e: &Entity) -> Vec<(String, Key)> {
-    let mut out: Vec<(String, Key)> = Vec::new();
+fn entity_keys(e: &Entity) -> Vec<(AttrPos, Key)> {
+    let mut out: Vec<(AttrPos, Key)> = Vec::new();
     let mut keys = Vec::new();
-    for (name, instances) in &e.attributes {
+    for (pos, instances) in (0..).zip(e.attributes.values()) {
         keys.clear();
         for instance in instances {
             let v = ngsi_ld::query::q::attribute_value(instance);
@@ -190,8 +202,8 @@ fn entity_keys(e: &Entity) -> Vec<(String, Key)> {
             }
         }
         for k in keys.drain(..) {
-            if !out.iter().any(|(n, o)| n == name && *o == k) {
-                out.push((name.clone(), k));
+            if !out.iter().any(|(p, o)| *p == pos && *o == k) {
+                out.push((pos, k));
             }
         }
     }
@@ -222,8 +234,8 @@ fn literal_keys(lit: &Literal) -> Option<Vec<Key>> {
 struct Committed {
     entity: Arc<Entity>,
     slot: u32,
-    keys: Vec<(String, Key)>,
-    geo: Vec<(String, Option<[f64; 4]>)>,
+    keys: Vec<(AttrPos, Key)>,
+    geo: Vec<(AttrPos, Option<[f64; 4]>)>,
 }
 
 /// One tenant's committed entities and indexes, and the overlay of uncommitted writes.
@@ -266,10 +278,10 @@ fn remove_type(by_type: &mut TypeIndex, slot: u32, t: &str) {
     }
 }
 
-fn add_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key)) {
+fn add_key(by_value: &mut ValueIndex, slot: u32, name: &str, key: &Key) {
     let values = match by_value.get_mut(name) {
         Some(v) => v,
-        None => by_value.entry(name.clone()).or_default(),
+        None => by_value.entry(name.to_owned()).or_default(),
     };
     match values.get_mut(key) {
         Some(set) => {
@@ -281,7 +293,7 @@ fn add_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key)) {
     }
 }
 
-fn remove_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key)) {
+fn remove_key(by_value: &mut ValueIndex, slot: u32, name: &str, key: &Key) {
     if let Some(values) = by_value.get_mut(name) {
         if let Some(set) = values.get_mut(key) {
             set.remove(slot);
@@ -295,16 +307,19 @@ fn remove_key(by_value: &mut ValueIndex, slot: u32, (name, key): &(String, Key))
     }
 }
 
-fn add_geo(by_geo: &mut GeoIndexes, slot: u32, (name, bbox): &(String, Option<[f64; 4]>)) {
+fn add_geo(by_geo: &mut GeoIndexes, slot: u32, name: &str, bbox: Option<[f64; 4]>) {
     match by_geo.get_mut(name) {
-        Some(g) => g.insert(slot, *bbox),
-        None => by_geo.entry(name.clone()).or_default().insert(slot, *bbox),
+        Some(g) => g.insert(slot, bbox),
+        None => by_geo
+            .entry(name.to_owned())
+            .or_default()
+            .insert(slot, bbox),
     }
 }
 
-fn remove_geo(by_geo: &mut GeoIndexes, slot: u32, (name, bbox): &(String, Option<[f64; 4]>)) {
+fn remove_geo(by_geo: &mut GeoIndexes, slot: u32, name: &str, bbox: Option<[f64; 4]>) {
     if let Some(g) = by_geo.get_mut(name) {
-        g.remove(slot, *bbox);
+        g.remove(slot, bbox);
         if g.is_empty() {
             by_geo.remove(name);
         }
@@ -317,11 +332,17 @@ fn remove_geo(by_geo: &mut GeoIndexes, slot: u32, (name, bbox): &(String, Option
 /// and most of its values moves only what changed; otherwise all of `old` goes and all of `new`
 /// comes. Removing every listed old entry before adding the new ones leaves exactly `new`:
 /// an old entry at a changed position differs from every unchanged one, which stays.
-fn changed<'a, T: PartialEq>(old: &'a [T], new: &'a [T]) -> (Vec<&'a T>, Vec<&'a T>) {
+/// Entries are the same when `same` says so (attribute positions compare by the names they
+/// stand for).
+fn changed<'a, T>(
+    old: &'a [T],
+    new: &'a [T],
+    same: impl Fn(&T, &T) -> bool,
+) -> (Vec<&'a T>, Vec<&'a T>) {
     if old.len() != new.len() {
         return (old.iter().collect(), new.iter().collect());
     }
-    old.iter().zip(new).filter(|(o, n)| o != n).unzip()
+    old.iter().zip(new).filter(|(o, n)| !same(o, n)).unzip()
 }
 
 impl TenantState {
@@ -329,11 +350,21 @@ impl TenantState {
         for t in &old.entity.types {
             remove_type(&mut self.by_type, old.slot, t);
         }
-        for g in &old.geo {
-            remove_geo(&mut self.by_geo, old.slot, g);
+        for (pos, bbox) in &old.geo {
+            remove_geo(
+                &mut self.by_geo,
+                old.slot,
+                name_of(&old.entity, *pos),
+                *bbox,
+            );
         }
-        for k in &old.keys {
-            remove_key(&mut self.by_value, old.slot, k);
+        for (pos, key) in &old.keys {
+            remove_key(
+                &mut self.by_value,
+                old.slot,
+                name_of(&old.entity, *pos),
+                key,
+            );
         }
     }
 
@@ -341,11 +372,11 @@ impl TenantState {
         for t in &c.entity.types {
             add_type(&mut self.by_type, c.slot, t);
         }
-        for k in &c.keys {
-            add_key(&mut self.by_value, c.slot, k);
+        for (pos, key) in &c.keys {
+            add_key(&mut self.by_value, c.slot, name_of(&c.entity, *pos), key);
         }
-        for g in &c.geo {
-            add_geo(&mut self.by_geo, c.slot, g);
+        for (pos, bbox) in &c.geo {
+            add_geo(&mut self.by_geo, c.slot, name_of(&c.entity, *pos), *bbox);
         }
     }
 
@@ -399,15 +430,24 @@ impl TenantState {
         slots[new.slot as usize] = Some(Arc::clone(&new.entity));
         // Written again: only the index entries that changed move.
         let at = new.slot;
-        let (gone, came) = changed(&entry.entity.types, &new.entity.types);
+        let (old_e, new_e) = (&*entry.entity, &*new.entity);
+        let (gone, came) = changed(&old_e.types, &new_e.types, PartialEq::eq);
         gone.into_iter().for_each(|t| remove_type(by_type, at, t));
         came.into_iter().for_each(|t| add_type(by_type, at, t));
-        let (gone, came) = changed(&entry.keys, &new.keys);
-        gone.into_iter().for_each(|k| remove_key(by_value, at, k));
-        came.into_iter().for_each(|k| add_key(by_value, at, k));
-        let (gone, came) = changed(&entry.geo, &new.geo);
-        gone.into_iter().for_each(|g| remove_geo(by_geo, at, g));
-        came.into_iter().for_each(|g| add_geo(by_geo, at, g));
+        let (gone, came) = changed(&entry.keys, &new.keys, |(p, k), (q, l)| {
+            k == l && name_of(old_e, *p) == name_of(new_e, *q)
+        });
+        gone.into_iter()
+            .for_each(|(p, k)| remove_key(by_value, at, name_of(old_e, *p), k));
+        came.into_iter()
+            .for_each(|(p, k)| add_key(by_value, at, name_of(new_e, *p), k));
+        let (gone, came) = changed(&entry.geo, &new.geo, |(p, b), (q, c)| {
+            b == c && name_of(old_e, *p) == name_of(new_e, *q)
+        });
+        gone.into_iter()
+            .for_each(|(p, b)| remove_geo(by_geo, at, name_of(old_e, *p), *b));
+        came.into_iter()
+            .for_each(|(p, b)| add_geo(by_geo, at, name_of(new_e, *p), *b));
         Some(std::mem::replace(entry, new))
     }
 
@@ -703,8 +743,8 @@ fn candidates(st: &TenantState, query: &Query, types: Option<&[String]>) -> Vec<
 pub(crate) struct Staged {
     id: String,
     entity: Option<Arc<Entity>>,
-    keys: Vec<(String, Key)>,
-    geo: Vec<(String, Option<[f64; 4]>)>,
+    keys: Vec<(AttrPos, Key)>,
+    geo: Vec<(AttrPos, Option<[f64; 4]>)>,
 }
 
 impl Staged {
@@ -1167,6 +1207,14 @@ mod tests {
             (
                 "values swapped between attributes",
                 json!({"id": id, "type": ["W", "V"], "plate": p(json!(2)), "speed": p(json!("B-4")), "location": point(3.0)}),
+            ),
+            (
+                "attribute renamed, its value and position kept",
+                json!({"id": id, "type": ["W", "V"], "plate": p(json!(2)), "velocity": p(json!("B-4")), "location": point(3.0)}),
+            ),
+            (
+                "GeoProperty renamed, its geometry and position kept",
+                json!({"id": id, "type": ["W", "V"], "plate": p(json!(2)), "velocity": p(json!("B-4")), "place": point(3.0)}),
             ),
             (
                 "attribute added",
