@@ -4,7 +4,7 @@
 
 use crate::engine::backend;
 use rusqlite::{CachedStatement, Connection};
-use store::{StoreError, StoreResult};
+use store::StoreResult;
 
 /// Rows per statement, largest first: `n` rows go in chunks of these sizes (3 rows: 2 + 1),
 /// so at most six distinct statements per kind of row stay prepared.
@@ -54,25 +54,53 @@ impl MultiRow {
         mut bind: impl FnMut(&mut CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
         mut then: impl FnMut(&Connection, std::ops::Range<usize>) -> StoreResult<()>,
     ) -> StoreResult<()> {
-        let mut rest = rows;
-        for (size, sql) in CHUNKS.iter().zip(&self.sql) {
-            while rest.len() >= *size {
-                let (chunk, tail) = rest.split_at(*size);
-                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                for (n, row) in chunk.iter().enumerate() {
-                    bind(&mut stmt, 1 + n * self.params, row).map_err(backend)?;
-                }
-                stmt.raw_execute().map_err(backend)?;
-                drop(stmt);
-                let start = rows.len() - rest.len();
-                then(conn, start..start + size)?;
-                rest = tail;
+        let mut start = 0;
+        for (size, chunk) in chunks(rows) {
+            let mut stmt = conn.prepare_cached(&self.sql[size]).map_err(backend)?;
+            for (n, row) in chunk.iter().enumerate() {
+                bind(&mut stmt, 1 + n * self.params, row).map_err(backend)?;
             }
+            stmt.raw_execute().map_err(backend)?;
+            drop(stmt);
+            then(conn, start..start + chunk.len())?;
+            start += chunk.len();
         }
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::backend("multi-row insert left rows over"))
+        Ok(())
+    }
+}
+
+/// `rows` in consecutive chunks of the sizes in [`CHUNKS`], largest first, each with the
+/// index of its size in [`CHUNKS`] (which statement of a kind carries it). The chunks cover
+/// every row, since the smallest size is 1.
+pub(crate) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut size = 0;
+    std::iter::from_fn(move || {
+        while size < CHUNKS.len() && rows.len() < CHUNKS[size] {
+            size += 1;
         }
+        if size == CHUNKS.len() {
+            return None;
+        }
+        let (chunk, rest) = rows.split_at(CHUNKS[size]);
+        rows = rest;
+        Some((size, chunk))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_largest_first() {
+        let rows: Vec<u32> = (0..45).collect();
+        let got: Vec<(usize, usize, u32)> = chunks(&rows)
+            .map(|(size, chunk)| (CHUNKS[size], chunk.len(), chunk[0]))
+            .collect();
+        assert_eq!(got, [(32, 32, 0), (8, 8, 32), (4, 4, 40), (1, 1, 44)]);
+        assert_eq!(chunks::<u32>(&[]).count(), 0);
+        let many: Vec<u32> = (0..70).collect();
+        let sizes: Vec<usize> = chunks(&many).map(|(_, c)| c.len()).collect();
+        assert_eq!(sizes, [32, 32, 4, 2]);
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::SqliteStore;
 use crate::engine::backend;
-use crate::multi_row::{CHUNKS, MultiRow};
+use crate::multi_row::{CHUNKS, MultiRow, chunks};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
@@ -148,29 +148,24 @@ fn series_maps<'a>(
         })
     });
     let mut out = std::collections::HashMap::with_capacity(ids.len());
-    let mut rest = ids;
-    for (size, sql) in CHUNKS.iter().zip(SQL.iter()) {
-        while rest.len() >= *size {
-            let (chunk, tail) = rest.split_at(*size);
-            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-            stmt.raw_bind_parameter(1, tenant).map_err(backend)?;
-            for (n, id) in chunk.iter().enumerate() {
-                stmt.raw_bind_parameter(2 + n, id).map_err(backend)?;
+    for (size, chunk) in chunks(ids) {
+        let mut stmt = conn.prepare_cached(&SQL[size]).map_err(backend)?;
+        stmt.raw_bind_parameter(1, tenant).map_err(backend)?;
+        for (n, id) in chunk.iter().enumerate() {
+            stmt.raw_bind_parameter(2 + n, id).map_err(backend)?;
+        }
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let id = row
+                .get_ref(0)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(backend)?;
+            if let Some(key) = chunk.iter().find(|c| **c == id) {
+                out.insert(
+                    *key,
+                    parse_series(row.get(1).map_err(backend)?).map_err(backend)?,
+                );
             }
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next().map_err(backend)? {
-                let id = row
-                    .get_ref(0)
-                    .and_then(|v| Ok(v.as_str()?))
-                    .map_err(backend)?;
-                if let Some(key) = chunk.iter().find(|c| **c == id) {
-                    out.insert(
-                        *key,
-                        parse_series(row.get(1).map_err(backend)?).map_err(backend)?,
-                    );
-                }
-            }
-            rest = tail;
         }
     }
     Ok(out)
