@@ -4,6 +4,8 @@
 //! scheme syntax, no whitespace or characters that are never allowed in an IRI); it never resolves
 //! relative references, because NGSI-LD documents have no base IRI.
 
+use std::sync::LazyLock;
+
 /// Characters that RFC 3987 never allows unescaped in an IRI.
 fn is_forbidden_iri_char(c: char) -> bool {
     c.is_whitespace()
@@ -29,7 +31,34 @@ pub fn scheme(s: &str) -> Option<&str> {
 
 /// True if `s` is an absolute IRI: a scheme, a colon, and no forbidden characters.
 pub fn is_absolute_iri(s: &str) -> bool {
-    scheme(s).is_some() && !s.chars().any(is_forbidden_iri_char)
+    scheme(s).is_some() && !has_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char)
+}
+
+/// Whether `s` has a character for which `forbidden` holds; `table` is `forbidden` over ASCII.
+/// ASCII text (nearly every id and name) is checked a byte at a time against the table: these
+/// checks run on every id, name and IRI of every payload, and decoding characters for them was
+/// the largest single part of parsing an entity.
+fn has_char(s: &str, table: &[bool; 128], forbidden: impl Fn(char) -> bool) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| table[usize::from(b)])
+    } else {
+        s.chars().any(forbidden)
+    }
+}
+
+/// `forbidden` over the ASCII characters.
+fn ascii_table(forbidden: fn(char) -> bool) -> [bool; 128] {
+    std::array::from_fn(|b| forbidden(char::from(b as u8)))
+}
+
+static FORBIDDEN_IRI_ASCII: LazyLock<[bool; 128]> =
+    LazyLock::new(|| ascii_table(is_forbidden_iri_char));
+static FORBIDDEN_NAME_ASCII: LazyLock<[bool; 128]> =
+    LazyLock::new(|| ascii_table(is_forbidden_name_char));
+
+/// Whether `s` has a character NGSI-LD forbids in names ([`is_forbidden_name_char`]).
+pub fn has_forbidden_name_char(s: &str) -> bool {
+    has_char(s, &FORBIDDEN_NAME_ASCII, is_forbidden_name_char)
 }
 
 /// True if `s` is a JSON-LD keyword form (`@` followed by ASCII letters only).
@@ -66,7 +95,7 @@ pub const KEYWORDS: &[&str] = &[
 
 /// True if `s` is one of the JSON-LD keywords.
 pub fn is_keyword(s: &str) -> bool {
-    KEYWORDS.contains(&s)
+    s.starts_with('@') && KEYWORDS.contains(&s)
 }
 
 /// True if `c` is an RFC 3986 gen-delim, which makes a simple term usable as a prefix.
@@ -96,6 +125,49 @@ mod tests {
         assert!(!is_absolute_iri("urn:ngsi ld"));
         assert!(!is_absolute_iri(":abc"));
         assert!(!is_absolute_iri("urn:<a>"));
+    }
+
+    #[test]
+    fn the_ascii_check_finds_what_the_character_check_finds() {
+        let samples = [
+            "urn:a b",
+            "urn:a\tb",
+            "urn:a\u{7f}",
+            "urn:<a>",
+            "urn:a\"b",
+            "urn:a{b}",
+            "urn:a|b",
+            "urn:a\\b",
+            "urn:a^b",
+            "urn:a`b",
+            "urn:ok",
+            "urn:ünï",
+            "urn:ünï b",
+            "urn:\u{a0}",
+            "urn:\u{2028}x",
+            "name=1",
+            "na;me",
+            "n'a",
+            "(x)",
+            "plain",
+        ];
+        for s in samples {
+            assert_eq!(
+                has_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char),
+                s.chars().any(is_forbidden_iri_char),
+                "{s:?}"
+            );
+            assert_eq!(
+                has_forbidden_name_char(s),
+                s.chars().any(is_forbidden_name_char),
+                "{s:?}"
+            );
+        }
+        assert!(
+            !is_absolute_iri("urn:\u{a0}x"),
+            "a non-ASCII space is whitespace"
+        );
+        assert!(is_absolute_iri("urn:ünï"));
     }
 
     #[test]
