@@ -67,9 +67,7 @@ impl<'a> EncodedAttribute<'a> {
     }
 
     pub(crate) fn to_text(&self) -> String {
-        // Serialising plain data to a String cannot fail; an empty document would not decode,
-        // so it could not pass for a stored attribute.
-        serde_json::to_string(self).unwrap_or_default()
+        to_text(self, ATTRIBUTE_TEXT_ESTIMATE)
     }
 }
 
@@ -89,7 +87,7 @@ impl Serialize for LanguageMap<'_> {
     }
 }
 
-struct SubAttributes<'a>(&'a IndexMap<String, Attribute>);
+struct SubAttributes<'a>(&'a ngsi_ld::NameMap<Attribute>);
 
 impl Serialize for SubAttributes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -216,7 +214,27 @@ pub fn decode_attribute(v: &Value) -> Option<Attribute> {
 /// Encodes an entity as JSON text: keys `id`, `t`, `sc`, `a`, `c`, `m` (see
 /// [`EncodedAttribute`] for why it is serialised directly).
 pub fn encode(e: &Entity) -> String {
-    serde_json::to_string(&EncodedEntity(e)).unwrap_or_default()
+    let instances: usize = e.attributes.values().map(Vec::len).sum();
+    to_text(
+        &EncodedEntity(e),
+        ENTITY_TEXT_ESTIMATE + instances * ATTRIBUTE_TEXT_ESTIMATE,
+    )
+}
+
+/// Bytes reserved up front for an encoded attribute instance, and for the rest of an encoded
+/// entity: a typical document then fits at once (`serde_json::to_string` starts at 128 bytes
+/// and doubles, which was a tenth of a batch worker's time, copies included).
+const ATTRIBUTE_TEXT_ESTIMATE: usize = 256;
+const ENTITY_TEXT_ESTIMATE: usize = 192;
+
+/// `value` as compact JSON text, written into a buffer of `capacity` bytes. Serialising plain
+/// data cannot fail; an empty document would not decode, so it could not pass for a stored one.
+fn to_text(value: &impl Serialize, capacity: usize) -> String {
+    let mut text = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut text, value) {
+        Ok(()) => String::from_utf8(text).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 struct EncodedEntity<'a>(&'a Entity);
@@ -238,7 +256,7 @@ impl Serialize for EncodedEntity<'_> {
         if !e.scope.is_empty() {
             m.serialize_entry("sc", &Strings(&e.scope))?;
         }
-        struct Attributes<'a>(&'a IndexMap<String, Vec<Attribute>>);
+        struct Attributes<'a>(&'a ngsi_ld::NameMap<Vec<Attribute>>);
         impl Serialize for Attributes<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_map(self.0.iter().map(|(k, v)| (k, Instances(v))))
