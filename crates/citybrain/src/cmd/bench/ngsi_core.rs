@@ -74,6 +74,22 @@ pub(crate) fn run(scale: usize) -> anyhow::Result<Report> {
             "ops/s",
         ),
     ];
+    // A batch body of 1000 template entities read from its text (what a batch upsert parses).
+    let text = serde_json::to_string(&(0..1000).map(template).collect::<Vec<_>>())?;
+    figures.push(figure(
+        "batch body of 1000 template entities to entities",
+        1000.0
+            * rate(20 * scale, |_| {
+                let items: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+                black_box(
+                    items
+                        .iter()
+                        .filter_map(|v| parse_entity(v, &ctx).ok())
+                        .count(),
+                );
+            }),
+        "entities/s",
+    ));
     for (label, format) in [
         ("normalized", Format::Normalized),
         ("keyValues", Format::KeyValues),
