@@ -32,13 +32,14 @@
 
 use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
+use foldhash::{HashMap, HashMapExt};
 use ngsi_ld::Entity;
 use ngsi_ld::query::{BoolExpr, CompareOp, Literal, QExpr, QTerm, QValue, Query};
 use roaring::RoaringBitmap;
 use rstar::primitives::Rectangle;
 use rstar::{AABB, RTree};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};

@@ -3,8 +3,8 @@
 use crate::error::{BrokerError, BrokerResult, already_exists, not_found};
 use crate::index::{self, Staged, Written};
 use crate::{Broker, codec};
+use foldhash::{HashMap, HashMapExt};
 use ngsi_ld::{Attribute, Entity, NgsiError, Timestamp};
-use std::collections::HashMap;
 use std::sync::Arc;
 use store::{EntityChange, EntityFilter, EntityRecord, TemporalWrite, TenantScope, UnixMillis};
 

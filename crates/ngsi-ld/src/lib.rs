@@ -50,7 +50,9 @@ pub mod time;
 pub use context::{Context, ContextLoader, CoreContext, NoLoader, preload::PreloadMap};
 pub use error::{ERROR_TABLE, ErrorKind, NgsiError, Result};
 pub use geospatial::{BBox, GeoQuery, GeoRel};
-pub use model::{Attribute, AttributeKind, AttributeValue, Entity, SubAttributes, Timestamp};
+pub use model::{
+    Attribute, AttributeKind, AttributeValue, Entity, NameMap, SubAttributes, Timestamp,
+};
 pub use parse::{ParseOptions, ParsedEntity, parse_entity, parse_entity_with};
 pub use query::{Query, QueryParams};
 

@@ -184,7 +184,7 @@ fn distinct_puts(ids: &[String], changes: &[EntityChange]) -> Option<Vec<usize>>
     if ids.len() != changes.len() {
         return None;
     }
-    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(ids.len(), Default::default());
     let mut puts = Vec::with_capacity(changes.len());
     for (at, (id, change)) in ids.iter().zip(changes).enumerate() {
         if !seen.insert(id.as_str()) {

@@ -137,7 +137,7 @@ fn series_maps<'a>(
     conn: &Connection,
     tenant: &str,
     ids: &[&'a str],
-) -> StoreResult<std::collections::HashMap<&'a str, SeriesMap>> {
+) -> StoreResult<foldhash::HashMap<&'a str, SeriesMap>> {
     static SQL: std::sync::LazyLock<[String; CHUNKS.len()]> = std::sync::LazyLock::new(|| {
         CHUNKS.map(|n| {
             format!(
@@ -147,7 +147,7 @@ fn series_maps<'a>(
             )
         })
     });
-    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    let mut out = foldhash::HashMap::with_capacity_and_hasher(ids.len(), Default::default());
     for (size, chunk) in chunks(ids) {
         let mut stmt = conn.prepare_cached(&SQL[size]).map_err(backend)?;
         stmt.raw_bind_parameter(1, tenant).map_err(backend)?;
@@ -336,7 +336,7 @@ fn put_entities_with_current(
     rows: Vec<EntityRow<'_>>,
     current: &[&EntityRecord],
 ) -> StoreResult<()> {
-    let mut by_id: std::collections::HashMap<&str, &EntityRecord> =
+    let mut by_id: foldhash::HashMap<&str, &EntityRecord> =
         current.iter().map(|rec| (rec.id.as_str(), *rec)).collect();
     let mut both = Vec::with_capacity(rows.len());
     let mut temporal_only = Vec::new();
@@ -421,12 +421,12 @@ pub(crate) fn record(
     // changes); an attribute without one gets a new series, numbered below once all are known,
     // in order of first appearance (so an entity's attributes keep their first-recorded order).
     let mut entities: Vec<EntitySeries<'_>> = Vec::new();
-    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut by_id: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     let mut slots: Vec<(usize, usize)> = Vec::with_capacity(write.instances.len());
     let mut current: Option<usize> = None;
     let mut new_series = 0;
     // The entities in order of first appearance; their instances usually come together.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     let mut distinct: Vec<&str> = Vec::new();
     for i in &write.instances {
         let id = i.entity_id.as_str();

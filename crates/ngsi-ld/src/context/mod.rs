@@ -25,6 +25,10 @@ pub mod preload;
 pub use self::core::{CoreContext, DEFAULT_CONTEXT_BASE, NGSI_LD_NS};
 
 use std::collections::{BTreeMap, HashMap};
+
+/// Term maps hash with foldhash (seeded at random per process): every attribute name of every
+/// payload is looked up here, and SipHash was a visible part of parsing.
+type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -139,11 +143,11 @@ impl TermDefinition {
 /// write, so handing out the compiled core context per request costs a few reference counts.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    terms: Arc<HashMap<String, TermDefinition>>,
+    terms: Arc<FastMap<TermDefinition>>,
     vocab: Option<String>,
     default_language: Option<String>,
     /// IRI -> terms mapping to it, for compaction; rebuilt lazily after processing.
-    inverse: Arc<HashMap<String, Vec<String>>>,
+    inverse: Arc<FastMap<Vec<String>>>,
     /// Prefix terms (prefix flag set), sorted shortest then lexicographically, for compact IRIs.
     prefixes: Arc<Vec<String>>,
     /// The core context this context was completed with, if any.
@@ -826,7 +830,7 @@ impl Context {
                 return;
             }
         }
-        let mut inverse: HashMap<String, Vec<String>> = HashMap::new();
+        let mut inverse: FastMap<Vec<String>> = FastMap::default();
         let mut prefixes = Vec::new();
         for (term, def) in self.terms.iter() {
             if let Some(iri) = &def.iri {
