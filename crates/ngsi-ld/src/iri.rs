@@ -31,18 +31,18 @@ pub fn scheme(s: &str) -> Option<&str> {
 
 /// True if `s` is an absolute IRI: a scheme, a colon, and no forbidden characters.
 pub fn is_absolute_iri(s: &str) -> bool {
-    scheme(s).is_some() && !has_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char)
+    scheme(s).is_some() && first_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char).is_none()
 }
 
-/// Whether `s` has a character for which `forbidden` holds; `table` is `forbidden` over ASCII.
+/// The first character of `s` for which `forbidden` holds; `table` is `forbidden` over ASCII.
 /// ASCII text (nearly every id and name) is checked a byte at a time against the table: these
 /// checks run on every id, name and IRI of every payload, and decoding characters for them was
 /// the largest single part of parsing an entity.
-fn has_char(s: &str, table: &[bool; 128], forbidden: impl Fn(char) -> bool) -> bool {
+fn first_char(s: &str, table: &[bool; 128], forbidden: impl Fn(char) -> bool) -> Option<char> {
     if s.is_ascii() {
-        s.bytes().any(|b| table[usize::from(b)])
+        s.bytes().find(|&b| table[usize::from(b)]).map(char::from)
     } else {
-        s.chars().any(forbidden)
+        s.chars().find(|&c| forbidden(c))
     }
 }
 
@@ -56,9 +56,9 @@ static FORBIDDEN_IRI_ASCII: LazyLock<[bool; 128]> =
 static FORBIDDEN_NAME_ASCII: LazyLock<[bool; 128]> =
     LazyLock::new(|| ascii_table(is_forbidden_name_char));
 
-/// Whether `s` has a character NGSI-LD forbids in names ([`is_forbidden_name_char`]).
-pub fn has_forbidden_name_char(s: &str) -> bool {
-    has_char(s, &FORBIDDEN_NAME_ASCII, is_forbidden_name_char)
+/// The first character of `s` that NGSI-LD forbids in names ([`is_forbidden_name_char`]).
+pub fn forbidden_name_char(s: &str) -> Option<char> {
+    first_char(s, &FORBIDDEN_NAME_ASCII, is_forbidden_name_char)
 }
 
 /// True if `s` is a JSON-LD keyword form (`@` followed by ASCII letters only).
@@ -153,12 +153,12 @@ mod tests {
         ];
         for s in samples {
             assert_eq!(
-                has_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char),
+                first_char(s, &FORBIDDEN_IRI_ASCII, is_forbidden_iri_char).is_some(),
                 s.chars().any(is_forbidden_iri_char),
                 "{s:?}"
             );
             assert_eq!(
-                has_forbidden_name_char(s),
+                forbidden_name_char(s).is_some(),
                 s.chars().any(is_forbidden_name_char),
                 "{s:?}"
             );

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::context::{Context, json_kind};
 use crate::error::{NgsiError, Result};
 use crate::geospatial::{looks_like_geometry, parse_geojson};
-use crate::iri::{has_forbidden_name_char, is_absolute_iri, is_forbidden_name_char};
+use crate::iri::{forbidden_name_char, is_absolute_iri, is_forbidden_name_char};
 use crate::model::{Attribute, AttributeKind, AttributeValue, Entity};
 use crate::time::parse_datetime_field;
 
@@ -166,9 +166,7 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(NgsiError::bad_data(format!("{what} name is empty")));
     }
-    if has_forbidden_name_char(name)
-        && let Some(c) = name.chars().find(|c| is_forbidden_name_char(*c))
-    {
+    if let Some(c) = forbidden_name_char(name) {
         return Err(NgsiError::bad_data(format!(
             "{what} name `{name}` contains the forbidden character {c:?}"
         )));

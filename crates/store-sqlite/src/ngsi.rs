@@ -10,6 +10,7 @@ use crate::SqliteStore;
 use crate::engine::backend;
 use crate::multi_row::MultiRow;
 use async_trait::async_trait;
+use foldhash::HashSetExt;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     CommitHook, ContextRecord, EntityChange, EntityFilter, EntityModifier, EntityRecord, IndexSlot,
@@ -184,7 +185,7 @@ fn distinct_puts(ids: &[String], changes: &[EntityChange]) -> Option<Vec<usize>>
     if ids.len() != changes.len() {
         return None;
     }
-    let mut seen = foldhash::HashSet::with_capacity_and_hasher(ids.len(), Default::default());
+    let mut seen = foldhash::HashSet::with_capacity(ids.len());
     let mut puts = Vec::with_capacity(changes.len());
     for (at, (id, change)) in ids.iter().zip(changes).enumerate() {
         if !seen.insert(id.as_str()) {

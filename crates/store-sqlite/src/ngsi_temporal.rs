@@ -14,6 +14,7 @@ use crate::SqliteStore;
 use crate::engine::backend;
 use crate::multi_row::{CHUNKS, MultiRow, chunks};
 use async_trait::async_trait;
+use foldhash::HashMapExt;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::{
     DatasetSelector, EntityRecord, InstanceQuery, NgsiTemporalStore, StoreResult,
@@ -147,7 +148,7 @@ fn series_maps<'a>(
             )
         })
     });
-    let mut out = foldhash::HashMap::with_capacity_and_hasher(ids.len(), Default::default());
+    let mut out = foldhash::HashMap::with_capacity(ids.len());
     for (size, chunk) in chunks(ids) {
         let mut stmt = conn.prepare_cached(&SQL[size]).map_err(backend)?;
         stmt.raw_bind_parameter(1, tenant).map_err(backend)?;

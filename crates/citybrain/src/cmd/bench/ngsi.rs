@@ -102,10 +102,9 @@ fn thread_cpu() -> Option<(f64, f64)> {
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let path = task.path();
         // A thread that ended between the listing and the read no longer counts.
-        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+        let Some(ns) = on_cpu_ns(&path.join("schedstat")) else {
             continue;
         };
-        let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
         if name.trim() == "store-writer" {
             writer += ns;
@@ -113,6 +112,12 @@ fn thread_cpu() -> Option<(f64, f64)> {
         all += ns;
     }
     Some((writer as f64 / 1e9, all as f64 / 1e9))
+}
+
+/// The on-CPU time in a thread's `schedstat` file, in nanoseconds (its first field).
+fn on_cpu_ns(schedstat: &std::path::Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(schedstat).ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// Figures of CPU per entity over a phase that wrote `entities`, from [`thread_cpu`] readings
@@ -493,13 +498,7 @@ mod tests {
     fn thread_cpu_attributes_a_threads_time_by_its_name() {
         /// This thread's CPU time in seconds.
         fn own_cpu() -> f64 {
-            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-            stat.split_whitespace()
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap() as f64
-                / 1e9
+            on_cpu_ns(std::path::Path::new("/proc/thread-self/schedstat")).unwrap() as f64 / 1e9
         }
         /// Spins until this thread has had `d` of CPU: on a loaded machine a spin measured by
         /// the wall clock can get much less (a CI run saw 36 ms of a 60 ms spin).
