@@ -43,6 +43,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_entity_rows_merged",
         include_str!("../migrations/0013_ngsi_entity_rows_merged.sql"),
     ),
+    (
+        "ngsi_entity_rows_unchecked",
+        include_str!("../migrations/0014_ngsi_entity_rows_unchecked.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.

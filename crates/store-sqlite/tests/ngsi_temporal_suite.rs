@@ -618,3 +618,120 @@ async fn two_writers_of_one_file_never_share_a_series() {
         );
     }
 }
+
+/// Migration 0014 took away the CHECK that an entity row holds a current entity or a temporal
+/// entity; the deletes keep it. An entity deleted in both forms, in either order, and one
+/// written and deleted without history, leave no row behind, and no row is ever empty.
+#[tokio::test]
+async fn entity_rows_deleted_in_both_forms_leave_nothing_behind() {
+    use store::{
+        EntityChange, EntityFilter, EntityRecord, NgsiStore, NgsiTemporalStore,
+        TemporalEntityRecord, TemporalInstanceRecord, TemporalWrite, TenantId, TenantScope,
+        UnixMillis,
+    };
+    let (dir, store) = fresh().await;
+    let s = TenantScope::authorized(TenantId::new("rows").unwrap());
+    let put = |id: &'static str, history: bool| {
+        let record = EntityRecord {
+            id: id.to_owned(),
+            types: vec!["T".to_owned()],
+            doc: "{}".to_owned(),
+            created_at: UnixMillis(1),
+            modified_at: UnixMillis(1),
+        };
+        let write = if history {
+            TemporalWrite {
+                entities: vec![TemporalEntityRecord {
+                    id: id.to_owned(),
+                    types: vec!["T".to_owned()],
+                    scope: Vec::new(),
+                    created_at: 1,
+                    modified_at: 1,
+                    deleted_at: None,
+                }],
+                instances: vec![TemporalInstanceRecord {
+                    entity_id: id.to_owned(),
+                    attribute: "p".to_owned(),
+                    instance_id: None,
+                    dataset_id: None,
+                    observed_at: None,
+                    created_at: 1,
+                    modified_at: 1,
+                    deleted_at: None,
+                    doc: "{}".to_owned(),
+                }],
+            }
+        } else {
+            TemporalWrite::default()
+        };
+        store.modify_entities_blind(
+            &s,
+            vec![id.to_owned()],
+            Box::new(move |_| vec![EntityChange::Put(record)]),
+            write,
+            Box::new(|_| {}),
+        )
+    };
+    let by_id = |id: &str| EntityFilter {
+        ids: Some(vec![id.to_owned()]),
+        ..EntityFilter::default()
+    };
+    let rows = |condition: &str| -> i64 {
+        let raw = rusqlite::Connection::open(dir.path().join(store_sqlite::DATABASE_FILE)).unwrap();
+        raw.query_row(
+            &format!("SELECT count(*) FROM ngsi_entities WHERE {condition}"),
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    put("urn:e:current-first", true).await.unwrap();
+    put("urn:e:temporal-first", true).await.unwrap();
+    put("urn:e:plain", false).await.unwrap();
+    assert_eq!(rows("true"), 3);
+
+    assert_eq!(
+        store
+            .delete_entities(&s, &by_id("urn:e:current-first"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .delete_temporal_entity(&s, "urn:e:temporal-first")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_temporal_entity(&s, "urn:e:plain")
+            .await
+            .is_ok()
+    );
+    // Each of the first two keeps the part not deleted.
+    assert_eq!(rows("true"), 3);
+    assert_eq!(rows("doc IS NULL AND temporal_types IS NULL"), 0);
+
+    assert!(
+        store
+            .delete_temporal_entity(&s, "urn:e:current-first")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .delete_entities(&s, &by_id("urn:e:temporal-first"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_entities(&s, &by_id("urn:e:plain"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(rows("true"), 0);
+}
