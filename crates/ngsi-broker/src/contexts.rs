@@ -46,6 +46,9 @@ pub struct ContextResolver {
     max_cached: usize,
     cache: Mutex<IndexMap<String, CachedContext>>,
     compiled: Mutex<HashMap<String, Arc<Context>>>,
+    /// The context of requests without a user context: one for all of them, so that a
+    /// batch's items share it (and its parse's name memo, see `http::batch`).
+    core: Arc<Context>,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -93,6 +96,7 @@ impl ContextResolver {
             max_cached: max_cached.max(1),
             cache: Mutex::new(IndexMap::new()),
             compiled: Mutex::new(HashMap::new()),
+            core: Arc::new(Context::core(CoreContext::V1_9)),
             started_at: crate::ops::now(),
         }
     }
@@ -101,7 +105,7 @@ impl ContextResolver {
     /// or a body `@context` value).
     pub async fn resolve(&self, user: Option<&Value>) -> BrokerResult<Arc<Context>> {
         let Some(user) = user else {
-            return Ok(Arc::new(Context::core(CoreContext::V1_9)));
+            return Ok(self.core.clone());
         };
         let key = user.to_string();
         if let Some(ctx) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
@@ -331,5 +335,32 @@ impl ContextResolver {
         if let Ok(mut c) = self.compiled.lock() {
             c.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Requests without a user context share one core context, and requests naming the same
+    /// context share its compiled form, so that a batch's items share one name memo.
+    #[tokio::test]
+    async fn requests_with_the_same_context_share_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn NgsiStore> =
+            Arc::new(store_sqlite::SqliteStore::open(dir.path()).unwrap());
+        let resolver = ContextResolver::new(PreloadMap::new(), None, store, 4);
+        let core = resolver.resolve(None).await.unwrap();
+        assert!(Arc::ptr_eq(&core, &resolver.resolve(None).await.unwrap()));
+        assert_eq!(core.core_version(), Some(CoreContext::V1_9));
+        let user = serde_json::json!({"speed": "urn:x:speed"});
+        let first = resolver.resolve(Some(&user)).await.unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &resolver.resolve(Some(&user)).await.unwrap()
+        ));
+        assert_eq!(first.expand_term("speed").as_deref(), Some("urn:x:speed"));
+        assert!(!Arc::ptr_eq(&first, &core));
     }
 }

@@ -16,8 +16,8 @@ use ngsi_ld::query::parse_type_expr;
 use ngsi_ld::render::{feature_collection, parse_name_list};
 use ngsi_ld::{
     Attribute, AttributeKind, Context, CoreContext, Entity, ErrorKind, Format, LangFilter,
-    NgsiError, ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions, parse_entity_with,
-    render, render_geojson,
+    NameMemo, NgsiError, ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions,
+    parse_entity_memo, parse_entity_with, render, render_geojson,
 };
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -1531,6 +1531,7 @@ async fn batch(
     let update_mode = p.has_option("update");
     // Batch update with noOverwrite: the attributes left alone, per entity (reported in a 207).
     let not_updated: Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+    let mut names: Option<(Arc<Context>, NameMemo)> = None;
     for item in items {
         if op == "delete" {
             match item.as_str() {
@@ -1599,7 +1600,12 @@ async fn batch(
             ));
             continue;
         }
-        let parsed = match parse_entity_with(
+        // Names are expanded through a memo for as long as the items share a context.
+        if names.as_ref().is_some_and(|(c, _)| !Arc::ptr_eq(c, &ctx)) {
+            names = None;
+        }
+        let (_, memo) = names.get_or_insert_with(|| (ctx.clone(), NameMemo::default()));
+        let parsed = match parse_entity_memo(
             &item,
             &ctx,
             ParseOptions {
@@ -1607,6 +1613,7 @@ async fn batch(
                 allow_null: merge,
                 key_values: p.has_option("keyValues"),
             },
+            memo,
         ) {
             Ok(p) => p,
             Err(e) => {

@@ -53,7 +53,9 @@ pub use geospatial::{BBox, GeoQuery, GeoRel};
 pub use model::{
     Attribute, AttributeKind, AttributeValue, Entity, NameMap, SubAttributes, Timestamp,
 };
-pub use parse::{ParseOptions, ParsedEntity, parse_entity, parse_entity_with};
+pub use parse::{
+    NameMemo, ParseOptions, ParsedEntity, parse_entity, parse_entity_memo, parse_entity_with,
+};
 pub use query::{Query, QueryParams};
 
 pub use render::{Format, LangFilter, RenderOptions, render, render_geojson};

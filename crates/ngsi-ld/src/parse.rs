@@ -13,6 +13,7 @@
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 use crate::context::{Context, json_kind};
 use crate::error::{NgsiError, Result};
@@ -52,6 +53,75 @@ pub fn parse_entity(json: &Value, ctx: &Context) -> Result<Entity> {
 
 /// Parse an entity or entity fragment with explicit options.
 pub fn parse_entity_with(json: &Value, ctx: &Context, opts: ParseOptions) -> Result<ParsedEntity> {
+    parse_entity_inner(json, ctx, opts, None)
+}
+
+/// Expanded entity type and attribute names of one `@context`, remembered across the entities
+/// of one payload ([`parse_entity_memo`]). A batch's entities repeat a few names, and
+/// expanding one (validating it, looking up the term, building and checking the IRI) was a
+/// quarter of parsing an entity. Only names that expanded are kept, so an invalid name fails
+/// with the same error every time. A memo belongs to one context: the caller starts a new one
+/// when the context changes.
+#[derive(Debug, Default)]
+pub struct NameMemo {
+    names: HashMap<String, String, foldhash::fast::RandomState>,
+}
+
+impl NameMemo {
+    /// Names kept at most: past this, a payload of ever new names is expanded as without a
+    /// memo rather than growing it.
+    const LIMIT: usize = 1024;
+
+    /// `expand(name, ctx)`, remembered. Entity types and attribute names share the memo:
+    /// [`expand_type_name`] and [`expand_attribute_name`] accept the same names and give them
+    /// the same IRIs (they differ only in their error messages, and errors are not kept).
+    fn expand(
+        &mut self,
+        name: &str,
+        ctx: &Context,
+        expand: fn(&str, &Context) -> Result<String>,
+    ) -> Result<String> {
+        if let Some(iri) = self.names.get(name) {
+            return Ok(iri.clone());
+        }
+        let iri = expand(name, ctx)?;
+        if self.names.len() < Self::LIMIT {
+            self.names.insert(name.to_owned(), iri.clone());
+        }
+        Ok(iri)
+    }
+}
+
+/// Expands `name` with `expand`, through `memo` if there is one.
+fn expand_with(
+    memo: Option<&mut NameMemo>,
+    name: &str,
+    ctx: &Context,
+    expand: fn(&str, &Context) -> Result<String>,
+) -> Result<String> {
+    match memo {
+        Some(memo) => memo.expand(name, ctx, expand),
+        None => expand(name, ctx),
+    }
+}
+
+/// [`parse_entity_with`] for one of many entities parsed with `ctx`: names are expanded
+/// through `memo` (which must have been used with `ctx` only). The result is the same.
+pub fn parse_entity_memo(
+    json: &Value,
+    ctx: &Context,
+    opts: ParseOptions,
+    memo: &mut NameMemo,
+) -> Result<ParsedEntity> {
+    parse_entity_inner(json, ctx, opts, Some(memo))
+}
+
+fn parse_entity_inner(
+    json: &Value,
+    ctx: &Context,
+    opts: ParseOptions,
+    mut memo: Option<&mut NameMemo>,
+) -> Result<ParsedEntity> {
     let Value::Object(map) = json else {
         return Err(NgsiError::bad_data(format!(
             "entity must be a JSON object, found {}",
@@ -71,7 +141,7 @@ pub fn parse_entity_with(json: &Value, ctx: &Context, opts: ParseOptions) -> Res
         None => {}
     }
     match map.get("type").or_else(|| map.get("@type")) {
-        Some(t) => entity.types = parse_types(t, ctx)?,
+        Some(t) => entity.types = parse_types(t, ctx, memo.as_deref_mut())?,
         None if !opts.fragment => return Err(NgsiError::bad_data("entity has no `type`")),
         None => {}
     }
@@ -86,7 +156,7 @@ pub fn parse_entity_with(json: &Value, ctx: &Context, opts: ParseOptions) -> Res
         if is_entity_member(key) {
             continue;
         }
-        let name = expand_attribute_name(key, ctx)?;
+        let name = expand_with(memo.as_deref_mut(), key, ctx, expand_attribute_name)?;
         if opts.allow_null && is_null_literal(value) {
             parsed.deletions.push((name, None));
             continue;
@@ -206,7 +276,7 @@ pub fn expand_type_name(name: &str, ctx: &Context) -> Result<String> {
     Ok(iri)
 }
 
-fn parse_types(v: &Value, ctx: &Context) -> Result<Vec<String>> {
+fn parse_types(v: &Value, ctx: &Context, mut memo: Option<&mut NameMemo>) -> Result<Vec<String>> {
     let names: Vec<&str> = match v {
         Value::String(s) => vec![s.as_str()],
         Value::Array(items) if !items.is_empty() => items
@@ -225,7 +295,7 @@ fn parse_types(v: &Value, ctx: &Context) -> Result<Vec<String>> {
     };
     let mut types = Vec::with_capacity(names.len());
     for name in names {
-        let iri = expand_type_name(name, ctx)?;
+        let iri = expand_with(memo.as_deref_mut(), name, ctx, expand_type_name)?;
         if !types.contains(&iri) {
             types.push(iri);
         }
@@ -429,7 +499,7 @@ pub fn parse_attribute(
                         kind.name()
                     )));
                 }
-                attr.set_object_type(parse_types(member, ctx)?);
+                attr.set_object_type(parse_types(member, ctx, None)?);
             }
             sub_name => {
                 let expanded = expand_attribute_name(sub_name, ctx)?;
@@ -852,5 +922,49 @@ mod tests {
             },
         );
         assert!(frag.is_ok());
+    }
+
+    /// Entities parsed one after another through one memo come out as parsed alone, errors
+    /// included: a name that failed is not remembered, an entity type and an attribute of
+    /// the same name share the memo, and a name past the memo's limit still expands.
+    #[test]
+    fn names_expanded_through_a_memo_are_those_expanded_alone() {
+        let ctx = core()
+            .process(
+                &json!({"speed": "urn:x:speed", "nothing": null, "Vehicle": "urn:x:Vehicle"}),
+                &crate::context::NoLoader,
+            )
+            .expect("context");
+        let mut payloads = vec![
+            json!({"id": "urn:a", "type": "Vehicle", "speed": 1, "location": {"type": "Point", "coordinates": [1, 2]}}),
+            json!({"id": "urn:b", "type": "Vehicle", "speed": {"type": "Property", "value": 2}, "Vehicle": 3}),
+            json!({"id": "urn:c", "type": "T", "nothing": 1}),
+            json!({"id": "urn:d", "type": "T", "bad<name": 1}),
+            json!({"id": "urn:e", "type": "bad name", "speed": 1}),
+            json!({"id": "urn:f", "type": "T", "nothing": 1, "speed": 5}),
+            json!({"id": "urn:g", "type": ["T", "Vehicle"], "plate": "B"}),
+        ];
+        // Past the memo's limit.
+        payloads.extend(
+            (0..NameMemo::LIMIT + 5)
+                .map(|n| json!({"id": "urn:h", "type": "T", format!("a{n}"): n})),
+        );
+        payloads.push(payloads[0].clone());
+        let mut memo = NameMemo::default();
+        for payload in &payloads {
+            let alone = parse_entity_with(payload, &ctx, ParseOptions::default());
+            let through = parse_entity_memo(payload, &ctx, ParseOptions::default(), &mut memo);
+            match (alone, through) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{payload}"),
+                (Err(a), Err(b)) => assert_eq!(a.detail, b.detail, "{payload}"),
+                (a, b) => panic!("{payload}: {a:?} and {b:?}"),
+            }
+        }
+        assert_eq!(memo.names.len(), NameMemo::LIMIT);
+        assert_eq!(
+            memo.names.get("Vehicle").map(String::as_str),
+            Some("urn:x:Vehicle")
+        );
+        assert!(!memo.names.contains_key("nothing"));
     }
 }

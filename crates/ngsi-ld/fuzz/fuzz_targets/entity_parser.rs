@@ -1,9 +1,11 @@
-//! Fuzz the entity parser (all input modes) and the renderer on whatever it accepts.
+//! Fuzz the entity parser (all input modes) and the renderer on whatever it accepts; a parse
+//! through a name memo (as batches parse) must give what a parse without one gives, twice.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ngsi_ld::{
-    Context, CoreContext, Format, ParseOptions, RenderOptions, parse_entity_with, render,
+    Context, CoreContext, Format, NameMemo, ParseOptions, RenderOptions, parse_entity_memo,
+    parse_entity_with, render,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +19,16 @@ fuzz_target!(|data: &[u8]| {
         fragment: flags & 2 != 0,
         allow_null: flags & 4 != 0,
     };
-    if let Ok(parsed) = parse_entity_with(&json, &ctx, opts) {
+    let alone = parse_entity_with(&json, &ctx, opts);
+    let mut memo = NameMemo::default();
+    for _ in 0..2 {
+        match (&alone, parse_entity_memo(&json, &ctx, opts, &mut memo)) {
+            (Ok(a), Ok(b)) => assert_eq!(a, &b),
+            (Err(a), Err(b)) => assert_eq!(a.detail, b.detail),
+            (a, b) => panic!("without a memo {a:?}, with one {b:?}"),
+        }
+    }
+    if let Ok(parsed) = alone {
         for format in [Format::Normalized, Format::Concise, Format::KeyValues] {
             let _ = render(
                 &parsed.entity,
