@@ -214,11 +214,92 @@ pub fn decode_attribute(v: &Value) -> Option<Attribute> {
 /// Encodes an entity as JSON text: keys `id`, `t`, `sc`, `a`, `c`, `m` (see
 /// [`EncodedAttribute`] for why it is serialised directly).
 pub fn encode(e: &Entity) -> String {
-    let instances: usize = e.attributes.values().map(Vec::len).sum();
-    to_text(
-        &EncodedEntity(e),
-        ENTITY_TEXT_ESTIMATE + instances * ATTRIBUTE_TEXT_ESTIMATE,
-    )
+    encode_with_spans(e).text
+}
+
+/// An entity's [`encode`]d text, and where in it each attribute instance's encoding
+/// ([`EncodedAttribute::new`]) lies, in the order of the entity's attributes and their
+/// instances. A history instance whose own encoding would be the same bytes is copied from
+/// the entity's text instead of being encoded a second time ([`EncodedEntity::instance_text`]).
+pub(crate) struct EncodedEntity {
+    pub(crate) text: String,
+    instances: Vec<std::ops::Range<usize>>,
+}
+
+impl EncodedEntity {
+    /// The text of `attr`, the `n`th instance of the entity (counted as in
+    /// [`EncodedEntity`]), as a history instance recorded at `at`: the bytes of the entity's
+    /// text when they are what [`EncodedAttribute::instance`] writes (both system times `at`,
+    /// no `instanceId`: an instance written by this change), else encoded afresh.
+    pub(crate) fn instance_text(&self, n: usize, attr: &Attribute, at: DateTime<Utc>) -> String {
+        let same = attr.instance_id().is_none()
+            && attr.created_at == Some(at)
+            && attr.modified_at == Some(at);
+        match self
+            .instances
+            .get(n)
+            .and_then(|span| self.text.get(span.clone()))
+        {
+            Some(text) if same => text.to_owned(),
+            _ => EncodedAttribute::instance(attr, at).to_text(),
+        }
+    }
+}
+
+/// [`encode`], noting where each instance lies. Written member by member as `serde_json`
+/// writes a map (compact, no spaces), which the tests hold byte for byte to the encoding
+/// built as a `Value` tree.
+pub(crate) fn encode_with_spans(e: &Entity) -> EncodedEntity {
+    let count: usize = e.attributes.values().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(ENTITY_TEXT_ESTIMATE + count * ATTRIBUTE_TEXT_ESTIMATE);
+    let mut instances = Vec::with_capacity(count);
+    let written = (|| -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"id\":");
+        serde_json::to_writer(&mut out, &e.id)?;
+        out.extend_from_slice(b",\"t\":");
+        serde_json::to_writer(&mut out, &Strings(&e.types))?;
+        if !e.scope.is_empty() {
+            out.extend_from_slice(b",\"sc\":");
+            serde_json::to_writer(&mut out, &Strings(&e.scope))?;
+        }
+        out.extend_from_slice(b",\"a\":{");
+        for (i, (name, list)) in e.attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, name)?;
+            out.extend_from_slice(b":[");
+            for (j, a) in list.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                let start = out.len();
+                serde_json::to_writer(&mut out, &EncodedAttribute::new(a))?;
+                instances.push(start..out.len());
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        if let Some(c) = micros_of(&e.created_at) {
+            out.extend_from_slice(b",\"c\":");
+            serde_json::to_writer(&mut out, &c)?;
+        }
+        if let Some(m) = micros_of(&e.modified_at) {
+            out.extend_from_slice(b",\"m\":");
+            serde_json::to_writer(&mut out, &m)?;
+        }
+        out.push(b'}');
+        Ok(())
+    })();
+    // Serialising plain data cannot fail; an empty document would not decode, so it could
+    // not pass for a stored one.
+    match written.map(|()| String::from_utf8(out)) {
+        Ok(Ok(text)) => EncodedEntity { text, instances },
+        _ => EncodedEntity {
+            text: String::new(),
+            instances: Vec::new(),
+        },
+    }
 }
 
 /// Bytes reserved up front for an encoded attribute instance, and for the rest of an encoded
@@ -234,42 +315,6 @@ fn to_text(value: &impl Serialize, capacity: usize) -> String {
     match serde_json::to_writer(&mut text, value) {
         Ok(()) => String::from_utf8(text).unwrap_or_default(),
         Err(_) => String::new(),
-    }
-}
-
-struct EncodedEntity<'a>(&'a Entity);
-
-struct Instances<'a>(&'a [Attribute]);
-
-impl Serialize for Instances<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(EncodedAttribute::new))
-    }
-}
-
-impl Serialize for EncodedEntity<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &e.id)?;
-        m.serialize_entry("t", &Strings(&e.types))?;
-        if !e.scope.is_empty() {
-            m.serialize_entry("sc", &Strings(&e.scope))?;
-        }
-        struct Attributes<'a>(&'a ngsi_ld::NameMap<Vec<Attribute>>);
-        impl Serialize for Attributes<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_map(self.0.iter().map(|(k, v)| (k, Instances(v))))
-            }
-        }
-        m.serialize_entry("a", &Attributes(&e.attributes))?;
-        if let Some(c) = micros_of(&e.created_at) {
-            m.serialize_entry("c", &c)?;
-        }
-        if let Some(t) = micros_of(&e.modified_at) {
-            m.serialize_entry("m", &t)?;
-        }
-        m.end()
     }
 }
 
@@ -445,6 +490,36 @@ mod tests {
                 assert_eq!(encode_attribute(a), tree_encode_attribute(a));
             }
         }
+        // The spans of the instances are their encodings, in order, and a history instance
+        // taken from the entity's text is what encoding it afresh writes, whether the bytes
+        // are copied (its own times, no instance id) or not (another time, an instance id).
+        let encoded = encode_with_spans(&e);
+        assert_eq!(encoded.text, encode(&e));
+        let mut n = 0;
+        let elsewhen = DateTime::from_timestamp_micros(1_800_000_000_000_000).unwrap();
+        for instances in e.attributes.values() {
+            for a in instances {
+                assert_eq!(
+                    encoded.text[encoded.instances[n].clone()],
+                    encode_attribute_text(a)
+                );
+                let own = a.modified_at.unwrap();
+                for at in [own, elsewhen] {
+                    assert_eq!(
+                        encoded.instance_text(n, a, at),
+                        EncodedAttribute::instance(a, at).to_text()
+                    );
+                    let mut with_id = a.clone();
+                    with_id.set_instance_id(Some("urn:i:9".to_owned()));
+                    assert_eq!(
+                        encoded.instance_text(n, &with_id, at),
+                        EncodedAttribute::instance(&with_id, at).to_text()
+                    );
+                }
+                n += 1;
+            }
+        }
+        assert_eq!(n, encoded.instances.len());
         assert_eq!(decode("{\"id\": 1}"), None);
         assert_eq!(decode("not json"), None);
     }

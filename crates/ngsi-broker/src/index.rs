@@ -862,10 +862,15 @@ pub(crate) struct Replaced {
 
 /// The storage record of an entity.
 pub(crate) fn record(e: &Entity) -> store::EntityRecord {
+    record_with(e, codec::encode(e))
+}
+
+/// [`record`] with the entity's text `doc` already encoded.
+pub(crate) fn record_with(e: &Entity, doc: String) -> store::EntityRecord {
     store::EntityRecord {
         id: e.id.clone(),
         types: e.types.clone(),
-        doc: codec::encode(e),
+        doc,
         created_at: crate::ops::millis(e.created_at),
         modified_at: crate::ops::millis(e.modified_at),
     }

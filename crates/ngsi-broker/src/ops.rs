@@ -125,8 +125,17 @@ impl Broker {
                     "an entity operation answered the wrong number of changes",
                 )));
             }
+            // Each entity put is encoded once, before its history, which copies the instances
+            // it records from the entity's text.
+            let encoded: Vec<Option<codec::EncodedEntity>> = changes
+                .iter()
+                .map(|c| match c {
+                    EntityChangeE::Put(e) => Some(codec::encode_with_spans(e)),
+                    _ => None,
+                })
+                .collect();
             let history = if record_history {
-                crate::temporal::history(&ids, &before, &changes)
+                crate::temporal::history(&ids, &before, &changes, &encoded)
             } else {
                 TemporalWrite::default()
             };
@@ -137,14 +146,18 @@ impl Broker {
             let records: Vec<EntityChange> = ids
                 .iter()
                 .zip(changes)
-                .map(|(id, c)| match c {
+                .zip(encoded)
+                .map(|((id, c), encoded)| match c {
                     EntityChangeE::Keep => EntityChange::Keep,
                     EntityChangeE::Delete => {
                         written.push(Staged::new(id.clone(), None));
                         EntityChange::Delete
                     }
                     EntityChangeE::Put(e) => {
-                        let rec = index::record(&e);
+                        let rec = match encoded {
+                            Some(encoded) => index::record_with(&e, encoded.text),
+                            None => index::record(&e),
+                        };
                         written.push(Staged::new(id.clone(), Some(*e)));
                         EntityChange::Put(rec)
                     }

@@ -49,8 +49,20 @@ pub(crate) fn instance_record(
     at: Timestamp,
 ) -> TemporalInstanceRecord {
     // Encoded straight from `attr` with the instance's own times and without its
-    // `instanceId` (kept in its own column): no copy of the attribute per instance. A new
-    // instance's id is minted by the store (instance ids in input are ignored by the parser).
+    // `instanceId` (kept in its own column): no copy of the attribute per instance.
+    let doc = codec::EncodedAttribute::instance(attr, at).to_text();
+    instance_record_with(entity_id, name, attr, at, doc)
+}
+
+/// [`instance_record`] with its document `doc` already encoded. A new instance's id is
+/// minted by the store (instance ids in input are ignored by the parser).
+fn instance_record_with(
+    entity_id: &str,
+    name: &str,
+    attr: &Attribute,
+    at: Timestamp,
+    doc: String,
+) -> TemporalInstanceRecord {
     TemporalInstanceRecord {
         entity_id: entity_id.to_owned(),
         attribute: name.to_owned(),
@@ -60,7 +72,7 @@ pub(crate) fn instance_record(
         created_at: micros(at),
         modified_at: micros(at),
         deleted_at: attr.deleted_at.map(micros),
-        doc: codec::EncodedAttribute::instance(attr, at).to_text(),
+        doc,
     }
 }
 
@@ -88,12 +100,14 @@ fn deletion(entity_id: &str, name: &str, old: &Attribute, at: Timestamp) -> Temp
     instance_record(entity_id, name, &a, at)
 }
 
-/// Appends the history of one entity change to `w`.
+/// Appends the history of one entity change to `w`; `encoded` is the new entity's text, if
+/// the change puts one (its instances are copied from it where they are the same bytes).
 fn diff(
     w: &mut TemporalWrite,
     id: &str,
     old: Option<&Entity>,
     change: &EntityChangeE,
+    encoded: Option<&codec::EncodedEntity>,
     at: Timestamp,
 ) {
     match (old, change) {
@@ -104,6 +118,8 @@ fn diff(
         (old, EntityChangeE::Put(new)) => {
             let when = new.modified_at.unwrap_or(at);
             w.entities.push(entity_record(new, when, false));
+            // Instances are numbered as the entity's encoding lists them.
+            let mut n = 0;
             for (name, instances) in &new.attributes {
                 let before = old.and_then(|o| o.attributes.get(name));
                 for inst in instances {
@@ -111,8 +127,14 @@ fn diff(
                         before.and_then(|l| l.iter().find(|a| a.dataset_id == inst.dataset_id));
                     if prev != Some(inst) {
                         let t = inst.modified_at.unwrap_or(when);
-                        w.instances.push(instance_record(id, name, inst, t));
+                        let doc = match encoded {
+                            Some(encoded) => encoded.instance_text(n, inst, t),
+                            None => codec::EncodedAttribute::instance(inst, t).to_text(),
+                        };
+                        w.instances
+                            .push(instance_record_with(id, name, inst, t, doc));
                     }
+                    n += 1;
                 }
             }
             if let Some(old) = old {
@@ -145,6 +167,7 @@ pub(crate) fn history(
     ids: &[String],
     old: &[Option<Arc<Entity>>],
     changes: &[EntityChangeE],
+    encoded: &[Option<codec::EncodedEntity>],
 ) -> TemporalWrite {
     let at = now();
     // Sized up front: a batch's records are large (a thousand entities' instances are about
@@ -161,8 +184,15 @@ pub(crate) fn history(
         entities: Vec::with_capacity(changes.len()),
         instances: Vec::with_capacity(instances),
     };
-    for ((id, before), change) in ids.iter().zip(old).zip(changes) {
-        diff(&mut all, id, before.as_deref(), change, at);
+    for (((id, before), change), encoded) in ids.iter().zip(old).zip(changes).zip(encoded) {
+        diff(
+            &mut all,
+            id,
+            before.as_deref(),
+            change,
+            encoded.as_ref(),
+            at,
+        );
     }
     all
 }
