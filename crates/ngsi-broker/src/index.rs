@@ -30,7 +30,6 @@
 //! Query semantics stay those of [`ngsi_ld::query::Query::matches`]: the value index only
 //! narrows the candidates, each of which is then matched in full.
 
-use crate::codec;
 use crate::error::{BrokerError, BrokerResult};
 use foldhash::{HashMap, HashMapExt};
 use ngsi_ld::Entity;
@@ -860,13 +859,8 @@ pub(crate) struct Replaced {
     _entries: Vec<Committed>,
 }
 
-/// The storage record of an entity.
-pub(crate) fn record(e: &Entity) -> store::EntityRecord {
-    record_with(e, codec::encode(e))
-}
-
-/// [`record`] with the entity's text `doc` already encoded.
-pub(crate) fn record_with(e: &Entity, doc: String) -> store::EntityRecord {
+/// The storage record of an entity whose encoded text is `doc`.
+pub(crate) fn record(e: &Entity, doc: String) -> store::EntityRecord {
     store::EntityRecord {
         id: e.id.clone(),
         types: e.types.clone(),

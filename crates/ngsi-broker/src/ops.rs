@@ -154,10 +154,9 @@ impl Broker {
                         EntityChange::Delete
                     }
                     EntityChangeE::Put(e) => {
-                        let rec = match encoded {
-                            Some(encoded) => index::record_with(&e, encoded.text),
-                            None => index::record(&e),
-                        };
+                        // Every put was encoded above.
+                        let doc = encoded.map_or_else(|| codec::encode(&e), |enc| enc.text);
+                        let rec = index::record(&e, doc);
                         written.push(Staged::new(id.clone(), Some(*e)));
                         EntityChange::Put(rec)
                     }
