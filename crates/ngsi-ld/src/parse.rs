@@ -13,9 +13,8 @@
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
-use crate::context::{Context, json_kind};
+use crate::context::{Context, FastMap, json_kind};
 use crate::error::{NgsiError, Result};
 use crate::geospatial::{looks_like_geometry, parse_geojson};
 use crate::iri::{forbidden_name_char, is_absolute_iri, is_forbidden_name_char};
@@ -64,7 +63,7 @@ pub fn parse_entity_with(json: &Value, ctx: &Context, opts: ParseOptions) -> Res
 /// when the context changes.
 #[derive(Debug, Default)]
 pub struct NameMemo {
-    names: HashMap<String, String, foldhash::fast::RandomState>,
+    names: FastMap<String>,
 }
 
 impl NameMemo {

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Term maps hash with foldhash (seeded at random per process): every attribute name of every
 /// payload is looked up here, and SipHash was a visible part of parsing.
-type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
