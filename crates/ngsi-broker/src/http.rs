@@ -13,11 +13,12 @@ use axum::routing::{get, post};
 use identity::{Access, Denied, Module as IdModule, Permission};
 use ngsi_ld::linked::{JoinMode, JoinSpec, Projection, is_empty_render};
 use ngsi_ld::query::parse_type_expr;
+use ngsi_ld::raw::RawJson;
 use ngsi_ld::render::{feature_collection, parse_name_list};
 use ngsi_ld::{
     Attribute, AttributeKind, Context, CoreContext, Entity, ErrorKind, Format, LangFilter,
     NameMemo, NgsiError, ParseOptions, Query as NgsiQuery, QueryParams, RenderOptions,
-    parse_entity_memo, parse_entity_with, render, render_geojson,
+    parse_entity_memo, parse_entity_raw, parse_entity_with, render, render_geojson,
 };
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -1509,9 +1510,10 @@ async fn batch(
             )));
         }
     };
-    let value: Value = serde_json::from_slice(&body)
+    // Read as written, without a `Value` tree: most items are parsed straight from it.
+    let value: RawJson<'_> = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-    let Value::Array(items) = value else {
+    let RawJson::Array(items) = value else {
         return Err(bad_data(
             "the body of a batch operation must be a JSON array",
         ));
@@ -1556,12 +1558,12 @@ async fn batch(
         }
         let id_hint = item
             .get("id")
-            .and_then(Value::as_str)
+            .and_then(RawJson::as_str)
             .unwrap_or("")
             .to_owned();
         let user = if ld {
             match item.get("@context") {
-                Some(c) => Some(c.clone()),
+                Some(c) => Some(c.to_value()),
                 None => {
                     errors.push((
                         id_hint,
@@ -1589,36 +1591,40 @@ async fn batch(
             Err(e) => return Err(e),
         };
         let merge = op == "merge";
-        if merge && let Some(name) = json_null_attribute(&item) {
-            // Clause 5.2.1: JSON-LD expansion drops a JSON null, leaving an attribute without
-            // its value; only the NGSI-LD Null deletes.
-            errors.push((
-                id_hint,
-                NgsiError::bad_data(format!(
-                    "attribute `{name}` has a JSON null value; \"urn:ngsi-ld:null\" deletes"
-                )),
-            ));
-            continue;
-        }
         // Names are expanded through a memo for as long as the items share a context.
         if names.as_ref().is_some_and(|(c, _)| !Arc::ptr_eq(c, &ctx)) {
             names = None;
         }
         let (_, memo) = names.get_or_insert_with(|| (ctx.clone(), NameMemo::default()));
-        let parsed = match parse_entity_memo(
-            &item,
-            &ctx,
-            ParseOptions {
-                fragment: false,
-                allow_null: merge,
-                key_values: p.has_option("keyValues"),
-            },
-            memo,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push((id_hint, e));
-                continue;
+        let opts = ParseOptions {
+            fragment: false,
+            allow_null: merge,
+            key_values: p.has_option("keyValues"),
+        };
+        // The usual shapes straight from the text; anything else (errors included) through a
+        // `Value`, as before.
+        let parsed = match parse_entity_raw(&item, &ctx, opts, memo) {
+            Some(parsed) => parsed,
+            None => {
+                let item = item.to_value();
+                if merge && let Some(name) = json_null_attribute(&item) {
+                    // Clause 5.2.1: JSON-LD expansion drops a JSON null, leaving an attribute
+                    // without its value; only the NGSI-LD Null deletes.
+                    errors.push((
+                        id_hint,
+                        NgsiError::bad_data(format!(
+                            "attribute `{name}` has a JSON null value; \"urn:ngsi-ld:null\" deletes"
+                        )),
+                    ));
+                    continue;
+                }
+                match parse_entity_memo(&item, &ctx, opts, memo) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push((id_hint, e));
+                        continue;
+                    }
+                }
             }
         };
         let id = parsed.entity.id.clone();

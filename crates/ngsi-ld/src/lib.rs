@@ -7,6 +7,7 @@
 //!   (v1.6, v1.8, v1.9) and the offline preload map; remote contexts come through a caller's
 //!   [`ContextLoader`];
 //! - [`parse`] and [`render`]: payloads in and out (normalized, concise, keyValues, GeoJSON);
+//! - [`raw`]: JSON read as written (member lists, borrowed strings), for batch bodies;
 //! - [`query`]: the query language (`q`, `scopeQ`, `type`, `id`/`idPattern`) with a public AST a SQL
 //!   backend can translate, and an evaluator over entities;
 //! - [`geospatial`]: GeoJSON validation, geo-queries and bounding boxes for index pre-filtering;
@@ -39,6 +40,7 @@ pub mod linked;
 pub mod model;
 pub mod parse;
 pub mod query;
+pub mod raw;
 
 pub mod registration;
 pub mod render;
@@ -54,7 +56,8 @@ pub use model::{
     Attribute, AttributeKind, AttributeValue, Entity, NameMap, SubAttributes, Timestamp,
 };
 pub use parse::{
-    NameMemo, ParseOptions, ParsedEntity, parse_entity, parse_entity_memo, parse_entity_with,
+    NameMemo, ParseOptions, ParsedEntity, parse_entity, parse_entity_memo, parse_entity_raw,
+    parse_entity_with,
 };
 pub use query::{Query, QueryParams};
 

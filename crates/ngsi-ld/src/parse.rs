@@ -11,6 +11,8 @@
 //! System attributes (`createdAt`, `modifiedAt`, `deletedAt`, `instanceId`) in input are ignored, as
 //! the spec requires; they are set by the store.
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
@@ -19,6 +21,7 @@ use crate::error::{NgsiError, Result};
 use crate::geospatial::{looks_like_geometry, parse_geojson};
 use crate::iri::{forbidden_name_char, is_absolute_iri, is_forbidden_name_char};
 use crate::model::{Attribute, AttributeKind, AttributeValue, Entity};
+use crate::raw::{RawJson, has_repeated_keys, member};
 use crate::time::parse_datetime_field;
 
 /// The NGSI-LD "null" literal of merge-patch payloads (1.8): deletes the attribute.
@@ -201,6 +204,115 @@ fn parse_entity_inner(
         }
     }
     Ok(parsed)
+}
+
+/// [`parse_entity_memo`] of an entity read as [`RawJson`], for the shapes entities usually
+/// take: `None` when it takes another shape, or when it would fail. The caller then parses
+/// `json.to_value()` as before, which gives the result or the error; whatever this returns is
+/// what that parse gives.
+///
+/// Taken here: an object without repeated keys whose `id` and `type` are as the spec wants,
+/// with a `scope` or not, whose attributes are each one attribute object that names its
+/// `type` (normalized form) or a scalar (concise). Left to the `Value` parse: keyValues and
+/// merge-patch input, multi-attributes and arrays, concise attribute objects, anything wrong.
+pub fn parse_entity_raw(
+    json: &RawJson<'_>,
+    ctx: &Context,
+    opts: ParseOptions,
+    memo: &mut NameMemo,
+) -> Option<ParsedEntity> {
+    if opts.key_values || opts.allow_null {
+        return None;
+    }
+    let RawJson::Object(members) = json else {
+        return None;
+    };
+    if has_repeated_keys(members) {
+        return None;
+    }
+    let mut parsed = ParsedEntity::default();
+    let entity = &mut parsed.entity;
+    match member(members, "id").or_else(|| member(members, "@id")) {
+        Some(RawJson::String(id)) => entity.id = validate_entity_id(id).ok()?.to_owned(),
+        Some(_) => return None,
+        None if !opts.fragment => return None,
+        None => {}
+    }
+    match member(members, "type").or_else(|| member(members, "@type")) {
+        Some(t) => entity.types = raw_types(t, ctx, memo)?,
+        None if !opts.fragment => return None,
+        None => {}
+    }
+    if let Some(scope) = member(members, "scope") {
+        entity.scope = parse_scope_value(&scope.to_value()).ok()?;
+    }
+    entity
+        .attributes
+        .reserve_exact(members.iter().filter(|(k, _)| !is_entity_member(k)).count());
+    for (key, value) in members {
+        if is_entity_member(key) {
+            continue;
+        }
+        let name = memo.expand(key, ctx, expand_attribute_name).ok()?;
+        let attribute = raw_attribute(key, value, ctx, opts)?;
+        // Two keys naming one attribute (a term and its IRI) make a multi-attribute.
+        if entity.attributes.contains_key(&name) {
+            return None;
+        }
+        // One instance, as the `Value` parse reserves it.
+        entity.attributes.insert(name, vec![attribute]);
+    }
+    Some(parsed)
+}
+
+/// [`parse_types`] through `memo`, of a type member read as [`RawJson`] (`None`: it fails).
+fn raw_types(v: &RawJson<'_>, ctx: &Context, memo: &mut NameMemo) -> Option<Vec<String>> {
+    let one;
+    let names: &[RawJson<'_>] = match v {
+        RawJson::String(_) => {
+            one = [v.clone()];
+            &one
+        }
+        RawJson::Array(items) if !items.is_empty() => items,
+        _ => return None,
+    };
+    let mut types = Vec::with_capacity(names.len());
+    for name in names {
+        let iri = memo.expand(name.as_str()?, ctx, expand_type_name).ok()?;
+        if !types.contains(&iri) {
+            types.push(iri);
+        }
+    }
+    Some(types)
+}
+
+/// [`parse_attribute_instances`] of an attribute read as [`RawJson`], when it is one instance:
+/// an attribute object that names its `type`, or a scalar (`None` otherwise, or when it fails).
+fn raw_attribute(
+    name: &str,
+    value: &RawJson<'_>,
+    ctx: &Context,
+    opts: ParseOptions,
+) -> Option<Attribute> {
+    let members = match value {
+        RawJson::Null | RawJson::Array(_) => return None,
+        RawJson::Object(members) => members,
+        // Concise: a scalar is the value of a Property.
+        scalar => return Some(Attribute::property(scalar.to_value())),
+    };
+    if has_repeated_keys(members) {
+        return None;
+    }
+    let kind = AttributeKind::from_name(member(members, "type")?.as_str()?)?;
+    let value_member = member(members, kind.value_member()).map(|v| Cow::Owned(v.to_value()));
+    let attr_value = parse_kind_value(name, kind, value_member, ctx, false).ok()?;
+    let mut attr = Attribute::new(attr_value);
+    for (key, member) in members {
+        if !is_value_or_ignored_member(key) {
+            attribute_member(&mut attr, name, kind, key, &member.to_value(), ctx, opts).ok()?;
+        }
+    }
+    Some(attr)
 }
 
 /// Members of an entity object that are not attributes.
@@ -457,65 +569,108 @@ pub fn parse_attribute(
             None => return Ok(Attribute::property(value.clone())),
         },
     };
-    let attr_value = parse_kind_value(name, kind, map, ctx, explicit.is_none())?;
+    let attr_value = parse_kind_value(
+        name,
+        kind,
+        map.get(kind.value_member()).map(Cow::Borrowed),
+        ctx,
+        explicit.is_none(),
+    )?;
     let mut attr = Attribute::new(attr_value);
     for (key, member) in map {
-        match key.as_str() {
-            "type" | "value" | "object" | "objectList" | "languageMap" | "vocab" | "json"
-            | "valueList" => {}
-            "createdAt" | "modifiedAt" | "deletedAt" | "instanceId" | "lang" | "@context"
-            | "previousValue" | "previousObject" => {}
-            "datasetId" => {
-                let id = member.as_str().ok_or_else(|| {
-                    NgsiError::bad_data(format!("attribute `{name}`: datasetId must be a string"))
-                })?;
-                if !is_absolute_iri(id) {
-                    return Err(NgsiError::bad_data(format!(
-                        "attribute `{name}`: datasetId `{id}` is not a URI"
-                    )));
-                }
-                attr.dataset_id = Some(id.to_owned());
-            }
-            "observedAt" => {
-                let s = member.as_str().ok_or_else(|| {
-                    NgsiError::bad_data(format!("attribute `{name}`: observedAt must be a string"))
-                })?;
-                attr.observed_at = Some(parse_datetime_field(
-                    &format!("attribute `{name}`: observedAt"),
-                    s,
-                )?);
-            }
-            "unitCode" => {
-                let s = member.as_str().ok_or_else(|| {
-                    NgsiError::bad_data(format!("attribute `{name}`: unitCode must be a string"))
-                })?;
-                attr.set_unit_code(Some(s.to_owned()));
-            }
-            "objectType" => {
-                if kind != AttributeKind::Relationship && kind != AttributeKind::ListRelationship {
-                    return Err(NgsiError::bad_data(format!(
-                        "attribute `{name}`: objectType on a {}",
-                        kind.name()
-                    )));
-                }
-                attr.set_object_type(parse_types(member, ctx, None)?);
-            }
-            sub_name => {
-                let expanded = expand_attribute_name(sub_name, ctx)?;
-                let sub = parse_attribute(
-                    sub_name,
-                    member,
-                    ctx,
-                    ParseOptions {
-                        key_values: false,
-                        ..opts
-                    },
-                )?;
-                attr.sub_attributes.insert(expanded, sub);
-            }
+        if !is_value_or_ignored_member(key) {
+            attribute_member(&mut attr, name, kind, key, member, ctx, opts)?;
         }
     }
     Ok(attr)
+}
+
+/// Members of an attribute object that are its type, its value or ignored on input (system
+/// attributes, and what only output carries).
+fn is_value_or_ignored_member(key: &str) -> bool {
+    matches!(
+        key,
+        "type"
+            | "value"
+            | "object"
+            | "objectList"
+            | "languageMap"
+            | "vocab"
+            | "json"
+            | "valueList"
+            | "createdAt"
+            | "modifiedAt"
+            | "deletedAt"
+            | "instanceId"
+            | "lang"
+            | "@context"
+            | "previousValue"
+            | "previousObject"
+    )
+}
+
+/// Sets member `key` (not one of [`is_value_or_ignored_member`]) of an attribute object on
+/// `attr`, an attribute of `kind` named `name`: its options or a sub-attribute.
+fn attribute_member(
+    attr: &mut Attribute,
+    name: &str,
+    kind: AttributeKind,
+    key: &str,
+    member: &Value,
+    ctx: &Context,
+    opts: ParseOptions,
+) -> Result<()> {
+    match key {
+        "datasetId" => {
+            let id = member.as_str().ok_or_else(|| {
+                NgsiError::bad_data(format!("attribute `{name}`: datasetId must be a string"))
+            })?;
+            if !is_absolute_iri(id) {
+                return Err(NgsiError::bad_data(format!(
+                    "attribute `{name}`: datasetId `{id}` is not a URI"
+                )));
+            }
+            attr.dataset_id = Some(id.to_owned());
+        }
+        "observedAt" => {
+            let s = member.as_str().ok_or_else(|| {
+                NgsiError::bad_data(format!("attribute `{name}`: observedAt must be a string"))
+            })?;
+            attr.observed_at = Some(parse_datetime_field(
+                &format!("attribute `{name}`: observedAt"),
+                s,
+            )?);
+        }
+        "unitCode" => {
+            let s = member.as_str().ok_or_else(|| {
+                NgsiError::bad_data(format!("attribute `{name}`: unitCode must be a string"))
+            })?;
+            attr.set_unit_code(Some(s.to_owned()));
+        }
+        "objectType" => {
+            if kind != AttributeKind::Relationship && kind != AttributeKind::ListRelationship {
+                return Err(NgsiError::bad_data(format!(
+                    "attribute `{name}`: objectType on a {}",
+                    kind.name()
+                )));
+            }
+            attr.set_object_type(parse_types(member, ctx, None)?);
+        }
+        sub_name => {
+            let expanded = expand_attribute_name(sub_name, ctx)?;
+            let sub = parse_attribute(
+                sub_name,
+                member,
+                ctx,
+                ParseOptions {
+                    key_values: false,
+                    ..opts
+                },
+            )?;
+            attr.sub_attributes.insert(expanded, sub);
+        }
+    }
+    Ok(())
 }
 
 fn infer_kind(map: &Map<String, Value>) -> Option<AttributeKind> {
@@ -540,34 +695,43 @@ fn infer_kind(map: &Map<String, Value>) -> Option<AttributeKind> {
 }
 
 fn parse_geo_value(name: &str, v: &Value) -> Result<Value> {
-    parse_geojson(v)
-        .map_err(|e| NgsiError::bad_data(format!("attribute `{name}`: {}", e.detail)))?;
+    check_geo_value(name, v)?;
     Ok(v.clone())
 }
 
+/// Checks that `v`, the value of attribute `name`, is a GeoJSON geometry.
+fn check_geo_value(name: &str, v: &Value) -> Result<()> {
+    parse_geojson(v)
+        .map(drop)
+        .map_err(|e| NgsiError::bad_data(format!("attribute `{name}`: {}", e.detail)))
+}
+
+/// The value of an attribute of `kind` named `name` from its value member (`value_member`,
+/// the member `kind.value_member()` of the attribute object, if it has one).
 fn parse_kind_value(
     name: &str,
     kind: AttributeKind,
-    map: &Map<String, Value>,
+    value_member: Option<Cow<'_, Value>>,
     ctx: &Context,
     inferred: bool,
 ) -> Result<AttributeValue> {
     let member = kind.value_member();
-    let get = || -> Result<&Value> {
-        match map.get(member) {
-            None | Some(Value::Null) => Err(NgsiError::bad_data(format!(
+    let v = match value_member {
+        Some(v) if !v.is_null() => v,
+        _ => {
+            return Err(NgsiError::bad_data(format!(
                 "attribute `{name}` of type {} has no `{member}`",
                 kind.name()
-            ))),
-            Some(v) => Ok(v),
+            )));
         }
     };
     Ok(match kind {
-        AttributeKind::Property => AttributeValue::Property(get()?.clone()),
+        // An owned member (read from raw JSON) is moved into the attribute, not copied.
+        AttributeKind::Property => AttributeValue::Property(v.into_owned()),
         AttributeKind::GeoProperty => {
-            let v = get()?;
             if inferred || v.is_object() {
-                AttributeValue::GeoProperty(parse_geo_value(name, v)?)
+                check_geo_value(name, &v)?;
+                AttributeValue::GeoProperty(v.into_owned())
             } else {
                 return Err(NgsiError::bad_data(format!(
                     "attribute `{name}`: GeoProperty value must be a GeoJSON geometry"
@@ -575,7 +739,6 @@ fn parse_kind_value(
             }
         }
         AttributeKind::Relationship => {
-            let v = get()?;
             let one = |i: &Value| -> Option<String> {
                 let s = match i {
                     Value::String(s) => Some(s.as_str()),
@@ -584,7 +747,7 @@ fn parse_kind_value(
                 };
                 s.filter(|s| is_absolute_iri(s)).map(|s| ctx.expand_id(s))
             };
-            let objects: Option<Vec<String>> = match v {
+            let objects: Option<Vec<String>> = match &*v {
                 Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
                 Value::Array(_) => None,
                 other => one(other).map(|o| vec![o]),
@@ -599,7 +762,7 @@ fn parse_kind_value(
             }
         }
         AttributeKind::ListRelationship => {
-            let Value::Array(items) = get()? else {
+            let Value::Array(items) = &*v else {
                 return Err(NgsiError::bad_data(format!(
                     "attribute `{name}`: objectList must be an array"
                 )));
@@ -624,7 +787,7 @@ fn parse_kind_value(
             AttributeValue::ListRelationship(objects)
         }
         AttributeKind::LanguageProperty => {
-            let Value::Object(m) = get()? else {
+            let Value::Object(m) = &*v else {
                 return Err(NgsiError::bad_data(format!(
                     "attribute `{name}`: languageMap must be an object"
                 )));
@@ -646,7 +809,7 @@ fn parse_kind_value(
             AttributeValue::LanguageProperty(out)
         }
         AttributeKind::VocabProperty => {
-            let items: Vec<&Value> = match get()? {
+            let items: Vec<&Value> = match &*v {
                 Value::Array(a) if !a.is_empty() => a.iter().collect(),
                 other => vec![other],
             };
@@ -668,9 +831,9 @@ fn parse_kind_value(
                 .collect::<Result<_>>()?;
             AttributeValue::VocabProperty(vocab)
         }
-        AttributeKind::JsonProperty => AttributeValue::JsonProperty(get()?.clone()),
-        AttributeKind::ListProperty => match get()? {
-            Value::Array(items) => AttributeValue::ListProperty(items.clone()),
+        AttributeKind::JsonProperty => AttributeValue::JsonProperty(v.into_owned()),
+        AttributeKind::ListProperty => match v.into_owned() {
+            Value::Array(items) => AttributeValue::ListProperty(items),
             _ => {
                 return Err(NgsiError::bad_data(format!(
                     "attribute `{name}`: valueList must be an array"

@@ -1,11 +1,14 @@
 //! Fuzz the entity parser (all input modes) and the renderer on whatever it accepts; a parse
-//! through a name memo (as batches parse) must give what a parse without one gives, twice.
+//! through a name memo (as batches parse) must give what a parse without one gives, twice; an
+//! entity read as `RawJson` turns into the same `Value`, and its raw parse, where it takes it,
+//! gives what the `Value` parse gives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ngsi_ld::raw::RawJson;
 use ngsi_ld::{
     Context, CoreContext, Format, NameMemo, ParseOptions, RenderOptions, parse_entity_memo,
-    parse_entity_with, render,
+    parse_entity_raw, parse_entity_with, render,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -20,6 +23,17 @@ fuzz_target!(|data: &[u8]| {
         allow_null: flags & 4 != 0,
     };
     let alone = parse_entity_with(&json, &ctx, opts);
+    let raw = serde_json::from_slice::<RawJson<'_>>(data).expect("read as a Value, so as raw");
+    assert_eq!(raw.to_value().to_string(), json.to_string());
+    let mut raw_memo = NameMemo::default();
+    for _ in 0..2 {
+        if let Some(fast) = parse_entity_raw(&raw, &ctx, opts, &mut raw_memo) {
+            match &alone {
+                Ok(slow) => assert_eq!(slow, &fast),
+                Err(e) => panic!("the raw parse took what the Value parse refused: {e:?}"),
+            }
+        }
+    }
     let mut memo = NameMemo::default();
     for _ in 0..2 {
         match (&alone, parse_entity_memo(&json, &ctx, opts, &mut memo)) {
