@@ -191,8 +191,8 @@ fn entity_keys(e: &Entity) -> Vec<(AttrPos, Key)> {
     for (pos, instances) in (0..).zip(e.attributes.values()) {
         keys.clear();
         for instance in instances {
-            let v = ngsi_ld::query::q::attribute_value(instance);
-            match &v {
+            let v = ngsi_ld::query::q::attribute_value_shared(instance);
+            match &*v {
                 Value::Array(items) => {
                     for item in items {
                         element_keys(unwrap_typed(item), &mut keys);

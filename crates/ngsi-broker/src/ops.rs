@@ -302,7 +302,6 @@ impl Broker {
                 ids.push(id.clone());
             }
         }
-        let order = ids.clone();
         self.modify_shared(scope, ids, true, move |current| {
             let mut state: Vec<Option<Arc<Entity>>> = current;
             let mut touched = vec![false; state.len()];
@@ -346,7 +345,6 @@ impl Broker {
                     (true, false, Some(e)) => EntityChangeE::Put(Box::new(Arc::unwrap_or_clone(e))),
                 })
                 .collect();
-            let _ = &order;
             Ok((changes, outcome))
         })
         .await
