@@ -286,6 +286,25 @@ fn accept(h: &HeaderMap, geo_ok: bool) -> BrokerResult<Mime> {
     })
 }
 
+/// A write request's body: read as a `Value`, or as written (`RawJson`, for entities that
+/// `parse_entity_raw` takes without a `Value` tree).
+trait WriteBody<'de>: serde::Deserialize<'de> {
+    /// `None` if the body is not an object, else its `@context` member (as `serde_json` reads it).
+    fn context_member(&self) -> Option<Option<Value>>;
+}
+
+impl WriteBody<'_> for Value {
+    fn context_member(&self) -> Option<Option<Value>> {
+        self.as_object().map(|m| m.get("@context").cloned())
+    }
+}
+
+impl<'de> WriteBody<'de> for RawJson<'de> {
+    fn context_member(&self) -> Option<Option<Value>> {
+        matches!(self, RawJson::Object(_)).then(|| self.get("@context").map(RawJson::to_value))
+    }
+}
+
 /// A request's tenant, context and representation.
 struct Req {
     scope: TenantScope,
@@ -371,6 +390,17 @@ impl Broker {
         body: &Bytes,
         merge_patch: bool,
     ) -> BrokerResult<(Req, Value)> {
+        self.write_req_as(caller, h, body, merge_patch).await
+    }
+
+    /// [`Self::write_req`] with the body read as `B` (a `Value`, or `RawJson` as written).
+    async fn write_req_as<'b, B: WriteBody<'b>>(
+        &self,
+        caller: &identity::Principal,
+        h: &HeaderMap,
+        body: &'b Bytes,
+        merge_patch: bool,
+    ) -> BrokerResult<(Req, B)> {
         let (scope, explicit) = self.scope(caller, h, Access::Write).await?;
         let ct = header_str(h, "content-type").map(media_type);
         let ld = match ct.as_deref() {
@@ -388,7 +418,7 @@ impl Broker {
                 ));
             }
         };
-        let value: Value = serde_json::from_slice(body)
+        let value: B = serde_json::from_slice(body)
             .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
         let link = link_context(h)?;
         let user = if ld {
@@ -397,16 +427,14 @@ impl Broker {
                     "a JSON-LD context Link header must not be sent with application/ld+json",
                 ));
             }
-            match &value {
-                Value::Object(m) => Some(m.get("@context").cloned().ok_or_else(|| {
+            match value.context_member() {
+                Some(context) => Some(context.ok_or_else(|| {
                     bad_data("an application/ld+json body must contain @context")
                 })?),
-                _ => None,
+                None => None,
             }
         } else {
-            if let Value::Object(m) = &value
-                && m.contains_key("@context")
-            {
+            if let Some(Some(_)) = value.context_member() {
                 return Err(bad_data(
                     "an application/json body must not contain @context; use the Link header",
                 ));
@@ -665,11 +693,18 @@ async fn create_entity(
     h: HeaderMap,
     body: Bytes,
 ) -> BrokerResult<Response> {
-    let (req, value) = b.write_req(&caller, &h, &body, false).await?;
-    if !value.is_object() {
+    let (req, value) = b
+        .write_req_as::<RawJson<'_>>(&caller, &h, &body, false)
+        .await?;
+    if !matches!(value, RawJson::Object(_)) {
         return Err(invalid("the entity must be a JSON object"));
     }
-    let entity = parse_entity_with(&value, &req.ctx, ParseOptions::default())?.entity;
+    // The usual shapes straight from the text; anything else (errors included) through a
+    // `Value`, as before.
+    let entity = match parse_entity_raw(&value, &req.ctx, ParseOptions::default(), None) {
+        Some(parsed) => parsed.entity,
+        None => parse_entity_with(&value.to_value(), &req.ctx, ParseOptions::default())?.entity,
+    };
     let id = entity.id.clone();
     b.create(&req.scope, entity).await?;
     let mut r = StatusCode::CREATED.into_response();
@@ -1603,7 +1638,7 @@ async fn batch(
         };
         // The usual shapes straight from the text; anything else (errors included) through a
         // `Value`, as before.
-        let parsed = match parse_entity_raw(&item, &ctx, opts, memo) {
+        let parsed = match parse_entity_raw(&item, &ctx, opts, Some(&mut *memo)) {
             Some(parsed) => parsed,
             None => {
                 let item = item.to_value();

@@ -206,8 +206,8 @@ fn parse_entity_inner(
     Ok(parsed)
 }
 
-/// [`parse_entity_memo`] of an entity read as [`RawJson`], for the shapes entities usually
-/// take: `None` when it takes another shape, or when it would fail. The caller then parses
+/// [`parse_entity_memo`] (or, without a memo, [`parse_entity_with`]) of an entity read as
+/// [`RawJson`], for the shapes entities usually take: `None` when it takes another shape, or when it would fail. The caller then parses
 /// `json.to_value()` as before, which gives the result or the error; whatever this returns is
 /// what that parse gives.
 ///
@@ -219,7 +219,7 @@ pub fn parse_entity_raw(
     json: &RawJson<'_>,
     ctx: &Context,
     opts: ParseOptions,
-    memo: &mut NameMemo,
+    mut memo: Option<&mut NameMemo>,
 ) -> Option<ParsedEntity> {
     if opts.key_values || opts.allow_null {
         return None;
@@ -239,7 +239,7 @@ pub fn parse_entity_raw(
         None => {}
     }
     match member(members, "type").or_else(|| member(members, "@type")) {
-        Some(t) => entity.types = raw_types(t, ctx, memo)?,
+        Some(t) => entity.types = raw_types(t, ctx, memo.as_deref_mut())?,
         None if !opts.fragment => return None,
         None => {}
     }
@@ -253,7 +253,7 @@ pub fn parse_entity_raw(
         if is_entity_member(key) {
             continue;
         }
-        let name = memo.expand(key, ctx, expand_attribute_name).ok()?;
+        let name = expand_with(memo.as_deref_mut(), key, ctx, expand_attribute_name).ok()?;
         let attribute = raw_attribute(key, value, ctx, opts)?;
         // Two keys naming one attribute (a term and its IRI) make a multi-attribute.
         if entity.attributes.contains_key(&name) {
@@ -266,7 +266,11 @@ pub fn parse_entity_raw(
 }
 
 /// [`parse_types`] through `memo`, of a type member read as [`RawJson`] (`None`: it fails).
-fn raw_types(v: &RawJson<'_>, ctx: &Context, memo: &mut NameMemo) -> Option<Vec<String>> {
+fn raw_types(
+    v: &RawJson<'_>,
+    ctx: &Context,
+    mut memo: Option<&mut NameMemo>,
+) -> Option<Vec<String>> {
     let one;
     let names: &[RawJson<'_>] = match v {
         RawJson::String(_) => {
@@ -278,7 +282,7 @@ fn raw_types(v: &RawJson<'_>, ctx: &Context, memo: &mut NameMemo) -> Option<Vec<
     };
     let mut types = Vec::with_capacity(names.len());
     for name in names {
-        let iri = memo.expand(name.as_str()?, ctx, expand_type_name).ok()?;
+        let iri = expand_with(memo.as_deref_mut(), name.as_str()?, ctx, expand_type_name).ok()?;
         if !types.contains(&iri) {
             types.push(iri);
         }

@@ -28,7 +28,8 @@ pub enum RawJson<'a> {
 }
 
 impl<'a> RawJson<'a> {
-    /// The value of member `key` of an object (the first of that name; `None` for other kinds).
+    /// The value of member `key` of an object (the last of that name, as `serde_json` keeps it;
+    /// `None` for other kinds).
     pub fn get(&self, key: &str) -> Option<&RawJson<'a>> {
         match self {
             RawJson::Object(members) => member(members, key),
@@ -64,12 +65,12 @@ impl<'a> RawJson<'a> {
     }
 }
 
-/// The value of the first member named `key`.
+/// The value of the last member named `key` (the one `serde_json` keeps).
 pub(crate) fn member<'m, 'a>(
     members: &'m [(Cow<'a, str>, RawJson<'a>)],
     key: &str,
 ) -> Option<&'m RawJson<'a>> {
-    members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// True if two members share a key (`serde_json` keeps only the last of them).
@@ -230,6 +231,14 @@ mod tests {
         ));
         assert!(matches!(members[1].0, Cow::Owned(_)));
         assert!(matches!(members[1].1, RawJson::String(Cow::Owned(_))));
+        let repeated = serde_json::from_str::<RawJson<'_>>(r#"{"k": 1, "k": 2}"#).unwrap();
+        assert_eq!(
+            repeated.get("k").map(RawJson::to_value),
+            serde_json::from_str::<Value>(r#"{"k": 1, "k": 2}"#)
+                .unwrap()
+                .get("k")
+                .cloned()
+        );
         assert!(has_repeated_keys(&[
             ("a".into(), RawJson::Null),
             ("b".into(), RawJson::Null),

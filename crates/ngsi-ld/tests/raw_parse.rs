@@ -146,7 +146,10 @@ fn check(text: &str, ctx: &Context, memo: &mut NameMemo) -> Result<bool, TestCas
             fragment: bits & 2 != 0,
             allow_null: bits & 4 != 0,
         };
-        if let Some(fast) = parse_entity_raw(&raw, ctx, opts, memo) {
+        let alone = parse_entity_raw(&raw, ctx, opts, None);
+        let through_memo = parse_entity_raw(&raw, ctx, opts, Some(&mut *memo));
+        prop_assert_eq!(&alone, &through_memo, "{}", text);
+        if let Some(fast) = through_memo {
             match parse_entity_with(&value, ctx, opts) {
                 Ok(slow) => prop_assert_eq!(slow, fast, "{}", text),
                 Err(e) => {
@@ -186,7 +189,7 @@ fn raw_parse_takes_normalized_and_concise_entities() {
     ];
     for text in texts {
         let raw: RawJson<'_> = serde_json::from_str(text).expect("JSON");
-        let fast = parse_entity_raw(&raw, &ctx, ParseOptions::default(), &mut memo);
+        let fast = parse_entity_raw(&raw, &ctx, ParseOptions::default(), Some(&mut memo));
         assert!(fast.is_some(), "{text}");
         assert!(check(text, &ctx, &mut memo).expect("same results"));
     }

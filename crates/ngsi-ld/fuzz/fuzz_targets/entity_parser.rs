@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(raw.to_value().to_string(), json.to_string());
     let mut raw_memo = NameMemo::default();
     for _ in 0..2 {
-        if let Some(fast) = parse_entity_raw(&raw, &ctx, opts, &mut raw_memo) {
+        let fast = parse_entity_raw(&raw, &ctx, opts, Some(&mut raw_memo));
+        assert_eq!(fast, parse_entity_raw(&raw, &ctx, opts, None));
+        if let Some(fast) = fast {
             match &alone {
                 Ok(slow) => assert_eq!(slow, &fast),
                 Err(e) => panic!("the raw parse took what the Value parse refused: {e:?}"),
