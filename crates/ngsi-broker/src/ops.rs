@@ -167,24 +167,23 @@ impl Broker {
             }
             let seq = tenant.stage(&written)?;
             let hook_tenant = tenant.clone();
-            let (replaced_tx, replaced_rx) = tokio::sync::oneshot::channel();
             let queued = self.store.modify_entities_blind(
                 scope,
                 ids,
                 Box::new(move |_| records),
                 history,
-                Box::new(move |committed| {
-                    // If this caller is gone, the writer frees them after all.
-                    let _ = replaced_tx.send(hook_tenant.finish(seq, written, committed));
-                }),
+                // The writer only records the fate; it is applied below, off the writer.
+                Box::new(move |committed| hook_tenant.finished(seq, written, committed)),
             );
-            (queued, answer, replaced_rx)
+            (queued, answer)
         };
-        let (queued, answer, mut replaced) = queued;
-        queued.await?;
-        // The entities this write replaced in the index are freed here, not on the writer (the
-        // hook ran before the write was answered).
-        drop(replaced.try_recv());
+        let (queued, answer) = queued;
+        let stored = queued.await;
+        // The hook ran before the store answered: this write's fate (and every earlier one)
+        // is applied to the index before the write is answered, committed or not. The
+        // entities the writes replaced are freed here, not on the writer.
+        drop(tenant.apply_finished().await);
+        stored?;
         if let Some(sink) = &sink {
             self.publish(sink, scope.tenant(), pairs);
         }
