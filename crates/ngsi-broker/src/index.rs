@@ -875,7 +875,7 @@ impl Tenant {
     }
 
     /// Applies every fate recorded so far (those of the caller's own write among them, once
-    /// the store has answered it), in order, after any another thread is applying. Returns
+    /// the store has answered it), in order, after whatever another thread is applying. Returns
     /// the entries they replaced, for the caller to free.
     pub(crate) async fn apply_finished(&self) -> Replaced {
         let _turn = self.slot.applying.lock().await;

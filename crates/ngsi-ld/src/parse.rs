@@ -207,9 +207,9 @@ fn parse_entity_inner(
 }
 
 /// [`parse_entity_memo`] (or, without a memo, [`parse_entity_with`]) of an entity read as
-/// [`RawJson`], for the shapes entities usually take: `None` when it takes another shape, or when it would fail. The caller then parses
-/// `json.to_value()` as before, which gives the result or the error; whatever this returns is
-/// what that parse gives.
+/// [`RawJson`], for the shapes entities usually take: `None` when it takes another shape, or
+/// when it would fail. The caller then parses `json.to_value()` as before, which gives the
+/// result or the error; whatever this returns is what that parse gives.
 ///
 /// Taken here: an object without repeated keys whose `id` and `type` are as the spec wants,
 /// with a `scope` or not, whose attributes are each one attribute object that names its
