@@ -47,6 +47,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "ngsi_entity_rows_unchecked",
         include_str!("../migrations/0014_ngsi_entity_rows_unchecked.sql"),
     ),
+    (
+        "ngsi_entity_rows_by_rowid",
+        include_str!("../migrations/0015_ngsi_entity_rows_by_rowid.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer citybrain.
