@@ -271,12 +271,8 @@ fn raw_types(
     ctx: &Context,
     mut memo: Option<&mut NameMemo>,
 ) -> Option<Vec<String>> {
-    let one;
     let names: &[RawJson<'_>] = match v {
-        RawJson::String(_) => {
-            one = [v.clone()];
-            &one
-        }
+        RawJson::String(_) => std::slice::from_ref(v),
         RawJson::Array(items) if !items.is_empty() => items,
         _ => return None,
     };
