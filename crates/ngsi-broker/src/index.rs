@@ -43,7 +43,7 @@ use roaring::RoaringBitmap;
 use rstar::primitives::Rectangle;
 use rstar::{AABB, RTree};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use store::{EntityFilter, NgsiStore, TenantScope};
@@ -350,6 +350,39 @@ fn changed<'a, T>(
     old.iter().zip(new).filter(|(o, n)| !same(o, n)).unzip()
 }
 
+/// Adds a committed entity's entries to the type, value and geo indexes.
+fn index_entity(
+    by_type: &mut TypeIndex,
+    by_value: &mut ValueIndex,
+    by_geo: &mut GeoIndexes,
+    c: &Committed,
+) {
+    for t in &c.entity.types {
+        add_type(by_type, c.slot, t);
+    }
+    for (pos, key) in &c.keys {
+        add_key(by_value, c.slot, name_of(&c.entity, *pos), key);
+    }
+    for (pos, bbox) in &c.geo {
+        add_geo(by_geo, c.slot, name_of(&c.entity, *pos), *bbox);
+    }
+}
+
+/// A slot for a newly committed entity.
+fn take_slot(
+    slots: &mut Vec<Option<Arc<Entity>>>,
+    free: &mut Vec<u32>,
+    entity: &Arc<Entity>,
+) -> u32 {
+    if let Some(slot) = free.pop() {
+        slots[slot as usize] = Some(Arc::clone(entity));
+        return slot;
+    }
+    slots.push(Some(Arc::clone(entity)));
+    // An entity takes kilobytes of memory, so a tenant never holds 2^32 of them.
+    u32::try_from(slots.len() - 1).unwrap_or(u32::MAX)
+}
+
 impl TenantState {
     fn unindex(&mut self, old: &Committed) {
         for t in &old.entity.types {
@@ -373,29 +406,6 @@ impl TenantState {
         }
     }
 
-    fn index(&mut self, c: &Committed) {
-        for t in &c.entity.types {
-            add_type(&mut self.by_type, c.slot, t);
-        }
-        for (pos, key) in &c.keys {
-            add_key(&mut self.by_value, c.slot, name_of(&c.entity, *pos), key);
-        }
-        for (pos, bbox) in &c.geo {
-            add_geo(&mut self.by_geo, c.slot, name_of(&c.entity, *pos), *bbox);
-        }
-    }
-
-    /// A slot for a newly committed entity.
-    fn take_slot(&mut self, entity: &Arc<Entity>) -> u32 {
-        if let Some(slot) = self.free.pop() {
-            self.slots[slot as usize] = Some(Arc::clone(entity));
-            return slot;
-        }
-        self.slots.push(Some(Arc::clone(entity)));
-        // An entity takes kilobytes of memory, so a tenant never holds 2^32 of them.
-        u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-    }
-
     /// Makes `staged` the committed state of its id. Returns the entry it replaces, for the
     /// caller to drop once it has released the lock (a batch's old entities are thousands of
     /// allocations).
@@ -410,21 +420,27 @@ impl TenantState {
         let TenantState {
             entities,
             slots,
+            free,
             by_type,
             by_value,
             by_geo,
             ..
         } = self;
-        let Some(entry) = entities.get_mut(staged.id.as_str()) else {
-            let new = Committed {
-                slot: self.take_slot(&entity),
-                entity,
-                keys: staged.keys,
-                geo: staged.geo,
-            };
-            self.index(&new);
-            self.entities.insert(staged.id, new);
-            return None;
+        // One search of the id map, whether the id is new or not (a batch of new entities
+        // searched it twice per entity: a miss, then the insert).
+        let entry = match entities.entry(staged.id) {
+            btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            btree_map::Entry::Vacant(vacant) => {
+                let new = Committed {
+                    slot: take_slot(slots, free, &entity),
+                    entity,
+                    keys: staged.keys,
+                    geo: staged.geo,
+                };
+                index_entity(by_type, by_value, by_geo, &new);
+                vacant.insert(new);
+                return None;
+            }
         };
         let new = Committed {
             entity,
