@@ -2430,3 +2430,43 @@ async fn delete_context(
 fn unused(_: Attribute) -> BrokerResult<()> {
     Err(already_exists(""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ngsi_ld::context::{CoreContext, NoLoader};
+
+    fn parsed_speed(ctx: &Arc<Context>) -> Option<String> {
+        let body = br#"{"id":"urn:ngsi-ld:Vehicle:1","type":"Vehicle","speed":{"type":"Property","value":3}}"#;
+        let value: RawJson<'_> = serde_json::from_slice(body).ok()?;
+        let parsed = with_name_memo(ctx, |memo| {
+            parse_entity_raw(&value, ctx, ParseOptions::default(), Some(memo))
+        })?;
+        parsed.entity.attributes.keys().next().cloned()
+    }
+
+    #[test]
+    fn a_thread_memo_expands_names_only_in_its_own_context() {
+        let core = Arc::new(Context::core(CoreContext::V1_8));
+        let own = Arc::new(
+            Context::core(CoreContext::V1_8)
+                .process(&json!({"speed": "https://example.org/speed"}), &NoLoader)
+                .expect("a context"),
+        );
+        let default = "https://uri.etsi.org/ngsi-ld/default-context/speed";
+        assert_eq!(parsed_speed(&core).as_deref(), Some(default));
+        assert_eq!(
+            parsed_speed(&own).as_deref(),
+            Some("https://example.org/speed")
+        );
+        // Back to the first context: its names expand as before, not as the other's.
+        assert_eq!(parsed_speed(&core).as_deref(), Some(default));
+        // An equal context at another address is another context: nothing is carried over.
+        let again = Arc::new(Context::core(CoreContext::V1_8));
+        assert_eq!(parsed_speed(&again).as_deref(), Some(default));
+        assert_eq!(
+            parsed_speed(&own).as_deref(),
+            Some("https://example.org/speed")
+        );
+    }
+}
