@@ -848,7 +848,7 @@ async fn replace_entity(
         e.id = id2;
         e.created_at = old.created_at;
         e.stamp(now());
-        Ok((EntityChangeE::Put(Box::new(e)), ()))
+        Ok((EntityChangeE::Put(Arc::new(e)), ()))
     })
     .await?;
     Ok(no_content())
@@ -950,7 +950,7 @@ async fn merge_entity(
         let at = now();
         merge_into(&mut e, parsed, at);
         e.modified_at = Some(at);
-        Ok((EntityChangeE::Put(Box::new(e)), ()))
+        Ok((EntityChangeE::Put(Arc::new(e)), ()))
     })
     .await?;
     Ok(no_content())
@@ -1258,7 +1258,7 @@ async fn append_attrs(
                 }
             }
             e.modified_at = Some(at);
-            Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
+            Ok((EntityChangeE::Put(Arc::new(e)), (updated, not_updated)))
         })
         .await?;
     Ok(partial_result(updated, not_updated, &req.ctx))
@@ -1337,7 +1337,7 @@ async fn update_attrs(
                 return Ok((EntityChangeE::Keep, (updated, not_updated)));
             }
             e.modified_at = Some(at);
-            Ok((EntityChangeE::Put(Box::new(e)), (updated, not_updated)))
+            Ok((EntityChangeE::Put(Arc::new(e)), (updated, not_updated)))
         })
         .await?;
     Ok(partial_result(updated, not_updated, &req.ctx))
@@ -1396,7 +1396,7 @@ async fn partial_update_attr(
         let at = now();
         merge_into(&mut e, parsed, at);
         e.modified_at = Some(at);
-        Ok((EntityChangeE::Put(Box::new(e)), ()))
+        Ok((EntityChangeE::Put(Arc::new(e)), ()))
     })
     .await?;
     Ok(no_content())
@@ -1489,7 +1489,7 @@ async fn replace_attr(
             }
         }
         e.modified_at = Some(at);
-        Ok((EntityChangeE::Put(Box::new(e)), ()))
+        Ok((EntityChangeE::Put(Arc::new(e)), ()))
     })
     .await?;
     Ok(no_content())
@@ -1514,7 +1514,7 @@ async fn delete_attr(
             }
             e.scope.clear();
             e.modified_at = Some(now());
-            Ok((EntityChangeE::Put(Box::new(e)), ()))
+            Ok((EntityChangeE::Put(Arc::new(e)), ()))
         })
         .await?;
         return Ok(no_content());
@@ -1535,7 +1535,7 @@ async fn delete_attr(
             )));
         }
         e.modified_at = Some(now());
-        Ok((EntityChangeE::Put(Box::new(e)), ()))
+        Ok((EntityChangeE::Put(Arc::new(e)), ()))
     })
     .await?;
     Ok(no_content())

@@ -792,11 +792,16 @@ pub(crate) struct Staged {
 
 impl Staged {
     pub(crate) fn new(id: String, entity: Option<Entity>) -> Self {
-        let keys = entity.as_ref().map(entity_keys).unwrap_or_default();
-        let geo = entity.as_ref().map(entity_geo).unwrap_or_default();
+        Self::shared(id, entity.map(Arc::new))
+    }
+
+    /// [`Staged::new`] for an entity already shared.
+    pub(crate) fn shared(id: String, entity: Option<Arc<Entity>>) -> Self {
+        let keys = entity.as_deref().map(entity_keys).unwrap_or_default();
+        let geo = entity.as_deref().map(entity_geo).unwrap_or_default();
         Staged {
             id,
-            entity: entity.map(Arc::new),
+            entity,
             keys,
             geo,
         }

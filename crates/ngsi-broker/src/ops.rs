@@ -13,8 +13,9 @@ use store::{EntityChange, EntityFilter, EntityRecord, TemporalWrite, TenantScope
 pub enum EntityChangeE {
     /// Nothing.
     Keep,
-    /// Store this entity.
-    Put(Box<Entity>),
+    /// Store this entity (shared: a batch hands on the entity its later items saw, and the
+    /// index keeps it, without copying it).
+    Put(Arc<Entity>),
     /// Delete it.
     Delete,
 }
@@ -157,7 +158,7 @@ impl Broker {
                         // Every put was encoded above.
                         let doc = encoded.map_or_else(|| codec::encode(&e), |enc| enc.text);
                         let rec = index::record(&e, doc);
-                        written.push(Staged::new(id.clone(), Some(*e)));
+                        written.push(Staged::shared(id.clone(), Some(e)));
                         EntityChange::Put(rec)
                     }
                 })
@@ -215,7 +216,7 @@ impl Broker {
                 )));
             }
             entity.stamp(now());
-            Ok((EntityChangeE::Put(Box::new(entity)), ()))
+            Ok((EntityChangeE::Put(Arc::new(entity)), ()))
         })
         .await
     }
@@ -293,12 +294,17 @@ impl Broker {
         scope: &TenantScope,
         items: Vec<(String, BatchItem)>,
     ) -> BrokerResult<BatchOutcome> {
+        // Each item's place among the distinct ids, worked out once (the map borrows the ids).
         let mut ids: Vec<String> = Vec::with_capacity(items.len());
-        let mut seen = HashMap::with_capacity(items.len());
-        for (id, _) in &items {
-            if !seen.contains_key(id) {
-                seen.insert(id.clone(), ids.len());
-                ids.push(id.clone());
+        let mut slots: Vec<usize> = Vec::with_capacity(items.len());
+        {
+            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+            for (id, _) in &items {
+                let slot = *seen.entry(id.as_str()).or_insert_with(|| {
+                    ids.push(id.clone());
+                    ids.len() - 1
+                });
+                slots.push(slot);
             }
         }
         self.modify_shared(scope, ids, true, move |current| {
@@ -310,8 +316,7 @@ impl Broker {
                 errors: Vec::new(),
             };
             let at = now();
-            for (id, item) in items {
-                let Some(&slot) = seen.get(&id) else { continue };
+            for ((id, item), slot) in items.into_iter().zip(slots) {
                 let existing = state[slot].take();
                 let existed = existing.is_some();
                 match item(existing.clone(), at) {
@@ -341,7 +346,7 @@ impl Broker {
                     (false, _, _) => EntityChangeE::Keep,
                     (true, true, _) | (true, false, None) => EntityChangeE::Delete,
                     // The batch's own result: not shared, so no copy.
-                    (true, false, Some(e)) => EntityChangeE::Put(Box::new(Arc::unwrap_or_clone(e))),
+                    (true, false, Some(e)) => EntityChangeE::Put(e),
                 })
                 .collect();
             Ok((changes, outcome))

@@ -598,7 +598,10 @@ async fn add_instances(
             }
         }
         cur.stamp(at);
-        Ok((vec![crate::ops::EntityChangeE::Put(Box::new(cur))], ()))
+        Ok((
+            vec![crate::ops::EntityChangeE::Put(std::sync::Arc::new(cur))],
+            (),
+        ))
     })
     .await?;
     Ok(())
