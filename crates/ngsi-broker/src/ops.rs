@@ -345,7 +345,7 @@ impl Broker {
                 .map(|(i, e)| match (touched[i], deleted[i], e) {
                     (false, _, _) => EntityChangeE::Keep,
                     (true, true, _) | (true, false, None) => EntityChangeE::Delete,
-                    // The batch's own result: not shared, so no copy.
+                    // The batch's own result goes on as it is (no copy, no new allocation).
                     (true, false, Some(e)) => EntityChangeE::Put(e),
                 })
                 .collect();

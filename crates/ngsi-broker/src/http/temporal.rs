@@ -598,10 +598,7 @@ async fn add_instances(
             }
         }
         cur.stamp(at);
-        Ok((
-            vec![crate::ops::EntityChangeE::Put(std::sync::Arc::new(cur))],
-            (),
-        ))
+        Ok((vec![crate::ops::EntityChangeE::Put(Arc::new(cur))], ()))
     })
     .await?;
     Ok(())
