@@ -71,6 +71,36 @@ impl<'a> EncodedAttribute<'a> {
     }
 }
 
+/// Writes `s` as a JSON string, byte for byte as `serde_json` does. Names, ids and types
+/// nearly never hold a character to escape, and such a string is copied as it is:
+/// `serde_json` looks every byte up in its escape table.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Every byte is looked at (no early exit), which compiles to vector compares.
+    let escapes = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if escapes {
+        // Writing to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// A list of strings as a JSON array, as `serde_json` writes it.
+fn write_strs(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, item);
+    }
+    out.push(b']');
+}
+
 struct Strings<'a>(&'a [String]);
 
 impl Serialize for Strings<'_> {
@@ -255,19 +285,19 @@ pub(crate) fn encode_with_spans(e: &Entity) -> EncodedEntity {
     let mut instances = Vec::with_capacity(count);
     let written = (|| -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"id\":");
-        serde_json::to_writer(&mut out, &e.id)?;
+        write_str(&mut out, &e.id);
         out.extend_from_slice(b",\"t\":");
-        serde_json::to_writer(&mut out, &Strings(&e.types))?;
+        write_strs(&mut out, &e.types);
         if !e.scope.is_empty() {
             out.extend_from_slice(b",\"sc\":");
-            serde_json::to_writer(&mut out, &Strings(&e.scope))?;
+            write_strs(&mut out, &e.scope);
         }
         out.extend_from_slice(b",\"a\":{");
         for (i, (name, list)) in e.attributes.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, name)?;
+            write_str(&mut out, name);
             out.extend_from_slice(b":[");
             for (j, a) in list.iter().enumerate() {
                 if j > 0 {
@@ -354,6 +384,40 @@ mod tests {
         if let Some(t) = t {
             m.insert(key.into(), Value::from(t.timestamp_micros()));
         }
+    }
+
+    #[test]
+    fn strings_are_written_byte_for_byte_as_serde_json_writes_them() {
+        let mut cases: Vec<String> = (0u32..=0x7f)
+            .filter_map(char::from_u32)
+            .map(|c| format!("urn:ngsi-ld:{c}:x"))
+            .collect();
+        cases.extend(
+            [
+                "",
+                "https://uri.etsi.org/ngsi-ld/default-context/speed",
+                "say \"hi\"",
+                "back\\slash",
+                "tab\there",
+                "line\nbreak",
+                "nul\u{0}",
+                "del\u{7f}",
+                "ü€😀 and /slash/",
+                "\u{1f}\u{20}",
+            ]
+            .map(String::from),
+        );
+        for s in &cases {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).expect("a string"), "{s:?}");
+        }
+        let mut out = Vec::new();
+        write_strs(&mut out, &cases);
+        assert_eq!(out, serde_json::to_vec(&cases).expect("strings"));
+        let mut out = Vec::new();
+        write_strs(&mut out, &[]);
+        assert_eq!(out, b"[]");
     }
 
     fn strings(v: &[String]) -> Value {
