@@ -101,6 +101,8 @@ fn write_strs(out: &mut Vec<u8>, items: &[String]) {
     out.push(b']');
 }
 
+/// A list of strings for the attribute encoding, which goes through `serde_json`'s serializer;
+/// the entity's own lists are written straight to the text by [`write_strs`].
 struct Strings<'a>(&'a [String]);
 
 impl Serialize for Strings<'_> {
