@@ -12,7 +12,7 @@
 
 use crate::SqliteStore;
 use crate::engine::backend;
-use crate::multi_row::{CHUNKS, MultiRow, chunks};
+use crate::multi_row::{CHUNKS, MultiRow, Statements, chunks};
 use async_trait::async_trait;
 use foldhash::{HashMapExt, HashSetExt};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -149,8 +149,9 @@ fn series_maps<'a>(
         })
     });
     let mut out = foldhash::HashMap::with_capacity(ids.len());
+    let mut statements = Statements::default();
     for (size, chunk) in chunks(ids) {
-        let mut stmt = conn.prepare_cached(&SQL[size]).map_err(backend)?;
+        let stmt = statements.get(conn, size, &SQL[size])?;
         stmt.raw_bind_parameter(1, tenant).map_err(backend)?;
         for (n, id) in chunk.iter().enumerate() {
             stmt.raw_bind_parameter(2 + n, id).map_err(backend)?;

@@ -56,8 +56,9 @@ fn ids(rows: &[TemporalInstanceRecord]) -> Vec<String> {
 /// history of each attribute instead of starting it over.
 pub async fn many_entities_in_one_write_keep_their_series(store: &impl NgsiTemporalStore) {
     let s = scope("tmp-many");
-    // 45 = 32 + 8 + 4 + 1: lookups of many ids at once come in chunks of those sizes.
-    let entities: Vec<String> = (0..45).map(|n| format!("urn:e:many:{n:02}")).collect();
+    // 70 = 32 + 32 + 4 + 2: lookups of many ids at once come in chunks of those sizes, and the
+    // statement of the largest is used for two chunks in a row.
+    let entities: Vec<String> = (0..70).map(|n| format!("urn:e:many:{n:02}")).collect();
     let instance = |e: &str, attr: &str, round: i64| TemporalInstanceRecord {
         instance_id: Some(format!("urn:i:{e}:{attr}:{round}")),
         ..inst(e, attr, round, Some(100 + round))
