@@ -92,6 +92,8 @@ struct Shared {
     ngsi_index: store::IndexSlot,
     /// Numbers new temporal series (see `ngsi_temporal::SeriesIds`).
     series_ids: Arc<crate::ngsi_temporal::SeriesIds>,
+    /// Tenants whose `ngsi_tenants` row a committed write of this store has seen or made.
+    ngsi_tenants: Arc<crate::ngsi::RegisteredTenants>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -155,6 +157,7 @@ impl SqliteStore {
                 max_idle_readers: options.max_idle_readers,
                 ngsi_index: store::IndexSlot::new(),
                 series_ids: Arc::default(),
+                ngsi_tenants: Arc::default(),
             }),
         })
     }
@@ -167,6 +170,11 @@ impl SqliteStore {
     /// See `NgsiStore::index_slot`.
     pub(crate) fn ngsi_index_slot(&self) -> &store::IndexSlot {
         &self.shared.ngsi_index
+    }
+
+    /// The NGSI-LD tenants known to be registered (see `ngsi::RegisteredTenants`).
+    pub(crate) fn ngsi_tenants(&self) -> Arc<crate::ngsi::RegisteredTenants> {
+        Arc::clone(&self.shared.ngsi_tenants)
     }
 
     /// The writer's numbering of new temporal series.

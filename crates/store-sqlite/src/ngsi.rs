@@ -154,6 +154,28 @@ fn apply_changes(
     buffer.flush(conn, tenant)
 }
 
+/// The tenants whose `ngsi_tenants` row is known to be committed, so that their writes need
+/// not insert it again: that statement was about 4% of the writer's instructions per single
+/// create, where every write is its own job. A tenant is added only once a write that
+/// registered it has committed (a rolled-back registration leaves no row), and never removed:
+/// nothing deletes these rows.
+#[derive(Debug, Default)]
+pub(crate) struct RegisteredTenants {
+    known: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl RegisteredTenants {
+    fn contains(&self, tenant: &str) -> bool {
+        self.known.read().is_ok_and(|known| known.contains(tenant))
+    }
+
+    fn insert(&self, tenant: String) {
+        if let Ok(mut known) = self.known.write() {
+            known.insert(tenant);
+        }
+    }
+}
+
 /// Notes that `tenant` holds NGSI-LD data (first at `at`).
 fn register_tenant(conn: &Connection, tenant: &str, at: UnixMillis) -> StoreResult<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO ngsi_tenants (tenant, created_at) VALUES (?1, ?2)")
@@ -342,6 +364,23 @@ impl NgsiStore for SqliteStore {
         // the writer may run it again (see `SqliteStore::queue_rerunnable`).
         let changes = modify(ids.iter().map(|_| None).collect());
         let series_ids = self.series_ids();
+        let tenants = self.ngsi_tenants();
+        // A write that puts an entity registers its tenant unless a committed one did (a stale
+        // answer only costs an `INSERT OR IGNORE`); once such a write commits, the tenant is
+        // known. A write without a put registers nothing and teaches nothing.
+        let register =
+            changes.iter().any(|c| matches!(c, EntityChange::Put(_))) && !tenants.contains(&tenant);
+        let on_commit: CommitHook = if register {
+            let tenant = tenant.clone();
+            Box::new(move |committed| {
+                if committed {
+                    tenants.insert(tenant);
+                }
+                on_commit(committed);
+            })
+        } else {
+            on_commit
+        };
         // Each row's current entity and temporal entity in one statement, where the write allows.
         let combined = distinct_puts(&ids, &changes)
             .filter(|puts| !puts.is_empty() && !history.entities.is_empty());
@@ -355,7 +394,9 @@ impl NgsiStore for SqliteStore {
                             _ => None,
                         })
                         .collect();
-                    if let Some(first) = puts.first() {
+                    if let Some(first) = puts.first()
+                        && register
+                    {
                         register_tenant(conn, &tenant, first.created_at)?;
                     }
                     crate::ngsi_temporal::record(conn, &tenant, &history, &series_ids, &puts)

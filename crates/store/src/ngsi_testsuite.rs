@@ -319,6 +319,92 @@ pub async fn contexts(store: &impl NgsiStore) {
     assert_eq!(store.context("urn:ctx:1").await.unwrap(), None);
 }
 
+/// A blind write that puts an entity registers its tenant, with or without history, and
+/// only once it commits; a write that puts nothing registers nothing, and a failed one
+/// leaves the tenant to the next write (a backend that remembers registered tenants must
+/// remember only committed registrations).
+pub async fn blind_writes_register_their_tenant(store: &impl NgsiStore) {
+    async fn blind(
+        store: &impl NgsiStore,
+        s: &TenantScope,
+        ids: &[&str],
+        changes: Vec<EntityChange>,
+        with_history: bool,
+    ) -> StoreResult<()> {
+        let history = crate::TemporalWrite {
+            entities: if with_history {
+                ids.iter()
+                    .map(|id| crate::TemporalEntityRecord {
+                        id: (*id).to_owned(),
+                        types: vec!["T".into()],
+                        scope: Vec::new(),
+                        created_at: 10_000,
+                        modified_at: 20_000,
+                        deleted_at: None,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            instances: Vec::new(),
+        };
+        store
+            .modify_entities_blind(
+                s,
+                ids.iter().map(|id| (*id).to_owned()).collect(),
+                Box::new(move |_| changes),
+                history,
+                Box::new(|_| {}),
+            )
+            .await
+    }
+    for with_history in [false, true] {
+        let s = scope(if with_history {
+            "ngsi-reg-h"
+        } else {
+            "ngsi-reg"
+        });
+        // Nothing put: committed, but no data and no tenant.
+        blind(
+            store,
+            &s,
+            &["urn:e:gone"],
+            vec![EntityChange::Delete],
+            with_history,
+        )
+        .await
+        .unwrap();
+        assert!(!store.tenant_exists(&s).await.unwrap(), "{with_history}");
+        // A put that fails (its record answers for another id) registers nothing.
+        let err = blind(
+            store,
+            &s,
+            &["urn:e:1"],
+            vec![EntityChange::Put(record("urn:e:other", &["T"], "x"))],
+            with_history,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+        assert!(!store.tenant_exists(&s).await.unwrap(), "{with_history}");
+        // The first put that commits registers the tenant; later ones find it registered.
+        for n in 1..=2 {
+            let id = format!("urn:e:{n}");
+            blind(
+                store,
+                &s,
+                &[id.as_str()],
+                vec![EntityChange::Put(record(&id, &["T"], "x"))],
+                with_history,
+            )
+            .await
+            .unwrap();
+            assert!(store.tenant_exists(&s).await.unwrap(), "{with_history} {n}");
+            assert!(store.entity(&s, &id).await.unwrap().is_some());
+        }
+    }
+}
+
 /// Runs the [`NgsiStore`] conformance checks against a backend. `$make` is an
 /// expression yielding a future of `(guard, store)`.
 #[macro_export]
@@ -329,7 +415,8 @@ macro_rules! ngsi_store_test_suite {
             use super::*;
             $crate::ngsi_store_test_suite!(@tests $make;
                 entities_are_tenant_scoped, modify_is_read_modify_write,
-                entities_filter_by_type_and_id, contexts, blind_modify_reports_commits);
+                entities_filter_by_type_and_id, contexts, blind_modify_reports_commits,
+                blind_writes_register_their_tenant);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {
