@@ -56,9 +56,12 @@ fn count(method: &Method, route: &str, status: u16, seconds: f64) {
 /// before finds its handles here.
 #[derive(Default)]
 struct RequestMetrics {
-    by_route: RwLock<HashMap<String, Vec<(Method, u16, Counter, Histogram)>>>,
+    by_route: RwLock<HashMap<String, Vec<LabelSet>>>,
     label_sets: AtomicUsize,
 }
+
+/// The handles of one route's requests with one method and status.
+type LabelSet = (Method, u16, Counter, Histogram);
 
 /// Label sets kept in [`RequestMetrics`]; others (only unusual methods make more) go through
 /// the macros every time, so odd requests cannot grow the cache without bound.
