@@ -43,11 +43,10 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
 
 /// Counts one request that took `seconds`.
 fn count(method: &Method, route: &str, status: u16, seconds: f64) {
-    if !RequestMetrics::global().record(method, route, status, seconds) {
-        let (counter, histogram) = RequestMetrics::register(method, route, status);
+    RequestMetrics::global().with_handles(method, route, status, |counter, histogram| {
         counter.increment(1);
         histogram.record(seconds);
-    }
+    });
 }
 
 /// The request metrics' handles by route, then method and status. The `metrics` macros build
@@ -73,29 +72,33 @@ impl RequestMetrics {
         METRICS.get_or_init(Self::default)
     }
 
-    /// Records one request with cached handles; `false` if they are not cached yet (they are
-    /// registered then, for the next request, unless the cache is full).
-    fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) -> bool {
+    /// Runs `f` with the handles of this label set: the cached ones, or new ones (then cached
+    /// for the next request, unless the cache is full).
+    fn with_handles(
+        &self,
+        method: &Method,
+        route: &str,
+        status: u16,
+        f: impl FnOnce(&Counter, &Histogram),
+    ) {
         if let Ok(by_route) = self.by_route.read()
             && let Some((.., counter, histogram)) = by_route
                 .get(route)
                 .and_then(|sets| sets.iter().find(|(m, s, ..)| m == method && *s == status))
         {
-            counter.increment(1);
-            histogram.record(seconds);
-            return true;
+            return f(counter, histogram);
         }
+        let (counter, histogram) = Self::register(method, route, status);
+        f(&counter, &histogram);
         if self.label_sets.load(Ordering::Relaxed) < CACHED_LABEL_SETS
             && let Ok(mut by_route) = self.by_route.write()
         {
             let sets = by_route.entry(route.to_owned()).or_default();
             if !sets.iter().any(|(m, s, ..)| m == method && *s == status) {
-                let (counter, histogram) = Self::register(method, route, status);
                 sets.push((method.clone(), status, counter, histogram));
                 self.label_sets.fetch_add(1, Ordering::Relaxed);
             }
         }
-        false
     }
 
     fn register(method: &Method, route: &str, status: u16) -> (Counter, Histogram) {
